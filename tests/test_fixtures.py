@@ -1,0 +1,71 @@
+"""Every fixture is linted with every rule and must produce exactly its ``# expect:`` findings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from torchlint.engine import lint_source
+from torchlint.fixes import fix_source
+
+from conftest import FIXTURES
+
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>TL\d{3}(?:\s*,\s*TL\d{3})*)")
+FILES = sorted(p for p in FIXTURES.rglob("*.py"))
+
+
+def expected_findings(source: str) -> list[tuple[int, str]]:
+    out = []
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        m = EXPECT.search(line)
+        if m:
+            out.extend((lineno, c.strip()) for c in m.group("codes").split(","))
+    return sorted(out)
+
+
+def _id(p: Path) -> str:
+    return str(p.relative_to(FIXTURES))
+
+
+@pytest.mark.parametrize("path", FILES, ids=_id)
+def test_fixture_findings_match_expectations(path: Path):
+    source = path.read_text(encoding="utf-8")
+    report = lint_source(source, str(path))
+    assert report.errors == []
+    actual = sorted((f.range.line, f.code) for f in report.findings)
+    assert actual == expected_findings(source)
+    if path.name.startswith("clean_"):
+        assert actual == [], "clean fixtures must not expect findings"
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith("flagged_")], ids=_id)
+def test_fixture_fixes_apply_parse_and_are_idempotent(path: Path):
+    source = path.read_text(encoding="utf-8")
+    lint = lambda s: lint_source(s, str(path)).findings  # noqa: E731
+    before = lint(source)
+    fixable = {f.code for f in before if f.fix is not None}
+    fixed, applied, remaining = fix_source(source, lint, unsafe=True)
+    if not fixable:
+        assert applied == 0
+        return
+    assert applied >= 1
+    cst.parse_module(fixed)
+    compile(fixed, str(path), "exec")
+    # Whatever had a fix is gone, and fixing again changes nothing.
+    assert [f for f in remaining if f.fix is not None] == []
+    again, applied_again, _ = fix_source(fixed, lint, unsafe=True)
+    assert again == fixed and applied_again == 0
+    for code in fixable:
+        still = [f for f in remaining if f.code == code]
+        assert len(still) < len([f for f in before if f.code == code])
+
+
+def test_fixture_layout():
+    """Each rule directory has at least 6 flagged and 6 clean fixtures."""
+    for d in sorted(p for p in FIXTURES.iterdir() if p.is_dir() and re.match(r"tl\d{3}_", p.name)):
+        flagged = list(d.glob("flagged_*.py"))
+        clean = list(d.glob("clean_*.py"))
+        assert len(flagged) >= 6 and len(clean) >= 6, (d.name, len(flagged), len(clean))

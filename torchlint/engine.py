@@ -1,0 +1,268 @@
+"""The analyzer: one parse per file, every active rule in one traversal.
+
+Everything that lints (the CLI, the language server, the runtime checker, the
+tests) goes through :func:`lint_source`, so they all see the same findings with
+the same ranges and the same fixes.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
+from torchlint.names import NameResolver
+from torchlint.rules import all_rules
+from torchlint.rules.base import (
+    Context,
+    FixSpec,
+    InsertAfter,
+    InsertAtLine,
+    InsertBefore,
+    PendingFinding,
+    Replace,
+    Rule,
+)
+
+SYNTAX_ERROR_CODE = "TL001"
+
+_NOQA = re.compile(
+    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    """What to run. ``codes`` are the selected rule codes (see rules.select_codes)."""
+
+    codes: frozenset[str] | None = None  # None: every rule
+
+    def active_rule_classes(self, source: str) -> list[type[Rule]]:
+        rules = all_rules()
+        classes = [r for c, r in rules.items() if c != SYNTAX_ERROR_CODE and (self.codes is None or c in self.codes)]
+        return [r for r in classes if not r.triggers or any(t in source for t in r.triggers)]
+
+
+class _Dispatcher(cst.CSTVisitor):
+    """Fans one traversal out to the visit/leave methods of every active rule."""
+
+    def __init__(self, rules: list[Rule], names: NameResolver, on_crash: Callable[[Rule, BaseException], None]) -> None:
+        super().__init__()
+        self._names = names
+        self._on_crash = on_crash
+        self._visit: dict[str, list[tuple[Rule, Callable]]] = defaultdict(list)
+        self._leave: dict[str, list[tuple[Rule, Callable]]] = defaultdict(list)
+        for rule in rules:
+            for attr in dir(type(rule)):
+                if attr.startswith("visit_"):
+                    self._visit[attr[6:]].append((rule, getattr(rule, attr)))
+                elif attr.startswith("leave_"):
+                    self._leave[attr[6:]].append((rule, getattr(rule, attr)))
+        self._dead: set[int] = set()
+
+    def _call(self, handlers: list[tuple[Rule, Callable]], node: cst.CSTNode) -> None:
+        for rule, method in handlers:
+            if id(rule) in self._dead:
+                continue
+            try:
+                method(node)
+            except Exception as exc:  # a broken rule must not take the others down
+                self._dead.add(id(rule))
+                rule.pending.clear()
+                self._on_crash(rule, exc)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        kind = type(node).__name__
+        if kind == "FunctionDef":
+            self._names.push_function(node)  # type: ignore[arg-type]
+        handlers = self._visit.get(kind)
+        if handlers:
+            self._call(handlers, node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        kind = type(original_node).__name__
+        handlers = self._leave.get(kind)
+        if handlers:
+            self._call(handlers, original_node)
+        if kind == "FunctionDef":
+            self._names.pop_function()
+
+
+def parse(source: str) -> cst.Module:
+    return cst.parse_module(source)
+
+
+def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
+    """TL001 at the error, with CPython's wording when it has one (it is clearer than the CST parser's)."""
+    line, col, message = 1, 0, str(exc).splitlines()[0] if str(exc) else "invalid syntax"
+    if isinstance(exc, cst.ParserSyntaxError):
+        line, col = exc.raw_line, exc.raw_column
+        message = exc.message.splitlines()[0] if exc.message else message
+    try:
+        ast.parse(source, filename=path)
+    except SyntaxError as err:
+        message = err.msg
+        if err.lineno:
+            line, col = err.lineno, max((err.offset or 1) - 1, 0)
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    lines = source.splitlines()
+    line = min(max(line, 1), max(len(lines), 1))
+    text = lines[line - 1] if lines else ""
+    col = min(col, len(text))
+    end_col = len(text) if col >= len(text) else col + 1
+    return Finding(
+        code=SYNTAX_ERROR_CODE,
+        name="syntax-error",
+        message=f"SyntaxError: {message}",
+        range=Range(line, col, line, end_col),
+    )
+
+
+def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintOptions()) -> FileReport:
+    """Lint one file's text. Never raises for bad input: problems become findings or errors."""
+    report = FileReport(path=path, source=source)
+    classes = options.active_rule_classes(source)
+    if not classes:
+        # Nothing can fire: a C-speed syntax check stands in for the CST parse.
+        try:
+            ast.parse(source, filename=path)
+        except SyntaxError as exc:
+            report.findings.append(syntax_error_finding(source, path, exc))
+        except (ValueError, RecursionError, MemoryError) as exc:
+            report.errors.append(f"{path}: cannot parse: {exc}")
+        return report
+    try:
+        module = parse(source)
+    except cst.ParserSyntaxError as exc:
+        report.findings.append(syntax_error_finding(source, path, exc))
+        return report
+    except (RecursionError, MemoryError, ValueError) as exc:
+        report.errors.append(f"{path}: cannot parse: {type(exc).__name__}: {exc}")
+        return report
+
+    names = NameResolver(module)
+    context = Context(path, source, module, names)
+    rules = [cls(context) for cls in classes]
+
+    def on_crash(rule: Rule, exc: BaseException) -> None:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        report.errors.append(
+            f"{path}: rule {rule.code} ({rule.name}) crashed and was skipped for this file: "
+            f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})"
+        )
+
+    module.visit(_Dispatcher(rules, names, on_crash))
+    pending = [p for r in rules for p in r.pending]
+    if pending:
+        report.findings.extend(_resolve(module, source, pending, report))
+    report.findings = _apply_noqa(source, report.findings)
+    report.findings.sort(key=lambda f: (f.range, f.code))
+    return report
+
+
+def _resolve(module: cst.Module, source: str, pending: list[PendingFinding], report: FileReport) -> list[Finding]:
+    """Turn node-based findings into ranges and text edits (positions computed once per file)."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    line_starts = _line_lengths(source)
+
+    def rng(node: cst.CSTNode) -> Range:
+        r = positions[node]
+        return Range(r.start.line, r.start.column, r.end.line, r.end.column)
+
+    def edits(spec: FixSpec) -> tuple[Edit, ...]:
+        out: list[Edit] = []
+        for op in spec.ops:
+            if isinstance(op, Replace):
+                content = op.new if isinstance(op.new, str) else module.code_for_node(op.new)
+                out.append(Edit(rng(op.node), content))
+            elif isinstance(op, InsertBefore):
+                r = rng(op.node)
+                out.append(Edit(Range(r.line, r.column, r.line, r.column), op.text))
+            elif isinstance(op, InsertAfter):
+                r = rng(op.node)
+                out.append(Edit(Range(r.end_line, r.end_column, r.end_line, r.end_column), op.text))
+            elif isinstance(op, InsertAtLine):
+                if op.line > len(line_starts):
+                    # Appending after a last line without a newline needs one first.
+                    last = len(line_starts)
+                    end = line_starts[-1] if line_starts else 0
+                    text = op.text if source.endswith("\n") or not source else "\n" + op.text
+                    line, col = (last, end) if last else (1, 0)
+                    out.append(Edit(Range(line, col, line, col), text))
+                else:
+                    out.append(Edit(Range(op.line, 0, op.line, 0), op.text))
+        return tuple(out)
+
+    findings: list[Finding] = []
+    for p in pending:
+        rule = p.rule
+        try:
+            fix = None if p.fix is None else Fix(p.fix.applicability, p.fix.message, edits(p.fix))
+            findings.append(
+                Finding(
+                    code=rule.code,
+                    name=rule.name,
+                    message=p.message,
+                    range=rng(p.node),
+                    severity=rule.severity,
+                    fix=fix,
+                    related=tuple(Related(rng(r.node), r.message) for r in p.related),
+                    deprecated=rule.deprecated,
+                    data=p.data,
+                )
+            )
+        except KeyError:
+            # A rule reported a node that is not in this tree (e.g. one it built itself).
+            report.errors.append(f"{report.path}: rule {rule.code} reported a node outside the file; finding dropped")
+    return findings
+
+
+def _line_lengths(source: str) -> list[int]:
+    return [len(line) for line in source.splitlines()]
+
+
+def noqa_codes(source: str) -> dict[int, frozenset[str] | None]:
+    """Line -> codes suppressed there (None: every code, a bare ``# noqa``)."""
+    out: dict[int, frozenset[str] | None] = {}
+    if "noqa" not in source.lower():
+        return out
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        if "#" not in line:
+            continue
+        m = _NOQA.search(line)
+        if m is None:
+            continue
+        codes = m.group("codes")
+        out[lineno] = None if codes is None else frozenset(c.upper() for c in re.split(r"[,\s]+", codes) if c)
+    return out
+
+
+def _apply_noqa(source: str, findings: Iterable[Finding]) -> list[Finding]:
+    findings = list(findings)
+    table = noqa_codes(source)
+    if not table:
+        return findings
+    kept = []
+    for f in findings:
+        if f.code == SYNTAX_ERROR_CODE:
+            kept.append(f)
+            continue
+        suppressed = False
+        for line in {f.range.line, f.range.end_line}:
+            if line in table:
+                codes = table[line]
+                if codes is None or f.code in codes:
+                    suppressed = True
+        if not suppressed:
+            kept.append(f)
+    return kept

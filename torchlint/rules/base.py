@@ -1,0 +1,196 @@
+"""What a rule is: one small class with its docs, examples and visitor methods.
+
+A rule subclasses :class:`Rule`, defines libcst-style ``visit_<Node>`` /
+``leave_<Node>`` methods, and calls :meth:`Rule.report`. The engine merges the
+methods of every active rule into one traversal, so a rule never walks the
+whole tree itself and never sees positions while it runs: positions are
+computed once, after the traversal, and only for files that have findings.
+Return values of visit methods are ignored (other rules still need the children).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+import libcst as cst
+
+from torchlint.diagnostics import Applicability, Severity
+
+if TYPE_CHECKING:
+    from torchlint.names import NameResolver
+
+
+# --- fix operations: node-based, turned into text edits once positions exist ---
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Replace ``node`` with ``new`` (a libcst node, rendered by the module's codegen, or code)."""
+
+    node: cst.CSTNode
+    new: Union[cst.CSTNode, str]
+
+
+@dataclass(frozen=True)
+class InsertBefore:
+    node: cst.CSTNode
+    text: str
+
+
+@dataclass(frozen=True)
+class InsertAfter:
+    node: cst.CSTNode
+    text: str
+
+
+@dataclass(frozen=True)
+class InsertAtLine:
+    """Insert ``text`` at the start of a 1-based line (one past the end appends)."""
+
+    line: int
+    text: str
+
+
+FixOp = Union[Replace, InsertBefore, InsertAfter, InsertAtLine]
+
+
+@dataclass(frozen=True)
+class FixSpec:
+    message: str
+    ops: tuple[FixOp, ...]
+    applicability: Applicability = "safe"
+
+
+@dataclass(frozen=True)
+class RelatedSpec:
+    node: cst.CSTNode
+    message: str
+
+
+@dataclass
+class PendingFinding:
+    rule: "Rule"
+    node: cst.CSTNode
+    message: str
+    fix: FixSpec | None
+    related: tuple[RelatedSpec, ...]
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An INVALID example: the code, and optionally the code its fix must produce."""
+
+    code: str
+    expected_fix: str | None = None
+    # Number of findings expected in ``code``.
+    count: int = 1
+
+
+class Context:
+    """Per-file facts shared by all rules: the source, the tree, and name resolution."""
+
+    def __init__(self, path: str, source: str, module: cst.Module, names: "NameResolver") -> None:
+        self.path = path
+        self.source = source
+        self.module = module
+        self.names = names
+        # Rules may cache per-file analyses here (e.g. the shape analysis) so that
+        # two rules needing the same facts compute them once.
+        self.cache: dict[str, Any] = {}
+
+    def qualname(self, node: cst.BaseExpression) -> str | None:
+        return self.names.qualname(node)
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    def import_insertion_line(self) -> int:
+        """The line after the module docstring, ``__future__`` imports and leading imports."""
+        line = 1
+        for stmt in self.module.body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                break
+            first = stmt.body[0] if stmt.body else None
+            is_docstring = (
+                line == 1
+                and isinstance(first, cst.Expr)
+                and isinstance(first.value, (cst.SimpleString, cst.ConcatenatedString))
+            )
+            if not (is_docstring or isinstance(first, (cst.Import, cst.ImportFrom))):
+                break
+            line += _lines_of(self.module, stmt)
+        return line
+
+    def has_import(self, module: str, name: str) -> bool:
+        """Is ``name`` bound to ``module.name`` at module level already?"""
+        return self.names.module_scope.bindings.get(name) == f"{module}.{name}"
+
+
+def _lines_of(module: cst.Module, stmt: cst.CSTNode) -> int:
+    return module.code_for_node(stmt).count("\n")
+
+
+class Rule:
+    """Base class. Subclasses set the class attributes and define visitor methods.
+
+    The docstring is the rule's documentation, in ruff's form: sections
+    ``## What it does``, ``## Why is this bad?``, ``## Example``,
+    ``## Use instead`` and ``## Fix safety``.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    message: ClassVar[str]
+    severity: ClassVar[Severity] = "error"
+    # Deprecation rules get the LSP ``Deprecated`` tag.
+    deprecated: ClassVar[bool] = False
+    # The rule only runs on files containing one of these substrings: most
+    # files of a large tree can be skipped without a visit.
+    triggers: ClassVar[tuple[str, ...]] = ()
+    # Can the runtime checker confirm findings of this rule?
+    confirmable: ClassVar[bool] = False
+    VALID: ClassVar[list[str]] = []
+    INVALID: ClassVar[list[Invalid]] = []
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.pending: list[PendingFinding] = []
+
+    @classmethod
+    def documentation(cls) -> str:
+        return textwrap.dedent(cls.__doc__ or "").strip()
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.message
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str | None = None,
+        *,
+        fix: FixSpec | None = None,
+        related: tuple[RelatedSpec, ...] | list[RelatedSpec] = (),
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.pending.append(
+            PendingFinding(self, node, message or self.message, fix, tuple(related), data or {})
+        )
+
+
+__all__ = [
+    "Context",
+    "FixOp",
+    "FixSpec",
+    "InsertAfter",
+    "InsertAtLine",
+    "InsertBefore",
+    "Invalid",
+    "PendingFinding",
+    "RelatedSpec",
+    "Replace",
+    "Rule",
+]

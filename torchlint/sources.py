@@ -1,0 +1,108 @@
+"""Reading files the linter is given: decoding, binary detection, Markdown code blocks.
+
+Every failure is a :class:`SourceError` with a one-line message naming the file,
+so callers never show a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_BYTES = 10 * 1024 * 1024
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+
+
+class SourceError(Exception):
+    """A file that cannot be linted; ``str()`` is the one-line message for the user."""
+
+
+def decode(data: bytes, path: str) -> str:
+    if len(data) > MAX_BYTES:
+        raise SourceError(f"{path}: file is too large to lint ({len(data) / 1e6:.1f} MB > {MAX_BYTES // 1_000_000} MB)")
+    if b"\x00" in data[:8192]:
+        raise SourceError(f"{path}: binary file (contains NUL bytes), not Python source")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise SourceError(f"{path}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    try:
+        codecs.lookup(encoding)
+        text = data.decode(encoding)
+    except LookupError:
+        raise SourceError(f"{path}: unknown source encoding {encoding!r}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{path}: not valid {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8 or declare its encoding"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def read_source(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"{p}: no such file or directory") from None
+    except IsADirectoryError:
+        raise SourceError(f"{p}: is a directory") from None
+    except PermissionError:
+        raise SourceError(f"{p}: permission denied") from None
+    except OSError as exc:
+        raise SourceError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    return decode(data, str(p))
+
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\s`]*)[^\n]*$")
+_PY_INFOS = frozenset({"python", "py", "python3", "py3", "pycon"})
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    start_line: int  # 1-based line of the first code line
+    lines: tuple[str, ...]
+
+
+def markdown_blocks(text: str) -> list[CodeBlock]:
+    """The fenced ```python blocks of a Markdown document."""
+    blocks: list[CodeBlock] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, indent, info = m.group("fence"), len(m.group("indent")), m.group("info").lower()
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines) and not lines[j].strip().startswith(fence[0] * len(fence)):
+            line = lines[j]
+            body.append(line[indent:] if line[:indent].strip() == "" else line.lstrip())
+            j += 1
+        if info in _PY_INFOS:
+            blocks.append(CodeBlock(i + 2, tuple(body)))
+        i = j + 1
+    return blocks
+
+
+def blocks_as_module(text: str, blocks: list[CodeBlock]) -> str:
+    """Python source whose line N is line N of the document (non-code lines blank),
+    so findings need no position mapping."""
+    total = len(text.splitlines())
+    out = [""] * total
+    for block in blocks:
+        for k, line in enumerate(block.lines):
+            out[block.start_line - 1 + k] = line
+    return "\n".join(out) + "\n"
+
+
+def is_markdown(path: str | Path, markdown_suffixes: frozenset[str] = MARKDOWN_SUFFIXES) -> bool:
+    return Path(path).suffix.lower() in markdown_suffixes
