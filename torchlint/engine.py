@@ -44,10 +44,13 @@ class LintOptions:
     """What to run. ``codes`` are the selected rule codes (see rules.select_codes)."""
 
     codes: frozenset[str] | None = None  # None: every rule
+    # Rules from outside the registry (plugins, and tests that need a rule that crashes).
+    extra_rules: tuple[type[Rule], ...] = ()
 
     def active_rule_classes(self, source: str) -> list[type[Rule]]:
         rules = all_rules()
         classes = [r for c, r in rules.items() if c != SYNTAX_ERROR_CODE and (self.codes is None or c in self.codes)]
+        classes.extend(self.extra_rules)
         return [r for r in classes if not r.triggers or any(t in source for t in r.triggers)]
 
 
