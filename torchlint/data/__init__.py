@@ -1,0 +1,1 @@
+"""Static data the rules consult (no torch needed to import it)."""
