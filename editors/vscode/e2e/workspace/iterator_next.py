@@ -1,0 +1,6 @@
+import torch
+from torch.utils.data import DataLoader
+
+loader = DataLoader(torch.arange(16.0).reshape(8, 2), batch_size=4)
+it = iter(loader)
+batch = it.next()

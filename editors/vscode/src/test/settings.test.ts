@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+    classifyConfigChange,
+    effectiveRuntimeEnabled,
+    readSettings,
+    serverLogLevel,
+    shouldNotify,
+    toServerSettings,
+} from '../settings';
+
+const getter = (values: Record<string, unknown>) => (key: string) => values[key];
+
+describe('readSettings', () => {
+    it('uses the package.json defaults when nothing is set', () => {
+        assert.deepEqual(readSettings(getter({})), {
+            enable: true,
+            select: [],
+            ignore: [],
+            args: [],
+            path: [],
+            interpreter: [],
+            importStrategy: 'fromEnvironment',
+            runtimeEnabled: false,
+            showNotifications: 'onError',
+        });
+    });
+
+    it('reads every setting', () => {
+        const s = readSettings(
+            getter({
+                enable: false,
+                select: ['TL1', 'TL201'],
+                ignore: ['TL202'],
+                args: ['--verbose'],
+                path: ['/opt/torchlint/bin/torchlint'],
+                interpreter: ['/venv/bin/python', '-X', 'utf8'],
+                importStrategy: 'useBundled',
+                'runtime.enabled': true,
+                showNotifications: 'always',
+            }),
+        );
+        assert.equal(s.enable, false);
+        assert.deepEqual(s.select, ['TL1', 'TL201']);
+        assert.deepEqual(s.ignore, ['TL202']);
+        assert.deepEqual(s.args, ['--verbose']);
+        assert.deepEqual(s.path, ['/opt/torchlint/bin/torchlint']);
+        assert.deepEqual(s.interpreter, ['/venv/bin/python', '-X', 'utf8']);
+        assert.equal(s.importStrategy, 'useBundled');
+        assert.equal(s.runtimeEnabled, true);
+        assert.equal(s.showNotifications, 'always');
+    });
+
+    it('accepts a plain string where a list is expected and drops junk entries', () => {
+        const s = readSettings(getter({ interpreter: '  /usr/bin/python3 ', select: ['TL1', 3, '', '  '] }));
+        assert.deepEqual(s.interpreter, ['/usr/bin/python3']);
+        assert.deepEqual(s.select, ['TL1']);
+    });
+
+    it('falls back to defaults for invalid enum values and non-boolean runtime.enabled', () => {
+        const s = readSettings(getter({ importStrategy: 'bundled', showNotifications: 'loud', 'runtime.enabled': 'true' }));
+        assert.equal(s.importStrategy, 'fromEnvironment');
+        assert.equal(s.showNotifications, 'onError');
+        assert.equal(s.runtimeEnabled, false);
+    });
+});
+
+describe('workspace trust gating of runtime.enabled', () => {
+    const enabled = readSettings(getter({ 'runtime.enabled': true }));
+    const disabled = readSettings(getter({}));
+
+    it('is on only when enabled and trusted', () => {
+        assert.equal(effectiveRuntimeEnabled(enabled, true), true);
+        assert.equal(effectiveRuntimeEnabled(enabled, false), false);
+        assert.equal(effectiveRuntimeEnabled(disabled, true), false);
+        assert.equal(effectiveRuntimeEnabled(disabled, false), false);
+    });
+
+    it('never reaches the server as true in an untrusted workspace', () => {
+        const opts = { trusted: false, logLevel: 'info' as const };
+        assert.deepEqual(toServerSettings(enabled, opts).runtime, { enabled: false });
+    });
+});
+
+describe('toServerSettings (initializationOptions and the torchlint configuration section)', () => {
+    it('has exactly the shape the server accepts', () => {
+        const s = readSettings(
+            getter({
+                select: ['TL2'],
+                ignore: ['TL202'],
+                'runtime.enabled': true,
+                interpreter: ['/venv/bin/python'],
+                args: ['--x'],
+            }),
+        );
+        assert.deepEqual(toServerSettings(s, { trusted: true, logLevel: 'debug' }), {
+            select: ['TL2'],
+            ignore: ['TL202'],
+            runtime: { enabled: true },
+            logLevel: 'debug',
+        });
+    });
+
+    it('sends an empty torchlint.select as null, leaving the selection to the project config', () => {
+        // An explicit [] would be "select nothing" and silence every rule; null
+        // also resets a select sent earlier, where leaving the key out would not.
+        const out = toServerSettings(readSettings(getter({ select: [] })), { trusted: true, logLevel: 'info' });
+        assert.equal(out.select, null);
+        assert.deepEqual(out.ignore, []);
+    });
+
+    it('copies lists so later mutation cannot leak between messages', () => {
+        const s = readSettings(getter({ select: ['TL1'] }));
+        const out = toServerSettings(s, { trusted: true, logLevel: 'info' });
+        out.select?.push('TL9');
+        assert.deepEqual(s.select, ['TL1']);
+    });
+});
+
+describe('serverLogLevel', () => {
+    it('maps VS Code log levels to the server logLevel', () => {
+        assert.equal(serverLogLevel(0), 'error'); // Off
+        assert.equal(serverLogLevel(1), 'debug'); // Trace
+        assert.equal(serverLogLevel(2), 'debug');
+        assert.equal(serverLogLevel(3), 'info');
+        assert.equal(serverLogLevel(4), 'warning');
+        assert.equal(serverLogLevel(5), 'error');
+        assert.equal(serverLogLevel(undefined), 'info');
+    });
+});
+
+describe('classifyConfigChange', () => {
+    const changed = (...keys: string[]) => (key: string) => keys.some((k) => k === key || k.startsWith(`${key}.`));
+
+    it('restarts for settings that change how the server is started', () => {
+        for (const key of ['enable', 'args', 'path', 'interpreter', 'importStrategy']) {
+            assert.equal(classifyConfigChange(changed(`torchlint.${key}`)), 'restart', key);
+        }
+    });
+
+    it('pushes select/ignore/runtime.enabled to the running server', () => {
+        assert.equal(classifyConfigChange(changed('torchlint.select')), 'live');
+        assert.equal(classifyConfigChange(changed('torchlint.ignore')), 'live');
+        assert.equal(classifyConfigChange(changed('torchlint.runtime.enabled')), 'live');
+    });
+
+    it('restart wins when both kinds change', () => {
+        assert.equal(classifyConfigChange(changed('torchlint.select', 'torchlint.interpreter')), 'restart');
+    });
+
+    it('ignores other sections and client-only settings', () => {
+        assert.equal(classifyConfigChange(changed('python.defaultInterpreterPath')), 'none');
+        assert.equal(classifyConfigChange(changed('torchlint.trace.server')), 'none');
+        assert.equal(classifyConfigChange(changed('torchlint.showNotifications')), 'none');
+    });
+});
+
+describe('shouldNotify', () => {
+    it('follows torchlint.showNotifications', () => {
+        assert.deepEqual(
+            (['off', 'onError', 'onWarning', 'always'] as const).map((level) =>
+                (['error', 'warning', 'info'] as const).map((sev) => shouldNotify(level, sev)),
+            ),
+            [
+                [false, false, false],
+                [true, false, false],
+                [true, true, false],
+                [true, true, true],
+            ],
+        );
+    });
+});
