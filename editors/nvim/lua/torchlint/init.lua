@@ -1,0 +1,243 @@
+-- torchlint for Neovim: the language server's client configuration and commands.
+--
+-- Neovim 0.11+: lsp/torchlint.lua (next to this plugin's lua/) makes
+--   vim.lsp.enable("torchlint")
+-- work; customise with vim.lsp.config("torchlint", { ... }).
+-- Neovim 0.7-0.10: require("torchlint").setup({ ... }) starts the server for
+-- Python buffers itself. On 0.11+ setup() calls vim.lsp.config/enable for you.
+
+local M = {}
+
+M.name = "torchlint"
+
+local function has(feature)
+  return vim.fn.has(feature) == 1
+end
+
+local function notify(msg, level)
+  vim.notify(msg, level or vim.log.levels.INFO)
+end
+
+-- Client method calls changed from client.request(...) to client:request(...) in 0.11.
+local function request(client, method, params, handler, bufnr)
+  if has("nvim-0.11") then
+    return client:request(method, params, handler, bufnr)
+  end
+  return client.request(method, params, handler, bufnr)
+end
+
+local function request_sync(client, method, params, timeout_ms, bufnr)
+  if has("nvim-0.11") then
+    return client:request_sync(method, params, timeout_ms, bufnr)
+  end
+  return client.request_sync(method, params, timeout_ms, bufnr)
+end
+
+-- Pull diagnostics (0.10+) are only re-requested on edits; when the server
+-- learns something new between edits (settings changed, "Confirm by running"
+-- finished) it asks for a refresh, which Neovim 0.11 does not handle itself.
+function M.on_diagnostic_refresh(_, _, ctx)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if client then
+    for bufnr in pairs(client.attached_buffers or {}) do
+      if vim.api.nvim_buf_is_loaded(bufnr) then
+        request(client, "textDocument/diagnostic", {
+          textDocument = vim.lsp.util.make_text_document_params(bufnr),
+        }, nil, bufnr)
+      end
+    end
+  end
+  return vim.NIL
+end
+
+--- The client configuration: what lsp/torchlint.lua returns on 0.11+, and what
+--- setup() starts on older versions. `overrides` are merged over it.
+function M.config(overrides)
+  local config = {
+    cmd = { "torchlint", "server" },
+    filetypes = { "python" },
+    root_markers = { "pyproject.toml", ".git" },
+    -- Passed through to the server unchanged (see the README): select, ignore,
+    -- runtime = { enabled = false }, logLevel.
+    settings = { torchlint = {} },
+    capabilities = { workspace = { diagnostics = { refreshSupport = true } } },
+    handlers = { ["workspace/diagnostic/refresh"] = M.on_diagnostic_refresh },
+  }
+  return vim.tbl_deep_extend("force", config, overrides or {})
+end
+
+--- The torchlint client attached to `bufnr` (default: current buffer), or nil.
+function M.get_client(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  if vim.lsp.get_clients then
+    return vim.lsp.get_clients({ bufnr = bufnr, name = M.name })[1]
+  end
+  for _, client in pairs(vim.lsp.buf_get_clients(bufnr)) do
+    if client.name == M.name then
+      return client
+    end
+  end
+  return nil
+end
+
+local function fix_all_params(bufnr)
+  return {
+    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
+    range = { start = { line = 0, character = 0 }, ["end"] = { line = 0, character = 0 } },
+    context = { diagnostics = {}, only = { "source.fixAll.torchlint" } },
+  }
+end
+
+local function apply_fix_all(client, result)
+  local applied = false
+  for _, action in ipairs(result or {}) do
+    if action.edit then
+      vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding)
+      applied = true
+    end
+  end
+  return applied
+end
+
+--- Apply every safe fix torchlint has for the buffer (`:TorchlintFixAll`).
+--- opts.sync = true waits for the server (use it in a BufWritePre autocmd).
+function M.fix_all(bufnr, opts)
+  opts = opts or {}
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local client = M.get_client(bufnr)
+  if not client then
+    notify("torchlint: no torchlint server is attached to this buffer", vim.log.levels.WARN)
+    return false
+  end
+  local params = fix_all_params(bufnr)
+  if opts.sync then
+    local response, err = request_sync(client, "textDocument/codeAction", params, opts.timeout_ms or 5000, bufnr)
+    if not response or response.err then
+      notify("torchlint: fix all failed: " .. tostring(err or (response and response.err.message)), vim.log.levels.ERROR)
+      return false
+    end
+    return apply_fix_all(client, response.result)
+  end
+  request(client, "textDocument/codeAction", params, function(err, result)
+    if err then
+      notify("torchlint: fix all failed: " .. tostring(err.message), vim.log.levels.ERROR)
+      return
+    end
+    if not apply_fix_all(client, result) then
+      notify("torchlint: nothing to fix")
+    end
+    if opts.on_done then
+      opts.on_done()
+    end
+  end, bufnr)
+  return true
+end
+
+--- Run the flagged code to confirm torchlint's findings in the buffer
+--- (`:TorchlintConfirm`). Needs settings.torchlint.runtime.enabled = true.
+function M.confirm(bufnr, opts)
+  opts = opts or {}
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local client = M.get_client(bufnr)
+  if not client then
+    notify("torchlint: no torchlint server is attached to this buffer", vim.log.levels.WARN)
+    return false
+  end
+  local params = { command = "torchlint.confirm", arguments = { { uri = vim.uri_from_bufnr(bufnr) } } }
+  request(client, "workspace/executeCommand", params, function(err, result)
+    if err then
+      notify(tostring(err.message), vim.log.levels.ERROR)
+    else
+      notify("torchlint: " .. tostring(result and result.message or "done"))
+    end
+    if opts.on_done then
+      opts.on_done(err, result)
+    end
+  end, bufnr)
+  return true
+end
+
+-- Neovim 0.7-0.10: find the project root the way 0.11's root_markers do.
+local function find_root(path, markers)
+  local dir = vim.fn.fnamemodify(path, ":p:h")
+  while true do
+    for _, marker in ipairs(markers) do
+      if vim.loop.fs_stat(dir .. "/" .. marker) then
+        return dir
+      end
+    end
+    local parent = vim.fn.fnamemodify(dir, ":h")
+    if parent == dir then
+      return nil
+    end
+    dir = parent
+  end
+end
+
+local legacy_clients = {} -- root_dir -> client id
+
+local function attach_legacy(bufnr, config)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  if name == "" or vim.bo[bufnr].buftype ~= "" then
+    return
+  end
+  local root = find_root(name, config.root_markers) or vim.fn.getcwd()
+  local id = legacy_clients[root]
+  if id and vim.lsp.get_client_by_id(id) and not vim.lsp.get_client_by_id(id).is_stopped() then
+    vim.lsp.buf_attach_client(bufnr, id)
+    return
+  end
+  local client_config = {
+    name = M.name,
+    cmd = config.cmd,
+    root_dir = root,
+    workspace_folders = { { uri = vim.uri_from_fname(root), name = root } },
+    settings = config.settings,
+    init_options = config.init_options or (config.settings or {}).torchlint,
+    -- start_client does not merge capabilities with the defaults itself.
+    capabilities = vim.tbl_deep_extend("force", vim.lsp.protocol.make_client_capabilities(), config.capabilities or {}),
+    handlers = config.handlers,
+    on_attach = config.on_attach,
+    on_init = function(client, result)
+      -- 0.7 does not send the settings by itself.
+      client.notify("workspace/didChangeConfiguration", { settings = config.settings })
+      if config.on_init then
+        config.on_init(client, result)
+      end
+    end,
+  }
+  id = vim.lsp.start_client(client_config)
+  if id then
+    legacy_clients[root] = id
+    vim.lsp.buf_attach_client(bufnr, id)
+  end
+end
+
+--- Start torchlint for Python buffers.
+--- On Neovim 0.11+ this is vim.lsp.config("torchlint", opts) + vim.lsp.enable("torchlint").
+--- On 0.7-0.10 it starts one client per project root (root_markers) itself.
+function M.setup(opts)
+  opts = opts or {}
+  if vim.lsp.config and vim.lsp.enable then
+    vim.lsp.config(M.name, opts)
+    vim.lsp.enable(M.name)
+    return
+  end
+  local config = M.config(opts)
+  local group = vim.api.nvim_create_augroup("torchlint", { clear = true })
+  vim.api.nvim_create_autocmd("FileType", {
+    group = group,
+    pattern = config.filetypes,
+    callback = function(args)
+      attach_legacy(args.buf, config)
+    end,
+  })
+  -- Buffers opened before setup().
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(config.filetypes, vim.bo[bufnr].filetype) then
+      attach_legacy(bufnr, config)
+    end
+  end
+end
+
+return M

@@ -1,0 +1,5 @@
+import sys
+
+from torchlint.server import main
+
+sys.exit(main())
