@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.names import NameResolver
+from torchlint.positions import positions_for
+from torchlint.walk import walk
 from torchlint.rules import all_rules
 from torchlint.rules.base import (
     Context,
@@ -54,11 +55,10 @@ class LintOptions:
         return [r for r in classes if not r.triggers or any(t in source for t in r.triggers)]
 
 
-class _Dispatcher(cst.CSTVisitor):
+class _Dispatcher:
     """Fans one traversal out to the visit/leave methods of every active rule."""
 
     def __init__(self, rules: list[Rule], names: NameResolver, on_crash: Callable[[Rule, BaseException], None]) -> None:
-        super().__init__()
         self._names = names
         self._on_crash = on_crash
         self._visit: dict[str, list[tuple[Rule, Callable]]] = defaultdict(list)
@@ -70,6 +70,11 @@ class _Dispatcher(cst.CSTVisitor):
                 elif attr.startswith("leave_"):
                     self._leave[attr[6:]].append((rule, getattr(rule, attr)))
         self._dead: set[int] = set()
+        # id(node) -> index of its top-level statement, so positions can later be
+        # computed for just the statements with findings (see positions.py).
+        self.top_level_index: dict[int, int] = {}
+        self._depth = 0
+        self._top = -1
 
     def _call(self, handlers: list[tuple[Rule, Callable]], node: cst.CSTNode) -> None:
         for rule, method in handlers:
@@ -83,6 +88,10 @@ class _Dispatcher(cst.CSTVisitor):
                 self._on_crash(rule, exc)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._depth == 1 and isinstance(node, cst.BaseStatement):
+            self._top += 1
+        self.top_level_index[id(node)] = self._top if self._depth else -1
+        self._depth += 1
         kind = type(node).__name__
         if kind == "FunctionDef":
             self._names.push_function(node)  # type: ignore[arg-type]
@@ -92,6 +101,7 @@ class _Dispatcher(cst.CSTVisitor):
         return True
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._depth -= 1
         kind = type(original_node).__name__
         handlers = self._leave.get(kind)
         if handlers:
@@ -164,19 +174,37 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
             f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})"
         )
 
-    module.visit(_Dispatcher(rules, names, on_crash))
+    dispatcher = _Dispatcher(rules, names, on_crash)
+    walk(module, dispatcher.on_visit, dispatcher.on_leave)
     pending = [p for r in rules for p in r.pending]
     if pending:
-        report.findings.extend(_resolve(module, source, pending, report))
+        report.findings.extend(_resolve(module, source, pending, report, dispatcher.top_level_index))
     report.findings = _apply_noqa(source, report.findings)
     report.findings.sort(key=lambda f: (f.range, f.code))
     return report
 
 
-def _resolve(module: cst.Module, source: str, pending: list[PendingFinding], report: FileReport) -> list[Finding]:
-    """Turn node-based findings into ranges and text edits (positions computed once per file)."""
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    line_starts = _line_lengths(source)
+def _nodes_of(p: PendingFinding) -> Iterable[cst.CSTNode]:
+    yield p.node
+    for r in p.related:
+        yield r.node
+    if p.fix is not None:
+        for op in p.fix.ops:
+            node = getattr(op, "node", None)
+            if node is not None:
+                yield node
+
+
+def _resolve(
+    module: cst.Module,
+    source: str,
+    pending: list[PendingFinding],
+    report: FileReport,
+    top_level_index: dict[int, int],
+) -> list[Finding]:
+    """Turn node-based findings into ranges and text edits."""
+    positions = positions_for(module, source, (n for p in pending for n in _nodes_of(p)), top_level_index)
+    line_lengths = _line_lengths(source)
 
     def rng(node: cst.CSTNode) -> Range:
         r = positions[node]
@@ -195,10 +223,10 @@ def _resolve(module: cst.Module, source: str, pending: list[PendingFinding], rep
                 r = rng(op.node)
                 out.append(Edit(Range(r.end_line, r.end_column, r.end_line, r.end_column), op.text))
             elif isinstance(op, InsertAtLine):
-                if op.line > len(line_starts):
+                if op.line > len(line_lengths):
                     # Appending after a last line without a newline needs one first.
-                    last = len(line_starts)
-                    end = line_starts[-1] if line_starts else 0
+                    last = len(line_lengths)
+                    end = line_lengths[-1] if line_lengths else 0
                     text = op.text if source.endswith("\n") or not source else "\n" + op.text
                     line, col = (last, end) if last else (1, 0)
                     out.append(Edit(Range(line, col, line, col), text))

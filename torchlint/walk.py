@@ -1,0 +1,85 @@
+"""A read-only traversal of a libcst tree, in libcst's own visiting order.
+
+``CSTNode.visit`` rebuilds (and re-validates) every node it passes even for a
+read-only visitor, which costs about as much as the parse. Lint rules only
+read, so we walk the fields directly. The field order per node class is
+learned once from libcst itself (the order in which ``_visit_and_replace_children``
+announces attributes), so rules see nodes in exactly the order a CSTVisitor would.
+Whitespace and punctuation nodes are skipped: no rule looks at them, and they
+are half of all nodes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import libcst as cst
+
+_SKIP: frozenset[type] = frozenset(
+    {
+        cst.SimpleWhitespace,
+        cst.ParenthesizedWhitespace,
+        cst.TrailingWhitespace,
+        cst.EmptyLine,
+        cst.Newline,
+        cst.Comment,
+        cst.LeftParen,
+        cst.RightParen,
+        cst.LeftSquareBracket,
+        cst.RightSquareBracket,
+        cst.LeftCurlyBrace,
+        cst.RightCurlyBrace,
+        cst.Comma,
+        cst.Dot,
+        cst.Colon,
+        cst.AssignEqual,
+        cst.Semicolon,
+    }
+)
+
+_ORDER: dict[type, tuple[str, ...]] = {}
+
+
+class _FieldRecorder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        if attribute not in self.fields:
+            self.fields.append(attribute)
+
+
+def _fields(node: cst.CSTNode) -> tuple[str, ...]:
+    kind = type(node)
+    order = _ORDER.get(kind)
+    if order is None:
+        recorder = _FieldRecorder()
+        node._visit_and_replace_children(recorder)
+        order = _ORDER[kind] = tuple(recorder.fields)
+    return order
+
+
+def walk(node: cst.CSTNode, on_visit: Callable[[cst.CSTNode], object], on_leave: Callable[[cst.CSTNode], object]) -> None:
+    """Call ``on_visit``/``on_leave`` for ``node`` and its non-whitespace descendants, depth first."""
+    on_visit(node)
+    skip = _SKIP
+    for name in _ORDER.get(type(node)) or _fields(node):
+        child = getattr(node, name)
+        if isinstance(child, cst.CSTNode):
+            if type(child) not in skip:
+                walk(child, on_visit, on_leave)
+        elif type(child) in (tuple, list):
+            for item in child:
+                if isinstance(item, cst.CSTNode) and type(item) not in skip:
+                    walk(item, on_visit, on_leave)
+    on_leave(node)
+
+
+# Deeply nested expressions (long operator chains) recurse once per level, as libcst does.
+if sys.getrecursionlimit() < 10000:
+    sys.setrecursionlimit(10000)
