@@ -98,6 +98,8 @@ class TorchvisionPretrained(Rule):
     message = "`pretrained=` is deprecated since torchvision 0.13; use `weights=` with the builder's weights enum"
     severity = "warning"
     deprecated = True
+    # Confirmed by running the builder under the installed torchvision (when there is one).
+    confirmable = True
     # Every way of reaching a builder goes through an import naming torchvision.
     triggers = ("torchvision",)
 

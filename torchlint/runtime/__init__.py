@@ -17,6 +17,8 @@ _EXPORTS = {
     "run_snippet": "torchlint.runtime.sandbox",
     # The runtime checker's entry points, as the language server uses them.
     "confirm_findings": "torchlint.runtime.confirm",
+    "confirm_claim": "torchlint.runtime.confirm",
+    "lint_and_confirm": "torchlint.runtime.confirm",
     "start_worker": "torchlint.runtime.confirm",
 }
 

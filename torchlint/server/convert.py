@@ -15,10 +15,9 @@ from collections.abc import Iterable, Sequence
 from lsprotocol import types as lsp
 
 from torchlint.diagnostics import Edit, Finding, Range
+from torchlint.docs import rule_url
 
 SOURCE = "torchlint"
-# One page per rule, addressed by the lower-case code: stable across renames.
-DOCS_URL = "https://github.com/torchlint/torchlint/blob/main/docs/rules.md#{anchor}"
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -28,9 +27,6 @@ _SEVERITY = {
     "info": lsp.DiagnosticSeverity.Information,
 }
 
-
-def rule_url(code: str) -> str:
-    return DOCS_URL.format(anchor=code.lower())
 
 
 def split_lines(source: str) -> list[str]:
