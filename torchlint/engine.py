@@ -175,6 +175,9 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
         )
 
     dispatcher = _Dispatcher(rules, names, on_crash)
+    # Rules that need a line number before the engine resolves positions
+    # (torchlint/analysis/positions.py) reuse the statement index.
+    context.cache["top_level_index"] = dispatcher.top_level_index
     walk(module, dispatcher.on_visit, dispatcher.on_leave)
     pending = [p for r in rules for p in r.pending]
     if pending:
