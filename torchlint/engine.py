@@ -52,7 +52,12 @@ class LintOptions:
         rules = all_rules()
         classes = [r for c, r in rules.items() if c != SYNTAX_ERROR_CODE and (self.codes is None or c in self.codes)]
         classes.extend(self.extra_rules)
-        return [r for r in classes if not r.triggers or any(t in source for t in r.triggers)]
+        return [
+            r
+            for r in classes
+            if (not r.triggers or any(t in source for t in r.triggers))
+            and (r.trigger_pattern is None or r.trigger_pattern.search(source) is not None)
+        ]
 
 
 class _Dispatcher:

@@ -10,6 +10,7 @@ Return values of visit methods are ignored (other rules still need the children)
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Union
@@ -150,6 +151,8 @@ class Rule:
     # The rule only runs on files containing one of these substrings: most
     # files of a large tree can be skipped without a visit.
     triggers: ClassVar[tuple[str, ...]] = ()
+    # A finer, regex pre-filter checked after ``triggers`` match (None: none).
+    trigger_pattern: ClassVar["re.Pattern[str] | None"] = None
     # Can the runtime checker confirm findings of this rule?
     confirmable: ClassVar[bool] = False
     VALID: ClassVar[list[str]] = []

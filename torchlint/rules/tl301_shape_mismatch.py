@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
+from torchlint.shapes import CACHE_KEY, analyze_module
+from torchlint.shapes.analysis import quick_candidates
+from torchlint.shapes.collect import LEFT, VISITED, Collector
+
+
+class ShapeMismatch(Rule):
+    """
+    ## What it does
+    Follows the shapes through a model's `__init__` and `forward` (conv, pool,
+    batch norm, linear, flatten, `view`/`reshape`, LSTM/GRU, `nn.Sequential`,
+    nested modules) with the input the file gives it: a tensor passed to the
+    model, a `summary()` call, or the torchvision dataset behind its DataLoader
+    (MNIST 1×28×28, CIFAR-10 3×32×32, ... after Resize/CenterCrop/Grayscale).
+    It reports a size that cannot fit: a `view(-1, N)` whose N is not the
+    features per sample, a `Linear` whose `in_features` is not what arrives, a
+    conv fed the wrong number of channels, a pool that shrinks the image to
+    nothing. Some mismatches need no input at all, such as two consecutive
+    `Linear` layers whose sizes disagree.
+
+    ## Why is this bad?
+    The model crashes on its first batch with `mat1 and mat2 shapes cannot be
+    multiplied` or `shape '[-1, 256]' is invalid for input of size 1600`, often
+    far from the line to change. Worse, `view(-1, N)` with an N that happens to
+    divide the batch silently changes the batch size: LeNet's `view(-1, 400)` on
+    3×28×28 images turns a batch of 25 into 16 rows that no longer match their
+    labels.
+
+    ## Example
+    ```python
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 16, 5)
+            self.fc = nn.Linear(16 * 12 * 12, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv(x)), 2)
+            return self.fc(x.view(-1, 16 * 12 * 12))
+
+    net = Net()
+    net(torch.randn(1, 3, 32, 32))  # conv + pool give 16×14×14
+    ```
+
+    ## Use instead
+    ```python
+            self.fc = nn.Linear(16 * 14 * 14, 10)
+            ...
+            return self.fc(x.view(x.size(0), -1))
+    ```
+
+    ## Fix safety
+    The fix is unsafe: it rewrites the size literal (a `Linear`'s `in_features`,
+    or the N of `view(-1, N)` together with the `Linear` that consumes it) to the
+    size computed for the input the file uses; if the model is meant for another
+    input, the architecture is what needs changing. It is offered only when the
+    input is known and the literal is used once. The rule stays silent when the
+    input cannot be known (custom datasets, Lambda transforms, models from
+    other modules, data-dependent control flow in `forward`, lazy modules).
+    """
+
+    code = "TL301"
+    name = "shape-mismatch"
+    message = "shape mismatch"
+    # Only files that define a model can have a finding: `class X(nn.Module):`
+    # (the analysis takes no other bases) or an nn.Sequential(...). Most files of
+    # a large tree are skipped unparsed.
+    triggers = ("nn.Module):", "(Module):", "Sequential(")
+    # A model (a Module subclass or a Sequential) AND a layer whose sizes can disagree:
+    # files with only one of the two (most of a library's tree) skip the parse.
+    trigger_pattern = re.compile(
+        r"(?ms)\A(?=.*?(?:Linear\(|Conv[123]d\(|BatchNorm[123]d\(|Pool[123]d\(|LayerNorm\(|GroupNorm\(|\.view\(|\.reshape\(|[Ff]latten\(|LSTM\(|GRU\(|RNN\(|Embedding\())"
+        r"(?=.*?(?:^[ \t]*class\s+\w+\s*\(\s*(?:object\s*,\s*)?(?:[\w.]*\.)?Module\s*\)\s*:|Sequential\s*\())"
+    )
+    confirmable = True
+
+    VALID = [
+        # LeNet on CIFAR-10: 16×5×5 = 400 after the second pool.
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv1 = nn.Conv2d(3, 6, 5)\n        self.conv2 = nn.Conv2d(6, 16, 5)\n"
+        "        self.fc1 = nn.Linear(16 * 5 * 5, 120)\n\n    def forward(self, x):\n"
+        "        x = F.max_pool2d(F.relu(self.conv1(x)), 2)\n        x = F.max_pool2d(F.relu(self.conv2(x)), 2)\n"
+        "        return self.fc1(x.view(-1, 16 * 5 * 5))\n\nnet = Net()\nout = net(torch.randn(1, 3, 32, 32))\n",
+        # The input comes from a custom Dataset: unknown, so nothing is judged.
+        "import torch.nn as nn\nfrom torch.utils.data import DataLoader\nfrom mydata import FaceDataset\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+        "        self.fc = nn.Linear(8 * 30 * 30, 2)\n\n    def forward(self, x):\n        return self.fc(self.conv(x).view(x.size(0), -1))\n\n"
+        "model = Net()\nfor images, labels in DataLoader(FaceDataset('faces/'), batch_size=8):\n    model(images)\n",
+        # AdaptiveAvgPool makes the Linear's input size independent of the image size.
+        "import torch\nfrom torch import nn\n\nmodel = nn.Sequential(\n    nn.Conv2d(1, 32, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),\n"
+        "    nn.Flatten(), nn.Linear(32, 10),\n)\nmodel(torch.randn(4, 1, 100, 100))\n",
+        # Not torch.nn: a user's own Linear class.
+        "from mylib import Module, Linear\n\nclass Net(Module):\n    def __init__(self):\n        self.a = Linear(10, 20)\n"
+        "        self.b = Linear(30, 5)\n\n    def forward(self, x):\n        return self.b(self.a(x))\n",
+        # Data-dependent control flow in forward: silent after it.
+        "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.small = nn.Linear(10, 4)\n        self.big = nn.Linear(20, 4)\n\n    def forward(self, x):\n"
+        "        if x.shape[1] == 10:\n            return self.small(x)\n        return self.big(x)\n\nNet()(torch.randn(2, 10))\n",
+        # view(x.size(0), -1) keeps the batch and adapts to the features.
+        "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 3, padding=1)\n        self.fc = nn.Linear(4 * 28 * 28, 10)\n\n"
+        "    def forward(self, x):\n        x = self.conv(x)\n        return self.fc(x.view(x.size(0), -1))\n\nNet()(torch.randn(8, 1, 28, 28))\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv1 = nn.Conv2d(3, 6, 5)\n        self.conv2 = nn.Conv2d(6, 16, 5)\n"
+            "        self.fc1 = nn.Linear(16 * 4 * 4, 120)\n\n    def forward(self, x):\n"
+            "        x = F.max_pool2d(F.relu(self.conv1(x)), 2)\n        x = F.max_pool2d(F.relu(self.conv2(x)), 2)\n"
+            "        return self.fc1(x.view(-1, 16 * 4 * 4))\n\nnet = Net()\nout = net(torch.randn(1, 3, 32, 32))\n",
+            "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv1 = nn.Conv2d(3, 6, 5)\n        self.conv2 = nn.Conv2d(6, 16, 5)\n"
+            "        self.fc1 = nn.Linear(16 * 5 * 5, 120)\n\n    def forward(self, x):\n"
+            "        x = F.max_pool2d(F.relu(self.conv1(x)), 2)\n        x = F.max_pool2d(F.relu(self.conv2(x)), 2)\n"
+            "        return self.fc1(x.view(-1, 16 * 5 * 5))\n\nnet = Net()\nout = net(torch.randn(1, 3, 32, 32))\n",
+        ),
+        Invalid(
+            "import torch\nfrom torch import nn\n\nmodel = nn.Sequential(\n    nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(),\n"
+            "    nn.Flatten(), nn.Linear(320, 10),\n)\nmodel(torch.randn(64, 1, 28, 28))\n",
+            "import torch\nfrom torch import nn\n\nmodel = nn.Sequential(\n    nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(),\n"
+            "    nn.Flatten(), nn.Linear(1440, 10),\n)\nmodel(torch.randn(64, 1, 28, 28))\n",
+        ),
+        # Consecutive layers that disagree: wrong whatever the input.
+        Invalid(
+            "import torch.nn as nn\n\nclass MLP(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc1 = nn.Linear(784, 128)\n        self.fc2 = nn.Linear(64, 10)\n\n"
+            "    def forward(self, x):\n        return self.fc2(self.fc1(x))\n",
+        ),
+        # A 3-channel conv fed MNIST's single channel.
+        Invalid(
+            "import torch\nimport torch.nn as nn\nfrom torchvision import datasets, transforms\n\n"
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.fc = nn.Linear(8 * 26 * 26, 10)\n\n    def forward(self, x):\n        return self.fc(self.conv(x).flatten(1))\n\n"
+            "train = datasets.MNIST('data', train=True, download=True, transform=transforms.ToTensor())\n"
+            "loader = torch.utils.data.DataLoader(train, batch_size=32)\nmodel = Net()\n"
+            "for x, y in loader:\n    loss = model(x).sum()\n",
+        ),
+    ]
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._collector: Collector | None = None
+
+    # The analysis needs scopes, bindings and calls: a Collector records them
+    # during the engine's traversal, only in files that define a model.
+    def visit_Module(self, node: cst.Module) -> None:
+        if CACHE_KEY not in self.context.cache and quick_candidates(node):
+            self._collector = Collector(node, self.context.names.module_scope)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if self._collector is None and CACHE_KEY not in self.context.cache:
+            return
+        report = analyze_module(self.context, collector=self._collector)
+        for p in report.problems:
+            fix = None
+            if p.fix is not None:
+                message, edits = p.fix
+                fix = FixSpec(message, tuple(Replace(n, text) for n, text in edits), applicability="unsafe")
+            self.report(
+                p.node,
+                p.message,
+                fix=fix,
+                related=[RelatedSpec(n, text) for n, text in p.related],
+                data=p.data,
+            )
+
+
+def _forward(method_name: str):
+    target = getattr(Collector, method_name)
+
+    def method(self: ShapeMismatch, node: cst.CSTNode) -> None:
+        collector = self._collector
+        if collector is not None:
+            target(collector, node)
+
+    method.__name__ = method_name
+    return method
+
+
+# The collector's visit/leave methods, driven by the engine's single traversal.
+for _kind in VISITED:
+    setattr(ShapeMismatch, f"visit_{_kind}", _forward(f"visit_{_kind}"))
+for _kind in LEFT:
+    setattr(ShapeMismatch, f"leave_{_kind}", _forward(f"leave_{_kind}"))
