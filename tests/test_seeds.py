@@ -1,0 +1,67 @@
+"""The tutorial articles in ../shared/seeds (Markdown-ish text files) are what
+torchlint is for: linting them as Markdown must find their known mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason=f"no seed articles at {SEEDS} (../shared/seeds)")
+
+
+@pytest.fixture(scope="module")
+def findings():
+    files = sorted(str(p) for p in SEEDS.glob("*.txt"))
+    assert files, f"{SEEDS} has no .txt articles"
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TORCHLINT_CACHE_DIR")}
+    env["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "torchlint", "check", "--no-cache", "--extension", "txt:markdown",
+         "--output-format", "json", *files],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 1, p.stdout + p.stderr  # findings, and no errors
+    data = json.loads(p.stdout)
+    return [(Path(d["path"]).name, d["line"], d["code"], d) for d in data]
+
+
+def lines_with(text: str) -> list[tuple[str, int]]:
+    out = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if text in line:
+                out.append((path.name, n))
+    return out
+
+
+def test_dataiter_next_is_flagged(findings):
+    expected = lines_with("dataiter.next()")
+    assert expected, "the seeds no longer contain dataiter.next()"
+    flagged = {(name, line) for name, line, code, _ in findings if code == "TL201"}
+    assert set(expected) <= flagged
+
+
+def test_pretrained_true_is_flagged(findings):
+    expected = lines_with("pretrained=True")
+    assert expected, "the seeds no longer contain pretrained=True"
+    flagged = {(name, line) for name, line, code, _ in findings if code == "TL202"}
+    assert set(expected) <= flagged
+
+
+def test_findings_point_into_the_documents(findings):
+    texts = {p.name: p.read_text(encoding="utf-8").splitlines() for p in SEEDS.glob("*.txt")}
+    for name, line, code, d in findings:
+        src = texts[name][line - 1]
+        if code == "TL201":
+            assert src[d["column"] - 1 : d["end_column"] - 1].endswith(".next()")
+        if code == "TL202":
+            assert "pretrained" in src[d["column"] - 1 :]

@@ -1,0 +1,140 @@
+"""``--output-format sarif``: SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
+
+Columns are reported in code points (``run.columnKind``), paths relative to the
+working directory (``%SRCROOT%``), fixes as SARIF ``fixes``, related locations
+as ``relatedLocations``, runtime confirmations in ``properties.confirmation``,
+and problems that stopped a file from being linted as tool notifications.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import torchlint
+from torchlint.diagnostics import FileReport, Range
+from torchlint.output import OutputOptions, confirmation_dict, confirmation_line, findings_of
+from torchlint.rules import all_rules
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def _region(r: Range) -> dict[str, int]:
+    return {
+        "startLine": r.line,
+        "startColumn": r.column + 1,
+        "endLine": r.end_line,
+        "endColumn": r.end_column + 1,
+    }
+
+
+def _artifact(path: str) -> dict[str, str]:
+    if os.path.isabs(path):
+        return {"uri": Path(path).as_uri()}
+    return {"uri": quote(path.replace(os.sep, "/")), "uriBaseId": "%SRCROOT%"}
+
+
+def _what_it_does(doc: str) -> str:
+    m = re.search(r"## What it does\s*\n(.*?)(?:\n## |\Z)", doc, re.S)
+    text = (m.group(1) if m else doc).strip()
+    return " ".join(text.split())
+
+
+def _rule_descriptor(rule: type) -> dict[str, Any]:
+    doc = rule.documentation()
+    short = _what_it_does(doc) or rule.name
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": doc or short},
+        "help": {"text": doc or short, "markdown": doc or short},
+        "defaultConfiguration": {"level": _LEVEL.get(rule.severity, "error")},
+        "properties": {"deprecated": bool(rule.deprecated), "tags": ["pytorch"]},
+    }
+
+
+def build(reports: list[FileReport], options: OutputOptions = OutputOptions(), errors: Iterable[str] = ()) -> dict[str, Any]:
+    rules = all_rules()
+    descriptors = [_rule_descriptor(r) for r in rules.values()]
+    index = {d["id"]: i for i, d in enumerate(descriptors)}
+    results = []
+    for report, f in findings_of(reports):
+        if f.code not in index:  # a rule from outside the registry (plugins, tests)
+            index[f.code] = len(descriptors)
+            descriptors.append({"id": f.code, "name": f.name, "shortDescription": {"text": f.name}})
+        text = f.message
+        if f.confirmation is not None:
+            text += f" ({confirmation_line(f.confirmation)})"
+        result: dict[str, Any] = {
+            "ruleId": f.code,
+            "ruleIndex": index[f.code],
+            "level": _LEVEL.get(f.severity, "error"),
+            "message": {"text": text},
+            "locations": [
+                {"physicalLocation": {"artifactLocation": _artifact(report.path), "region": _region(f.range)}}
+            ],
+        }
+        if f.related:
+            result["relatedLocations"] = [
+                {
+                    "id": i,
+                    "message": {"text": rel.message},
+                    "physicalLocation": {"artifactLocation": _artifact(report.path), "region": _region(rel.range)},
+                }
+                for i, rel in enumerate(f.related)
+            ]
+        if f.fix is not None:
+            result["fixes"] = [
+                {
+                    "description": {"text": f.fix.message + (" (unsafe)" if f.fix.applicability == "unsafe" else "")},
+                    "artifactChanges": [
+                        {
+                            "artifactLocation": _artifact(report.path),
+                            "replacements": [
+                                {"deletedRegion": _region(e.range), "insertedContent": {"text": e.content}}
+                                for e in f.fix.edits
+                            ],
+                        }
+                    ],
+                }
+            ]
+        props: dict[str, Any] = {"name": f.name}
+        if f.fix is not None:
+            props["fixApplicability"] = f.fix.applicability
+        if f.confirmation is not None:
+            props["confirmation"] = confirmation_dict(f.confirmation)
+        result["properties"] = props
+        results.append(result)
+
+    notifications = [
+        {"level": "error", "message": {"text": e}} for r in reports for e in r.errors
+    ] + [{"level": "error", "message": {"text": e}} for e in errors]
+    cwd = Path.cwd().as_uri().rstrip("/") + "/"
+    run = {
+        "tool": {
+            "driver": {
+                "name": "torchlint",
+                "version": torchlint.__version__,
+                "semanticVersion": torchlint.__version__,
+                "rules": descriptors,
+            }
+        },
+        "invocations": [
+            {"executionSuccessful": not notifications, "toolExecutionNotifications": notifications}
+        ],
+        "originalUriBaseIds": {"%SRCROOT%": {"uri": cwd}},
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+    }
+    return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def write(reports: list[FileReport], stream: TextIO, options: OutputOptions, errors: Iterable[str] = ()) -> None:
+    stream.write(json.dumps(build(reports, options, errors), indent=2, ensure_ascii=False) + "\n")
