@@ -275,3 +275,20 @@ def test_codes_restrict_the_rules_that_run():
     assert codes(lint_source(NEXT, options=LintOptions(codes=frozenset({"TL201"})))) == ["TL201"]
     # A syntax error is reported whatever is selected.
     assert codes(lint_source("def f(:\n", options=LintOptions(codes=frozenset()))) == ["TL001"]
+
+
+def test_fixes_land_correctly_after_unusual_line_separators():
+    """str.splitlines breaks at U+2028/form feed; Python and libcst do not: positions must agree."""
+    from torchlint.fixes import fix_source
+
+    source = "# a\u2028b \x0c c\nit = iter(loader)\nx = it.next()  # noqa: TL101\n"
+    fixed, applied, _ = fix_source(source, lambda s: lint_source(s).findings)
+    assert applied == 1
+    assert fixed == source.replace("it.next()", "next(it)")
+
+
+def test_non_utf8_byte_on_the_first_line_is_reported_as_such():
+    from torchlint.sources import SourceError, decode
+
+    with pytest.raises(SourceError, match=r"not valid UTF-8 \(byte 0xff at offset 4\)"):
+        decode(b"x = \xff\n", "f.py")

@@ -19,6 +19,7 @@ import libcst as cst
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.names import NameResolver
 from torchlint.positions import positions_for
+from torchlint.sources import python_lines
 from torchlint.walk import walk
 from torchlint.rules import all_rules
 from torchlint.rules.base import (
@@ -133,7 +134,7 @@ def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
             line, col = err.lineno, max((err.offset or 1) - 1, 0)
     except (ValueError, RecursionError, MemoryError):
         pass
-    lines = source.splitlines()
+    lines = python_lines(source)
     line = min(max(line, 1), max(len(lines), 1))
     text = lines[line - 1] if lines else ""
     col = min(col, len(text))
@@ -267,7 +268,7 @@ def _resolve(
 
 
 def _line_lengths(source: str) -> list[int]:
-    return [len(line) for line in source.splitlines()]
+    return [len(line) for line in python_lines(source)]
 
 
 def noqa_codes(source: str) -> dict[int, frozenset[str] | None]:
@@ -275,7 +276,7 @@ def noqa_codes(source: str) -> dict[int, frozenset[str] | None]:
     out: dict[int, frozenset[str] | None] = {}
     if "noqa" not in source.lower():
         return out
-    for lineno, line in enumerate(source.splitlines(), start=1):
+    for lineno, line in enumerate(python_lines(source), start=1):
         if "#" not in line:
             continue
         m = _NOQA.search(line)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from torchlint.diagnostics import Edit, Finding, Fix
+from torchlint.sources import python_lines
 
 MAX_PASSES = 10
 
 
 def _offsets(source: str) -> list[int]:
     starts = [0]
-    for line in source.splitlines(keepends=True):
+    for line in python_lines(source, keepends=True):
         starts.append(starts[-1] + len(line))
     return starts
 

@@ -17,6 +17,19 @@ MAX_BYTES = 10 * 1024 * 1024
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def python_lines(text: str, keepends: bool = False) -> list[str]:
+    """Lines as Python and libcst count them: broken at \\n, \\r\\n and \\r only.
+
+    ``str.splitlines`` also breaks at form feeds, U+2028 and friends, which would
+    shift every position after one of them.
+    """
+    lines = _LINE.findall(text)
+    return lines if keepends else [line.rstrip("\r\n") for line in lines]
+
+
 class SourceError(Exception):
     """A file that cannot be linted; ``str()`` is the one-line message for the user."""
 
@@ -29,6 +42,11 @@ def decode(data: bytes, path: str) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
+        # tokenize blames a missing coding cookie for any bad byte on the first two lines.
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise SourceError(_not_decodable(path, "utf-8", data, bad)) from None
         raise SourceError(f"{path}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
     try:
         codecs.lookup(encoding)
@@ -36,13 +54,17 @@ def decode(data: bytes, path: str) -> str:
     except LookupError:
         raise SourceError(f"{path}: unknown source encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"{path}: not valid {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save the file as UTF-8 or declare its encoding"
-        ) from None
+        raise SourceError(_not_decodable(path, encoding, data, exc)) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
+
+
+def _not_decodable(path: str, encoding: str, data: bytes, exc: UnicodeDecodeError) -> str:
+    return (
+        f"{path}: not valid {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+        "save the file as UTF-8 or declare its encoding"
+    )
 
 
 def read_source(path: str | Path) -> str:
