@@ -257,13 +257,15 @@ def test_rules_whose_triggers_are_absent_are_not_instantiated():
 
 def test_positions_are_only_computed_when_there_are_findings(monkeypatch):
     wrappers = []
-    real = engine.positions_for
+    import torchlint.positions
+
+    real = torchlint.positions.positions_for
 
     def counting(*a, **k):
         wrappers.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(engine, "positions_for", counting)
+    monkeypatch.setattr(torchlint.positions, "positions_for", counting)
     lint_source("it = iter(loader)\nbatch = next(it)\n")
     assert wrappers == []
     lint_source(NEXT)

@@ -473,4 +473,4 @@ def test_positions_helper_agrees_with_the_full_provider_on_its_fast_path():
     for node in nodes:
         assert fast.range(node) == slow.range(node) == full[node]
         assert fast.indent(node) == slow.indent(node)
-    assert fast._full is None  # it never fell back
+    assert len(fast_ctx._ranges) < len(full)  # it never fell back to the whole module

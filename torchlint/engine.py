@@ -18,7 +18,6 @@ import libcst as cst
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.names import NameResolver
-from torchlint.positions import positions_for
 from torchlint.sources import python_lines
 from torchlint.walk import walk
 from torchlint.rules import all_rules
@@ -181,13 +180,12 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
         )
 
     dispatcher = _Dispatcher(rules, names, on_crash)
-    # Rules that need a line number before the engine resolves positions
-    # (torchlint/analysis/positions.py) reuse the statement index.
+    # Context.ranges locates only the statements holding the nodes asked about.
     context.cache["top_level_index"] = dispatcher.top_level_index
     walk(module, dispatcher.on_visit, dispatcher.on_leave)
     pending = [p for r in rules for p in r.pending]
     if pending:
-        report.findings.extend(_resolve(module, source, pending, report, dispatcher.top_level_index))
+        report.findings.extend(_resolve(context, pending, report))
     report.findings = _apply_noqa(source, report.findings)
     report.findings.sort(key=lambda f: (f.range, f.code))
     return report
@@ -204,15 +202,11 @@ def _nodes_of(p: PendingFinding) -> Iterable[cst.CSTNode]:
                 yield node
 
 
-def _resolve(
-    module: cst.Module,
-    source: str,
-    pending: list[PendingFinding],
-    report: FileReport,
-    top_level_index: dict[int, int],
-) -> list[Finding]:
+def _resolve(context: Context, pending: list[PendingFinding], report: FileReport) -> list[Finding]:
     """Turn node-based findings into ranges and text edits."""
-    positions = positions_for(module, source, (n for p in pending for n in _nodes_of(p)), top_level_index)
+    module, source = context.module, context.source
+    # Shared with rules that needed a line earlier: no statement is located twice.
+    positions = context.ranges([n for p in pending for n in _nodes_of(p)])
     line_lengths = _line_lengths(source)
 
     def rng(node: cst.CSTNode) -> Range:

@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import signal
 import io
-import re
 import tokenize
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +22,7 @@ from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.engine import SYNTAX_ERROR_CODE, LintOptions, lint_source
 from torchlint.fixes import fix_is_applicable, fix_source
 from torchlint.rules import all_rules
-from torchlint.sources import CodeBlock, SourceError, blocks_as_module, decode, markdown_blocks
+from torchlint.sources import CodeBlock, SourceError, blocks_as_module, decode, markdown_blocks, python_lines
 
 # A process pool costs ~20-30 ms (fork, collecting results); one core lints about
 # 60 KB/s of source that some rule has to look at (a CST parse and a traversal)
@@ -104,7 +103,7 @@ class _MarkdownMap:
     """Maps positions in the blocks' module (same line numbers) back to the document's columns."""
 
     def __init__(self, text: str, blocks: list[tuple[CodeBlock, bool]]) -> None:
-        doc_lines = text.splitlines()
+        doc_lines = python_lines(text)
         self.delta: dict[int, int] = {}
         # line -> (first line, one past last line, fixes allowed)
         self.span: dict[int, tuple[int, int, bool]] = {}
@@ -201,7 +200,7 @@ def lint_markdown(text: str, path: str, options: LintOptions = LintOptions()) ->
     mapping = _MarkdownMap(text, pairs)
     inner = lint_source(blocks_as_module(text, blocks), path, options)
     if any(f.code == SYNTAX_ERROR_CODE for f in inner.findings):
-        total = len(text.splitlines())
+        total = len(python_lines(text))
         good: list[CodeBlock] = []
         broken: list[CodeBlock] = []
         for b in blocks:
@@ -230,42 +229,11 @@ def lint_markdown(text: str, path: str, options: LintOptions = LintOptions()) ->
     return report
 
 
-# Characters str.splitlines() breaks lines at but Python (and so every position) does not.
-_NOT_PYTHON_LINE_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_PY_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-
-
-def _edits_land_where_they_should(text: str) -> bool:
-    """Does fixes.apply_fixes turn (line, column) into the offsets Python's line breaks give?
-
-    Only a question for text with form feeds, U+2028 and the like; if the answer is
-    no, a fix would be written to the wrong place, so none is applied.
-    """
-    if not _NOT_PYTHON_LINE_BREAKS.search(text):
-        return True
-    try:
-        from torchlint.fixes import _offsets
-    except ImportError:
-        return False
-    starts = [0]
-    for line in _PY_LINES.findall(text):
-        starts.append(starts[-1] + len(line))
-    return _offsets(text)[: len(starts)] == starts
-
-
 def fix_text(text: str, path: str, language: str, codes: frozenset[str] | None, unsafe: bool) -> tuple[FileReport, int, str | None]:
     """Lint and fix to a fixpoint. Returns (report for the final text, fixes applied, error).
 
     Fixes that would leave a file that no longer parses are all reverted.
     """
-    if not _edits_land_where_they_should(text):
-        report = lint_text(text, path, language, codes)
-        if any(fix_is_applicable(f.fix, unsafe) for f in report.findings):
-            return report, 0, (
-                f"{path}: fixes were not applied: the file contains a form feed or a Unicode line "
-                "separator, which the fixer does not handle yet (please report this)"
-            )
-        return report, 0, None
     reports: list[FileReport] = []
 
     def lint(s: str) -> list[Finding]:

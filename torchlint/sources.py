@@ -95,7 +95,7 @@ class CodeBlock:
 def markdown_blocks(text: str) -> list[CodeBlock]:
     """The fenced ```python blocks of a Markdown document."""
     blocks: list[CodeBlock] = []
-    lines = text.splitlines()
+    lines = python_lines(text)
     i = 0
     while i < len(lines):
         m = _FENCE.match(lines[i])
@@ -118,7 +118,7 @@ def markdown_blocks(text: str) -> list[CodeBlock]:
 def blocks_as_module(text: str, blocks: list[CodeBlock]) -> str:
     """Python source whose line N is line N of the document (non-code lines blank),
     so findings need no position mapping."""
-    total = len(text.splitlines())
+    total = len(python_lines(text))
     out = [""] * total
     for block in blocks:
         for k, line in enumerate(block.lines):

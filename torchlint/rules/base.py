@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import libcst as cst
@@ -20,6 +21,8 @@ import libcst as cst
 from torchlint.diagnostics import Applicability, Severity
 
 if TYPE_CHECKING:
+    from libcst.metadata import CodeRange
+
     from torchlint.names import NameResolver
 
 
@@ -101,6 +104,28 @@ class Context:
         # Rules may cache per-file analyses here (e.g. the shape analysis) so that
         # two rules needing the same facts compute them once.
         self.cache: dict[str, Any] = {}
+        self._ranges: dict[cst.CSTNode, Any] = {}
+
+    def ranges(self, nodes: "Iterable[cst.CSTNode]") -> "Mapping[cst.CSTNode, CodeRange]":
+        """Positions of ``nodes``, shared by the engine and every rule that needs a line early.
+
+        Only the top-level statements holding nodes not yet located are
+        regenerated (the engine publishes its statement index as
+        ``cache["top_level_index"]``); without that index, the whole module once.
+        """
+        from torchlint.positions import full_positions, positions_for
+
+        missing = [n for n in nodes if n not in self._ranges]
+        if missing:
+            index = self.cache.get("top_level_index")
+            if isinstance(index, Mapping):
+                self._ranges.update(positions_for(self.module, self.source, missing, index))
+            else:
+                self._ranges.update(full_positions(self.module))
+        return self._ranges
+
+    def range_of(self, node: cst.CSTNode) -> "CodeRange":
+        return self.ranges((node,))[node]
 
     def qualname(self, node: cst.BaseExpression) -> str | None:
         return self.names.qualname(node)

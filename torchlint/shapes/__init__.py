@@ -48,7 +48,7 @@ def analyze_module(target: Any, *, collector: Collector | None = None) -> ShapeR
         return analyze(target, NameResolver(target), collector)
     cache = target.cache
     if CACHE_KEY not in cache:
-        cache[CACHE_KEY] = analyze(target.module, target.names, collector, target.code)
+        cache[CACHE_KEY] = analyze(target.module, target.names, collector, target.code, target.ranges)
     return cache[CACHE_KEY]
 
 

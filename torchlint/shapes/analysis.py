@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from torchlint.names import NameResolver, dotted_name
+from torchlint.positions import full_positions
 from torchlint.shapes import layers as L
 from torchlint.shapes.collect import Collector, ScopeInfo, StandaloneWalker
 from torchlint.shapes.interp import (
@@ -142,27 +142,33 @@ def _block(suite: cst.BaseSuite) -> list[Any]:
 class Lines:
     """Line numbers, computed once and only when a message needs one."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, ranges: Callable[[list[cst.CSTNode]], Any] | None = None) -> None:
         self._module = module
+        # A rule Context's shared ``ranges``; standalone analyses locate the whole module once.
+        self._ranges = ranges
         self._positions: Any = None
 
     def __call__(self, node: cst.CSTNode | None) -> int | None:
         if node is None:
             return None
-        if self._positions is None:
-            self._positions = MetadataWrapper(self._module, unsafe_skip_copy=True).resolve(PositionProvider)
-        pos = self._positions.get(node)
+        if self._ranges is not None:
+            pos = self._ranges([node]).get(node)
+        else:
+            if self._positions is None:
+                self._positions = full_positions(self._module)
+            pos = self._positions.get(node)
         return None if pos is None else pos.start.line
 
 
 class Analysis:
     def __init__(self, module: cst.Module, names: NameResolver, collector: Collector,
-                 code: Callable[[cst.CSTNode], str]) -> None:
+                 code: Callable[[cst.CSTNode], str],
+                 ranges: Callable[[list[cst.CSTNode]], Any] | None = None) -> None:
         self.module = module
         self.names = names
         self.c = collector
         self.code = code
-        self.lines = Lines(module)
+        self.lines = Lines(module, ranges)
         self.interp = Interpreter(collector, code)
 
     # --------------------------------------------------------------- models
@@ -692,13 +698,14 @@ def expected_error(p: Problem, ev: InputEvidence | None) -> str:
 
 
 def analyze(module: cst.Module, names: NameResolver, collector: Collector | None = None,
-            code: Callable[[cst.CSTNode], str] | None = None) -> ShapeReport:
+            code: Callable[[cst.CSTNode], str] | None = None,
+            ranges: Callable[[list[cst.CSTNode]], Any] | None = None) -> ShapeReport:
     if not quick_candidates(module):
         return ShapeReport()
     if collector is None:
         collector = Collector(module, names.module_scope)
         module.visit(StandaloneWalker(collector))
-    return Analysis(module, names, collector, code or module.code_for_node).run()
+    return Analysis(module, names, collector, code or module.code_for_node, ranges).run()
 
 
 __all__ = ["Analysis", "ModelReport", "ShapeProblem", "ShapeReport", "analyze", "expected_error", "quick_candidates"]
