@@ -12,11 +12,14 @@ import re
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import gc
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import libcst as cst
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
+from torchlint.incremental import ParseCache
 from torchlint.names import NameResolver
 from torchlint.sources import python_lines
 from torchlint.walk import walk
@@ -47,6 +50,9 @@ class LintOptions:
     codes: frozenset[str] | None = None  # None: every rule
     # Rules from outside the registry (plugins, and tests that need a rule that crashes).
     extra_rules: tuple[type[Rule], ...] = ()
+    # Reuse the statements of earlier parses (the language server's analysis
+    # processes re-lint the same file after every edit); see incremental.py.
+    parse_cache: ParseCache | None = field(default=None, compare=False)
 
     def active_rule_classes(self, source: str) -> list[type[Rule]]:
         rules = all_rules()
@@ -146,8 +152,48 @@ def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
     )
 
 
+@contextmanager
+def _gc_paused():
+    """No cyclic GC while a tree is built and walked.
+
+    A parse allocates a hundred thousand objects, so the collector runs dozens
+    of times and rescans every survivor: a third of the lint. The trees hold no
+    cycles; whatever garbage there is gets collected once the lint is over.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintOptions()) -> FileReport:
     """Lint one file's text. Never raises for bad input: problems become findings or errors."""
+    with _gc_paused():
+        return _lint(source, path, options)
+
+
+def _parse(source: str, path: str, options: LintOptions, report: FileReport) -> tuple[cst.Module, list[int] | None] | None:
+    if options.parse_cache is not None:
+        try:
+            tree = ast.parse(source, filename=path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None  # the whole-file parse below reports it as libcst sees it
+        built = options.parse_cache.parse(source, tree) if tree is not None else None
+        if built is not None:
+            return built
+    try:
+        return parse(source), None
+    except cst.ParserSyntaxError as exc:
+        report.findings.append(syntax_error_finding(source, path, exc))
+    except (RecursionError, MemoryError, ValueError) as exc:
+        report.errors.append(f"{path}: cannot parse: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _lint(source: str, path: str, options: LintOptions) -> FileReport:
     report = FileReport(path=path, source=source)
     classes = options.active_rule_classes(source)
     if not classes:
@@ -159,17 +205,17 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
         except (ValueError, RecursionError, MemoryError) as exc:
             report.errors.append(f"{path}: cannot parse: {exc}")
         return report
-    try:
-        module = parse(source)
-    except cst.ParserSyntaxError as exc:
-        report.findings.append(syntax_error_finding(source, path, exc))
+    parsed = _parse(source, path, options, report)
+    if parsed is None:
         return report
-    except (RecursionError, MemoryError, ValueError) as exc:
-        report.errors.append(f"{path}: cannot parse: {type(exc).__name__}: {exc}")
-        return report
+    module, starts = parsed
 
     names = NameResolver(module)
     context = Context(path, source, module, names)
+    if starts is not None:
+        context.cache["statement_starts"] = starts
+    if options.parse_cache is not None:
+        context.cache["parse_cache"] = options.parse_cache
     rules = [cls(context) for cls in classes]
 
     def on_crash(rule: Rule, exc: BaseException) -> None:

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
+
+if TYPE_CHECKING:
+    from torchlint.incremental import ParseCache
 
 
 def full_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
@@ -52,38 +56,65 @@ def statement_start_lines(module: cst.Module, source: str) -> list[int] | None:
     return starts if k == len(tree.body) else None
 
 
+def _codegen_positions(module: cst.Module, stmt: cst.BaseStatement, line: int) -> dict[cst.CSTNode, CodeRange]:
+    provider = PositionProvider()
+    state = PositionProvidingCodegenState(
+        default_indent=module.default_indent,
+        default_newline=module.default_newline,
+        provider=provider,
+    )
+    state.line, state.column = line, 0
+    stmt._codegen(state)
+    return provider._computed
+
+
+def _shifted(r: CodeRange, lines: int) -> CodeRange:
+    return CodeRange(CodePosition(r.start.line + lines, r.start.column), CodePosition(r.end.line + lines, r.end.column))
+
+
 def positions_for(
     module: cst.Module,
     source: str,
     nodes: Iterable[cst.CSTNode],
     top_level_index: Mapping[int, int],
+    starts: list[int] | None = None,
+    parse_cache: "ParseCache | None" = None,
 ) -> Mapping[cst.CSTNode, CodeRange]:
-    """Ranges for ``nodes`` (and everything in their top-level statements).
+    """Ranges for ``nodes`` (and possibly other nodes of their top-level statements).
 
     ``top_level_index`` maps ``id(node)`` to the index in ``module.body`` of the
-    statement containing it, as recorded during the traversal.
+    statement containing it, as recorded during the traversal. ``starts`` are
+    the statements' first lines when the caller knows them. With a
+    ``parse_cache``, a statement reused from an earlier parse reuses its
+    positions too, shifted to where the statement now starts.
     """
     nodes = list(nodes)
-    wanted: set[int] = set()
+    wanted: dict[int, list[cst.CSTNode]] = {}
     for node in nodes:
         index = top_level_index.get(id(node))
         if index is None or index < 0:
             return full_positions(module)
-        wanted.add(index)
-    starts = statement_start_lines(module, source)
+        wanted.setdefault(index, []).append(node)
     if starts is None:
-        return full_positions(module)
-    provider = PositionProvider()
+        starts = statement_start_lines(module, source)
+        if starts is None:
+            return full_positions(module)
+    out: dict[cst.CSTNode, CodeRange] = {}
+    key = (module.default_indent, module.default_newline)
     for index in sorted(wanted):
         stmt = module.body[index]
-        state = PositionProvidingCodegenState(
-            default_indent=module.default_indent,
-            default_newline=module.default_newline,
-            provider=provider,
-        )
-        state.line, state.column = starts[index], 0
-        stmt._codegen(state)
-    computed = provider._computed
-    if any(node not in computed for node in nodes):
+        piece = parse_cache.piece_of(stmt) if parse_cache is not None else None
+        if piece is None:
+            out.update(_codegen_positions(module, stmt, starts[index]))
+            continue
+        relative = piece.positions.get(key)
+        if relative is None:
+            relative = piece.positions[key] = _codegen_positions(module, stmt, 1)
+        lines = starts[index] - 1
+        for node in wanted[index]:
+            r = relative.get(node)
+            if r is not None:
+                out[node] = _shifted(r, lines) if lines else r
+    if any(node not in out for node in nodes):
         return full_positions(module)
-    return computed
+    return out

@@ -119,7 +119,16 @@ class Context:
         if missing:
             index = self.cache.get("top_level_index")
             if isinstance(index, Mapping):
-                self._ranges.update(positions_for(self.module, self.source, missing, index))
+                self._ranges.update(
+                    positions_for(
+                        self.module,
+                        self.source,
+                        missing,
+                        index,
+                        starts=self.cache.get("statement_starts"),
+                        parse_cache=self.cache.get("parse_cache"),
+                    )
+                )
             else:
                 self._ranges.update(full_positions(self.module))
         return self._ranges

@@ -11,8 +11,9 @@ its process.
 from __future__ import annotations
 
 import asyncio
-import logging
+import gc
 import importlib
+import logging
 import os
 import signal
 import subprocess
@@ -50,8 +51,15 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
     """The child's loop: one job at a time, answers in order."""
     from torchlint.engine import LintOptions, lint_source
     from torchlint.fixes import fix_source
+    from torchlint.incremental import ParseCache
 
     extra = tuple(extra_rules)
+    # Successive versions of a document differ in a statement or two: their
+    # other statements are not parsed again (the pool sends a document back to
+    # the process that linted it last).
+    parse_cache = ParseCache()
+    # Objects from imports are never garbage: keep the collector from rescanning them.
+    gc.freeze()
     while True:
         try:
             job = conn_in.recv()
@@ -59,7 +67,7 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
             return
         kind, source, path, codes = job
         try:
-            options = LintOptions(codes=codes, extra_rules=extra)
+            options = LintOptions(codes=codes, extra_rules=extra, parse_cache=parse_cache)
             if kind == "lint":
                 report = lint_source(source, path, options)
                 report.source = None  # the parent has the text
@@ -119,6 +127,8 @@ class _Worker:
         self.recv_conn = Connection(from_child_r, writable=False)
         # Blocking pipe reads and writes happen here, never on the event loop.
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchlint-worker-io")
+        # The document this process analysed last: its parse cache holds that text.
+        self.last_path: str | None = None
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
@@ -176,12 +186,16 @@ class WorkerPool:
         self._all.add(worker)
         return worker
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, path: str | None = None) -> _Worker:
         cond = self._condition()
         async with cond:
             while True:
                 if self.closed:
                     raise WorkerDied("the server is shutting down")
+                for worker in self._idle:
+                    if path is not None and worker.last_path == path and worker.is_alive():
+                        self._idle.remove(worker)
+                        return worker
                 while self._idle:
                     worker = self._idle.pop()
                     if worker.is_alive():
@@ -218,7 +232,9 @@ class WorkerPool:
         Raises :class:`WorkerDied` if the process died, or ``RuntimeError`` with
         the child's one-line message if the analysis raised.
         """
-        worker = await self._acquire()
+        path = job[2] if len(job) > 2 and isinstance(job[2], str) else None
+        worker = await self._acquire(path)
+        worker.last_path = path
         if not wanted():
             await self._release(worker)
             return None

@@ -1,0 +1,158 @@
+"""Re-parsing only changed statements must give exactly what a whole-file lint gives."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import random
+from pathlib import Path
+
+import pytest
+
+from torchlint.engine import LintOptions, lint_source
+from torchlint.incremental import ParseCache, split_statements
+from torchlint.sources import python_lines
+
+from conftest import FIXTURES, ROOT
+
+NEXT_TWICE = "it = iter(loader)\nbatch = it.next()\nbatch = it.next()\n"
+
+TRICKY = [
+    "# header comment\n\nimport torch\n\n\n@decorator\n# between\n@other(1)\ndef f():\n    pass\n",
+    "if x:\n    a = 1\n    # footer comment of the block\n# leading comment of b\nb = 2; c = 3\n",
+    "class A:\n    x = 1\n\n\n    # dangling\n\n\ndef g(a,\n      b):\n    return (a +\n            b)\n",
+    "x = '''multi\nline'''\ny = 1 \\\n    + 2\n",
+    "try:\n    pass\nexcept E:\n    pass\nelse:\n    pass\nfinally:\n    pass\nz = 1",
+    "x = 1\r\ny = 2\r\nif x:\r\n    y = 3\r\n",
+    "x = 1\ny = 2\r\nz = 3\n",  # mixed line breaks
+    "def f():\n  return 1\ndef g():\n    return 2\n",  # mixed indentation
+    "def f():\n\treturn 1\nclass C:\n\tdef m(self):\n\t\tpass\n",
+    "if a: pass\nelif b:\n    pass\nelse: pass\nwhile x:\n    break\nelse:\n    pass\n",
+    "x = 1\n\n\n# trailing comment\n\n",
+    "#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n\"\"\"Doc.\"\"\"\n",
+    "async def f():\n    async with a as b:\n        await b\n\n@d\nclass K: pass\n",
+    "match x:\n    case 1:\n        pass\n    case _:\n        pass\ny = 1\n",
+    "x = 1;\ny = 2 ; z = 3 # c\n",
+    "x = 1\n\x0c\ny = 2\n",
+    "s = 'a\\\nb'\nt = 1\n",
+    "   \n\nx = 1\n",
+    "",
+    "# only a comment\n",
+    "import torch\n" + NEXT_TWICE,
+    NEXT_TWICE + NEXT_TWICE,  # repeated statements, each with its own finding
+]
+
+
+def _key(report):
+    return [(f.code, f.range, f.message, f.fix, f.related, f.data) for f in report.findings], report.errors
+
+
+def _sources():
+    for i, src in enumerate(TRICKY):
+        yield pytest.param(src, id=f"tricky-{i}")
+    for path in sorted(FIXTURES.rglob("*.py")):
+        yield pytest.param(path.read_text(encoding="utf-8"), id=str(path.relative_to(ROOT)))
+    spec = importlib.util.find_spec("torch")
+    if spec is not None and spec.origin:
+        torch_dir = Path(spec.origin).parent
+        for rel in ["nn/modules/conv.py", "optim/sgd.py", "utils/data/dataloader.py"]:
+            if (torch_dir / rel).exists():
+                yield pytest.param((torch_dir / rel).read_text(encoding="utf-8"), id=f"torch/{rel}")
+
+
+@pytest.mark.parametrize("source", list(_sources()))
+def test_reassembled_module_has_the_source_text_and_the_same_findings(source):
+    cache = ParseCache()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        tree = None
+    built = cache.parse(source, tree) if tree is not None else None
+    if built is not None:
+        module, starts = built
+        assert module.code == source
+        assert len(starts) == len(module.body)
+    whole = lint_source(source, "f.py")
+    options = LintOptions(parse_cache=cache)
+    assert _key(lint_source(source, "f.py", options)) == _key(whole)
+    # Second time round every statement comes from the cache, positions too.
+    assert _key(lint_source(source, "f.py", options)) == _key(whole)
+
+
+def test_repeated_statements_get_their_own_findings():
+    options = LintOptions(parse_cache=ParseCache())
+    for _ in range(2):
+        report = lint_source(NEXT_TWICE + NEXT_TWICE, "f.py", options)
+        assert [(f.code, f.range.line) for f in report.findings] == [
+            ("TL201", 2), ("TL201", 3), ("TL201", 5), ("TL201", 6)
+        ]
+
+
+def test_an_edit_reparses_only_the_edited_statement():
+    source = (FIXTURES / "tl101_missing_zero_grad").glob("flagged_*.py").__next__().read_text(encoding="utf-8")
+    cache = ParseCache()
+    options = LintOptions(parse_cache=cache)
+    lint_source(source, "f.py", options)
+    pieces = len(split_statements(source, ast.parse(source)))
+    assert pieces > 3 and cache.misses == pieces
+    lines = python_lines(source, keepends=True)
+    last = len(lines) - 1
+    edited = "".join(lines[:last]) + lines[last].rstrip("\n") + "  # edited\n"
+    before = cache.misses
+    report = lint_source(edited, "f.py", options)
+    assert cache.misses == before + 1
+    assert _key(report) == _key(lint_source(edited, "f.py"))
+
+
+def _random_edit(rng: random.Random, source: str) -> str:
+    lines = python_lines(source, keepends=True) or ["\n"]
+    i = rng.randrange(len(lines))
+    kind = rng.randrange(6)
+    if kind == 0:  # delete a line
+        del lines[i]
+    elif kind == 1:  # duplicate a line (often changes indentation structure)
+        lines.insert(i, lines[i])
+    elif kind == 2:  # blank line or comment between statements
+        lines.insert(i, rng.choice(["\n", "# note\n", "    # indented note\n"]))
+    elif kind == 3:  # type a character somewhere (half-typed code)
+        line = lines[i]
+        j = rng.randrange(len(line) + 1)
+        lines[i] = line[:j] + rng.choice(["(", ")", ":", "x", " ", ".", "'"]) + line[j:]
+    elif kind == 4:  # delete a character
+        line = lines[i]
+        if line:
+            j = rng.randrange(len(line))
+            lines[i] = line[:j] + line[j + 1 :]
+    else:  # move a line
+        line = lines.pop(i)
+        lines.insert(rng.randrange(len(lines) + 1), line)
+    return "".join(lines)
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("flagged_*.py"))[::3],
+)
+def test_random_edit_sequences_agree_with_whole_file_lints(fixture):
+    rng = random.Random(fixture)
+    source = (FIXTURES / fixture).read_text(encoding="utf-8")
+    options = LintOptions(parse_cache=ParseCache(max_chars=20_000))
+    for _ in range(25):
+        source = _random_edit(rng, source)
+        assert _key(lint_source(source, "f.py", options)) == _key(lint_source(source, "f.py")), source
+
+
+def test_a_small_cache_evicts_and_stays_correct():
+    sources = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.rglob("*.py"))[:30]]
+    cache = ParseCache(max_chars=3000)
+    options = LintOptions(parse_cache=cache)
+    for source in sources + sources:
+        assert _key(lint_source(source, "f.py", options)) == _key(lint_source(source, "f.py"))
+    assert cache.chars <= 3000 or len(cache._pieces) == 1
+
+
+def test_a_file_too_large_for_the_cache_is_parsed_whole():
+    cache = ParseCache(max_chars=100)
+    source = "import torch\n" * 20
+    assert cache.parse(source, ast.parse(source)) is None
+    assert _key(lint_source(source, "f.py", LintOptions(parse_cache=cache))) == _key(lint_source(source, "f.py"))
