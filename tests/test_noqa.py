@@ -93,3 +93,36 @@ def test_half_typed_code_still_gets_its_comment() -> None:
     finding = Finding("TL201", "iterator-next-method", "m", Range(2, 8, 2, 17))
     (edit,) = noqa_edits(source, [finding])
     assert edit.range == Range(2, 17, 2, 17) and edit.content == "  # noqa: TL201"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'it = iter(loader)\nbatch = it.next(); s = "# noqa"\n',
+        "it = iter(loader)\nbatch = it.next(); s = '#noqa: TL201'\n",
+        'it = iter(loader)\nbatch = it.next(); s = """\n# noqa: TL201\n"""\n',
+        "it = iter(loader)\nbatch = [it.next(), 'a \\\n# noqa']\n",
+        'it = iter(loader)\r\nbatch = it.next(); s = "# noqa"\r\n',
+    ],
+)
+def test_noqa_text_inside_a_string_suppresses_nothing(source: str) -> None:
+    assert [f.code for f in _tl201(source)] == ["TL201"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'it = iter(loader)\nbatch = it.next()  # "quoted" then noqa: TL201\n'.replace("then noqa", "# noqa"),
+        'it = iter(loader)\nbatch = it.next(); s = "x"  # noqa: TL201\n',
+        '"""doc"""\nit = iter(loader)\nbatch = it.next()  # noqa\n',
+    ],
+)
+def test_noqa_comments_after_strings_still_suppress(source: str) -> None:
+    assert _tl201(source) == []
+
+
+def test_a_string_that_looks_like_noqa_is_not_extended() -> None:
+    source = 'it = iter(loader)\nbatch = it.next(); s = "# noqa: E501"\n'
+    out, changed = add_noqa(source, _tl201(source))
+    assert out == 'it = iter(loader)\nbatch = it.next(); s = "# noqa: E501"  # noqa: TL201\n'
+    assert changed == 1 and _tl201(out) == []

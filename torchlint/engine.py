@@ -21,6 +21,7 @@ import libcst as cst
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.incremental import ParseCache
 from torchlint.names import NameResolver
+from torchlint.noqa import noqa_comments
 from torchlint.sources import python_lines
 from torchlint.walk import walk
 from torchlint.rules import all_rules
@@ -37,10 +38,6 @@ from torchlint.rules.base import (
 
 SYNTAX_ERROR_CODE = "TL001"
 
-_NOQA = re.compile(
-    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -314,14 +311,7 @@ def _line_lengths(source: str) -> list[int]:
 def noqa_codes(source: str) -> dict[int, frozenset[str] | None]:
     """Line -> codes suppressed there (None: every code, a bare ``# noqa``)."""
     out: dict[int, frozenset[str] | None] = {}
-    if "noqa" not in source.lower():
-        return out
-    for lineno, line in enumerate(python_lines(source), start=1):
-        if "#" not in line:
-            continue
-        m = _NOQA.search(line)
-        if m is None:
-            continue
+    for lineno, m in noqa_comments(source, python_lines(source)).items():
         codes = m.group("codes")
         out[lineno] = None if codes is None else frozenset(c.upper() for c in re.split(r"[,\s]+", codes) if c)
     return out

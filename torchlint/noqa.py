@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 from torchlint.diagnostics import Edit, Finding, Range
 
-# Same grammar as the engine's suppression comments (engine._NOQA); the tests
-# check that every comment written here suppresses the finding in the engine.
+# The one grammar of suppression comments: the engine reads them with
+# noqa_comments, and the tests check that every comment written here suppresses the finding.
 _NOQA = re.compile(
     r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
     re.IGNORECASE,
@@ -31,13 +31,63 @@ def _lines(source: str) -> list[str]:
     return _LINE_BREAK.split(source)
 
 
+def _comment_columns(source: str) -> dict[int, int] | None:
+    """Line -> column where its comment starts, from the tokenizer; None if it cannot tokenize."""
+    out: dict[int, int] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source, newline=None).readline):
+            if tok.type == tokenize.COMMENT:
+                out[tok.start[0]] = tok.start[1]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    return out
+
+
+def noqa_comments(source: str, lines: list[str] | None = None) -> dict[int, re.Match[str]]:
+    """Line -> its ``# noqa`` match, for matches in comments only (not in string literals).
+
+    The tokenizer is needed only when a match might be string text: a quote
+    before it on its line, or a string that may span lines somewhere in the file.
+    If the file cannot be tokenized (half-typed code), matches are taken as
+    they stand.
+    """
+    if "noqa" not in source.lower():
+        return {}
+    lines = _lines(source) if lines is None else lines
+    found: dict[int, re.Match[str]] = {}
+    # Strings that span lines: a line inside one has no quote before its '#'.
+    doubtful = '"""' in source or "'''" in source or "\\\n" in source or "\\\r" in source
+    for lineno, text in enumerate(lines, start=1):
+        if "#" not in text:
+            continue
+        m = _NOQA.search(text)
+        if m is not None:
+            found[lineno] = m
+            if not doubtful and ("'" in text[: m.start()] or '"' in text[: m.start()]):
+                doubtful = True
+    if not found or not doubtful:
+        return found
+    columns = _comment_columns(source)
+    if columns is None:
+        return found
+    out: dict[int, re.Match[str]] = {}
+    for lineno in found:
+        start = columns.get(lineno)
+        if start is None:
+            continue
+        m = _NOQA.search(lines[lineno - 1], start)
+        if m is not None:
+            out[lineno] = m
+    return out
+
+
 def _lines_ending_in_a_token(source: str) -> set[int]:
     """Lines whose end is inside a token (a triple-quoted string): a comment there would be string text."""
     if '"""' not in source and "'''" not in source:
         return set()
     blocked: set[int] = set()
     try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        for tok in tokenize.generate_tokens(io.StringIO(source, newline=None).readline):
             if tok.end[0] > tok.start[0] and tok.type not in (tokenize.NEWLINE, tokenize.NL):
                 blocked.update(range(tok.start[0], tok.end[0]))
     except (tokenize.TokenError, SyntaxError, IndentationError):
@@ -55,6 +105,7 @@ def noqa_edits(source: str, findings: Iterable[Finding]) -> list[Edit]:
     """
     lines = _lines(source)
     blocked: set[int] | None = None
+    existing: dict[int, re.Match[str]] | None = None
     wanted: dict[int, list[str]] = {}
     for f in findings:
         if f.code in _UNSUPPRESSIBLE:
@@ -76,7 +127,9 @@ def noqa_edits(source: str, findings: Iterable[Finding]) -> list[Edit]:
     edits: list[Edit] = []
     for line, codes in sorted(wanted.items()):
         text = lines[line - 1]
-        m = _NOQA.search(text)
+        if existing is None:
+            existing = noqa_comments(source, lines)
+        m = existing.get(line)
         if m is not None and m.group("codes") is None:
             continue  # a bare noqa comment already silences everything on the line
         if m is not None:
@@ -105,4 +158,4 @@ def add_noqa(source: str, findings: Iterable[Finding]) -> tuple[str, int]:
     return out, len(edits)
 
 
-__all__ = ["add_noqa", "noqa_edits"]
+__all__ = ["add_noqa", "noqa_comments", "noqa_edits"]
