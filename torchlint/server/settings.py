@@ -32,6 +32,8 @@ LOG_LEVELS = {
     "log": lsp.MessageType.Log,
 }
 DEFAULT_DEBOUNCE_MS = 150
+# auto: push to every client, and answer pulls where the client can pull; push: push only;
+# pull: pull only, for clients that would show pushed and pulled diagnostics twice.
 DIAGNOSTIC_MODES = ("auto", "push", "pull")
 
 

@@ -21,6 +21,8 @@
 #   TORCHLINT_E2E_VSIX     test this .vsix instead of building one
 #   TORCHLINT_E2E_PYTHON   interpreter to set as torchlint.interpreter
 #   TORCHLINT_E2E_IMPORT_STRATEGY  torchlint.importStrategy (fromEnvironment | useBundled)
+#   TORCHLINT_E2E_DIAGNOSTIC_MODE  torchlint.diagnosticMode (default: the extension's, pull); with
+#                          auto the server also pushes and the test must fail (TL201 listed twice)
 #   TORCHLINT_E2E_TIMEOUT  seconds to wait for the result (300)
 #   TORCHLINT_E2E_KEEP=1   keep the temporary profile/logs directory
 #
@@ -102,6 +104,10 @@ INTERPRETER_SETTING="[]"
 if [ -n "${TORCHLINT_E2E_PYTHON:-}" ]; then
   INTERPRETER_SETTING="[$(node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$(command -v "$PYTHON")")]"
 fi
+MODE_SETTING=""
+if [ -n "${TORCHLINT_E2E_DIAGNOSTIC_MODE:-}" ]; then
+  MODE_SETTING="\"torchlint.diagnosticMode\": \"$TORCHLINT_E2E_DIAGNOSTIC_MODE\","
+fi
 cat >"$WORK/user-data/User/settings.json" <<EOF
 {
   "security.workspace.trust.enabled": false,
@@ -113,6 +119,7 @@ cat >"$WORK/user-data/User/settings.json" <<EOF
   "workbench.enableExperiments": false,
   "chat.disableAIFeatures": true,
   "torchlint.importStrategy": "${TORCHLINT_E2E_IMPORT_STRATEGY:-fromEnvironment}",
+  $MODE_SETTING
   "torchlint.trace.server": "messages"
 }
 EOF

@@ -33,6 +33,7 @@ import {
     serverLogLevel,
     Severity,
     shouldNotify,
+    toInitializationOptions,
     toServerSettings,
     TorchlintSettings,
 } from './settings';
@@ -389,7 +390,11 @@ class Controller implements vscode.Disposable {
             outputChannel: this.log,
             traceOutputChannel: this.log,
             revealOutputChannelOn: RevealOutputChannelOn.Never,
-            initializationOptions: () => this.serverSettings(),
+            initializationOptions: () =>
+                toInitializationOptions(this.settings(), {
+                    trusted: vscode.workspace.isTrusted,
+                    logLevel: serverLogLevel(this.log.logLevel),
+                }),
             middleware: {
                 workspace: {
                     // Answer pulls of the `torchlint` section with the same gated
@@ -502,7 +507,20 @@ class Controller implements vscode.Disposable {
         if (client.serverCommands().has('torchlint.fixAll')) {
             // The server answers with a workspace/applyEdit, which the client applies.
             try {
-                await client.executeServerCommand('torchlint.fixAll', [uri.toString()]);
+                // {applied, fixed, message}; applied is false when there was nothing to fix
+                // or VS Code refused the edit (the file changed meanwhile).
+                const result = (await client.executeServerCommand('torchlint.fixAll', [uri.toString()])) as {
+                    applied?: boolean;
+                    message?: string;
+                } | null;
+                if (result?.applied === false) {
+                    void this.notify(
+                        'info',
+                        result.message === 'nothing to fix'
+                            ? 'No auto-fixable problems in this file.'
+                            : `Fix all: ${String(result.message)}`,
+                    );
+                }
             } catch (err) {
                 void this.notify('error', `Fix all failed: ${err instanceof Error ? err.message : String(err)}`);
             }

@@ -4,6 +4,8 @@
 export type ImportStrategy = 'fromEnvironment' | 'useBundled';
 export type NotificationLevel = 'off' | 'onError' | 'onWarning' | 'always';
 export type Severity = 'error' | 'warning' | 'info';
+/** The server's `diagnosticMode`: `auto` pushes and also answers pulls. */
+export type DiagnosticMode = 'pull' | 'push' | 'auto';
 
 export interface TorchlintSettings {
     enable: boolean;
@@ -15,6 +17,7 @@ export interface TorchlintSettings {
     importStrategy: ImportStrategy;
     runtimeEnabled: boolean;
     showNotifications: NotificationLevel;
+    diagnosticMode: DiagnosticMode;
 }
 
 /** What the server accepts as initializationOptions and, under the `torchlint`
@@ -30,6 +33,11 @@ export interface ServerSettings {
 
 export type ServerLogLevel = 'debug' | 'info' | 'warning' | 'error';
 
+/** initializationOptions: the settings, plus what the server reads only at start-up. */
+export interface InitializationOptions extends ServerSettings {
+    diagnosticMode: DiagnosticMode;
+}
+
 export const SECTION = 'torchlint';
 
 /** Reads a setting by its key below the `torchlint` section (e.g. `runtime.enabled`). */
@@ -37,6 +45,7 @@ export type SettingGetter = (key: string) => unknown;
 
 const IMPORT_STRATEGIES: readonly ImportStrategy[] = ['fromEnvironment', 'useBundled'];
 const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['off', 'onError', 'onWarning', 'always'];
+const DIAGNOSTIC_MODES: readonly DiagnosticMode[] = ['pull', 'push', 'auto'];
 
 function stringList(value: unknown): string[] {
     if (typeof value === 'string') {
@@ -65,6 +74,7 @@ export function readSettings(get: SettingGetter): TorchlintSettings {
         importStrategy: oneOf(get('importStrategy'), IMPORT_STRATEGIES, 'fromEnvironment'),
         runtimeEnabled: get('runtime.enabled') === true,
         showNotifications: oneOf(get('showNotifications'), NOTIFICATION_LEVELS, 'onError'),
+        diagnosticMode: oneOf(get('diagnosticMode'), DIAGNOSTIC_MODES, 'pull'),
     };
 }
 
@@ -91,6 +101,19 @@ export function toServerSettings(
 }
 
 /**
+ * The server pushes diagnostics to every client and also answers pulls unless
+ * told otherwise; vscode-languageclient pulls, and keeps pulled diagnostics in a
+ * collection of their own, so with both every finding would be listed twice.
+ * Hence `pull` unless the user chose another `torchlint.diagnosticMode`.
+ */
+export function toInitializationOptions(
+    settings: TorchlintSettings,
+    opts: { trusted: boolean; logLevel: ServerLogLevel },
+): InitializationOptions {
+    return { ...toServerSettings(settings, opts), diagnosticMode: settings.diagnosticMode };
+}
+
+/**
  * Maps VS Code's LogLevel (Off=0, Trace=1, Debug=2, Info=3, Warning=4, Error=5)
  * of the torchlint output channel to the server's logLevel, so "Set Log Level…"
  * on the channel also makes the server chattier or quieter.
@@ -114,8 +137,8 @@ export function serverLogLevel(vscodeLogLevel: number | undefined): ServerLogLev
  * (`trace.server` is handled by vscode-languageclient itself and
  * `showNotifications` is read whenever a pop-up is due.) */
 const LIVE_KEYS = ['select', 'ignore', 'runtime'];
-/** Keys that change how the server process is started. */
-const RESTART_KEYS = ['enable', 'args', 'path', 'interpreter', 'importStrategy'];
+/** Keys that change how the server process is started (or what it reads only at start-up). */
+const RESTART_KEYS = ['enable', 'args', 'path', 'interpreter', 'importStrategy', 'diagnosticMode'];
 
 export type ConfigChange = 'none' | 'live' | 'restart';
 

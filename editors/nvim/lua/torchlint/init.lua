@@ -50,6 +50,12 @@ function M.on_diagnostic_refresh(_, _, ctx)
   return vim.NIL
 end
 
+-- Does this Neovim pull diagnostics (textDocument/diagnostic, 0.10+)?
+function M.client_pulls()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  return caps.textDocument ~= nil and caps.textDocument.diagnostic ~= nil
+end
+
 --- The client configuration: what lsp/torchlint.lua returns on 0.11+, and what
 --- setup() starts on older versions. `overrides` are merged over it.
 function M.config(overrides)
@@ -63,6 +69,12 @@ function M.config(overrides)
     capabilities = { workspace = { diagnostics = { refreshSupport = true } } },
     handlers = { ["workspace/diagnostic/refresh"] = M.on_diagnostic_refresh },
   }
+  if M.client_pulls() then
+    -- The server pushes to every client and also answers pulls; Neovim keeps pushed and
+    -- pulled diagnostics in separate namespaces and would show each finding twice.
+    -- Neovim 0.7-0.9 cannot pull and keeps the server's default (push).
+    config.init_options = { diagnosticMode = "pull" }
+  end
   return vim.tbl_deep_extend("force", config, overrides or {})
 end
 
@@ -193,7 +205,8 @@ local function attach_legacy(bufnr, config)
     root_dir = root,
     workspace_folders = { { uri = vim.uri_from_fname(root), name = root } },
     settings = config.settings,
-    init_options = config.init_options or (config.settings or {}).torchlint,
+    -- The settings go along as initializationOptions, so the first lint already uses them.
+    init_options = vim.tbl_deep_extend("force", {}, (config.settings or {}).torchlint or {}, config.init_options or {}),
     -- start_client does not merge capabilities with the defaults itself.
     capabilities = vim.tbl_deep_extend("force", vim.lsp.protocol.make_client_capabilities(), config.capabilities or {}),
     handlers = config.handlers,

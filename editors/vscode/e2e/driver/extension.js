@@ -91,8 +91,15 @@ async function drive(result) {
     }
 
     const tl201 = await poll('a TL201 diagnostic', () => torchlintDiagnostics(fixture).find((d) => codeOf(d) === 'TL201'));
+    // Pushed diagnostics would land in a second collection next to the pulled ones
+    // within moments: the finding must still be listed exactly once.
+    await sleep(2000);
     result.diagnostics = torchlintDiagnostics(fixture).map(describeDiagnostic);
-    result.steps.push('got TL201 diagnostic');
+    const listed = result.diagnostics.filter((d) => d.code === 'TL201').length;
+    if (listed !== 1) {
+        throw new Error(`TL201 is listed ${listed} times (pushed and pulled diagnostics both shown?)`);
+    }
+    result.steps.push('got TL201 diagnostic, once');
 
     const actions = (await vscode.commands.executeCommand('vscode.executeCodeActionProvider', fixture, tl201.range)) || [];
     result.codeActions = actions.map(describeAction);

@@ -6,6 +6,7 @@ import {
     readSettings,
     serverLogLevel,
     shouldNotify,
+    toInitializationOptions,
     toServerSettings,
 } from '../settings';
 
@@ -23,6 +24,7 @@ describe('readSettings', () => {
             importStrategy: 'fromEnvironment',
             runtimeEnabled: false,
             showNotifications: 'onError',
+            diagnosticMode: 'pull',
         });
     });
 
@@ -38,6 +40,7 @@ describe('readSettings', () => {
                 importStrategy: 'useBundled',
                 'runtime.enabled': true,
                 showNotifications: 'always',
+                diagnosticMode: 'push',
             }),
         );
         assert.equal(s.enable, false);
@@ -49,6 +52,7 @@ describe('readSettings', () => {
         assert.equal(s.importStrategy, 'useBundled');
         assert.equal(s.runtimeEnabled, true);
         assert.equal(s.showNotifications, 'always');
+        assert.equal(s.diagnosticMode, 'push');
     });
 
     it('accepts a plain string where a list is expected and drops junk entries', () => {
@@ -58,8 +62,11 @@ describe('readSettings', () => {
     });
 
     it('falls back to defaults for invalid enum values and non-boolean runtime.enabled', () => {
-        const s = readSettings(getter({ importStrategy: 'bundled', showNotifications: 'loud', 'runtime.enabled': 'true' }));
+        const s = readSettings(
+            getter({ importStrategy: 'bundled', showNotifications: 'loud', 'runtime.enabled': 'true', diagnosticMode: 'both' }),
+        );
         assert.equal(s.importStrategy, 'fromEnvironment');
+        assert.equal(s.diagnosticMode, 'pull');
         assert.equal(s.showNotifications, 'onError');
         assert.equal(s.runtimeEnabled, false);
     });
@@ -117,6 +124,33 @@ describe('toServerSettings (initializationOptions and the torchlint configuratio
     });
 });
 
+describe('toInitializationOptions', () => {
+    const opts = { trusted: true, logLevel: 'info' as const };
+
+    it('asks the server for pull-only diagnostics by default', () => {
+        // The server would otherwise also push, and VS Code would list every finding twice.
+        assert.deepEqual(toInitializationOptions(readSettings(getter({ ignore: ['TL202'] })), opts), {
+            select: null,
+            ignore: ['TL202'],
+            runtime: { enabled: false },
+            logLevel: 'info',
+            diagnosticMode: 'pull',
+        });
+    });
+
+    it('sends the mode the user chose', () => {
+        for (const mode of ['push', 'auto', 'pull'] as const) {
+            const s = readSettings(getter({ diagnosticMode: mode }));
+            assert.equal(toInitializationOptions(s, opts).diagnosticMode, mode);
+        }
+    });
+
+    it('keeps the trust gate of the live settings', () => {
+        const s = readSettings(getter({ 'runtime.enabled': true }));
+        assert.deepEqual(toInitializationOptions(s, { trusted: false, logLevel: 'info' }).runtime, { enabled: false });
+    });
+});
+
 describe('serverLogLevel', () => {
     it('maps VS Code log levels to the server logLevel', () => {
         assert.equal(serverLogLevel(0), 'error'); // Off
@@ -133,7 +167,7 @@ describe('classifyConfigChange', () => {
     const changed = (...keys: string[]) => (key: string) => keys.some((k) => k === key || k.startsWith(`${key}.`));
 
     it('restarts for settings that change how the server is started', () => {
-        for (const key of ['enable', 'args', 'path', 'interpreter', 'importStrategy']) {
+        for (const key of ['enable', 'args', 'path', 'interpreter', 'importStrategy', 'diagnosticMode']) {
             assert.equal(classifyConfigChange(changed(`torchlint.${key}`)), 'restart', key);
         }
     });
