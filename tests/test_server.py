@@ -456,6 +456,35 @@ async def test_change_is_debounced_and_stale_versions_are_never_published(client
 
 
 @pytest.mark.asyncio
+async def test_edit_after_edit_the_diagnostics_equal_a_whole_file_lint(vscode: LanguageClient):
+    """The analysis processes re-parse only edited statements (torchlint/incremental.py)."""
+    from torchlint.engine import lint_source
+
+    source = (ROOT / "fixtures" / "tl401_missing_to_device").glob("flagged_*.py").__next__().read_text(encoding="utf-8")
+    source += "\n" + TL201_SOURCE
+    uri = open_doc(vscode, "train.py", source)
+    await wait_published(vscode, uri, 1)
+    lines = source.splitlines(keepends=True)
+    edits = [
+        ["# a comment at the top\n", "import os\n"] + lines,  # everything below moves
+        lines[:-1],  # the TL201 statement is gone
+        lines[:3] + ["    \n"] + lines[3:],  # a blank line inside the file
+        lines[: len(lines) // 2] + ["x = (\n"] + lines[len(lines) // 2 :],  # half-typed
+        lines,  # back where it started
+    ]
+    for new_lines in edits:
+        text = "".join(new_lines)
+        version = change_doc(vscode, uri, text)
+        got = await wait_published(vscode, uri, version)
+        expected = lint_source(text, str(vscode.root / "train.py")).findings
+        assert sorted(
+            (d.code, d.range.start.line + 1, d.range.start.character, d.range.end.line + 1, d.range.end.character)
+            for d in got
+        ) == sorted((f.code, f.range.line, f.range.column, f.range.end_line, f.range.end_column) for f in expected)
+        assert expected, "each version has findings to compare"
+
+
+@pytest.mark.asyncio
 async def test_save_relints_and_picks_up_config_file_changes(client: LanguageClient):
     uri = open_doc(client, "pkg/train.py", TL201_SOURCE)
     assert [d.code for d in await diagnostics(client, uri)] == ["TL201"]
