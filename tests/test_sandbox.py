@@ -264,6 +264,43 @@ def test_cuda_sandbox_binds_the_gpu_device_nodes(monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in sandbox._sandbox_env("/tmp/root", "cpu")
 
 
+def test_python_under_tmp_stays_visible_behind_the_tmpfs(monkeypatch, tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "torchlint").mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "_PACKAGE_PARENT", str(checkout))
+    command = build_command("bwrap", "/tmp/root", "cpu", ["python"])
+    at = command.index(str(checkout))
+    assert command[at - 1 : at + 2] == ["--ro-bind", str(checkout), str(checkout)]
+    assert at > command.index("--tmpfs")  # after the tmpfs, or it would hide the checkout
+    assert at < command.index("/tmp/root")  # the writable root is bound last
+    # /tmp itself is never re-exposed.
+    assert [command[i + 1] for i, a in enumerate(command) if a == "--ro-bind"].count("/tmp") == 0
+
+
+def test_a_checkout_under_tmp_runs_in_the_sandbox(tmp_path):
+    """CI often clones into /tmp: the sandboxed worker must still import torchlint from there."""
+    if detect_isolation().kind != "bwrap":
+        pytest.skip("bubblewrap is what mounts a fresh /tmp")
+    import shutil
+    import subprocess
+    import sys
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "torchlint", checkout / "torchlint", ignore=shutil.ignore_patterns("__pycache__"))
+    script = (
+        "import torchlint, sys\n"
+        f"assert torchlint.__file__.startswith({str(checkout)!r}), torchlint.__file__\n"
+        "from torchlint.runtime.sandbox import run_snippet\n"
+        "r = run_snippet('print(6 * 7)', isolation='bwrap', preload=())\n"
+        "print(r.status, r.isolation, r.stdout.strip(), r.exc_message)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(checkout)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok", "bwrap", "42", "None"], proc.stdout + proc.stderr
+
+
 # -- results ----------------------------------------------------------------
 
 

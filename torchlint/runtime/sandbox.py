@@ -121,6 +121,34 @@ class IsolationInfo:
     unshare_problem: str | None = None
 
 
+def _python_paths_under_tmp() -> list[str]:
+    """Directories under /tmp the sandboxed Python needs: the fresh tmpfs would hide them.
+
+    A checkout or virtualenv in /tmp is common in CI; torchlint, the interpreter
+    and its packages must stay importable (read-only) inside the sandbox.
+    """
+    candidates = [
+        _PACKAGE_PARENT,
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        os.path.dirname(os.path.abspath(sys.executable)),
+        *(p for p in sys.path if p),
+        *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
+    ]
+    found: list[str] = []
+    for path in candidates:
+        path = os.path.abspath(path)
+        if os.path.dirname(path) == path or not path.startswith("/tmp/") or not os.path.isdir(path):
+            continue
+        found.append(path)
+    kept: list[str] = []
+    for path in sorted(set(found), key=len):
+        if not any(path.startswith(parent + "/") for parent in kept):
+            kept.append(path)
+    return kept
+
+
 def _bwrap_args(bwrap: str, root: str, device: str) -> list[str]:
     args = [
         bwrap,
@@ -129,6 +157,8 @@ def _bwrap_args(bwrap: str, root: str, device: str) -> list[str]:
         "--proc", "/proc",
         "--tmpfs", "/tmp",
     ]
+    for path in _python_paths_under_tmp():
+        args += ["--ro-bind", path, path]
     if device == "cuda":
         # --dev gives a minimal /dev without the GPU nodes; CUDA needs
         # nvidiactl, nvidia-uvm(-tools), nvidiaN and nvidia-caps/*.
