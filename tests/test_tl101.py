@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from torchlint.analysis.training import looks_like_optimizer_name
-from torchlint.engine import LintOptions, lint_source
-from torchlint.fixes import fix_source
 
-OPTIONS = LintOptions(codes=frozenset({"TL101"}))
+from conftest import RuleTester
 
-
-def findings(code: str):
-    report = lint_source(textwrap.dedent(code), "t.py", OPTIONS)
-    assert report.errors == []
-    return report.findings
-
-
-def lines(code: str) -> list[int]:
-    return [f.range.line for f in findings(code)]
+RULE = RuleTester("TL101")
+findings, lines = RULE.findings, RULE.lines
 
 
 def fixed(code: str) -> str:
-    out, _, _ = fix_source(textwrap.dedent(code), lambda s: lint_source(s, "t.py", OPTIONS).findings, unsafe=True)
-    return out
+    return RULE.fixed(code, unsafe=True)
 
 
 BASIC = """

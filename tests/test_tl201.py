@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
-from torchlint.engine import LintOptions, lint_source
-from torchlint.fixes import fix_source
+from conftest import RuleTester
 
-
-def findings(code: str):
-    report = lint_source(textwrap.dedent(code), "t.py", LintOptions(codes=frozenset({"TL201"})))
-    assert report.errors == []
-    return report.findings
-
-
-def lines(code: str) -> list[int]:
-    return [f.range.line for f in findings(code)]
-
-
-def fixed(code: str) -> str:
-    code = textwrap.dedent(code)
-    out, _, _ = fix_source(code, lambda s: lint_source(s, "t.py", LintOptions(codes=frozenset({"TL201"}))).findings)
-    return out
+RULE = RuleTester("TL201")
+findings, lines, fixed = RULE.findings, RULE.lines, RULE.fixed
 
 
 @pytest.mark.parametrize(

@@ -6,20 +6,10 @@ import textwrap
 
 import pytest
 
-from torchlint.engine import LintOptions, lint_source
-from torchlint.fixes import fix_source
+from conftest import RuleTester
 
-
-def findings(code: str):
-    report = lint_source(textwrap.dedent(code), "t.py", LintOptions(codes=frozenset({"TL202"})))
-    assert report.errors == []
-    return report.findings
-
-
-def fixed(code: str, unsafe: bool = False) -> str:
-    lint = lambda s: lint_source(s, "t.py", LintOptions(codes=frozenset({"TL202"}))).findings  # noqa: E731
-    out, _, remaining = fix_source(textwrap.dedent(code), lint, unsafe=unsafe)
-    return out
+RULE = RuleTester("TL202")
+findings, fixed = RULE.findings, RULE.fixed
 
 
 @pytest.mark.parametrize(

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from torchlint.engine import LintOptions, lint_source
-from torchlint.fixes import fix_source
+from conftest import RuleTester
 
-OPTIONS = LintOptions(codes=frozenset({"TL401"}))
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "tl401_missing_to_device"
 
 
-def findings(code: str):
-    report = lint_source(textwrap.dedent(code), "t.py", OPTIONS)
-    assert report.errors == []
-    return report.findings
-
-
-def lines(code: str) -> list[int]:
-    return [f.range.line for f in findings(code)]
+RULE = RuleTester("TL401")
+findings, lines = RULE.findings, RULE.lines
 
 
 def fixed(code: str) -> str:
-    out, _, _ = fix_source(textwrap.dedent(code), lambda s: lint_source(s, "t.py", OPTIONS).findings, unsafe=True)
-    return out
+    return RULE.fixed(code, unsafe=True)
 
 
 BASIC = """

@@ -348,16 +348,10 @@ def _add_noqa(results, errors: list[str]) -> int:
 
 
 def _stdin_excluded(abspath: str, settings, resolver, args) -> bool:
-    from torchlint.discovery import GitIgnoreStack
+    from torchlint.discovery import GitIgnoreStack, excluded_in_project
 
-    if settings.is_excluded(abspath):
+    if excluded_in_project(abspath, settings):
         return True
-    root = settings.root.rstrip("/")
-    d = os.path.dirname(abspath)
-    while d.startswith(root + "/"):
-        if settings.is_excluded(d):
-            return True
-        d = os.path.dirname(d)
     respect = settings.respect_gitignore if args.respect_gitignore is None else args.respect_gitignore
     return respect and GitIgnoreStack().is_ignored(abspath, False)
 

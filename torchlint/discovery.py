@@ -209,6 +209,19 @@ def language_of(name: str, settings: Settings, cli_extensions: Mapping[str, str]
     return DEFAULT_EXTENSIONS.get(ext)
 
 
+def excluded_in_project(abspath: str, settings: Settings) -> bool:
+    """Is the path, or a directory above it inside the project, excluded by the settings?"""
+    if settings.is_excluded(abspath):
+        return True
+    root = settings.root.rstrip("/")
+    d = os.path.dirname(abspath)
+    while d.startswith(root + "/"):
+        if settings.is_excluded(d):
+            return True
+        d = os.path.dirname(d)
+    return False
+
+
 def discover(
     paths: Iterable[str],
     resolver: Resolver,
@@ -234,17 +247,9 @@ def discover(
 
     def excluded_with_ancestors(abspath: str, settings: Settings, is_dir: bool) -> bool:
         # --force-exclude: the path or a directory above it (inside the project) is excluded.
-        if settings.is_excluded(abspath):
+        if excluded_in_project(abspath, settings):
             return True
-        root = settings.root.rstrip("/")
-        d = os.path.dirname(abspath)
-        while d.startswith(root + "/"):
-            if settings.is_excluded(d):
-                return True
-            d = os.path.dirname(d)
-        if use_gitignore(settings) and gitignores.is_ignored(abspath, is_dir):
-            return True
-        return False
+        return use_gitignore(settings) and gitignores.is_ignored(abspath, is_dir)
 
     def walk(dir_path: str, dir_abs: str, stack: tuple[GitIgnore, ...]) -> None:
         try:

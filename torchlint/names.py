@@ -70,14 +70,15 @@ def _compound_children(stmt: cst.CSTNode) -> Iterator[cst.CSTNode]:
             yield from block.body
 
 
-def _target_names(target: cst.BaseExpression) -> Iterator[str]:
+def target_names(target: cst.BaseExpression) -> Iterator[str]:
+    """Names an assignment target binds (``a``, ``a, *b``, ``[a, (b, c)]``)."""
     if isinstance(target, cst.Name):
         yield target.value
     elif isinstance(target, (cst.Tuple, cst.List)):
         for el in target.elements:
-            yield from _target_names(el.value)
+            yield from target_names(el.value)
     elif isinstance(target, cst.StarredElement):
-        yield from _target_names(target.value)
+        yield from target_names(target.value)
 
 
 class Scope:
@@ -120,23 +121,23 @@ class Scope:
                 self.bind(stmt.name.value, _AMBIGUOUS)
             elif isinstance(stmt, cst.Assign):
                 for t in stmt.targets:
-                    for n in _target_names(t.target):
+                    for n in target_names(t.target):
                         self.bind(n, _AMBIGUOUS)
             elif isinstance(stmt, (cst.AnnAssign, cst.AugAssign)):
-                for n in _target_names(stmt.target):
+                for n in target_names(stmt.target):
                     self.bind(n, _AMBIGUOUS)
             elif isinstance(stmt, (cst.For,)):
-                for n in _target_names(stmt.target):
+                for n in target_names(stmt.target):
                     self.bind(n, _AMBIGUOUS)
             elif isinstance(stmt, cst.With):
                 for item in stmt.items:
                     if item.asname is not None:
-                        for n in _target_names(item.asname.name):
+                        for n in target_names(item.asname.name):
                             self.bind(n, _AMBIGUOUS)
             elif isinstance(stmt, cst.Try):
                 for h in stmt.handlers:
                     if h.name is not None:
-                        for n in _target_names(h.name.name):
+                        for n in target_names(h.name.name):
                             self.bind(n, _AMBIGUOUS)
             elif isinstance(stmt, (cst.Global, cst.Nonlocal)):
                 for item in stmt.names:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.names import dotted_name
+from torchlint.names import dotted_name, target_names
 
 __all__ = [
     "DERIVING_METHODS",
@@ -163,11 +163,3 @@ def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
         stack.extend(reversed(cur.children))
 
 
-def target_names(target: cst.BaseExpression) -> Iterator[str]:
-    if isinstance(target, cst.Name):
-        yield target.value
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            yield from target_names(el.value)
-    elif isinstance(target, cst.StarredElement):
-        yield from target_names(target.value)

@@ -93,6 +93,38 @@ def base_config(index: ModuleIndex, claim: Claim, options: Options, setup: Setup
     }
 
 
+def build_job(
+    index: ModuleIndex,
+    claim: Claim,
+    options: Options,
+    setup: Setup,
+    planner: Any,
+    interpret: Callable[[Job, Any], Confirmation],
+    mode: str,
+    *,
+    simulate_cuda: bool | None = None,
+    memory_mb: int | None = None,
+    **config: Any,
+) -> Job:
+    """The job for a planned program: what the harness is told and how the sandbox runs it, kept in step.
+
+    ``simulate_cuda`` defaults to :func:`needs_gpu`; ``config`` adds mode-specific harness settings.
+    """
+    full = base_config(index, claim, options, setup, mode)
+    full.update(config)
+    simulate = needs_gpu(index.source, options) if simulate_cuda is None else simulate_cuda
+    full["simulate_cuda"] = simulate
+    return Job(
+        claim,
+        snippet(full, index.source, planner.plan),
+        planner.plan,
+        full,
+        interpret,
+        simulate_cuda=simulate,
+        memory_mb=options.memory_mb if memory_mb is None else memory_mb,
+    )
+
+
 # --------------------------------------------------------------------------
 # Families of error messages
 

@@ -17,12 +17,10 @@ from torchlint.diagnostics import Confirmation
 from torchlint.runtime.confirmers import (
     Job,
     Options,
-    base_config,
+    build_job,
     detail_of,
     failure,
-    needs_gpu,
     quote,
-    snippet,
     target_exception,
 )
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
@@ -37,12 +35,7 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
     setup = guess_setup(index)
     planner = Planner(index, force_branches=options.force_branches)
     planner.reach(stmt, "T", setup)
-    config = base_config(index, claim, options, setup, "tl101")
-    config["loop_limit"] = LOOP_LIMIT
-    simulate = needs_gpu(index.source, options)
-    config["simulate_cuda"] = simulate
-    return Job(claim, snippet(config, index.source, planner.plan), planner.plan, config, interpret,
-               simulate_cuda=simulate, memory_mb=options.memory_mb)  # fmt: skip
+    return build_job(index, claim, options, setup, planner, interpret, "tl101", loop_limit=LOOP_LIMIT)
 
 
 def interpret(job: Job, result: Any) -> Confirmation:

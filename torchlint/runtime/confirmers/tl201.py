@@ -13,12 +13,10 @@ from torchlint.diagnostics import Confirmation
 from torchlint.runtime.confirmers import (
     Job,
     Options,
-    base_config,
+    build_job,
     detail_of,
     failure,
-    needs_gpu,
     quote,
-    snippet,
     target_exception,
 )
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
@@ -38,11 +36,7 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
         lines = ", ".join(str(o.line) for o in others)
         planner.plan.notes.append(f"the other flagged `.next()` calls (line {lines}) ran as `next(...)`")
     planner.reach(stmt, "T", setup)
-    config = base_config(index, claim, options, setup, "tl201")
-    simulate = needs_gpu(index.source, options)
-    config["simulate_cuda"] = simulate
-    return Job(claim, snippet(config, index.source, planner.plan), planner.plan, config, interpret,
-               simulate_cuda=simulate, memory_mb=options.memory_mb)  # fmt: skip
+    return build_job(index, claim, options, setup, planner, interpret, "tl201")
 
 
 def interpret(job: Job, result: Any) -> Confirmation:

@@ -15,7 +15,15 @@ import importlib.util
 from typing import Any
 
 from torchlint.diagnostics import Confirmation
-from torchlint.runtime.confirmers import Job, Options, base_config, detail_of, failure, quote, snippet, target_exception
+from torchlint.runtime.confirmers import (
+    Job,
+    Options,
+    build_job,
+    detail_of,
+    failure,
+    quote,
+    target_exception,
+)
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
 
 CODE = "TL202"
@@ -48,11 +56,11 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
     setup = guess_setup(index)
     planner = Planner(index, force_branches=options.force_branches)
     planner.reach(stmt, "T", setup)
-    config = base_config(index, claim, options, setup, "tl202")
-    config["parameter"] = _parameter(index, claim)
     # VGG-16 alone is 138M parameters: room for the biggest builders.
-    memory = max(options.memory_mb, 4096)
-    return Job(claim, snippet(config, index.source, planner.plan), planner.plan, config, interpret, memory_mb=memory)
+    return build_job(
+        index, claim, options, setup, planner, interpret, "tl202",
+        simulate_cuda=False, memory_mb=max(options.memory_mb, 4096), parameter=_parameter(index, claim),
+    )  # fmt: skip
 
 
 def _matches(parameter: str, message: str) -> bool:

@@ -19,13 +19,11 @@ from torchlint.diagnostics import Confirmation
 from torchlint.runtime.confirmers import (
     Job,
     Options,
-    base_config,
+    build_job,
     detail_of,
     failure,
     family,
-    needs_gpu,
     quote,
-    snippet,
     target_exception,
 )
 from torchlint.runtime.extract import HARNESS, Claim, ExtractionError, ModuleIndex, Planner, Setup, guess_setup
@@ -132,11 +130,7 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
     else:
         raise ExtractionError(f"cannot find where `{model}` is built")
     planner._finish()
-    config = base_config(index, claim, options, setup, "tl301")
-    simulate = needs_gpu(index.source, options)
-    config["simulate_cuda"] = simulate
-    job = Job(claim, snippet(config, index.source, planner.plan), planner.plan, config, interpret,
-              simulate_cuda=simulate, memory_mb=options.memory_mb)  # fmt: skip
+    job = build_job(index, claim, options, setup, planner, interpret, "tl301")
     job.config["shape"] = list(shape)
     return job
 
@@ -158,12 +152,7 @@ def _through_the_files_call(index: ModuleIndex, claim: Claim, options: Options, 
     if planner.plan.tail:
         return None  # the call is in a function nothing calls: its input would be made up
     planner.plan.notes.append(f"`{var}` run on what the file gives it on line {call.lineno}")
-    config = base_config(index, claim, options, setup, "tl301")
-    simulate = needs_gpu(index.source, options)
-    config["simulate_cuda"] = simulate
-    config["through_line"] = call.lineno
-    return Job(claim, snippet(config, index.source, planner.plan), planner.plan, config, interpret,
-               simulate_cuda=simulate, memory_mb=options.memory_mb)  # fmt: skip
+    return build_job(index, claim, options, setup, planner, interpret, "tl301", through_line=call.lineno)
 
 
 def _root(node: ast.AST) -> str | None:

@@ -16,12 +16,11 @@ from torchlint.diagnostics import Confirmation
 from torchlint.runtime.confirmers import (
     Job,
     Options,
-    base_config,
+    build_job,
     detail_of,
     failure,
     family,
     quote,
-    snippet,
     target_exception,
 )
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
@@ -42,18 +41,7 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
         names = ", ".join(f"`{o.data.get('tensor') or '?'}` (line {o.line})" for o in moved)
         planner.plan.notes.append(f"the other flagged tensors were moved to the model's device: {names}")
     planner.reach(stmt, "T", setup)
-    config = base_config(index, claim, options, setup, "tl401")
-    simulate = options.device != "cuda"
-    config["simulate_cuda"] = simulate
-    return Job(
-        claim,
-        snippet(config, index.source, planner.plan),
-        planner.plan,
-        config,
-        interpret,
-        simulate_cuda=simulate,
-        memory_mb=options.memory_mb,
-    )
+    return build_job(index, claim, options, setup, planner, interpret, "tl401", simulate_cuda=options.device != "cuda")
 
 
 def _model_class(index: ModuleIndex, claim: Claim) -> str | None:

@@ -100,6 +100,16 @@ local function fix_all_params(bufnr)
   }
 end
 
+-- The buffer (0 or nil: the current one) and its torchlint client; warns when there is none.
+local function attached(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local client = M.get_client(bufnr)
+  if not client then
+    notify("torchlint: no torchlint server is attached to this buffer", vim.log.levels.WARN)
+  end
+  return bufnr, client
+end
+
 local function apply_fix_all(client, result)
   local applied = false
   for _, action in ipairs(result or {}) do
@@ -115,10 +125,9 @@ end
 --- opts.sync = true waits for the server (use it in a BufWritePre autocmd).
 function M.fix_all(bufnr, opts)
   opts = opts or {}
-  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
-  local client = M.get_client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify("torchlint: no torchlint server is attached to this buffer", vim.log.levels.WARN)
     return false
   end
   local params = fix_all_params(bufnr)
@@ -149,10 +158,9 @@ end
 --- (`:TorchlintConfirm`). Needs settings.torchlint.runtime.enabled = true.
 function M.confirm(bufnr, opts)
   opts = opts or {}
-  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
-  local client = M.get_client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify("torchlint: no torchlint server is attached to this buffer", vim.log.levels.WARN)
     return false
   end
   local params = { command = "torchlint.confirm", arguments = { { uri = vim.uri_from_bufnr(bufnr) } } }
