@@ -14,15 +14,12 @@ from torchlint.incremental import ParseCache, split_statements
 from torchlint.sources import python_lines
 
 from conftest import FIXTURES, ROOT
+from test_positions import TRICKY as POSITION_TRICKY
 
 NEXT_TWICE = "it = iter(loader)\nbatch = it.next()\nbatch = it.next()\n"
 
-TRICKY = [
-    "# header comment\n\nimport torch\n\n\n@decorator\n# between\n@other(1)\ndef f():\n    pass\n",
-    "if x:\n    a = 1\n    # footer comment of the block\n# leading comment of b\nb = 2; c = 3\n",
-    "class A:\n    x = 1\n\n\n    # dangling\n\n\ndef g(a,\n      b):\n    return (a +\n            b)\n",
-    "x = '''multi\nline'''\ny = 1 \\\n    + 2\n",
-    "try:\n    pass\nexcept E:\n    pass\nelse:\n    pass\nfinally:\n    pass\nz = 1",
+# The positions tests' tricky layouts, and more that cutting a file into statements must survive.
+TRICKY = POSITION_TRICKY + [
     "x = 1\r\ny = 2\r\nif x:\r\n    y = 3\r\n",
     "x = 1\ny = 2\r\nz = 3\n",  # mixed line breaks
     "def f():\n  return 1\ndef g():\n    return 2\n",  # mixed indentation
@@ -32,6 +29,8 @@ TRICKY = [
     "#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n\"\"\"Doc.\"\"\"\n",
     "async def f():\n    async with a as b:\n        await b\n\n@d\nclass K: pass\n",
     "match x:\n    case 1:\n        pass\n    case _:\n        pass\ny = 1\n",
+    "match x:\n  case 1:\n    pass\ndef f():\n    return 1\n",  # the first indent is a match's
+    "if a: pass\nelse:\n  y = 1\ndef f():\n    return 1\n",
     "x = 1;\ny = 2 ; z = 3 # c\n",
     "x = 1\n\x0c\ny = 2\n",
     "s = 'a\\\nb'\nt = 1\n",

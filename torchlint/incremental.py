@@ -27,6 +27,7 @@ from typing import Any
 
 import libcst as cst
 
+from torchlint.positions import first_token_line
 from torchlint.sources import python_lines
 
 
@@ -46,29 +47,17 @@ class _Piece:
     positions: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
-def _has_indented_block(stmt: cst.BaseStatement) -> bool:
-    # The first INDENT token of a statement is in its own body if it has any:
-    # nested blocks sit inside indented blocks.
-    if isinstance(stmt, cst.SimpleStatementLine):
-        return False
-    body = getattr(stmt, "body", None)
-    if isinstance(body, cst.IndentedBlock):
+def _has_indentation(node: cst.CSTNode) -> bool:
+    """Does the statement hold an INDENT token? Only then does its piece's default indent matter.
+
+    Indented blocks and ``match`` (whose cases are indented) print with the
+    module's default indent when their own is the default.
+    """
+    if isinstance(node, (cst.IndentedBlock, cst.Match)):
         return True
-    # if/elif/else, try/except/finally, for/while-else: any clause may be indented.
-    for name in ("orelse", "handlers", "finalbody"):
-        part = getattr(stmt, name, None)
-        parts = part if isinstance(part, (tuple, list)) else (part,)
-        for p in parts:
-            if p is not None and isinstance(getattr(p, "body", None), cst.IndentedBlock):
-                return True
-            if isinstance(p, cst.If) and _has_indented_block(p):
-                return True
-    return False
-
-
-def _first_line(node: ast.stmt) -> int:
-    decorators = getattr(node, "decorator_list", None)
-    return min(d.lineno for d in decorators) if decorators else node.lineno
+    if isinstance(node, (cst.BaseExpression, cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        return False
+    return any(_has_indentation(child) for child in node.children)
 
 
 def split_statements(source: str, tree: ast.Module) -> list[tuple[str, int]] | None:
@@ -83,7 +72,7 @@ def split_statements(source: str, tree: ast.Module) -> list[tuple[str, int]] | N
     lines = python_lines(source, keepends=True)
     bounds: list[tuple[int, int]] = []  # 1-based first and last line of each statement group
     for node in tree.body:
-        first, last = _first_line(node), node.end_lineno or node.lineno
+        first, last = first_token_line(node), node.end_lineno or node.lineno
         if bounds and first <= bounds[-1][1]:
             bounds[-1] = (bounds[-1][0], max(last, bounds[-1][1]))
         else:
@@ -133,7 +122,7 @@ class ParseCache:
             statement=stmt,
             header=header,
             footer=tuple(module.footer),
-            indent=module.default_indent if _has_indented_block(stmt) else None,
+            indent=module.default_indent if _has_indentation(stmt) else None,
             newline=newline,
             has_trailing_newline=module.has_trailing_newline,
             encoding=module.encoding,

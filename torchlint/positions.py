@@ -32,7 +32,8 @@ def _small_statement_count(stmt: cst.BaseStatement) -> int:
     return len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
 
 
-def _first_token_line(node: ast.stmt) -> int:
+def first_token_line(node: ast.stmt) -> int:
+    """The line of a statement's first token (its first decorator's ``@`` if it has one)."""
     decorators = getattr(node, "decorator_list", None)
     if decorators:
         # ``@`` sits on the decorator expression's line.
@@ -51,7 +52,7 @@ def statement_start_lines(module: cst.Module, source: str) -> list[int] | None:
     for stmt in module.body:
         if k >= len(tree.body):
             return None
-        starts.append(_first_token_line(tree.body[k]) - len(stmt.leading_lines))
+        starts.append(first_token_line(tree.body[k]) - len(stmt.leading_lines))
         k += _small_statement_count(stmt)
     return starts if k == len(tree.body) else None
 
