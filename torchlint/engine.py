@@ -311,7 +311,7 @@ def _line_lengths(source: str) -> list[int]:
 def noqa_codes(source: str) -> dict[int, frozenset[str] | None]:
     """Line -> codes suppressed there (None: every code, a bare ``# noqa``)."""
     out: dict[int, frozenset[str] | None] = {}
-    for lineno, m in noqa_comments(source, python_lines(source)).items():
+    for lineno, m in noqa_comments(source).items():
         codes = m.group("codes")
         out[lineno] = None if codes is None else frozenset(c.upper() for c in re.split(r"[,\s]+", codes) if c)
     return out
@@ -319,7 +319,7 @@ def noqa_codes(source: str) -> dict[int, frozenset[str] | None]:
 
 def _apply_noqa(source: str, findings: Iterable[Finding]) -> list[Finding]:
     findings = list(findings)
-    table = noqa_codes(source)
+    table = noqa_codes(source) if findings else None
     if not table:
         return findings
     kept = []
