@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import textwrap
 import threading
@@ -64,41 +65,128 @@ def test_isolation_is_reported(light_worker):
         assert result.warnings == []
 
 
+# The probe only ever targets listeners this test opens itself on loopback (and
+# unix sockets it creates): never any other address, isolated or not.
 NETWORK_PROBE = _code(
     """
     import socket
     with open("/proc/net/dev") as fh:
         interfaces = sorted(line.split(":")[0].strip() for line in fh if ":" in line)
-    try:
-        socket.create_connection(("1.1.1.1", 80), timeout=3).close()
-        error = None
-    except OSError as exc:
-        error = exc.errno
-    torchlint_report(interfaces=interfaces, error=error)
+    errors = {}
+    for name, family, address in TARGETS:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(3)
+        try:
+            sock.connect(tuple(address) if isinstance(address, list) else address)
+            errors[name] = None
+        except OSError as exc:
+            errors[name] = exc.errno or str(exc)
+        finally:
+            sock.close()
+    torchlint_report(interfaces=interfaces, errors=errors)
     """
 )
 
 
-def test_network_is_isolated(light_worker):
-    result = light_worker.run(NETWORK_PROBE, timeout=15)
+class LoopbackListeners:
+    """Listeners on 127.0.0.1, ::1 (where the host has it), a unix socket file and
+    an abstract unix socket: what a snippet must not reach from the sandbox."""
+
+    def __init__(self, directory: Path):
+        self.sockets: dict[str, socket.socket] = {}
+        self.targets: list[tuple[str, int, object]] = []
+        self._listen("tcp4", socket.AF_INET, ("127.0.0.1", 0))
+        if socket.has_ipv6:
+            try:
+                self._listen("tcp6", socket.AF_INET6, ("::1", 0))
+            except OSError:
+                pass  # no ::1 on this host
+        path = directory / "probe.sock"
+        self._listen("unix-file", socket.AF_UNIX, str(path))
+        self._listen("unix-abstract", socket.AF_UNIX, f"\0torchlint-probe-{uuid.uuid4().hex}")
+
+    def _listen(self, name: str, family: int, address) -> None:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.bind(address)
+        sock.listen(8)
+        sock.setblocking(False)
+        self.sockets[name] = sock
+        bound = sock.getsockname()
+        if family == socket.AF_UNIX:
+            bound = address  # getsockname() of an abstract socket drops the leading NUL
+        else:
+            bound = list(bound[:2])
+        self.targets.append((name, int(family), bound))
+
+    def code(self) -> str:
+        return f"TARGETS = {self.targets!r}\n" + NETWORK_PROBE
+
+    def accepted(self) -> list[str]:
+        """Names of the listeners that a connection reached."""
+        reached = []
+        for name, sock in self.sockets.items():
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, OSError):
+                continue
+            conn.close()
+            reached.append(name)
+        return reached
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+
+
+@pytest.fixture
+def listeners(tmp_path):
+    opened = LoopbackListeners(tmp_path)
+    yield opened
+    opened.close()
+
+
+def test_the_probe_reaches_its_listeners_without_a_sandbox(listeners):
+    """The probe itself works: run unsandboxed (in this process), it reaches every listener.
+    Without this, the isolation tests below could pass because the probe is broken."""
+    namespace = {"torchlint_report": lambda **kw: namespace.setdefault("report", kw)}
+    exec(listeners.code(), namespace)
+    assert set(namespace["report"]["errors"].values()) == {None}
+    assert sorted(listeners.accepted()) == sorted(name for name, _, _ in listeners.targets)
+
+
+def test_network_is_isolated(light_worker, listeners):
+    result = light_worker.run(listeners.code(), timeout=15)
     assert result.status == "ok", result
     if result.isolation == "none":
         assert any("no network isolation" in w for w in result.warnings)
-    else:
-        assert result.payload["interfaces"] == ["lo"]
-        assert result.payload["error"] is not None
+        return
+    assert result.payload["interfaces"] == ["lo"]
+    errors = result.payload["errors"]
+    # Loopback inside the sandbox is its own: the host's TCP listeners and the
+    # abstract unix socket (scoped to the network namespace) are out of reach.
+    for name in ("tcp4", "tcp6", "unix-abstract"):
+        if name in errors:
+            assert errors[name] is not None, (name, errors)
+    if result.isolation == "bwrap":
+        # bubblewrap's fresh /tmp hides the socket file too.
+        assert errors["unix-file"] is not None, errors
+    assert not set(listeners.accepted()) - {"unix-file"}
 
 
-def test_unshare_fallback_isolates_the_network_and_says_what_it_does_not():
+def test_unshare_fallback_isolates_the_network_and_says_what_it_does_not(listeners):
     try:
         fallback = SandboxWorker(isolation="unshare", preload=())
     except SandboxError as exc:
         pytest.skip(f"unshare not usable here: {exc}")
     with fallback:
-        result = fallback.run(NETWORK_PROBE, timeout=15)
+        result = fallback.run(listeners.code(), timeout=15)
     assert result.status == "ok", result
     assert result.isolation == "unshare"
     assert result.payload["interfaces"] == ["lo"]
+    errors = result.payload["errors"]
+    assert errors["tcp4"] is not None and errors["unix-abstract"] is not None, errors
+    assert "tcp4" not in listeners.accepted()
+    # unshare shares the file system, so a socket file is reachable: it says so.
     assert any("file system not protected" in w for w in result.warnings)
 
 
