@@ -321,7 +321,7 @@ def test_module_model_in_function_but_parameter_model_is_unknown():
     assert lines(code) == [6]
 
 
-def test_closures_over_an_enclosing_function_are_not_followed():
+def test_closures_see_the_enclosing_function_s_model():
     code = """
     def main():
         model = Net().to(device)
@@ -333,7 +333,9 @@ def test_closures_over_an_enclosing_function_are_not_followed():
         for x, y in train_loader:
             model(x)
     """
-    assert lines(code) == [10]
+    assert lines(code) == [7, 10]
+    # Rebound to an unmoved model in the enclosing function too: unknown, silent.
+    assert lines(code.replace("        for x, y in train_loader:", "        model = Net()\n        for x, y in train_loader:")) == []
 
 
 def test_methods_moving_self_model_in_the_same_method():

@@ -1,0 +1,1229 @@
+"""The program model: one abstract interpretation of a file that every rule asks.
+
+See :mod:`torchlint.analysis` for the query API. The interpreter walks the
+statements of the module, then of every function and method, in order:
+
+- values (:mod:`torchlint.analysis.values`) flow through assignments, tuple and
+  star unpacking, ``with ... as``, ``for`` targets, ``if``/``else``/``try``/
+  ``match`` joins and loops (a loop body runs twice: the second pass starts from
+  the join of the entry state and the first pass's exit);
+- ``self.<attr>`` is the join of every assignment to it in the methods of the
+  class (and of its base classes in the file);
+- a function or method of the file gets, for each parameter, the join of the
+  arguments of every call site seen (nothing seen: unknown); its return value
+  is computed per call with the actual arguments, to a bounded depth;
+  ``model(x)`` on a module of the file passes ``x`` to its ``forward``;
+  ``functools.partial`` binds arguments;
+- a name read inside a function that is not local to it has the join of every
+  value bound to it in the enclosing scopes (a function runs after the module
+  code has bound its globals, in an order the file does not say).
+
+Everything is computed twice (the first pass settles parameter joins and
+attribute tables; the second records the facts rules ask about), once per
+file, and only when a rule asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import libcst as cst
+
+from torchlint.analysis.training import (
+    DERIVING_METHODS,
+    is_dtype_expr,
+    is_loss_function_qualname,
+    is_scheduler_qualname,
+    is_torch_optimizer_qualname,
+    last_part,
+    literal_string,
+    looks_like_optimizer_name,
+)
+from torchlint.analysis.values import (
+    CPU,
+    UNKNOWN,
+    Batch,
+    ClassV,
+    DatasetV,
+    DeviceV,
+    FunctionV,
+    InstanceV,
+    IteratorV,
+    LoaderV,
+    LossFnV,
+    ModuleV,
+    OptimizerV,
+    ParamsV,
+    Placement,
+    ScalerV,
+    SchedulerV,
+    TensorV,
+    TupleV,
+    join,
+)
+from torchlint.names import dotted_name, function_scope
+
+DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
+PARALLEL = frozenset(
+    {
+        "torch.nn.DataParallel",
+        "torch.nn.parallel.DataParallel",
+        "torch.nn.parallel.data_parallel.DataParallel",
+        "torch.nn.parallel.DistributedDataParallel",
+        "torch.nn.parallel.distributed.DistributedDataParallel",
+    }
+)
+_TRANSPARENT = frozenset({"torch.compile", "torch.jit.script"})
+# nn.Module methods that return the module itself.
+_MODULE_SELF_METHODS = frozenset({"train", "eval", "float", "half", "double", "bfloat16", "requires_grad_", "share_memory", "type"})
+_TENSOR_FACTORIES = frozenset(
+    {
+        "tensor", "randn", "rand", "zeros", "ones", "empty", "full", "arange", "linspace", "randint", "randperm",
+        "eye", "as_tensor", "from_numpy", "zeros_like", "ones_like", "randn_like", "rand_like", "stack", "cat",
+    }
+)
+_GRAD_CONTEXTS = {"torch.no_grad": "no_grad", "torch.inference_mode": "inference_mode", "torch.enable_grad": "enable_grad"}
+_BUILTIN_ITERATORS = frozenset({"builtins.map", "builtins.zip", "builtins.filter", "builtins.enumerate", "builtins.reversed"})
+_ITERTOOLS = frozenset(
+    {
+        "accumulate", "batched", "chain", "chain.from_iterable", "combinations", "combinations_with_replacement",
+        "compress", "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
+        "permutations", "product", "repeat", "starmap", "takewhile", "zip_longest",
+    }
+)  # fmt: skip
+_MAX_DEPTH = 2  # nested same-file calls followed for a return value
+_LOOP = (cst.For, cst.While)
+
+
+@dataclass
+class CallFact:
+    """One call as the model saw it. ``func``/``receiver``/``args`` are abstract values
+    (``receiver`` for ``x.m(...)`` calls, else None; ``args`` in source order);
+    ``loops``: the enclosing ``for``/``while`` of the same function, outermost first."""
+
+    node: cst.Call
+    func: object
+    receiver: object
+    args: tuple[object, ...]
+    function: cst.FunctionDef | None
+    loops: tuple[cst.CSTNode, ...]
+    grad_mode: str | None
+    discarded: bool
+
+
+@dataclass
+class Region:
+    """A loop or a function body: the calls that run in it and its ``.grad`` clearing statements."""
+
+    node: cst.CSTNode
+    function: cst.FunctionDef | None
+    calls: list[CallFact] = field(default_factory=list)
+    grad_clears: list[cst.CSTNode] = field(default_factory=list)
+
+
+@dataclass
+class _FuncInfo:
+    node: cst.FunctionDef
+    chain: tuple[cst.FunctionDef, ...]  # enclosing functions, outermost first
+    cls: cst.ClassDef | None  # the class it is a method of
+    locals: frozenset[str]
+    params: list[str]
+    is_static: bool = False
+
+
+@dataclass
+class _Frame:
+    info: _FuncInfo | None  # None: the module
+    env: dict[str, object]
+    loops: list[cst.CSTNode] = field(default_factory=list)
+    grad: list[str] = field(default_factory=list)
+    returns: object = None
+    depth: int = 0
+
+
+class ProgramModel:
+    """The answers for one file. Build with :func:`program_model` (cached per file)."""
+
+    def __init__(self, module: cst.Module, names: Any, code: Callable[[cst.CSTNode], str]) -> None:
+        self.module = module
+        self.names = names
+        self.code = code
+        self.facts: dict[int, CallFact] = {}
+        self.regions: dict[int, Region] = {}
+        self.functions: dict[str, list[cst.FunctionDef]] = {}
+        self.classes: dict[str, cst.ClassDef] = {}
+        self._infos: dict[int, _FuncInfo] = {}
+        self._order: list[_FuncInfo] = []
+        self._module_classes: dict[str, bool] = {}
+        self._attrs: dict[str, dict[str, object]] = {}  # class name -> attr -> joined value
+        self._params: dict[int, list[object]] = {}  # function -> joined argument per parameter
+        self._summary: dict[int, dict[str, object]] = {0: {}}  # scope (0: module) -> name -> joined value
+        self._returns: dict[tuple, object] = {}
+        self._stack: list[int] = []
+        self._recording = False
+        self._clears_memo: dict[int, bool] = {}
+        self._scan(module.body, (), None)
+        for cls in self.classes.values():
+            self._is_module_class(cls.name.value, 0)
+        for recording in (False, True):
+            self._recording = recording
+            self._returns.clear()
+            self._run_module()
+            for info in self._order:
+                self._run_function(info)
+
+    # ------------------------------------------------------------------ queries
+    def fact(self, call: cst.Call) -> CallFact | None:
+        """What the model saw at ``call`` (None: code the model never runs, e.g. a lambda body)."""
+        return self.facts.get(id(call))
+
+    def calls(self) -> Iterator[CallFact]:
+        return iter(self.facts.values())
+
+    def loop(self, node: cst.CSTNode) -> Region | None:
+        return self.regions.get(id(node))
+
+    def function_region(self, func: cst.FunctionDef) -> Region | None:
+        return self.regions.get(id(func))
+
+    def is_module_class(self, name: str) -> bool:
+        return self._module_classes.get(name, False)
+
+    def class_attrs(self, cls: str) -> dict[str, object]:
+        return self._attrs.get(cls, {})
+
+    def method(self, cls: str, name: str) -> cst.FunctionDef | None:
+        """``name`` defined in class ``cls`` of this file or one of its bases in the file."""
+        seen: set[str] = set()
+        while cls in self.classes and cls not in seen:
+            seen.add(cls)
+            node = self.classes[cls]
+            for stmt in _body(node.body):
+                if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                    return stmt
+            bases = [b.value for b in node.bases if isinstance(b.value, cst.Name) and b.value.value in self.classes]
+            if not bases:
+                return None
+            cls = bases[0].value  # type: ignore[union-attr]
+        return None
+
+    def may_clear_grads(self, fact: CallFact) -> bool:
+        """Can this call clear gradients? A call into code of this file: if that code
+        does (``zero_grad``, ``.grad = None``, ``del .grad``, or a call that may).
+        A call into code the file does not show: only if it can reach a model or an
+        optimizer -- given one as an argument or receiver (or ``m.parameters()``, or
+        an object of the file holding one), or an inherited method of ``self``.
+        Known libraries (``torch``, ``logging``, ``numpy``...) never do."""
+        return self._may_clear(fact, set())
+
+    def function_clears(self, func: cst.FunctionDef) -> bool:
+        return self._function_clears(func, set())
+
+    # ------------------------------------------------------------------ effects
+    def _may_clear(self, fact: CallFact, visiting: set[int]) -> bool:
+        func, node = fact.func, fact.node
+        if isinstance(func, FunctionV):
+            return self._function_clears(func.node, visiting)
+        if isinstance(func, ClassV):
+            init = self.method(func.node.name.value, "__init__")
+            return init is not None and self._function_clears(init, visiting)
+        if isinstance(func, ModuleV):
+            return False  # model(x): a forward pass
+        callee = node.func
+        method = callee.attr.value if isinstance(callee, cst.Attribute) else None
+        qual = self._qualname(callee)
+        if qual is not None and qual.split(".", 1)[0] in SAFE_ROOTS:
+            return False
+        if method is not None and isinstance(callee, cst.Attribute):
+            root = dotted_name(callee.value)
+            if root in ("self", "cls"):
+                # An inherited method we cannot see (unittest assertions aside).
+                return not method.startswith("assert")
+            if method in _SAFE_CONSUMERS:
+                return False
+        reached = [fact.receiver, *fact.args] if method is not None else list(fact.args)
+        return any(self._holds_training_state(v, node) for v in reached)
+
+    def _holds_training_state(self, value: object, node: cst.Call) -> bool:
+        if isinstance(value, (ModuleV, OptimizerV, ParamsV)):
+            return True
+        if isinstance(value, TupleV):
+            return any(self._holds_training_state(v, node) for v in value.items)
+        if isinstance(value, InstanceV):
+            return any(isinstance(v, (ModuleV, OptimizerV, InstanceV)) for v in self._attrs.get(value.cls, {}).values())
+        return False
+
+    def _function_clears(self, func: cst.FunctionDef, visiting: set[int]) -> bool:
+        key = id(func)
+        if key in self._clears_memo:
+            return self._clears_memo[key]
+        if key in visiting:
+            return False
+        visiting.add(key)
+        region = self.regions.get(key)
+        result = False
+        if region is not None:
+            result = bool(region.grad_clears) or any(
+                _is_zero_grad(f.node) or self._may_clear(f, visiting) for f in region.calls
+            )
+        visiting.discard(key)
+        self._clears_memo[key] = result
+        return result
+
+    # ------------------------------------------------------------------ scan
+    def _scan(self, stmts, chain: tuple[cst.FunctionDef, ...], cls: cst.ClassDef | None) -> None:
+        for stmt in _statements_with_defs(stmts):
+            if isinstance(stmt, cst.FunctionDef):
+                scope = function_scope(stmt)
+                p = stmt.params
+                params = [x.name.value for x in (*p.posonly_params, *p.params)]
+                static = any(isinstance(d.decorator, cst.Name) and d.decorator.value == "staticmethod" for d in stmt.decorators)
+                info = _FuncInfo(stmt, chain, cls, frozenset(scope.bindings), params, static)
+                self._infos[id(stmt)] = info
+                self.functions.setdefault(stmt.name.value, []).append(stmt)
+                self._summary[id(stmt)] = {}
+                self._scan(_body(stmt.body), (*chain, stmt), None)
+            elif isinstance(stmt, cst.ClassDef):
+                self.classes.setdefault(stmt.name.value, stmt)
+                self._scan(_body(stmt.body), chain, stmt)
+        # __init__ first, so that other methods see the attributes it sets.
+        if not chain and cls is None:
+            infos = sorted(self._infos.values(), key=lambda i: (i.cls is not None and i.node.name.value != "__init__"))
+            self._order = infos
+
+    def _is_module_class(self, name: str, depth: int) -> bool:
+        if name in self._module_classes:
+            return self._module_classes[name]
+        result = False
+        cls = self.classes.get(name)
+        if cls is not None and depth < 8:
+            for base in cls.bases:
+                d = dotted_name(base.value) or ""
+                if d in self.classes and d != name:
+                    result = self._is_module_class(d, depth + 1)
+                else:
+                    result = last_part(d).endswith("Module")
+                if result:
+                    break
+        self._module_classes[name] = result
+        return result
+
+    # ------------------------------------------------------------------ running
+    def _run_module(self) -> None:
+        frame = _Frame(None, {})
+        self._block(self.module.body, frame)
+
+    def _run_function(self, info: _FuncInfo) -> None:
+        frame = self._enter(info, self._params.get(id(info.node)), 0)
+        for f in (*info.chain, info.node):
+            self.names.push_function(f)
+        try:
+            if self._recording:
+                self.regions[id(info.node)] = Region(info.node, info.node)
+            self._block(_body(info.node.body), frame)
+        finally:
+            for _ in (*info.chain, info.node):
+                self.names.pop_function()
+
+    def _enter(self, info: _FuncInfo, args: list[object] | None, depth: int) -> _Frame:
+        env: dict[str, object] = {}
+        for i, name in enumerate(info.params):
+            value = args[i] if args is not None and i < len(args) else None
+            if i == 0 and info.cls is not None and not info.is_static and value in (None, UNKNOWN):
+                cname = info.cls.name.value
+                value = ModuleV(cname) if self.is_module_class(cname) else InstanceV(cname)
+            env[name] = value if value not in (None, UNKNOWN) else _by_name(name)
+        p = info.node.params
+        for x in (*p.kwonly_params, p.star_arg, p.star_kwarg):
+            if isinstance(x, cst.Param):
+                env[x.name.value] = _by_name(x.name.value)
+        return _Frame(info, env, depth=depth)
+
+    def _self_name(self, frame: _Frame) -> str | None:
+        info = frame.info
+        if info is None or info.cls is None or info.is_static or not info.params:
+            return None
+        return info.params[0]
+
+    # ------------------------------------------------------------------ statements
+    def _block(self, stmts, frame: _Frame) -> None:
+        for stmt in stmts:
+            self._stmt(stmt, frame)
+
+    def _suite(self, suite, frame: _Frame) -> None:
+        if suite is None:
+            return
+        if isinstance(suite, (cst.Else, cst.Finally)):
+            suite = suite.body
+        if isinstance(suite, cst.IndentedBlock):
+            self._block(suite.body, frame)
+        elif isinstance(suite, cst.SimpleStatementSuite):
+            for small in suite.body:
+                self._small(small, None, frame)
+
+    def _branch(self, suite, frame: _Frame) -> dict[str, object]:
+        sub = replace(frame, env=dict(frame.env))
+        self._suite(suite, sub)
+        frame.returns = sub.returns
+        return sub.env
+
+    def _merge(self, frame: _Frame, envs: list[dict[str, object]]) -> None:
+        keys = set().union(*envs)
+        frame.env = {k: _join_all([e.get(k) for e in envs]) for k in keys}
+
+    def _stmt(self, stmt: cst.CSTNode, frame: _Frame) -> None:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self._small(small, stmt, frame)
+        elif isinstance(stmt, cst.FunctionDef):
+            for d in stmt.decorators:
+                self._ev(d.decorator, frame)
+            self._bind_name(stmt.name.value, FunctionV(stmt), frame)
+        elif isinstance(stmt, cst.ClassDef):
+            self._bind_name(stmt.name.value, ClassV(stmt, self.is_module_class(stmt.name.value)), frame)
+        elif isinstance(stmt, cst.If):
+            self._ev(stmt.test, frame)
+            body = self._branch(stmt.body, frame)
+            orelse = stmt.orelse
+            if isinstance(orelse, cst.If):
+                sub = replace(frame, env=dict(frame.env))
+                self._stmt(orelse, sub)
+                frame.returns = sub.returns
+                other = sub.env
+            elif orelse is not None:
+                other = self._branch(orelse, frame)
+            else:
+                other = frame.env
+            self._merge(frame, [body, other])
+        elif isinstance(stmt, _LOOP):
+            self._loop(stmt, frame)
+        elif isinstance(stmt, cst.With):
+            grads = 0
+            for item in stmt.items:
+                value = self._ev(item.item, frame)
+                mode = self._grad_context(item.item)
+                if mode is not None:
+                    frame.grad.append(mode)
+                    grads += 1
+                if item.asname is not None:
+                    self._bind(item.asname.name, UNKNOWN if mode is None else UNKNOWN, stmt, frame)
+                    del value
+            self._suite(stmt.body, frame)
+            for _ in range(grads):
+                frame.grad.pop()
+        elif isinstance(stmt, cst.Try):
+            start = dict(frame.env)
+            self._suite(stmt.body, frame)
+            envs = [frame.env]
+            for handler in stmt.handlers:
+                sub = replace(frame, env=_join_envs(start, frame.env))
+                if handler.name is not None:
+                    self._bind(handler.name.name, UNKNOWN, stmt, sub)
+                self._suite(handler.body, sub)
+                envs.append(sub.env)
+            if stmt.orelse is not None:
+                self._suite(stmt.orelse, frame)
+                envs[0] = frame.env
+            self._merge(frame, envs)
+            if stmt.finalbody is not None:
+                self._suite(stmt.finalbody, frame)
+        elif isinstance(stmt, cst.Match):
+            self._ev(stmt.subject, frame)
+            envs = [frame.env]
+            for case in stmt.cases:
+                envs.append(self._branch(case.body, frame))
+            self._merge(frame, envs)
+        else:
+            for attr in ("body", "orelse", "finalbody"):
+                self._suite(getattr(stmt, attr, None), frame)
+
+    def _loop(self, stmt: cst.For | cst.While, frame: _Frame) -> None:
+        recording = self._recording
+        if isinstance(stmt, cst.For):
+            it = self._ev(stmt.iter, frame)
+            element = self._element(stmt.iter, it, frame)
+        else:
+            self._ev(stmt.test, frame)
+            element = None
+        if recording:
+            self.regions[id(stmt)] = Region(stmt, frame.info.node if frame.info else None)
+        start = dict(frame.env)
+        frame.loops.append(stmt)
+        # Pass one finds what the body rebinds; pass two starts from the join (the back edge).
+        self._recording = False
+        first = replace(frame, env=dict(start))
+        self._loop_body(stmt, element, first)
+        self._recording = recording
+        frame.env = _join_envs(start, first.env)
+        self._loop_body(stmt, element, frame)
+        frame.loops.pop()
+        frame.env = _join_envs(start, frame.env)
+        if stmt.orelse is not None:
+            self._suite(stmt.orelse, frame)
+
+    def _loop_body(self, stmt, element, frame: _Frame) -> None:
+        if isinstance(stmt, cst.For):
+            self._bind(stmt.target, element, stmt, frame)
+        else:
+            self._ev(stmt.test, frame)
+        self._suite(stmt.body, frame)
+
+    def _small(self, stmt: cst.CSTNode, line: cst.CSTNode | None, frame: _Frame) -> None:
+        site = line if line is not None else stmt
+        if isinstance(stmt, cst.Assign):
+            value = self._ev(stmt.value, frame)
+            for target in stmt.targets:
+                self._bind(target.target, value, site, frame, stmt.value)
+        elif isinstance(stmt, cst.AnnAssign):
+            if stmt.value is not None:
+                self._bind(stmt.target, self._ev(stmt.value, frame), site, frame, stmt.value)
+        elif isinstance(stmt, cst.AugAssign):
+            value = self._ev(stmt.value, frame)
+            old = self._ev(stmt.target, frame)
+            new = old if isinstance(old, TensorV) and isinstance(value, TensorV) else UNKNOWN
+            self._bind(stmt.target, new, site, frame)
+        elif isinstance(stmt, cst.Expr):
+            self._expr_statement(stmt.value, frame)
+        elif isinstance(stmt, cst.Return):
+            if stmt.value is not None:
+                frame.returns = join(frame.returns, self._ev(stmt.value, frame))
+        elif isinstance(stmt, cst.Del):
+            if _mentions_grad(stmt.target):
+                self._grad_clear(stmt, frame)
+            for t in _del_targets(stmt.target):
+                self._bind(t, UNKNOWN, site, frame)
+        elif isinstance(stmt, (cst.Global, cst.Nonlocal, cst.Import, cst.ImportFrom, cst.Pass, cst.Break, cst.Continue)):
+            return
+        else:
+            for child in stmt.children:
+                if isinstance(child, cst.BaseExpression):
+                    self._ev(child, frame)
+
+    def _expr_statement(self, expr: cst.BaseExpression, frame: _Frame) -> None:
+        if not isinstance(expr, cst.Call):
+            self._ev(expr, frame)
+            return
+        self._ev(expr, frame, discarded=True)
+        func = expr.func
+        if not isinstance(func, cst.Attribute):
+            return
+        target = dotted_name(func.value)
+        if target is None:
+            return
+        method = func.attr.value
+        receiver = self._lookup(target, frame)
+        if isinstance(receiver, TensorV):
+            if method in ("to", "cuda", "cpu"):
+                # Tensor.to is not in place: the tensor stays where it was, but the
+                # author believes otherwise (TL402's finding); follow neither.
+                self._assign_dotted(target, TensorV(None, None, receiver.grad), frame)
+            return
+        if method in ("to", "cuda", "cpu"):
+            # Modules move in place; an unknown value moved by a statement is taken to be one.
+            placement = self._move_placement(expr, frame)
+            if placement is None:
+                return
+            base = receiver if isinstance(receiver, ModuleV) else self._module_of(func.value, frame)
+            moved = replace(base, placement=None if placement == CPU else placement)
+            self._assign_dotted(target, moved, frame)
+        elif method in ("train", "eval") and isinstance(receiver, ModuleV):
+            mode = method == "train" and not _false_arg(expr)
+            self._assign_dotted(target, replace(receiver, training=mode), frame)
+
+    def _grad_clear(self, node: cst.CSTNode, frame: _Frame) -> None:
+        if not self._recording:
+            return
+        for loop in frame.loops:
+            self.regions[id(loop)].grad_clears.append(node)
+        if frame.info is not None:
+            self.regions[id(frame.info.node)].grad_clears.append(node)
+
+    # ------------------------------------------------------------------ binding
+    def _bind(self, target, value, site, frame: _Frame, source: cst.BaseExpression | None = None) -> None:
+        if isinstance(target, cst.Name):
+            if isinstance(value, TensorV) and value.origin is not None:
+                value = replace(value, origin=Batch(value.origin.loader, target.value, site))
+            self._bind_name(target.value, value, frame)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = target.elements
+            starred = any(isinstance(e, cst.StarredElement) for e in elements)
+            if isinstance(source, (cst.Tuple, cst.List)) and not starred and len(source.elements) == len(elements):
+                if not any(isinstance(e, cst.StarredElement) for e in source.elements):
+                    values = value.items if isinstance(value, TupleV) else (UNKNOWN,) * len(elements)
+                    for el, v, s in zip(elements, values, source.elements):
+                        self._bind(el.value, v, site, frame, s.value)
+                    return
+            if isinstance(value, TupleV) and not starred and len(value.items) == len(elements):
+                for el, v in zip(elements, value.items):
+                    self._bind(el.value, v, site, frame)
+                return
+            for el in elements:
+                if isinstance(el, cst.StarredElement):
+                    self._bind(el.value, UNKNOWN, site, frame)
+                elif isinstance(value, TensorV) and value.origin is not None:
+                    self._bind(el.value, TensorV(value.placement, Batch(value.origin.loader), value.grad), site, frame)
+                else:
+                    self._bind(el.value, UNKNOWN, site, frame)
+        elif isinstance(target, cst.StarredElement):
+            self._bind(target.value, UNKNOWN, site, frame)
+        elif isinstance(target, cst.Attribute):
+            if target.attr.value == "grad" or _mentions_grad(target.value):
+                self._grad_clear(site, frame)
+            self._ev(target.value, frame)
+            dotted = dotted_name(target)
+            if dotted is not None:
+                self._assign_dotted(dotted, value, frame)
+        elif isinstance(target, cst.Subscript):
+            self._ev(target, frame)
+
+    def _bind_name(self, name: str, value: object, frame: _Frame) -> None:
+        frame.env[name] = value
+        scope = 0 if frame.info is None else id(frame.info.node)
+        summary = self._summary[scope]
+        summary[name] = join(summary.get(name), value)
+
+    def _assign_dotted(self, dotted: str, value: object, frame: _Frame) -> None:
+        if "." not in dotted:
+            self._bind_name(dotted, value, frame)
+            return
+        frame.env[dotted] = value
+        root, _, rest = dotted.partition(".")
+        if "." in rest:
+            return
+        owner = self._lookup(root, frame) if root != self._self_name(frame) else self._self_value(frame)
+        cls = owner.cls if isinstance(owner, (InstanceV, ModuleV)) else None
+        if cls is not None and cls in self.classes:
+            table = self._attrs.setdefault(cls, {})
+            table[rest] = join(table.get(rest), value)
+
+    def _self_value(self, frame: _Frame) -> object:
+        info = frame.info
+        assert info is not None and info.cls is not None
+        name = info.cls.name.value
+        return ModuleV(name) if self.is_module_class(name) else InstanceV(name)
+
+    # ------------------------------------------------------------------ lookup
+    def _lookup(self, dotted: str, frame: _Frame) -> object:
+        if dotted in frame.env:
+            value = frame.env[dotted]
+            return UNKNOWN if value is None else value
+        head, _, rest = dotted.partition(".")
+        if rest:
+            base = self._lookup(head, frame)
+            for part in rest.split("."):
+                base = self._attribute(base, part, frame)
+            return base
+        info = frame.info
+        if info is not None:
+            if dotted in info.locals:
+                return UNKNOWN  # local, not bound on this path yet
+            for outer in reversed(info.chain):
+                if dotted in self._infos[id(outer)].locals:
+                    v = self._summary[id(outer)].get(dotted)
+                    return UNKNOWN if v is None else v
+            if dotted in self._summary[0]:
+                v = self._summary[0][dotted]
+                return UNKNOWN if v is None else v
+        if self.names.module_scope.bindings.get(dotted) is not None or self.names.lookup(dotted) is not None:
+            return UNKNOWN  # imported, or bound in a way not followed
+        return _by_name(dotted)
+
+    def _attribute(self, base: object, attr: str, frame: _Frame) -> object:
+        if isinstance(base, (InstanceV, ModuleV)) and base.cls in self.classes:
+            table = self._attrs.get(base.cls, {})
+            if attr in table:
+                return table[attr]
+            method = self.method(base.cls, attr)
+            if method is not None:
+                return FunctionV(method, base)
+            return _by_name(attr)
+        if isinstance(base, ModuleV | TensorV | LoaderV):
+            return UNKNOWN
+        return _by_name(attr) if base is UNKNOWN else UNKNOWN
+
+    # ------------------------------------------------------------------ expressions
+    def _ev(self, expr: cst.BaseExpression, frame: _Frame, discarded: bool = False) -> object:
+        if isinstance(expr, cst.Name):
+            return self._lookup(expr.value, frame)
+        if isinstance(expr, cst.Attribute):
+            dotted = dotted_name(expr)
+            if dotted is not None and dotted in frame.env:
+                return self._lookup(dotted, frame)
+            base = self._ev(expr.value, frame)
+            attr = expr.attr.value
+            if isinstance(base, TensorV):
+                return UNKNOWN if attr in ("shape", "device", "dtype", "ndim", "is_cuda") else TensorV(base.placement, _no_root(base.origin), base.grad)
+            if dotted is not None and isinstance(expr.value, cst.Name) and expr.value.value == self._self_name(frame):
+                return self._attribute(self._self_value(frame), attr, frame)
+            value = self._attribute(base, attr, frame)
+            if value is not UNKNOWN or dotted is None:
+                return value
+            if "." in dotted and isinstance(base, (InstanceV, ModuleV)) and base.cls in self.classes:
+                return value
+            return _by_name(attr) if base is UNKNOWN and not self._qualname(expr) else value
+        if isinstance(expr, cst.Call):
+            return self._call(expr, frame, discarded)
+        if isinstance(expr, cst.Subscript):
+            base = self._ev(expr.value, frame)
+            for el in expr.slice:
+                if isinstance(el.slice, cst.Index):
+                    self._ev(el.slice.value, frame)
+            if isinstance(base, TensorV):
+                return TensorV(base.placement, _no_root(base.origin), base.grad)
+            if isinstance(base, TupleV) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+                idx = expr.slice[0].slice.value
+                if isinstance(idx, cst.Integer) and int(idx.value) < len(base.items):
+                    return base.items[int(idx.value)]
+            if isinstance(base, _Container):
+                return base.item
+            d = dotted_name(expr.value)
+            if base is UNKNOWN and d is not None and "loader" in d.lower():
+                return LoaderV(self.code(expr))
+            if isinstance(base, LoaderV):
+                return LoaderV(self.code(expr), base.yields_cpu)
+            return UNKNOWN
+        if isinstance(expr, (cst.Tuple, cst.List)):
+            items = tuple(self._ev(e.value, frame) for e in expr.elements)
+            if any(isinstance(e, cst.StarredElement) for e in expr.elements):
+                return UNKNOWN
+            return TupleV(items)
+        if isinstance(expr, cst.Dict):
+            values = []
+            for el in expr.elements:
+                if isinstance(el, cst.DictElement):
+                    self._ev(el.key, frame)
+                    values.append(self._ev(el.value, frame))
+                else:
+                    values.append(UNKNOWN)
+                    self._ev(el.value, frame)
+            loaders = [v for v in values if isinstance(v, LoaderV)]
+            if values and len(loaders) == len(values) and all(v.yields_cpu for v in loaders):
+                return _Container(LoaderV(""))
+            return UNKNOWN
+        if isinstance(expr, cst.UnaryOperation):
+            v = self._ev(expr.expression, frame)
+            return _derived(v)
+        if isinstance(expr, cst.BinaryOperation):
+            left, right = self._ev(expr.left, frame), self._ev(expr.right, frame)
+            if isinstance(expr.right, (cst.Integer, cst.Float)):
+                return _derived(left)
+            if isinstance(expr.left, (cst.Integer, cst.Float)):
+                return _derived(right)
+            if isinstance(left, TensorV) and isinstance(right, TensorV) and left.placement is right.placement:
+                return TensorV(left.placement, None, left.grad or right.grad)
+            return UNKNOWN
+        if isinstance(expr, cst.IfExp):
+            self._ev(expr.test, frame)
+            return join(self._ev(expr.body, frame), self._ev(expr.orelse, frame))
+        if isinstance(expr, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            self._comprehension(expr, frame)
+            return IteratorV(UNKNOWN, True) if isinstance(expr, cst.GeneratorExp) else UNKNOWN
+        if isinstance(expr, cst.NamedExpr):
+            value = self._ev(expr.value, frame)
+            self._bind(expr.target, value, expr, frame)
+            return value
+        if isinstance(expr, cst.Lambda):
+            return UNKNOWN
+        if isinstance(expr, cst.SimpleString):
+            text = (literal_string(expr) or "").strip().lower()
+            if text.startswith("cpu"):
+                return DeviceV(CPU)
+            if text.startswith(("cuda", "mps", "xpu", "xla")):
+                return DeviceV(Placement("accel", self.code(expr), expr))
+            return UNKNOWN
+        for child in expr.children:
+            if isinstance(child, cst.BaseExpression):
+                self._ev(child, frame)
+            elif isinstance(child, (cst.Arg, cst.Element, cst.ComparisonTarget, cst.FormattedStringExpression)):
+                for c in child.children:
+                    if isinstance(c, cst.BaseExpression):
+                        self._ev(c, frame)
+        return UNKNOWN
+
+    def _comprehension(self, expr, frame: _Frame) -> None:
+        sub = replace(frame, env=dict(frame.env))
+        comp = expr.for_in
+        while comp is not None:
+            it = self._ev(comp.iter, sub)
+            self._bind(comp.target, self._element(comp.iter, it, sub), comp, sub)
+            for cond in comp.ifs:
+                self._ev(cond.test, sub)
+            comp = comp.inner_for_in
+        if isinstance(expr, cst.DictComp):
+            self._ev(expr.key, sub)
+            self._ev(expr.value, sub)
+        else:
+            self._ev(expr.elt, sub)
+
+    def _element(self, node: cst.BaseExpression, it: object, frame: _Frame) -> object:
+        """What iterating ``node`` (whose value is ``it``) binds."""
+        if isinstance(node, cst.Call) and node.args:
+            qual = self._qualname(node.func) or ""
+            inner = node.args[0].value
+            if qual == "builtins.enumerate":
+                return TupleV((UNKNOWN, self._element(inner, self._peek(inner, frame), frame)))
+            if qual == "builtins.iter" or qual.split(".", 1)[0] == "tqdm":
+                return self._element(inner, self._peek(inner, frame), frame)
+        if isinstance(it, IteratorV):
+            it = it.over
+        if isinstance(it, LoaderV):
+            text = self.code(node) if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)) else it.text
+            return TensorV(CPU, Batch(text), None) if it.yields_cpu else UNKNOWN
+        if isinstance(it, _Container):
+            return it.item
+        return UNKNOWN
+
+    def _peek(self, expr: cst.BaseExpression, frame: _Frame) -> object:
+        """The value of an expression already evaluated (no facts recorded twice)."""
+        recording = self._recording
+        self._recording = False
+        try:
+            return self._ev(expr, frame)
+        finally:
+            self._recording = recording
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, call: cst.Call, frame: _Frame, discarded: bool) -> object:
+        func = call.func
+        receiver: object = None
+        if isinstance(func, cst.Attribute):
+            receiver = self._ev(func.value, frame)
+            dotted = dotted_name(func)
+            callee = self._lookup(dotted, frame) if dotted is not None and dotted in frame.env else self._attribute(receiver, func.attr.value, frame)
+        else:
+            callee = self._ev(func, frame)
+        args = tuple(self._ev(a.value, frame) for a in call.args)
+        if self._recording:
+            fact = CallFact(call, callee, receiver, args, frame.info.node if frame.info else None,
+                            tuple(frame.loops), frame.grad[-1] if frame.grad else None, discarded)
+            self.facts[id(call)] = fact
+            for loop in frame.loops:
+                self.regions[id(loop)].calls.append(fact)
+            if frame.info is not None:
+                self.regions[id(frame.info.node)].calls.append(fact)
+        return self._result(call, callee, receiver, args, frame)
+
+    def _result(self, call: cst.Call, callee: object, receiver: object, args: tuple, frame: _Frame) -> object:
+        func = call.func
+        if isinstance(func, cst.Attribute) and receiver is not None:
+            method = func.attr.value
+            if isinstance(receiver, TensorV):
+                return self._tensor_method(call, method, receiver, frame)
+            if isinstance(receiver, ModuleV) and not isinstance(callee, FunctionV):
+                return self._module_method(call, method, receiver, frame)
+            if method in ("to", "cuda") and receiver is UNKNOWN and self._qualname(func) is None:
+                placement = self._move_placement(call, frame)
+                if placement is not None and placement != CPU:
+                    return replace(self._module_of(func.value, frame), placement=placement)
+                if placement is None and method == "to":
+                    return UNKNOWN
+            if method in ("next", "__next__") and not call.args:
+                return self._draw(receiver)
+            if method == "__iter__" and not call.args:
+                return IteratorV(receiver)
+        if isinstance(callee, FunctionV):
+            return self._call_function(callee, call, args, frame)
+        if isinstance(callee, ClassV):
+            return self._construct(callee, call, args, frame)
+        if isinstance(callee, ModuleV):
+            forward = self.method(callee.cls, "forward") if callee.cls in self.classes else None
+            if forward is not None:
+                self._pass_arguments(forward, (callee, *args), call)
+            return TensorV(callee.placement, None, True, self.code(func))
+        if isinstance(callee, LossFnV):
+            return TensorV(None, None, True)
+        qual = self._qualname(func)
+        if qual is None:
+            return UNKNOWN
+        return self._library_call(qual, call, args, frame)
+
+    def _library_call(self, qual: str, call: cst.Call, args: tuple, frame: _Frame) -> object:
+        first = args[0] if args else UNKNOWN
+        if qual in DATALOADERS:
+            return LoaderV("DataLoader(...)", self._yields_cpu(call, frame), True)
+        if qual in PARALLEL:
+            return replace(_as_module(first), moves_inputs=True)
+        if qual in _TRANSPARENT:
+            return first
+        if qual == "builtins.iter":
+            return IteratorV(UNKNOWN, True) if len(call.args) == 2 else IteratorV(first)
+        if qual == "builtins.next":
+            return self._draw(first)
+        if qual in _BUILTIN_ITERATORS or (qual.startswith("itertools.") and qual[10:] in _ITERTOOLS):
+            return IteratorV(UNKNOWN, True)
+        if qual == "torch.device":
+            return DeviceV(self._placement_of(call.args[0].value, frame, 0) if call.args else CPU)
+        if qual == "torch.autograd.Variable":
+            return first
+        if qual == "functools.partial" and isinstance(first, FunctionV):
+            return replace(first, partial=first.partial + args[1:])
+        if qual.endswith("TensorDataset"):
+            return DatasetV(any(self._on_device(a.value, frame) for a in call.args))
+        if is_torch_optimizer_qualname(qual):
+            return OptimizerV(self._param_root(call), True)
+        if qual.startswith("torch.optim.") and is_scheduler_qualname(qual):
+            return SchedulerV()
+        if qual.endswith("GradScaler"):
+            return ScalerV()
+        if is_loss_function_qualname(qual) and not qual.startswith("torch.nn.functional."):
+            return LossFnV(qual)
+        if is_loss_function_qualname(qual):
+            return TensorV(None, None, True)
+        head, _, name = qual.rpartition(".")
+        if head in ("torch.nn", "torch.nn.modules") and name[:1].isupper():
+            return ModuleV(qual)
+        if head == "torch" and name in _TENSOR_FACTORIES:
+            device = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "device"), None)
+            if name in ("stack", "cat", "zeros_like", "ones_like", "randn_like", "rand_like") and isinstance(first, TensorV):
+                return TensorV(first.placement, None, first.grad)
+            if name in ("stack", "cat") or name.endswith("_like"):
+                return UNKNOWN
+            return TensorV(CPU if device is None else self._placement_of(device, frame, 0), None, False)
+        return UNKNOWN
+
+    def _tensor_method(self, call: cst.Call, method: str, t: TensorV, frame: _Frame) -> object:
+        if method in ("to", "cuda", "cpu"):
+            placement = self._move_placement(call, frame)
+            if placement is None:
+                return t if method == "to" and call.args and not any(a.star for a in call.args) else TensorV(None, t.origin, t.grad)
+            return TensorV(placement, t.origin, t.grad)
+        if method in DERIVING_METHODS:
+            return TensorV(t.placement, t.origin, t.grad)  # x.view(...) is still x for a fix
+        if method in ("next", "__next__"):
+            return UNKNOWN
+        return UNKNOWN
+
+    def _module_method(self, call: cst.Call, method: str, m: ModuleV, frame: _Frame) -> object:
+        if method in ("to", "cuda", "cpu"):
+            placement = self._move_placement(call, frame)
+            if placement is None:
+                return m
+            return replace(m, placement=None if placement == CPU else placement)
+        if method in ("train", "eval"):
+            return replace(m, training=method == "train" and not _false_arg(call))
+        if method in _MODULE_SELF_METHODS:
+            return m
+        if method in ("parameters", "named_parameters"):
+            return ParamsV(dotted_name(call.func.value))  # type: ignore[attr-defined]
+        if method == "forward":
+            return TensorV(m.placement, None, True)
+        return UNKNOWN
+
+    def _move_placement(self, call: cst.Call, frame: _Frame) -> Placement | None:
+        """Where ``x.to(...)``/``.cuda(...)``/``.cpu()`` puts x; None when it is a dtype change or unknown."""
+        func = call.func
+        assert isinstance(func, cst.Attribute)
+        method = func.attr.value
+        if any(a.star for a in call.args):
+            return None
+        if method == "cpu":
+            return CPU
+        if method == "cuda":
+            text = ", ".join(
+                self.code(a.value) if a.keyword is None else f"{a.keyword.value}={self.code(a.value)}" for a in call.args
+            )
+            return Placement("accel", None, call, text)
+        device = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "device"), None)
+        if device is None:
+            first = next((a.value for a in call.args if a.keyword is None), None)
+            if first is None or is_dtype_expr(first, self._qualname):
+                return None
+            device = first
+        placement = self._placement_of(device, frame, 0)
+        if placement == CPU:
+            return CPU
+        return Placement("accel", self.code(device), call)
+
+    def _placement_of(self, expr: cst.BaseExpression, frame: _Frame, depth: int) -> Placement:
+        text = literal_string(expr)
+        if text is not None:
+            return CPU if text.strip().lower().startswith("cpu") else Placement("accel", self.code(expr), expr)
+        if isinstance(expr, cst.Call) and self._qualname(expr.func) == "torch.device" and expr.args and depth < 4:
+            return self._placement_of(expr.args[0].value, frame, depth + 1)
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            value = self._peek(expr, frame)
+            if isinstance(value, DeviceV):
+                return CPU if value.placement == CPU else Placement("accel", self.code(expr), expr)
+        return Placement("accel", self.code(expr), expr)
+
+    def _module_of(self, expr: cst.BaseExpression, frame: _Frame) -> ModuleV:
+        """The module a move applies to: ``Net(...)``, ``nn.DataParallel(net)``, or unknown."""
+        value = self._peek(expr, frame)
+        if isinstance(value, ModuleV):
+            return value
+        return ModuleV(None, None, self._wraps_parallel(expr))
+
+    def _wraps_parallel(self, expr: cst.BaseExpression) -> bool:
+        while isinstance(expr, cst.Call):
+            if self._qualname(expr.func) in PARALLEL:
+                return True
+            if not isinstance(expr.func, cst.Attribute):
+                return False
+            expr = expr.func.value
+        return False
+
+    def _draw(self, it: object) -> object:
+        if isinstance(it, IteratorV) and isinstance(it.over, LoaderV) and it.over.yields_cpu:
+            return TensorV(CPU, Batch(it.over.text), None)
+        return UNKNOWN
+
+    def _construct(self, cls: ClassV, call: cst.Call, args: tuple, frame: _Frame) -> object:
+        name = cls.node.name.value
+        instance: object = ModuleV(name, None, self._forward_moves_inputs(name)) if cls.is_module else InstanceV(name)
+        init = self.method(name, "__init__")
+        if init is not None:
+            self._pass_arguments(init, (instance, *args), call)
+        return instance
+
+    def _call_function(self, f: FunctionV, call: cst.Call, args: tuple, frame: _Frame) -> object:
+        full = (*(() if f.bound is None else (f.bound,)), *f.partial, *args)
+        self._pass_arguments(f.node, full, call)
+        info = self._infos.get(id(f.node))
+        if info is None or frame.depth >= _MAX_DEPTH or id(f.node) in self._stack:
+            return UNKNOWN
+        key = (id(f.node), full if all(a.keyword is None and not a.star for a in call.args) else None)
+        if key in self._returns:
+            return self._returns[key]
+        self._returns[key] = UNKNOWN
+        positional = list(full) if key[1] is not None else None
+        sub = self._enter(info, positional, frame.depth + 1)
+        recording = self._recording
+        self._recording = False
+        self._stack.append(id(f.node))
+        for fn in (*info.chain, info.node):
+            self.names.push_function(fn)
+        try:
+            self._block(_body(info.node.body), sub)
+        finally:
+            for _ in (*info.chain, info.node):
+                self.names.pop_function()
+            self._stack.pop()
+            self._recording = recording
+        result = UNKNOWN if sub.returns is None else sub.returns
+        self._returns[key] = result
+        return result
+
+    def _pass_arguments(self, func: cst.FunctionDef, values: tuple, call: cst.Call) -> None:
+        """The parameters of ``func`` join the arguments of this call site."""
+        if self._recording:
+            return  # joins are settled in the first pass
+        info = self._infos.get(id(func))
+        if info is None:
+            return
+        joined = self._params.setdefault(id(func), [None] * len(info.params))
+        extra = len(values) - len(call.args)  # bound self / partial values first
+        positional = list(values[:extra])
+        keywords: dict[str, object] = {}
+        for arg, value in zip(call.args, values[extra:]):
+            if arg.star:
+                positional = None  # type: ignore[assignment]
+                break
+            if arg.keyword is None:
+                positional.append(value)
+            else:
+                keywords[arg.keyword.value] = value
+        for i, name in enumerate(info.params):
+            if positional is None:
+                value = UNKNOWN
+            elif i < len(positional):
+                value = positional[i]
+            else:
+                value = keywords.get(name, UNKNOWN)
+            joined[i] = value if joined[i] is None else join(joined[i], value)
+
+    # ------------------------------------------------------------------ loaders and devices
+    def _yields_cpu(self, call: cst.Call, frame: _Frame) -> bool:
+        dataset = None
+        for i, arg in enumerate(call.args):
+            if arg.keyword is not None:
+                if arg.keyword.value == "collate_fn" and not (isinstance(arg.value, cst.Name) and arg.value.value == "None"):
+                    return False
+                if arg.keyword.value == "dataset":
+                    dataset = arg.value
+            elif i == 0:
+                dataset = arg.value
+        if dataset is None:
+            return True
+        value = self._peek(dataset, frame)
+        if isinstance(value, DatasetV):
+            return not value.on_device
+        if isinstance(value, InstanceV) and self._mentions_device(self.classes[value.cls]):
+            return False  # a dataset class of this file that may put its samples on a device
+        if isinstance(dataset, cst.Call) and isinstance(dataset.func, cst.Name):
+            made_by = self.functions.get(dataset.func.value)
+            if made_by and self._mentions_device(made_by[0]):
+                return False
+        return True
+
+    def _mentions_device(self, node: cst.CSTNode) -> bool:
+        code = self.code(node)
+        return ".to(" in code or ".cuda(" in code or "device" in code
+
+    def _forward_moves_inputs(self, cls: str) -> bool:
+        forward = self.method(cls, "forward")
+        if forward is None:
+            return False
+        params = {p.name.value for p in forward.params.params} - {"self"}
+        stack: list[cst.CSTNode] = [forward.body]
+        while stack:
+            cur = stack.pop()
+            if isinstance(cur, cst.Call) and isinstance(cur.func, cst.Attribute) and cur.func.attr.value in ("to", "cuda"):
+                root = dotted_name(cur.func.value)
+                if root is not None and root.split(".", 1)[0] in params:
+                    return True
+            stack.extend(cur.children)
+        return False
+
+    def _on_device(self, expr: cst.BaseExpression, frame: _Frame) -> bool:
+        value = self._peek(expr, frame)
+        if isinstance(value, TensorV):
+            return value.placement != CPU
+        return True  # cannot tell: assume it may be
+
+    def _param_root(self, call: cst.Call) -> str | None:
+        first = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "params"), None)
+        if not (isinstance(first, cst.Call) and isinstance(first.func, cst.Attribute)):
+            return None
+        if first.func.attr.value not in ("parameters", "named_parameters"):
+            return None
+        return dotted_name(first.func.value)
+
+    def _grad_context(self, expr: cst.BaseExpression) -> str | None:
+        func = expr.func if isinstance(expr, cst.Call) else expr
+        return _GRAD_CONTEXTS.get(self._qualname(func) or "")
+
+    def _qualname(self, expr: cst.BaseExpression) -> str | None:
+        return self.names.qualname(expr)
+
+
+@dataclass(frozen=True)
+class _Container:
+    """A dict or list literal whose items are all alike (``{'train': loader_a, 'val': loader_b}``)."""
+
+    item: object
+
+
+# Imported helpers from these packages never clear a model's gradients.
+SAFE_ROOTS = frozenset(
+    {
+        "argparse", "builtins", "collections", "contextlib", "copy", "csv", "dataclasses", "datetime",
+        "einops", "functools", "gc", "glob", "itertools", "json", "logging", "math", "matplotlib", "mlflow",
+        "numpy", "operator", "os", "pandas", "pathlib", "pickle", "PIL", "random", "re", "scipy", "shutil",
+        "sklearn", "statistics", "string", "sys", "tensorboardX", "time", "torch", "torchaudio", "torchtext",
+        "torchvision", "tqdm", "typing", "wandb", "warnings",
+    }
+)  # fmt: skip
+# Methods that receive an optimizer or model without touching its gradients.
+_SAFE_CONSUMERS = frozenset(
+    {"unscale_", "update", "state_dict", "load_state_dict", "add_param_group", "append", "save", "register", "step"}
+)
+
+
+def _by_name(name: str) -> object:
+    """What a name the file does not bind (or a parameter nobody passes) says it is."""
+    low = name.lower()
+    if "loader" in low:
+        return LoaderV(name)
+    if looks_like_optimizer_name(name):
+        return OptimizerV()
+    return UNKNOWN
+
+
+def _as_module(value: object) -> ModuleV:
+    return value if isinstance(value, ModuleV) else ModuleV()
+
+
+def _derived(value: object) -> object:
+    """``-x``, ``x / 255``: the same tensor, as far as devices go."""
+    return value if isinstance(value, TensorV) else UNKNOWN
+
+
+def _no_root(origin: Batch | None) -> Batch | None:
+    return None if origin is None else Batch(origin.loader)
+
+
+def _join_all(values: list[object]) -> object:
+    out: object = None
+    for v in values:
+        if v is None:
+            return None if out is None and all(x is None for x in values) else _join_missing(values)
+        out = join(out, v)
+    return out
+
+
+def _join_missing(values: list[object]) -> object:
+    present = [v for v in values if v is not None]
+    out: object = None
+    for v in present:
+        out = join(out, v)
+    return out
+
+
+def _join_envs(a: dict[str, object], b: dict[str, object]) -> dict[str, object]:
+    return {k: _join_missing([a.get(k), b.get(k)]) for k in set(a) | set(b)}
+
+
+def _false_arg(call: cst.Call) -> bool:
+    return bool(call.args) and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "False"
+
+
+def _is_zero_grad(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and "zero_grad" in call.func.attr.value
+
+
+def _mentions_grad(node: cst.BaseExpression) -> bool:
+    """Does an attribute chain go through ``.grad`` (``p.grad``, ``p.grad.data``)?"""
+    while isinstance(node, (cst.Attribute, cst.Subscript)):
+        if isinstance(node, cst.Attribute) and node.attr.value == "grad":
+            return True
+        node = node.value
+    return False
+
+
+def _del_targets(target: cst.BaseExpression):
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            yield from _del_targets(el.value)
+    elif isinstance(target, (cst.Name, cst.Attribute)):
+        yield target
+
+
+def _body(suite) -> list:
+    if isinstance(suite, cst.IndentedBlock):
+        return list(suite.body)
+    if isinstance(suite, cst.SimpleStatementSuite):
+        return []
+    return []
+
+
+def _statements_with_defs(stmts) -> Iterator[cst.CSTNode]:
+    """Defs and classes in a block, also inside if/try/with/for/while."""
+    for stmt in stmts:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            yield stmt
+        elif isinstance(stmt, cst.BaseCompoundStatement):
+            for attr in ("body", "orelse", "finalbody"):
+                child = getattr(stmt, attr, None)
+                if isinstance(child, (cst.Else, cst.Finally)):
+                    child = child.body
+                if isinstance(child, cst.If):
+                    yield from _statements_with_defs([child])
+                elif isinstance(child, cst.IndentedBlock):
+                    yield from _statements_with_defs(child.body)
+            for h in getattr(stmt, "handlers", ()) or ():
+                yield from _statements_with_defs(_body(h.body))
+            for c in getattr(stmt, "cases", ()) or ():
+                yield from _statements_with_defs(_body(c.body))
+
+
+_KEY = "analysis.model"
+
+
+def program_model(context: Any) -> ProgramModel:
+    """The model of the file behind a rule ``Context``: built on first use, then shared."""
+    found = context.cache.get(_KEY)
+    if not isinstance(found, ProgramModel):
+        found = ProgramModel(context.module, context.names, context.code)
+        context.cache[_KEY] = found
+    return found
