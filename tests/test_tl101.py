@@ -238,15 +238,32 @@ def test_methods_of_the_file_are_followed_and_unknown_inherited_ones_silence():
 @pytest.mark.parametrize(
     "header,call",
     [
-        ("from trainlib import after_step", "after_step()"),
-        ("import trainlib", "trainlib.after_step()"),
-        ("from .hooks import after_step", "after_step()"),
-        ("from trainlib import *", "after_step()"),
+        ("from trainlib import after_step", "after_step(model)"),
+        ("import trainlib", "trainlib.after_step(optimizer)"),
+        ("from .hooks import after_step", "after_step(model.parameters())"),
+        ("from trainlib import *", "after_step(state=optimizer)"),
+        ("from trainlib import Hooks\nhooks = Hooks()", "hooks.after(optimizer)"),
     ],
 )
-def test_calls_into_other_modules_silence(header, call):
-    code = f"{header}\nfor x in loader:\n    model(x).sum().backward()\n    optimizer.step()\n    {call}\n"
+def test_calls_into_other_modules_that_reach_the_model_or_optimizer_silence(header, call):
+    code = f"{header}\nimport torch\nmodel = torch.nn.Linear(2, 2)\noptimizer = torch.optim.SGD(model.parameters())\nfor x in loader:\n    model(x).sum().backward()\n    optimizer.step()\n    {call}\n"
     assert lines(code) == []
+
+
+@pytest.mark.parametrize(
+    "header,call",
+    [
+        ("from trainlib import after_step", "after_step()"),
+        ("import trainlib", "trainlib.log_metrics(loss.item(), step)"),
+        ("from .hooks import log_loss", "log_loss(loss)"),
+        ("from trainlib import *", "print_progress(epoch, 'train')"),
+        ("from trainlib import Meter\nmeter = Meter()", "meter.add(loss.item())"),
+    ],
+)
+def test_calls_into_other_modules_that_cannot_reach_the_gradients_do_not_silence(header, call):
+    # Regression (issue #12/#15): any imported call used to silence the rule.
+    code = f"{header}\nimport torch\nmodel = torch.nn.Linear(2, 2)\noptimizer = torch.optim.SGD(model.parameters())\nfor x in loader:\n    loss = model(x).sum()\n    loss.backward()\n    optimizer.step()\n    {call}\n"
+    assert lines(code) == [len(header.splitlines()) + 7]
 
 
 def test_known_libraries_and_local_callables_do_not_silence():

@@ -25,6 +25,7 @@ file, and only when a rule asks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
@@ -228,8 +229,8 @@ class ProgramModel:
         if isinstance(func, ClassV):
             init = self.method(func.node.name.value, "__init__")
             return init is not None and self._function_clears(init, visiting)
-        if isinstance(func, ModuleV):
-            return False  # model(x): a forward pass
+        if isinstance(func, (ModuleV, LossFnV)):
+            return False  # model(x), criterion(out, y): a forward pass
         callee = node.func
         method = callee.attr.value if isinstance(callee, cst.Attribute) else None
         qual = self._qualname(callee)
@@ -237,12 +238,17 @@ class ProgramModel:
             return False
         if method is not None and isinstance(callee, cst.Attribute):
             root = dotted_name(callee.value)
-            if root in ("self", "cls"):
+            owner = fact.receiver
+            if isinstance(owner, (InstanceV, ModuleV)) and method in self._attrs.get(owner.cls or "", {}):
+                owner = None  # a callable stored on the object: called without it
+            elif root in ("self", "cls"):
                 # An inherited method we cannot see (unittest assertions aside).
                 return not method.startswith("assert")
+            if isinstance(owner, (ModuleV, OptimizerV, SchedulerV, ScalerV, TensorV, LoaderV)):
+                owner = None  # torch's own methods: only zero_grad clears, and rules see that one
             if method in _SAFE_CONSUMERS:
                 return False
-        reached = [fact.receiver, *fact.args] if method is not None else list(fact.args)
+        reached = [owner, *fact.args] if method is not None else list(fact.args)
         return any(self._holds_training_state(v, node) for v in reached)
 
     def _holds_training_state(self, value: object, node: cst.Call) -> bool:
@@ -604,7 +610,7 @@ class ProgramModel:
         return ModuleV(name) if self.is_module_class(name) else InstanceV(name)
 
     # ------------------------------------------------------------------ lookup
-    def _lookup(self, dotted: str, frame: _Frame) -> object:
+    def _lookup(self, dotted: str, frame: _Frame, guess: bool = True) -> object:
         if dotted in frame.env:
             value = frame.env[dotted]
             return UNKNOWN if value is None else value
@@ -627,7 +633,7 @@ class ProgramModel:
                 return UNKNOWN if v is None else v
         if self.names.module_scope.bindings.get(dotted) is not None or self.names.lookup(dotted) is not None:
             return UNKNOWN  # imported, or bound in a way not followed
-        return _by_name(dotted)
+        return _by_name(dotted) if guess else UNKNOWN
 
     def _attribute(self, base: object, attr: str, frame: _Frame) -> object:
         if isinstance(base, (InstanceV, ModuleV)) and base.cls in self.classes:
@@ -791,10 +797,14 @@ class ProgramModel:
             receiver = self._ev(func.value, frame)
             dotted = dotted_name(func)
             callee = self._lookup(dotted, frame) if dotted is not None and dotted in frame.env else self._attribute(receiver, func.attr.value, frame)
+        elif isinstance(func, cst.Name):
+            callee = self._lookup(func.value, frame, guess=False)  # make_model() is no model
         else:
             callee = self._ev(func, frame)
         args = tuple(self._ev(a.value, frame) for a in call.args)
         if self._recording:
+            if isinstance(func, cst.Attribute) and func.attr.value in ("zero_", "fill_") and _mentions_grad(func.value):
+                self._grad_clear(call, frame)
             fact = CallFact(call, callee, receiver, args, frame.info.node if frame.info else None,
                             tuple(frame.loops), frame.grad[-1] if frame.grad else None, discarded)
             self.facts[id(call)] = fact
@@ -1120,6 +1130,12 @@ _SAFE_CONSUMERS = frozenset(
 )
 
 
+# model, net, netG, ema_model, encoder, discriminator... (what else could the value be?)
+_MODEL_NAME = re.compile(
+    r"(?:^|_)(?:model|net|module)s?(?:$|_)|^net[gd]?$|^(?:\w+_)?(?:encoder|decoder|generator|discriminator|critic|classifier|backbone)$"
+)
+
+
 def _by_name(name: str) -> object:
     """What a name the file does not bind (or a parameter nobody passes) says it is."""
     low = name.lower()
@@ -1127,6 +1143,8 @@ def _by_name(name: str) -> object:
         return LoaderV(name)
     if looks_like_optimizer_name(name):
         return OptimizerV()
+    if name[:1].islower() and _MODEL_NAME.search(low):  # Net, Model: classes, not instances
+        return ModuleV()
     return UNKNOWN
 
 

@@ -153,14 +153,14 @@ class FunctionV:
     """A function or method of this file; ``bound``: the receiver of a bound method;
     ``partial``: values already given by ``functools.partial``."""
 
-    node: cst.FunctionDef
+    node: cst.FunctionDef = field(repr=False)
     bound: object = None
     partial: tuple = ()
 
 
 @dataclass(frozen=True)
 class ClassV:
-    node: cst.ClassDef
+    node: cst.ClassDef = field(repr=False)
     is_module: bool
 
 
