@@ -24,10 +24,11 @@ from torchlint.config import (
     resolve_codes,
     settings_from_table,
 )
-from torchlint.rules import all_rules
+from torchlint.rules import all_rules, default_codes
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = frozenset(all_rules())
+DEFAULT = default_codes()
 
 
 def write(path: Path, text: str) -> Path:
@@ -92,8 +93,22 @@ def test_pattern_with_slash_is_relative_to_the_config(tmp_path):
 # --- rule selection -------------------------------------------------------------------
 
 
-def test_default_selects_every_rule():
-    assert resolve_codes([]) == ALL
+def test_default_selects_every_rule_on_by_default():
+    assert resolve_codes([]) == DEFAULT
+    assert DEFAULT == {c for c, r in all_rules().items() if r.default_enabled}
+
+
+def test_off_by_default_rules_need_a_selector():
+    off = ALL - DEFAULT
+    assert off, "some rules are off by default (TorchFix's noisy ones)"
+    # Any selector that matches picks them: ALL, a prefix, the code.
+    assert resolve_codes([Selection(select=("ALL",))]) == ALL
+    assert off <= resolve_codes([Selection(select=("TL",))])
+    code = sorted(off)[0]
+    assert resolve_codes([Selection(extend_select=(code,))]) == DEFAULT | {code}
+    assert code in resolve_codes([Selection(select=("TL2",))]) or not code.startswith("TL2")
+    # A layer that only ignores starts from the default set.
+    assert resolve_codes([Selection(ignore=("TL201",))]) == DEFAULT - {"TL201"}
 
 
 def test_select_replaces_and_ignore_removes():
@@ -116,7 +131,7 @@ def test_command_line_layer_overrides_config():
     assert resolve_codes([config, Selection(select=("TL2",))]) == {c for c in ALL if c.startswith("TL2")}
     # --extend-select adds to the config's selection; --ignore removes from it.
     assert resolve_codes([config, Selection(extend_select=("TL001",))]) == {"TL001", "TL201"}
-    assert resolve_codes([Selection(), Selection(ignore=("TL201",))]) == ALL - {"TL201"}
+    assert resolve_codes([Selection(), Selection(ignore=("TL201",))]) == DEFAULT - {"TL201"}
 
 
 def test_per_file_ignores_remove_outright():
@@ -231,7 +246,7 @@ def test_cli_selection_overrides_the_config(tmp_path):
 def test_no_config_means_defaults(tmp_path):
     r = Resolver(cwd=str(tmp_path))
     s = r.settings_for_dir(posix(tmp_path))
-    assert s.path is None and r.codes_for(posix(tmp_path / "x.py")) == ALL
+    assert s.path is None and r.codes_for(posix(tmp_path / "x.py")) == DEFAULT
 
 
 def test_config_file_option(tmp_path):

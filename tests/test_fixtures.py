@@ -1,4 +1,5 @@
-"""Every fixture is linted with every rule and must produce exactly its ``# expect:`` findings."""
+"""Every fixture is linted with the default rules (plus its own directory's rule, which may be
+off by default) and must produce exactly its ``# expect:`` findings."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from torchlint.engine import lint_source
+from torchlint.engine import LintOptions, lint_source
 from torchlint.fixes import fix_source
+from torchlint.rules import all_rules, default_codes
 
 from conftest import FIXTURES
 
@@ -30,10 +32,16 @@ def _id(p: Path) -> str:
     return str(p.relative_to(FIXTURES))
 
 
+def _options(path: Path) -> LintOptions:
+    """The default set, plus the rule the fixture's directory (``tlNNN_*``) is about."""
+    own = path.relative_to(FIXTURES).parts[0].split("_", 1)[0].upper()
+    return LintOptions(codes=default_codes() | ({own} if own in all_rules() else set()))
+
+
 @pytest.mark.parametrize("path", FILES, ids=_id)
 def test_fixture_findings_match_expectations(path: Path):
     source = path.read_text(encoding="utf-8")
-    report = lint_source(source, str(path))
+    report = lint_source(source, str(path), _options(path))
     assert report.errors == []
     actual = sorted((f.range.line, f.code) for f in report.findings)
     assert actual == expected_findings(source)
@@ -44,7 +52,7 @@ def test_fixture_findings_match_expectations(path: Path):
 @pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith("flagged_")], ids=_id)
 def test_fixture_fixes_apply_parse_and_are_idempotent(path: Path):
     source = path.read_text(encoding="utf-8")
-    lint = lambda s: lint_source(s, str(path)).findings  # noqa: E731
+    lint = lambda s: lint_source(s, str(path), _options(path)).findings  # noqa: E731
     before = lint(source)
     fixable = {f.code for f in before if f.fix is not None}
     fixed, applied, remaining = fix_source(source, lint, unsafe=True)

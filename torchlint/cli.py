@@ -380,6 +380,7 @@ def _rule_json(rule: type) -> dict:
         "severity": rule.severity,
         "confirmable": bool(rule.confirmable),
         "deprecated": bool(rule.deprecated),
+        "default_enabled": bool(getattr(rule, "default_enabled", True)),
     }
 
 
@@ -398,6 +399,8 @@ def _run_rule(args: argparse.Namespace) -> int:
         print(json.dumps({**_rule_json(rule), "documentation": rule.documentation()}, indent=2))
         return EXIT_OK
     lines = [f"# {rule.name} ({rule.code})", ""]
+    if not getattr(rule, "default_enabled", True):
+        lines += [f"Off by default: enable it with `--extend-select {rule.code}` (or `extend-select` in the config).", ""]
     if _fixable(rule):
         lines += ["Fix is sometimes available.", ""]
     if rule.confirmable:
@@ -418,7 +421,10 @@ def _run_rules(args: argparse.Namespace) -> int:
     if args.output_format == "json":
         print(json.dumps([_rule_json(r) for r in rules], indent=2))
         return EXIT_OK
-    rows = [(r.code, r.name, "[*]" if _fixable(r) else "   ", _summary_of(r)) for r in rules]
+    rows = [
+        (r.code, r.name, "[*]" if _fixable(r) else "   ", ("(off by default) " if not getattr(r, "default_enabled", True) else "") + _summary_of(r))
+        for r in rules
+    ]
     cw = max((len(r[0]) for r in rows), default=4)
     nw = max((len(r[1]) for r in rows), default=4)
     for code, name, fix, text in rows:

@@ -28,7 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
     except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
         tomllib = None  # type: ignore[assignment]
 
-from torchlint.rules import all_rules, is_valid_selector, matches
+from torchlint.rules import all_rules, default_codes, is_valid_selector, matches
 
 # Directories (and files) skipped while walking, unless ``exclude`` replaces the list.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -217,10 +217,11 @@ def resolve_codes(layers: Iterable[Selection], ignore: Iterable[str] = ()) -> fr
     A layer with ``select`` starts over from it; within a layer the most
     specific matching selector decides a code (``ignore = ["TL2"]`` with
     ``extend-select = ["TL201"]`` keeps TL201) and ``ignore`` wins a tie.
-    ``ignore`` afterwards (per-file ignores) removes codes outright.
+    ``ignore`` afterwards (per-file ignores) removes codes outright. The
+    starting set is the default one: off-by-default rules need a selector.
     """
     codes = list(all_rules())
-    enabled = set(codes)
+    enabled = set(default_codes())
     for layer in layers:
         if layer.is_empty():
             continue

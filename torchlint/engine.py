@@ -44,7 +44,7 @@ SYNTAX_ERROR_CODE = "TL001"
 class LintOptions:
     """What to run. ``codes`` are the selected rule codes (see rules.select_codes)."""
 
-    codes: frozenset[str] | None = None  # None: every rule
+    codes: frozenset[str] | None = None  # None: the default set (rules.default_codes)
     # Rules from outside the registry (plugins, and tests that need a rule that crashes).
     extra_rules: tuple[type[Rule], ...] = ()
     # Reuse the statements of earlier parses (the language server's analysis
@@ -53,7 +53,11 @@ class LintOptions:
 
     def active_rule_classes(self, source: str) -> list[type[Rule]]:
         rules = all_rules()
-        classes = [r for c, r in rules.items() if c != SYNTAX_ERROR_CODE and (self.codes is None or c in self.codes)]
+        classes = [
+            r
+            for c, r in rules.items()
+            if c != SYNTAX_ERROR_CODE and (r.default_enabled if self.codes is None else c in self.codes)
+        ]
         classes.extend(self.extra_rules)
         return [
             r

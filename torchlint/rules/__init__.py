@@ -47,11 +47,20 @@ def is_valid_selector(selector: str) -> bool:
     return any(matches(code, selector) for code in all_rules())
 
 
+def default_codes() -> frozenset[str]:
+    """The rules that run when nothing is selected: all but the off-by-default ones."""
+    return frozenset(code for code, rule in all_rules().items() if rule.default_enabled)
+
+
 def select_codes(select: Iterable[str] | None, ignore: Iterable[str] = ()) -> frozenset[str]:
+    """``select=None`` is the default set; any selector (``ALL``, a prefix, a code) also picks off-by-default rules."""
+    base = default_codes() if select is None else None
     selectors = list(select) if select is not None else ["ALL"]
     ignore = list(ignore)
     return frozenset(
         code
         for code in all_rules()
-        if any(matches(code, s) for s in selectors) and not any(matches(code, i) for i in ignore)
+        if (base is None or code in base)
+        and any(matches(code, s) for s in selectors)
+        and not any(matches(code, i) for i in ignore)
     )

@@ -189,6 +189,9 @@ class Rule:
     trigger_pattern: ClassVar["re.Pattern[str] | None"] = None
     # Can the runtime checker confirm findings of this rule?
     confirmable: ClassVar[bool] = False
+    # Off by default (noisy or stylistic rules, like TorchFix's TOR4xx): only a
+    # selector that matches it (its code, a prefix, ``ALL``) turns it on.
+    default_enabled: ClassVar[bool] = True
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

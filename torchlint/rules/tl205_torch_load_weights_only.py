@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.analysis.apicalls import add_keyword, argument, forwards_kwargs, keyword, target_torch_version, version_text
+from torchlint.rules.base import FixSpec, Invalid, Rule
+
+_LOADS = frozenset({"torch.load", "torch.serialization.load"})
+# The release that made ``weights_only=True`` the default.
+_DEFAULT_FLIPPED = (2, 6)
+
+
+class TorchLoadWeightsOnly(Rule):
+    """
+    ## What it does
+    Checks for `torch.load(...)` calls that do not pass `weights_only=`. The
+    message depends on the PyTorch version the project targets (`torch-version`
+    in `[tool.torchlint]`, or the lowest version its dependencies admit; the
+    newest release when neither says).
+
+    ## Why is this bad?
+    Before PyTorch 2.6, `torch.load` unpickles the file with the full `pickle`
+    module: a checkpoint downloaded from the internet can run arbitrary code on
+    load. From 2.6 on the default is `weights_only=True`, and a file that holds a
+    whole pickled model (`torch.save(model, path)`) rather than a `state_dict`
+    fails to load with `UnpicklingError: Weights only load failed`. Either way the
+    call's meaning depends on the installed version; stating `weights_only=`
+    makes it the same everywhere. With `pickle_module=` and no `weights_only=`,
+    every version unpickles arbitrary code.
+
+    ## Example
+    ```python
+    import torch
+
+    state = torch.load("checkpoint.pt", map_location="cpu")
+    ```
+
+    ## Use instead
+    ```python
+    import torch
+
+    state = torch.load("checkpoint.pt", map_location="cpu", weights_only=True)
+    # only for a file you trust that holds a whole pickled object:
+    model = torch.load("model.pt", weights_only=False)
+    ```
+
+    ## Fix safety
+    The fix appends `weights_only=True`. For a target of PyTorch 2.6 or later it
+    is safe: that is already the default, so nothing changes except that the
+    `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` environment variable no longer overrides
+    it. For an older target it is unsafe: a checkpoint holding a full pickled
+    model, or custom classes, stops loading (which is the security fix, but may
+    need `torch.serialization.add_safe_globals`). No fix is offered when
+    `pickle_module=` is passed (choosing `weights_only=False` there must be
+    deliberate). Calls that forward `**kwargs` are not reported: `weights_only`
+    may be in them.
+    """
+
+    code = "TL205"
+    name = "torch-load-weights-only"
+    message = "`torch.load` without `weights_only=`: say whether the file may unpickle arbitrary objects"
+    severity = "warning"
+    triggers = ("load",)
+
+    VALID = [
+        "import torch\nstate = torch.load('ckpt.pt', weights_only=True)\n",
+        "import torch\nmodel = torch.load('model.pt', map_location='cpu', weights_only=False)\n",
+        # **kwargs may carry weights_only.
+        "import torch\n\ndef restore(path, **kwargs):\n    return torch.load(path, **kwargs)\n",
+        # Other load functions.
+        "import pickle\nwith open('x.pkl', 'rb') as f:\n    obj = pickle.load(f)\n",
+        "import numpy as np\narr = np.load('x.npy')\n",
+        "import torch\nfrom mylib import load\nstate = load('ckpt.pt')\n",
+        # A local variable named torch.
+        "def f(torch):\n    return torch.load('x')\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch\nstate = torch.load('ckpt.pt')\n",
+            "import torch\nstate = torch.load('ckpt.pt', weights_only=True)\n",
+        ),
+        Invalid(
+            "from torch import load\nsd = load(path, map_location='cpu')\n",
+            "from torch import load\nsd = load(path, map_location='cpu', weights_only=True)\n",
+        ),
+        Invalid(
+            "import torch as th\nmodel.load_state_dict(th.load(\n    args.resume,\n    map_location=device,\n))\n",
+            "import torch as th\nmodel.load_state_dict(th.load(\n    args.resume,\n    map_location=device, weights_only=True,\n))\n",
+        ),
+        # pickle_module without weights_only: arbitrary code in every version; no fix.
+        Invalid("import torch\nimport dill\nobj = torch.load('x.pt', pickle_module=dill)\n", None),
+        Invalid(
+            "import torch.serialization\nobj = torch.serialization.load(f)\n",
+            "import torch.serialization\nobj = torch.serialization.load(f, weights_only=True)\n",
+        ),
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        # Cheap rejection: only ``from torch import load as x`` renames it.
+        if isinstance(func, cst.Attribute) and func.attr.value != "load":
+            return
+        if self.context.qualname(func) not in _LOADS:
+            return
+        if keyword(node, "weights_only") is not None or forwards_kwargs(node):
+            return
+        target = target_torch_version(self.context)
+        flipped = target is None or target[:2] >= _DEFAULT_FLIPPED
+        where = f"torch {version_text(target)}" if target is not None else "current PyTorch"
+        data = {"target_torch": version_text(target) if target else None}
+        if argument(node, "pickle_module", 2) is not None:
+            self.report(
+                node,
+                "`torch.load` with `pickle_module=` and no `weights_only=` unpickles arbitrary code from the file "
+                "(the default is then `weights_only=False`); pass `weights_only=True` unless you trust the file",
+                data=data,
+            )
+            return
+        if flipped:
+            message = (
+                f"`torch.load` without `weights_only=`: in {where} the default is `weights_only=True` (since 2.6), so a "
+                "file holding a whole pickled model (`torch.save(model)`) fails with `UnpicklingError`; pass "
+                "`weights_only=True` for a `state_dict`, or `weights_only=False` only for a file you trust"
+            )
+        else:
+            message = (
+                f"`torch.load` without `weights_only=` unpickles arbitrary code in {where} (the default is "
+                "`weights_only=False` before 2.6): a malicious checkpoint runs code on load; pass `weights_only=True`"
+            )
+        fix = FixSpec(
+            "Add `weights_only=True`",
+            add_keyword(node, "weights_only=True"),
+            applicability="safe" if flipped else "unsafe",
+        )
+        self.report(node, message, fix=fix, data=data)

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.analysis.apicalls import argument
+from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
+
+
+class Logsumexp(Rule):
+    """
+    ## What it does
+    Checks for the log of a sum of exponentials written out:
+    `torch.log(torch.sum(torch.exp(x), dim))`, `torch.log(torch.exp(x).sum(dim))`
+    and `torch.exp(x).sum(dim).log()` (TorchFix's TOR108). Only when `dim` is
+    given: `torch.logsumexp` needs one.
+
+    ## Why is this bad?
+    `exp` overflows for inputs above about 88 in float32 (11 in float16), so the
+    sum is `inf` and so is the result; and when every input is very negative
+    the sum underflows to `0` and the log is `-inf`. `torch.logsumexp`
+    subtracts the maximum first and gives the finite answer:
+    `torch.log(torch.sum(torch.exp(torch.tensor([1000., 1000.])), 0))` is `inf`,
+    `torch.logsumexp(torch.tensor([1000., 1000.]), 0)` is `1000.6931`.
+
+    ## Example
+    ```python
+    import torch
+
+    lse = torch.log(torch.sum(torch.exp(logits), dim=-1))
+    ```
+
+    ## Use instead
+    ```python
+    import torch
+
+    lse = torch.logsumexp(logits, dim=-1)
+    ```
+
+    ## Fix safety
+    The fix is unsafe: results change wherever the written-out form over- or
+    underflowed (`inf` becomes a finite number, which is the point, but code
+    downstream may have relied on it), and the gradient is computed by a
+    different formula. `keepdim` is carried over; a `dtype=` on the sum has no
+    counterpart, so no fix is offered then. The fix needs a name bound to the
+    `torch` module at the call.
+    """
+
+    code = "TL603"
+    name = "logsumexp"
+    message = "`log(sum(exp(x)))` overflows; use `torch.logsumexp(x, dim)`"
+    severity = "warning"
+    triggers = ("exp",)
+
+    VALID = [
+        "import torch\nlse = torch.logsumexp(x, dim=1)\n",
+        # No dim: torch.logsumexp needs one (pytorch/pytorch#144339).
+        "import torch\ny = torch.log(torch.sum(torch.exp(x)))\n",
+        "import torch\ny = torch.log(torch.sum(torch.exp(x), dim=None))\n",
+        "import numpy as np\ny = np.log(np.sum(np.exp(x), axis=1))\n",
+        "import torch\ny = torch.log(torch.mean(torch.exp(x), 1))\n",
+        # The receiver of .sum() is not known to be a tensor.
+        "import torch\ny = torch.log(np.exp(x).sum(1))\n",
+    ]
+    INVALID = [
+        Invalid("import torch\nlse = torch.log(torch.sum(torch.exp(logits), dim=-1))\n",
+                "import torch\nlse = torch.logsumexp(logits, dim=-1)\n"),
+        Invalid("import torch\nlse = torch.log(torch.exp(s).sum(1, keepdim=True))\n",
+                "import torch\nlse = torch.logsumexp(s, 1, keepdim=True)\n"),
+        Invalid("import torch as th\nlse = th.exp(a - b).sum(dim=0).log()\n", "import torch as th\nlse = th.logsumexp(a - b, dim=0)\n"),
+        Invalid("import torch\nlse = torch.sum(torch.exp(x), 1, True).log()\n", "import torch\nlse = torch.logsumexp(x, 1, keepdim=True)\n"),
+        Invalid("import torch\nlse = torch.log(torch.sum(torch.exp(x), 1, dtype=torch.float64))\n", None),
+    ]  # fmt: skip
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not isinstance(func, (cst.Attribute, cst.Name)):
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value == "log" and not node.args:
+            # (...).log() on a sum
+            self._check(node, func.value)
+        elif (func.attr.value if isinstance(func, cst.Attribute) else func.value) == "log" and len(node.args) == 1:
+            if self.context.qualname(func) == "torch.log" and not node.args[0].keyword and not node.args[0].star:
+                self._check(node, node.args[0].value)
+
+    def _check(self, log_call: cst.Call, total: cst.BaseExpression) -> None:
+        if not isinstance(total, cst.Call) or not isinstance(total.func, cst.Attribute):
+            return
+        func = total.func
+        if func.attr.value != "sum":
+            return
+        if isinstance(func.value, cst.Call) and self.context.qualname(func.value.func) == "torch.exp":
+            # torch.exp(x).sum(dim, keepdim)
+            exp, offset = func.value, 0
+        elif self.context.qualname(func) == "torch.sum" and total.args and isinstance(total.args[0].value, cst.Call):
+            exp, offset = total.args[0].value, 1
+            if self.context.qualname(exp.func) != "torch.exp" or total.args[0].keyword is not None:
+                return
+        else:
+            return
+        if len(exp.args) != 1 or exp.args[0].star or any(a.star for a in total.args):
+            return
+        dim = argument(total, "dim", offset)
+        if dim is None or (isinstance(dim.value, cst.Name) and dim.value.value == "None"):
+            return
+        keepdim = argument(total, "keepdim", offset + 1)
+        extra = [a for a in total.args[offset:] if a is not dim and a is not keepdim]
+        if extra:
+            self.report(log_call)
+            return
+        torch = self._torch_prefix(log_call, exp)
+        if torch is None:
+            self.report(log_call)
+            return
+        parts = [self.context.code(exp.args[0].value), ("dim=" if dim.keyword else "") + self.context.code(dim.value)]
+        if keepdim is not None:
+            parts.append(f"keepdim={self.context.code(keepdim.value)}")
+        new = f"{torch}.logsumexp({', '.join(parts)})"
+        self.report(log_call, fix=FixSpec(f"Replace with `{new}`", (Replace(log_call, new),), applicability="unsafe"))
+
+    def _torch_prefix(self, *calls: cst.Call) -> str | None:
+        for call in calls:
+            func = call.func
+            if isinstance(func, cst.Attribute) and self.context.qualname(func.value) == "torch":
+                return self.context.code(func.value)
+        return "torch" if self.context.names.lookup("torch") == "torch" else None

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.analysis.apicalls import ScopeTracker, argument, target_torch_version
+from torchlint.analysis.training import is_torch_optimizer_qualname
+from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
+from torchlint.analysis.apicalls import add_keyword
+
+# Before 2.0 ``zero_grad()`` defaulted to ``set_to_none=False``.
+_DEFAULT_FLIPPED = (2, 0)
+
+
+def _is_torch_module_or_optimizer(qualname: str | None) -> bool:
+    if not qualname:
+        return False
+    if qualname == "torch.nn.Module" or is_torch_optimizer_qualname(qualname):
+        return True
+    return qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[-1][:1].isupper()
+
+
+class ZeroGradSetToNone(Rule):
+    """
+    ## What it does
+    Checks for `optimizer.zero_grad(set_to_none=False)` (or `zero_grad(False)`)
+    on a `torch.optim` optimizer or an `nn.Module`, TorchFix's TOR402 (from
+    PyTorch profiler's `GradNotSetToNonePattern`). When the project targets a
+    PyTorch older than 2.0, a bare `zero_grad()` too: its default was `False`
+    then. Off by default, as in TorchFix. Only receivers whose origin the file
+    shows are checked: a name assigned from a `torch.optim` or `torch.nn`
+    constructor, `self.<attr>` assigned so in the class, or `self` in an
+    `nn.Module` subclass.
+
+    ## Why is this bad?
+    Zeroing writes a kernel launch per parameter and keeps every gradient
+    tensor alive between steps. Setting them to `None` (the default since
+    PyTorch 2.0) frees that memory until the next backward pass, which then
+    allocates fresh gradients instead of accumulating into zeros.
+
+    ## Example
+    ```python
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.zero_grad(set_to_none=False)
+    ```
+
+    ## Use instead
+    ```python
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.zero_grad(set_to_none=True)
+    ```
+
+    ## Fix safety
+    The fix writes `set_to_none=True`. It is unsafe: code that reads
+    `p.grad` between `zero_grad()` and the next `backward()` (gradient
+    clipping of unused parameters, `p.grad.add_(...)`, optimizers that treat a
+    zero gradient differently from a missing one) sees `None` instead of zeros.
+    """
+
+    code = "TL702"
+    name = "zero-grad-set-to-none"
+    message = "`zero_grad(set_to_none=False)` zeroes gradients instead of freeing them; use `set_to_none=True`"
+    severity = "info"
+    default_enabled = False
+    triggers = ("zero_grad",)
+
+    VALID = [
+        "import torch\nopt = torch.optim.SGD(params, lr=0.1)\nopt.zero_grad()\n",
+        "import torch\nopt = torch.optim.Adam(params)\nopt.zero_grad(set_to_none=True)\n",
+        # The receiver's origin is unknown.
+        "import torch\n\ndef step(optimizer):\n    optimizer.zero_grad(set_to_none=False)\n",
+        # Not a torch optimizer.
+        "from mylib import Trainer\nt = Trainer()\nt.zero_grad(set_to_none=False)\n",
+        "import torch\nopt = make_optimizer()\nopt.zero_grad(False)\n",
+        "import torch\nset_to_none = False\nopt = torch.optim.SGD(params, lr=0.1)\nopt.zero_grad(set_to_none=set_to_none)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch\nopt = torch.optim.SGD(params, lr=0.1)\nopt.zero_grad(set_to_none=False)\n",
+            "import torch\nopt = torch.optim.SGD(params, lr=0.1)\nopt.zero_grad(set_to_none=True)\n",
+        ),
+        Invalid(
+            "from torch import optim\n\ndef train(model):\n    optimizer = optim.AdamW(model.parameters())\n    optimizer.zero_grad(False)\n",
+            "from torch import optim\n\ndef train(model):\n    optimizer = optim.AdamW(model.parameters())\n    optimizer.zero_grad(True)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\n\nclass Net(nn.Module):\n    def reset(self):\n        self.zero_grad(set_to_none=False)\n",
+            "import torch.nn as nn\n\nclass Net(nn.Module):\n    def reset(self):\n        self.zero_grad(set_to_none=True)\n",
+        ),
+        Invalid(
+            "import torch\n\nclass Trainer:\n    def __init__(self, model):\n        self.opt = torch.optim.Adam(model.parameters())\n\n"
+            "    def step(self):\n        self.opt.zero_grad(set_to_none=False)\n",
+            "import torch\n\nclass Trainer:\n    def __init__(self, model):\n        self.opt = torch.optim.Adam(model.parameters())\n\n"
+            "    def step(self):\n        self.opt.zero_grad(set_to_none=True)\n",
+        ),
+    ]
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.scopes = ScopeTracker(context)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.scopes.enter_function(node)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.scopes.leave_function()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.scopes.enter_class(node)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self.scopes.leave_class()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "zero_grad"):
+            return
+        if any(a.star for a in node.args):
+            return
+        flag = argument(node, "set_to_none", 0)
+        if flag is None:
+            target = target_torch_version(self.context)
+            if target is None or target[:2] >= _DEFAULT_FLIPPED or node.args:
+                return
+        elif not (isinstance(flag.value, cst.Name) and flag.value.value == "False"):
+            return
+        if not _is_torch_module_or_optimizer(self.scopes.constructor(func.value)):
+            return
+        if flag is None:
+            self.report(
+                node,
+                "`zero_grad()` zeroes gradients before PyTorch 2.0 (the project's target); pass `set_to_none=True`",
+                fix=FixSpec("Pass `set_to_none=True`", add_keyword(node, "set_to_none=True"), applicability="unsafe"),
+            )
+            return
+        self.report(
+            flag,
+            fix=FixSpec("Use `True`", (Replace(flag.value, cst.Name("True")),), applicability="unsafe"),
+        )
