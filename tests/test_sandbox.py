@@ -309,8 +309,8 @@ def test_torch_allocation_over_the_limit_is_a_memory_result(worker):
 
 
 def test_data_and_rss_guard_used_for_cuda():
-    # The CUDA path cannot use RLIMIT_AS; its guard must work on its own.
-    with SandboxWorker(device="cuda", preload=()) as gpu_style:
+    # The CUDA path cannot use RLIMIT_AS; its guard must work on its own (no cgroup here).
+    with SandboxWorker(device="cuda", preload=(), use_cgroup=False) as gpu_style:
         private = gpu_style.run("b = []\nwhile True:\n    b.append(bytearray(32 * 2**20))\n", memory_mb=256)
         # Shared anonymous memory escapes RLIMIT_DATA; the RSS watchdog catches it.
         shared = gpu_style.run(
@@ -356,13 +356,15 @@ def test_python_under_tmp_stays_visible_behind_the_tmpfs(monkeypatch, tmp_path):
     checkout = tmp_path / "checkout"
     (checkout / "torchlint").mkdir(parents=True)
     monkeypatch.setattr(sandbox, "_PACKAGE_PARENT", str(checkout))
-    command = build_command("bwrap", "/tmp/root", "cpu", ["python"])
-    at = command.index(str(checkout))
-    assert command[at - 1 : at + 2] == ["--ro-bind", str(checkout), str(checkout)]
-    assert at > command.index("--tmpfs")  # after the tmpfs, or it would hide the checkout
-    assert at < command.index("/tmp/root")  # the writable root is bound last
-    # /tmp itself is never re-exposed.
-    assert [command[i + 1] for i, a in enumerate(command) if a == "--ro-bind"].count("/tmp") == 0
+    command = build_command("bwrap", sandbox.SANDBOX_ROOT, "cpu", ["python"])
+    package = str(checkout / "torchlint")
+    at = command.index(package)
+    assert command[at - 1 : at + 2] == ["--ro-bind", package, package]
+    tmpfs_tmp = max(i for i, a in enumerate(command) if a == "--tmpfs" and command[i + 1] == "/tmp")
+    assert at > tmpfs_tmp  # after the tmpfs, or it would hide the package
+    # Only the package: not the checkout around it (a socket or secret there stays out of reach).
+    bound = [command[i + 1] for i, a in enumerate(command) if a in ("--ro-bind", "--bind", "--ro-bind-try")]
+    assert str(checkout) not in bound and "/tmp" not in bound
 
 
 def test_a_checkout_under_tmp_runs_in_the_sandbox(tmp_path):

@@ -47,6 +47,11 @@ _RESULT_LIMIT = 32 * 2**20
 _TRACEBACK_LIMIT = 8_000  # characters
 _FILE_SIZE_LIMIT = 256 * 2**20  # RLIMIT_FSIZE: bounds what a job can write to disk
 _WATCHDOG_PERIOD_S = 0.1
+# The job cgroup's cgroup.procs files, opened by the parent (see _join_cgroups).
+_CGROUP_FDS: list[int] = []
+# Scratch file systems private to this worker (bubblewrap's tmpfs /tmp and
+# /dev/shm), emptied after every job; empty when they are the host's.
+_PRIVATE_SCRATCH: list[str] = []
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -80,14 +85,14 @@ def _proc_stat(pid: str) -> list[str] | None:
 
 
 def _process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, rss pages) for every process visible in /proc."""
+    """pid -> (ppid, threads) for every process visible in /proc."""
     table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         fields = _proc_stat(name)
         if fields and len(fields) > 21:
-            table[int(name)] = (int(fields[1]), int(fields[21]))
+            table[int(name)] = (int(fields[1]), int(fields[17]))
     return table
 
 
@@ -103,12 +108,49 @@ def _descendants(table: dict[int, tuple[int, int]], root: int) -> list[int]:
     return found
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
+def _status_kb(field: str, pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def _private_kb(pid: int | str = "self") -> int:
+    """Anonymous plus shared-memory resident kB of a process: what it allocated, counted whole.
+
+    Pages a fork still shares with its parent count in both (an upper bound).
+    File pages (libraries, the page cache) are left out: they are reclaimable.
+    """
+    anon = shmem = 0
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    anon = int(line.split()[1])
+                elif line.startswith("RssShmem:"):
+                    shmem = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return anon + shmem
+
+
+def _proportional_kb(pid: int) -> int:
+    """Like :func:`_private_kb`, but pages shared between processes split among them (PSS).
+
+    Slow (~10 ms for a process with torch loaded), so used only when the
+    cheap upper bound is over the limit. A process that made itself
+    unreadable (not dumpable) is counted whole.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            total = 0
+            for line in fh:
+                if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
+                    total += int(line.split()[1])
+            return total
+    except (OSError, ValueError, IndexError):
+        return _private_kb(pid)
 
 
 # --------------------------------------------------------------------------
@@ -224,6 +266,8 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
         "__builtins__": builtins,
         "torchlint_report": torchlint_report,
     }
+    effects = _SideEffects(request.get("scratch", [os.getcwd()]))
+    sys.addaudithook(effects)  # this process is the job's alone: it ends with it
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     try:
@@ -260,7 +304,25 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
         warnings.append(f"payload dropped: {len(encoded)} bytes of JSON is over the {_PAYLOAD_LIMIT} byte limit")
     result["payload"] = payload
     result["warnings"] = warnings
+    result["side_effects"] = effects.report()
     return result
+
+
+def _my_tasks() -> int:
+    """Threads of every process of this user visible here (the sandbox's PID namespace)."""
+    uid = str(os.getuid())
+    count = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as fh:
+                lines = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+        if lines.get("Uid", "").split()[:1] == [uid]:
+            count += int(lines.get("Threads", "1"))
+    return count
 
 
 def _set_limits(request: dict[str, Any]) -> None:
@@ -279,10 +341,129 @@ def _set_limits(request: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE_SIZE_LIMIT, _FILE_SIZE_LIMIT))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if request.get("nproc_rlimit") and request.get("max_processes"):
+        # RLIMIT_NPROC counts every task of this uid; the sandbox gives the
+        # worker a uid of its own, so "what exists now + the job's share"
+        # is a limit for the job's whole tree (threads included).
+        tasks = _my_tasks() + int(request["max_processes"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
+
+
+# --------------------------------------------------------------------------
+# What the snippet tried that the sandbox may have denied
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_PATH_EVENTS = {
+    "os.mkdir": (0,), "os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1), "os.symlink": (1,),
+    "os.link": (1,), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
+    "os.mkfifo": (0,), "os.mknod": (0,), "shutil.copyfile": (1,), "shutil.copytree": (1,), "shutil.move": (1,),
+}  # fmt: skip
+_HARMLESS_WRITES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/stdout", "/dev/stderr", "/dev/fd/",
+                    "/proc/self/fd/", "/proc/thread-self/fd/")  # fmt: skip
+_SIDE_EFFECT_LIMIT = 20
+
+
+def _is_ip(host: Any) -> bool:
+    import ipaddress  # noqa: PLC0415 - only when a snippet resolves a name
+
+    try:
+        ipaddress.ip_address(str(host).split("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
+class _SideEffects:
+    """An audit hook that notes network use and writes outside the job's scratch space.
+
+    This is for *reporting* (a confirmation must not hide that the program
+    tried to phone home or write the user's files); the kernel does the
+    denying. Native code that bypasses Python (a C extension's own open(),
+    ctypes syscalls) is not seen.
+    """
+
+    def __init__(self, scratch: list[str]) -> None:
+        self.scratch = tuple(p.rstrip("/") + "/" for p in scratch if p)
+        self.seen: dict[tuple[str, str], int] = {}
+        self.bound: set[str] = set()
+        self.connects: list[tuple[str, str]] = []
+
+    def _note(self, kind: str, target: str) -> None:
+        key = (kind, target)
+        if key in self.seen or len(self.seen) < _SIDE_EFFECT_LIMIT:
+            self.seen[key] = self.seen.get(key, 0) + 1
+
+    def _path(self, path: Any) -> None:
+        if isinstance(path, int):
+            return
+        try:
+            text = os.path.abspath(os.fsdecode(path))
+        except (TypeError, ValueError):
+            return
+        if text.startswith(_HARMLESS_WRITES) or (text + "/").startswith(self.scratch):
+            return
+        self._note("write", text)
+
+    @staticmethod
+    def _address(address: Any) -> str:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"[{address[0]}]:{address[1]}" if ":" in str(address[0]) else f"{address[0]}:{address[1]}"
+        if isinstance(address, (bytes, str)):
+            text = os.fsdecode(address)
+            return "@" + text[1:] if text.startswith("\0") else text
+        return repr(address)
+
+    def __call__(self, event: str, args: tuple) -> None:
+        try:
+            if event == "open":
+                path, _mode, flags = args
+                if isinstance(flags, int) and flags & _WRITE_FLAGS:
+                    self._path(path)
+            elif event in _PATH_EVENTS:
+                for index in _PATH_EVENTS[event]:
+                    if index < len(args):
+                        self._path(args[index])
+            elif event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
+                address = args[1] if len(args) > 1 else None
+                if address is not None:
+                    self.connects.append((event.split(".")[1], self._address(address)))
+            elif event == "socket.bind":
+                self.bound.add(self._address(args[1]))
+            elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
+                host = args[0]
+                if isinstance(host, bytes):
+                    host = host.decode(errors="replace")
+                if host and host != "localhost" and not _is_ip(host):
+                    self._note("network", f"resolve {host}")
+        except Exception:  # noqa: BLE001 - an odd argument must not break the snippet
+            pass
+
+    def report(self) -> list[dict[str, Any]]:
+        for verb, address in self.connects:
+            if address not in self.bound:  # its own listener inside the sandbox is not a side effect
+                self._note("network", f"{verb} {address}")
+        return [{"kind": kind, "target": target, "count": count} for (kind, target), count in self.seen.items()]
+
+
+def _join_cgroups() -> None:
+    """Move this process into the job's cgroup(s) through the worker's open cgroup.procs files.
+
+    The parent opened them (open-time credentials decide), so the job needs no
+    access to the cgroup file system; the files are closed before the snippet runs.
+    """
+    for fd in _CGROUP_FDS:
+        os.write(fd, b"0")
+    for fd in _CGROUP_FDS:
+        os.close(fd)
 
 
 def _child_main(request: dict[str, Any], jobdir: str, result_fd: int, out_path: str, err_path: str) -> None:
     os.setsid()
+    if request.get("cgroup"):
+        _join_cgroups()
+    else:
+        for fd in _CGROUP_FDS:
+            os.close(fd)
     # The worker is not dumpable (see main); the job may inspect itself.
     _prctl(_PR_SET_DUMPABLE, 1)
     # Without a PID namespace (isolation "none") nothing else would stop
@@ -381,11 +562,32 @@ def _sweep() -> None:
         time.sleep(0.01)
 
 
+def _wipe(directory: str) -> None:
+    """Empty a private scratch directory, leaving what is mounted into it alone."""
+    try:
+        device = os.lstat(directory).st_dev
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if info.st_dev != device:
+                continue  # a bind mount (a checkout or virtualenv under /tmp)
+            if entry.is_dir(follow_symlinks=False):
+                _wipe(entry.path)
+                os.rmdir(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # e.g. a directory bubblewrap made to hold a mount point
+
+
 def _run_job(request: dict[str, Any], root: str, protocol_fd: int) -> dict[str, Any]:
     jobdir = tempfile.mkdtemp(prefix="job-", dir=root)
     out_path, err_path = jobdir + ".stdout", jobdir + ".stderr"
     read_fd, write_fd = os.pipe()
-    baseline_rss_kb = _status_kb("VmRSS")
+    baseline_kb = _private_kb()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
@@ -402,7 +604,7 @@ def _run_job(request: dict[str, Any], root: str, protocol_fd: int) -> dict[str, 
             os._exit(code)
     os.close(write_fd)
     try:
-        outcome = _supervise(pid, read_fd, request, started, baseline_rss_kb)
+        outcome = _supervise(pid, read_fd, request, started, baseline_kb)
     finally:
         os.close(read_fd)
         _sweep()
@@ -412,21 +614,39 @@ def _run_job(request: dict[str, Any], root: str, protocol_fd: int) -> dict[str, 
     for path in (out_path, err_path):
         with contextlib.suppress(OSError):
             os.unlink(path)
+    for directory in _PRIVATE_SCRATCH:
+        _wipe(directory)  # the next job starts with empty /tmp and /dev/shm
     return outcome
 
 
-def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, baseline_rss_kb: int) -> dict:
+def _job_memory_kb(table: dict[int, tuple[int, int]], job_tree: list[int], baseline_kb: int, limit_kb: int) -> int:
+    """What the job's processes together added to the worker's memory (kB).
+
+    The cheap measure counts pages a fork shares with its parent once per
+    process; only when that is over the limit are shared pages split (PSS),
+    worker included, so that forks sharing torch are not counted N times.
+    """
+    cheap = sum(_private_kb(pid) for pid in job_tree) - baseline_kb
+    if cheap <= limit_kb or len(job_tree) < 2:
+        return cheap
+    return sum(_proportional_kb(pid) for pid in (os.getpid(), *job_tree)) - baseline_kb
+
+
+def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, baseline_kb: int) -> dict:
     deadline = started + request["timeout"]
+    # A watchdog over the job's whole process tree: the RSS guard for CUDA,
+    # and the per-job memory limit wherever no cgroup holds one (RLIMIT_AS
+    # binds each process alone: five forks could each take the limit).
     rss_limit_kb = None
-    if request["memory_guard"] in ("data+rss", "rss"):
-        rss_limit_kb = baseline_rss_kb + request["memory_mb"] * 1024
-    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    if request["memory_guard"] in ("data+rss", "rss") or not request.get("cgroup"):
+        rss_limit_kb = request["memory_mb"] * 1024
+    max_tasks = request.get("max_processes")
     try:
         exit_fd = os.pidfd_open(pid)
     except (AttributeError, OSError):
         exit_fd = None  # old kernel: poll waitpid instead
     data = bytearray()
-    eof = timed_out = over_memory = False
+    eof = timed_out = over_memory = over_tasks = False
     status = None
     next_watch = 0.0
     try:
@@ -434,17 +654,21 @@ def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, 
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
-            elif rss_limit_kb is not None and now >= next_watch:
+            elif (rss_limit_kb is not None or max_tasks) and now >= next_watch:
                 next_watch = now + _WATCHDOG_PERIOD_S
                 table = _process_table()
-                rss_kb = sum(table[p][1] for p in _descendants(table, os.getpid()) if p in table) * page_kb
-                over_memory = rss_kb > rss_limit_kb
-            if timed_out or over_memory:
+                tree = _descendants(table, os.getpid())
+                if max_tasks:
+                    # Where no RLIMIT_NPROC or cgroup stops forks, this at least ends the job.
+                    over_tasks = sum(table[p][1] for p in tree if p in table) > max_tasks
+                if rss_limit_kb is not None:
+                    over_memory = _job_memory_kb(table, tree, baseline_kb, rss_limit_kb) > rss_limit_kb
+            if timed_out or over_memory or over_tasks:
                 status = _kill_group_and_reap(pid)
                 break
             watched = ([] if eof else [read_fd]) + ([exit_fd] if exit_fd is not None else [])
             wait = deadline - now
-            if exit_fd is None or rss_limit_kb is not None:
+            if exit_fd is None or rss_limit_kb is not None or max_tasks:
                 wait = min(wait, 0.02 if exit_fd is None else _WATCHDOG_PERIOD_S)
             ready, _, _ = select.select(watched, [], [], max(wait, 0))
             if read_fd in ready:
@@ -476,7 +700,13 @@ def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, 
         return {
             "status": "memory",
             "exc_type": "MemoryError",
-            "exc_message": f"the snippet's resident memory went over its {request['memory_mb']} MiB limit",
+            "exc_message": f"the snippet's resident memory (all its processes) went over its {request['memory_mb']} MiB limit",
+        }
+    if over_tasks:
+        return {
+            "status": "killed",
+            "exc_type": "ProcessLimit",
+            "exc_message": f"the snippet started more than {max_tasks} processes and threads",
         }
     if data:
         try:
@@ -528,12 +758,80 @@ def _answer(fd: int, message: dict[str, Any]) -> None:
         view = view[os.write(fd, view) :]
 
 
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def _drop_privileges(spec: str) -> None:
+    """Become ``UID:GID[:GROUP,...]`` for good, before anything untrusted is imported or run.
+
+    bubblewrap started as root leaves the worker uid 0 with only CAP_SETUID and
+    CAP_SETGID; changing every uid away from 0 clears those too. A uid of its
+    own (not 65534, shared by many daemons) also keeps RLIMIT_NPROC per worker.
+    """
+    uid, gid, *rest = spec.split(":")
+    groups = [int(g) for g in rest[0].split(",") if g] if rest else []
+    os.setgroups(groups)
+    os.setresgid(int(gid), int(gid), int(gid))
+    os.setresuid(int(uid), int(uid), int(uid))
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    if _libc is not None:
+        # --cap-add also put the two in the inheritable set: clear it (capset, version 3).
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        data = (ctypes.c_uint32 * 6)()
+        _libc.capset(header, data)
+    with open("/proc/self/status") as fh:
+        status = dict(line.split(":", 1) for line in fh if ":" in line)
+    caps = [int(status.get(name, "0").strip(), 16) for name in ("CapInh", "CapPrm", "CapEff", "CapAmb")]
+    if 0 in os.getresuid() or any(caps):
+        raise SystemExit(f"torchlint worker: could not drop privileges (uids {os.getresuid()}, caps {caps})")
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """Close every inherited descriptor but stdio and ``keep`` (bubblewrap passes all of its own on)."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _cgroup_self_test() -> str | None:
+    """Can a fork join the job cgroup? None if so, else why not (the watchdog stands in)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _join_cgroups()
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001
+            os._exit(10 + (getattr(exc, "errno", 0) or 0) % 100)
+    status = os.waitpid(pid, 0)[1]
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return None
+    code = os.WEXITSTATUS(status) - 10 if os.WIFEXITED(status) else -1
+    return f"a job could not join its cgroup ({os.strerror(code) if code > 0 else status})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m torchlint.runtime.worker")
     parser.add_argument("--root", required=True, help="writable directory for the jobs")
     parser.add_argument("--preload", default="", help="comma-separated modules to import up front")
+    parser.add_argument("--drop-to", default="", help="UID:GID[:GROUP,...] to switch to first")
+    parser.add_argument("--cgroup-fds", default="", help="open cgroup.procs descriptors a job writes itself into")
+    parser.add_argument("--private-scratch", default="", help="comma-separated directories to empty after each job")
+    parser.add_argument("--probe", action="store_true", help="set up, say so and exit (the sandbox's start-up check)")
     args = parser.parse_args(argv)
 
+    _CGROUP_FDS[:] = [int(fd) for fd in args.cgroup_fds.split(",") if fd]
+    _PRIVATE_SCRATCH[:] = [d for d in args.private_scratch.split(",") if d]
+    _close_other_fds(set(_CGROUP_FDS))
+    if args.drop_to:
+        _drop_privileges(args.drop_to)
+    if args.probe:
+        print(json.dumps({"uid": os.getuid(), "root_writable": os.access(args.root, os.W_OK)}), flush=True)
+        return 0
     # Keep the protocol channel private; stray prints (from preloaded
     # modules, say) go to stderr instead of corrupting it.
     protocol_fd = os.dup(1)
@@ -542,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     # Jobs run as the same user: keep them out of the worker's /proc/PID/fd
     # (its protocol pipes) and from ptrace-ing it.
     _prctl(_PR_SET_DUMPABLE, 0)
+    cgroup_problem = _cgroup_self_test() if _CGROUP_FDS else "no cgroup"
     loaded, failed = _preload([m for m in args.preload.split(",") if m])
     torch = sys.modules.get("torch")
     _answer(
@@ -549,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
         {
             "ready": True,
             "pid": os.getpid(),
+            "uid": os.getuid(),
+            "cgroup": cgroup_problem is None,
+            "cgroup_problem": cgroup_problem,
             "preloaded": loaded,
             "failed": failed,
             "torch": getattr(torch, "__version__", None),
