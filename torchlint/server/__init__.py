@@ -13,19 +13,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torchlint.rules.base import Rule
     from torchlint.server.app import TorchlintServer
+    from torchlint.server.confirm import Runtime
 
 
-def main(argv: Sequence[str] | None = None, *, extra_rules: Iterable[type["Rule"]] = ()) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, extra_rules: Iterable[type["Rule"]] = (), runtime: "Runtime | None" = None
+) -> int:
+    """``runtime``: what runs "Confirm by running" (default: torchlint.runtime's sandbox)."""
     # pygls is imported only when the server runs: `torchlint check` never pays for it.
     from torchlint.server.app import main as run
 
-    return run(argv, extra_rules=extra_rules)
+    return run(argv, extra_rules=extra_rules, runtime=runtime)
 
 
-def create_server(extra_rules: Iterable[type["Rule"]] = ()) -> "TorchlintServer":
+def create_server(extra_rules: Iterable[type["Rule"]] = (), runtime: "Runtime | None" = None) -> "TorchlintServer":
     from torchlint.server.app import create_server as create
 
-    return create(extra_rules)
+    return create(extra_rules, runtime)
 
 
 __all__ = ["create_server", "main"]

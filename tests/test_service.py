@@ -1,0 +1,304 @@
+"""The language server's service without LSP transport: a fake client and documents, and
+analysis jobs the test releases one by one (explicit synchronisation, no sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from lsprotocol import types as lsp
+
+from torchlint.diagnostics import Confirmation
+from torchlint.engine import LintOptions, lint_source
+from torchlint.fixes import fix_source
+from torchlint.server.service import ContentModified, InvalidParams, RequestFailed, TorchlintService
+
+TL201 = "dataiter = iter(trainloader)\nimages, labels = dataiter.next()\n"
+TL201_FIXED = "dataiter = iter(trainloader)\nimages, labels = next(dataiter)\n"
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, int | None, list[str]]] = []
+        self.logs: list[str] = []
+        self.shown: list[str] = []
+        self.refreshes = 0
+        self.edits: list[lsp.WorkspaceEdit] = []
+        self.accept_edits = True
+        self.progress: list[tuple] = []
+        self.published_event = asyncio.Event()
+
+    def publish(self, uri, version, diagnostics):
+        self.published.append((uri, version, [d.code for d in diagnostics]))
+        self.published_event.set()
+
+    def log_message(self, level, message):
+        self.logs.append(message)
+
+    def show_message(self, level, message):
+        self.shown.append(message)
+
+    def refresh_diagnostics(self):
+        self.refreshes += 1
+
+    async def apply_edit(self, edit, label):
+        self.edits.append(edit)
+        return (True, None) if self.accept_edits else (False, "refused")
+
+    async def begin_progress(self, title, message, on_cancel):
+        self.progress.append(("begin", title, message))
+        client = self
+
+        class Reporter:
+            def report(self, message, percentage):
+                client.progress.append(("report", message, percentage))
+
+            def end(self, message):
+                client.progress.append(("end", message))
+
+        return Reporter()
+
+
+class GatedPool:
+    """Analysis jobs that finish when the test says so, in the order it chooses."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[tuple, asyncio.Event]] = []
+        self.started = asyncio.Event()
+
+    def warm_up(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def run(self, job, wanted):
+        gate = asyncio.Event()
+        self.jobs.append((job, gate))
+        self.started.set()
+        await gate.wait()
+        kind, source, path, codes = job
+        options = LintOptions(codes=codes)
+        if kind == "lint":
+            return lint_source(source, path, options)
+        return fix_source(source, lambda s: lint_source(s, path, options).findings, unsafe=False)[0]
+
+    async def wait_for_jobs(self, n: int) -> None:
+        while len(self.jobs) < n:
+            self.started.clear()
+            await asyncio.wait_for(self.started.wait(), 10)
+
+
+class FakeRuntime:
+    def __init__(self) -> None:
+        self.calls = []
+
+    def confirmable(self, finding):
+        return True
+
+    def confirm(self, source, path, findings, *, cancel, progress, context):
+        self.calls.append((source, [f.code for f in findings], len(context)))
+        for i, f in enumerate(findings):
+            progress(i, len(findings), f)
+        return [f.with_confirmation(Confirmation("confirmed", "AttributeError: no attribute 'next'")) for f in findings]
+
+    def close(self):
+        pass
+
+
+def make_service(tmp_path, pool=None, options=None, caps=None, runtime=None):
+    client, docs = FakeClient(), {}
+    service = TorchlintService(client, SimpleNamespace(get=docs.get), pool=pool, runtime=runtime or FakeRuntime())
+    service.configs = type(service.configs)(str(tmp_path))
+    service.initialize(caps or lsp.ClientCapabilities(), {"debounceMs": 0, **(options or {})})
+    return service, client, docs
+
+
+def open_doc(service, docs, uri, text, version=1):
+    docs[uri] = (version, text)
+    return service.did_open(uri, "python")
+
+
+@pytest.mark.asyncio
+async def test_a_lint_that_finishes_late_is_never_published(tmp_path):
+    pool = GatedPool()
+    service, client, docs = make_service(tmp_path, pool=pool)
+    uri = (tmp_path / "train.py").as_uri()
+    first = open_doc(service, docs, uri, "x = 1\n")
+    await pool.wait_for_jobs(1)
+    docs[uri] = (2, TL201)
+    second = service.did_change(uri)
+    await pool.wait_for_jobs(2)
+    pool.jobs[1][1].set()  # the newer version finishes first
+    assert (await second).version == 2
+    pool.jobs[0][1].set()  # then the old one
+    assert await first is None
+    assert client.published == [(uri, 2, ["TL201"])]
+
+
+@pytest.mark.asyncio
+async def test_an_older_lint_of_the_same_version_does_not_overwrite_a_newer_one(tmp_path):
+    # The rule the end-to-end tests rely on instead of waiting: once a lint is published,
+    # no lint scheduled before it can publish.
+    pool = GatedPool()
+    service, client, docs = make_service(tmp_path, pool=pool)
+    uri = (tmp_path / "train.py").as_uri()
+    older = open_doc(service, docs, uri, TL201)
+    await pool.wait_for_jobs(1)
+    newer = service.schedule(uri, 0)  # e.g. a save or a settings change re-lints the same version
+    await pool.wait_for_jobs(2)
+    pool.jobs[1][1].set()
+    await newer
+    published = service.docs[uri].analysis
+    pool.jobs[0][1].set()
+    await older
+    assert len(client.published) == 1
+    assert service.docs[uri].analysis is published
+
+
+@pytest.mark.asyncio
+async def test_debounce_only_the_last_edit_of_a_burst_is_linted(tmp_path):
+    pool = GatedPool()
+    service, client, docs = make_service(tmp_path, pool=pool, options={"debounceMs": 50})
+    uri = (tmp_path / "train.py").as_uri()
+    opened = open_doc(service, docs, uri, "x = 1\n")
+    await pool.wait_for_jobs(1)
+    pool.jobs[0][1].set()
+    await opened
+    tasks = []
+    for v in range(2, 7):
+        docs[uri] = (v, "it = iter(loader)\n" + "\n" * v + "batch = it.next()\n")
+        tasks.append(service.did_change(uri))
+    await pool.wait_for_jobs(2)
+    pool.jobs[1][1].set()
+    results = await asyncio.gather(*tasks)
+    assert [r is not None for r in results] == [False] * 4 + [True]
+    assert len(pool.jobs) == 2  # the four superseded edits were never linted
+    assert [(v, codes) for _, v, codes in client.published] == [(1, []), (6, ["TL201"])]
+
+
+@pytest.mark.asyncio
+async def test_settings_change_relints_and_close_clears(tmp_path):
+    service, client, docs = make_service(tmp_path)
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201)
+    service.change_settings({"torchlint": {"ignore": ["TL201"]}})
+    await service.docs[uri].task
+    service.change_settings({"torchlint": {"ignore": ["TL2"], "logLevel": "loud"}})
+    assert any("logLevel" in m for m in client.shown)
+    await service.docs[uri].task
+    # A key left out falls back to the initialization options, not to the previous value.
+    service.change_settings({"torchlint": {}})
+    await service.docs[uri].task
+    service.did_close(uri)
+    assert [codes for _, _, codes in client.published] == [["TL201"], [], [], ["TL201"], []]
+    assert service.docs == {}
+
+
+@pytest.mark.asyncio
+async def test_fix_all_applies_through_the_client_and_checks_its_arguments(tmp_path):
+    service, client, docs = make_service(
+        tmp_path, caps=lsp.ClientCapabilities(workspace=lsp.WorkspaceClientCapabilities(apply_edit=True))
+    )
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201)
+    for bad in ([], [42], [uri, "one"], [{"uri": uri, "version": True}]):
+        with pytest.raises(InvalidParams):
+            await service.fix_all(bad)
+    with pytest.raises(RequestFailed, match="not an open Python document"):
+        await service.fix_all([(tmp_path / "other.py").as_uri()])
+    with pytest.raises(ContentModified):
+        await service.fix_all([uri, 7])
+    client.accept_edits = False
+    assert (await service.fix_all([uri]))["message"] == "not applied: refused"
+    client.accept_edits = True
+    assert await service.fix_all([{"uri": uri, "version": 1}]) == {"applied": True, "fixed": 1, "message": "fixed 1 problem"}
+    (edit,) = client.edits[-1].changes[uri]
+    assert edit.new_text == TL201_FIXED.splitlines(keepends=True)[1]
+
+
+@pytest.mark.asyncio
+async def test_fix_all_needs_a_client_that_applies_edits(tmp_path):
+    service, client, docs = make_service(tmp_path)
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201)
+    with pytest.raises(RequestFailed, match="cannot apply workspace edits"):
+        await service.fix_all([uri])
+
+
+@pytest.mark.asyncio
+async def test_confirm_runs_the_runtime_reports_progress_and_republishes(tmp_path):
+    runtime = FakeRuntime()
+    caps = lsp.ClientCapabilities(window=lsp.WindowClientCapabilities(work_done_progress=True))
+    service, client, docs = make_service(tmp_path, caps=caps, runtime=runtime)
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201 + "again = dataiter.next()\n")
+    with pytest.raises(RequestFailed, match="runtime.enabled"):
+        await service.confirm([{"uri": uri}])
+    service.change_settings({"runtime": {"enabled": True}})
+    with pytest.raises(InvalidParams):
+        await service.confirm([42])
+    result = await service.confirm([{"uri": uri, "code": "TL201", "line": 3}])
+    assert result == {"confirmed": 1, "notReproduced": 0, "couldNotRun": 0, "message": "1 confirmed"}
+    # Only the finding asked about ran, with the file's other findings as context.
+    assert runtime.calls == [(TL201 + "again = dataiter.next()\n", ["TL201"], 2)]
+    await asyncio.sleep(0)  # progress reports are sent from the event loop
+    assert [p[0] for p in client.progress] == ["begin", "report", "end"]
+    assert client.progress[-1] == ("end", "1 confirmed")
+    a = service.docs[uri].analysis
+    assert [f.confirmation is not None for f in a.findings] == [False, True]
+    assert "confirmed by running" in a.diagnostics[1].message
+
+
+@pytest.mark.asyncio
+async def test_confirm_without_the_runtime_checker_is_a_request_error(tmp_path):
+    class Missing(FakeRuntime):
+        def confirm(self, *args, **kwargs):
+            from torchlint.server.confirm import RuntimeUnavailable
+
+            raise RuntimeUnavailable("the runtime checker is not available in this installation")
+
+    service, client, docs = make_service(tmp_path, options={"runtime": {"enabled": True}}, runtime=Missing())
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201)
+    with pytest.raises(RequestFailed, match="not available"):
+        await service.confirm([uri])
+
+
+@pytest.mark.asyncio
+async def test_pull_and_hover_answer_for_the_current_text(tmp_path):
+    caps = lsp.ClientCapabilities(text_document=lsp.TextDocumentClientCapabilities(diagnostic=lsp.DiagnosticClientCapabilities()))
+    service, client, docs = make_service(tmp_path, caps=caps)
+    assert service.features.pull and service.features.push
+    uri = (tmp_path / "train.py").as_uri()
+    open_doc(service, docs, uri, TL201)
+    first = await service.pull(uri, None)
+    assert [d.code for d in first.items] == ["TL201"]
+    assert (await service.pull(uri, first.result_id)).kind == "unchanged"
+    hover = await service.hover(uri, lsp.Position(1, 20))
+    assert "**TL201**" in hover.contents.value
+    docs[uri] = (2, TL201_FIXED)
+    service.did_change(uri)
+    assert list((await service.pull(uri, first.result_id)).items) == []
+    assert await service.hover(uri, lsp.Position(1, 20)) is None
+
+
+@pytest.mark.asyncio
+async def test_non_python_documents_are_not_linted(tmp_path):
+    service, client, docs = make_service(tmp_path)
+    docs["file:///notes.md"] = (1, "it.next()\n")
+    assert service.did_open("file:///notes.md", "markdown") is None
+    assert service.docs == {} and client.published == []
+
+
+def test_handlers_are_importable_on_their_own_and_only_delegate():
+    from torchlint.server.handlers import did_change, did_open
+
+    calls = []
+    ls = SimpleNamespace(service=SimpleNamespace(did_open=lambda *a: calls.append(("open", *a)), did_change=lambda *a: calls.append(("change", *a))))
+    did_open(ls, lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem("file:///a.py", "python", 1, "x = 1\n")))
+    did_change(ls, lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(2, "file:///a.py"), []))
+    assert calls == [("open", "file:///a.py", "python"), ("change", "file:///a.py")]
