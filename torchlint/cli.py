@@ -312,7 +312,7 @@ def _run_check(args: argparse.Namespace) -> int:
             else:
                 write(args.output_format, reports, out_stream, options, errors=[e for e in errors])
             if args.output_format in ("text", "full", "concise") and not args.quiet:
-                for line in summary(findings, options, fixed=fixed, fix_mode=args.fix, style=Style(color)):
+                for line in summary(findings, options, fixed=fixed, fix_mode=args.fix, style=Style(color), errors=len(errors)):
                     out_stream.write(line + "\n")
     finally:
         if opened is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -126,6 +128,79 @@ def parse(source: str) -> cst.Module:
     return cst.parse_module(source)
 
 
+# CPython judges syntax: a file is compiled (in C, faster than ast.parse) before
+# libcst sees it. Its compiler counts nesting against the recursion limit (3
+# levels a unit in 3.11), and this process raises that limit for deep CST walks,
+# so the verdict is taken under the limit a fresh ``python file.py`` has.
+_PYTHON_RECURSION_LIMIT = 1000
+# libcst's parser is quadratic in nesting (time and retained memory: 3,000 levels
+# of `a if b else ...` take 6 s and 1.5 GB, one statement), so the analyzer takes
+# statements up to a third of what CPython accepts; deeper code is valid but is
+# not analysed (an error for the file, never a crash or a stall).
+ANALYSIS_RECURSION_LIMIT = 333
+_limit_lock = threading.Lock()
+
+
+class TooDeep(Exception):
+    """Valid Python nested too deeply for the analyzer."""
+
+
+def _compile_under(source: str, path: str, limit: int) -> None:
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    # The limit is per interpreter, but compile() holds the GIL from start to end,
+    # so no other thread runs under the lowered limit except for a few bytecodes.
+    with _limit_lock:
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(depth + 50 + limit)
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+        finally:
+            sys.setrecursionlimit(old)
+
+
+def python_verdict(source: str, path: str) -> Finding | None:
+    """TL001 if CPython cannot compile ``source``; raises TooDeep if it can but the analyzer should not."""
+    try:
+        _compile_under(source, path, ANALYSIS_RECURSION_LIMIT)
+        return None
+    except (RecursionError, MemoryError):
+        pass  # too deep for the analyzer; is it too deep for Python too?
+    except (SyntaxError, ValueError) as exc:
+        return python_error_finding(source, exc)
+    try:
+        _compile_under(source, path, _PYTHON_RECURSION_LIMIT)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return python_error_finding(source, exc)
+    raise TooDeep()
+
+
+def python_error_finding(source: str, exc: BaseException) -> Finding:
+    """TL001 with CPython's message and position."""
+    line, col = 1, 0
+    if isinstance(exc, SyntaxError):
+        message = f"{type(exc).__name__}: {exc.msg}"
+        if exc.lineno:
+            line, col = exc.lineno, max((exc.offset or 1) - 1, 0)
+    elif isinstance(exc, RecursionError):
+        message = f"too deeply nested for Python to compile (RecursionError: {exc})"
+    elif isinstance(exc, MemoryError):
+        message = "too deeply nested for Python to parse (its parser's stack overflowed)"
+    else:  # ValueError: null bytes
+        message = f"SyntaxError: {exc}"
+    return _tl001(source, line, col, message)
+
+
+def _tl001(source: str, line: int, col: int, message: str) -> Finding:
+    lines = python_lines(source)
+    line = min(max(line, 1), max(len(lines), 1))
+    text = lines[line - 1] if lines else ""
+    col = min(col, len(text))
+    end_col = len(text) if col >= len(text) else col + 1
+    return Finding(code=SYNTAX_ERROR_CODE, name="syntax-error", message=message, range=Range(line, col, line, end_col))
+
+
 def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
     """TL001 at the error, with CPython's wording when it has one (it is clearer than the CST parser's)."""
     line, col, message = 1, 0, str(exc).splitlines()[0] if str(exc) else "invalid syntax"
@@ -140,17 +215,7 @@ def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
             line, col = err.lineno, max((err.offset or 1) - 1, 0)
     except (ValueError, RecursionError, MemoryError):
         pass
-    lines = python_lines(source)
-    line = min(max(line, 1), max(len(lines), 1))
-    text = lines[line - 1] if lines else ""
-    col = min(col, len(text))
-    end_col = len(text) if col >= len(text) else col + 1
-    return Finding(
-        code=SYNTAX_ERROR_CODE,
-        name="syntax-error",
-        message=f"SyntaxError: {message}",
-        range=Range(line, col, line, end_col),
-    )
+    return _tl001(source, line, col, f"SyntaxError: {message}")
 
 
 @contextmanager
@@ -177,6 +242,7 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
 
 
 def _parse(source: str, path: str, options: LintOptions, report: FileReport) -> tuple[cst.Module, list[int] | None] | None:
+    # CPython has already accepted the text (see _lint).
     if options.parse_cache is not None:
         try:
             tree = ast.parse(source, filename=path)
@@ -188,24 +254,33 @@ def _parse(source: str, path: str, options: LintOptions, report: FileReport) -> 
     try:
         return parse(source), None
     except cst.ParserSyntaxError as exc:
-        report.findings.append(syntax_error_finding(source, path, exc))
+        # Valid Python (CPython compiled it) that libcst cannot read: not the user's syntax error.
+        where = f"line {exc.raw_line}: " if exc.raw_line else ""
+        report.errors.append(f"{path}: cannot analyse: libcst rejects this valid Python ({where}{exc.message.splitlines()[0]})")
     except (RecursionError, MemoryError, ValueError) as exc:
-        report.errors.append(f"{path}: cannot parse: {type(exc).__name__}: {exc}")
+        report.errors.append(f"{path}: cannot analyse: {type(exc).__name__}: {exc}")
     return None
 
 
 def _lint(source: str, path: str, options: LintOptions) -> FileReport:
     report = FileReport(path=path, source=source)
     classes = options.active_rule_classes(source)
-    if not classes:
-        # Nothing can fire: a C-speed syntax check stands in for the CST parse.
-        try:
-            ast.parse(source, filename=path)
-        except SyntaxError as exc:
-            report.findings.append(syntax_error_finding(source, path, exc))
-        except (ValueError, RecursionError, MemoryError) as exc:
-            report.errors.append(f"{path}: cannot parse: {exc}")
+    # CPython first, whatever rules are selected: what it cannot compile is TL001
+    # (and so never fixed), and libcst never sees nesting it chokes on.
+    try:
+        error = python_verdict(source, path)
+    except TooDeep:
+        if classes:
+            report.errors.append(
+                f"{path}: not analysed: nested too deeply for the analyzer (valid Python, but a statement "
+                f"nests deeper than {3 * ANALYSIS_RECURSION_LIMIT} levels)"
+            )
         return report
+    if error is not None:
+        report.findings.append(error)
+        return report
+    if not classes:
+        return report  # nothing can fire: the C-speed compile was the whole check
     parsed = _parse(source, path, options, report)
     if parsed is None:
         return report

@@ -15,6 +15,7 @@ import io
 import tokenize
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from torchlint.cache import Cache, entry_key
@@ -332,13 +333,21 @@ def _execute(work: list[tuple[str, str, str, frozenset[str] | None, bool, bool]]
     ctx = multiprocessing.get_context("fork" if use_fork else None)
     _WORK = work if use_fork else None
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    lost: list[int] = []  # files of chunks whose worker died (a crash in native code, the OOM killer)
     try:
         if use_fork:
             futures = [executor.submit(_do_indices, c) for c in chunks]
         else:
             futures = [executor.submit(_do_items, [(i, work[i]) for i in c]) for c in chunks]
-        for fut in futures:
-            yield from fut.result()
+        for chunk, fut in zip(chunks, futures):
+            try:
+                yield from fut.result()
+            except BrokenProcessPool:
+                lost.extend(chunk)
+        # Each lost file again, alone in a process of its own: the one that crashes
+        # is reported as such, the others (mere bystanders of the crash) normally.
+        for i in sorted(lost):
+            yield (i, *_isolated(work[i], ctx))
     except BaseException:
         for proc in list(getattr(executor, "_processes", {}).values()):
             proc.terminate()
@@ -347,6 +356,38 @@ def _execute(work: list[tuple[str, str, str, frozenset[str] | None, bool, bool]]
     finally:
         _WORK = None
     executor.shutdown(wait=True)
+
+
+def _isolated_main(conn, item) -> None:
+    _ignore_sigint()
+    report, applied, error = _do(item)
+    fixed = report.source if applied else None
+    report.source = None
+    conn.send((report, applied, error, fixed))
+    conn.close()
+
+
+def _isolated(item: tuple[str, str, str, frozenset[str] | None, bool, bool], ctx) -> tuple[FileReport, int, str | None, str | None]:
+    """``_do(item)`` in a child process; a child that dies becomes an internal error for this file."""
+    path = item[0]
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_isolated_main, args=(send, item), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = None
+    finally:
+        receive.close()
+        proc.join()
+    if result is not None:
+        return result
+    code = proc.exitcode
+    how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 and -code in signal.valid_signals() else f"exit status {code}"
+    report = FileReport(path=path)
+    report.errors.append(f"{path}: internal error: the analyzer crashed on this file ({how}); it was not checked (please report this)")
+    return report, 0, None, None
 
 
 def _read(job: Job) -> tuple[bytes | None, str | None]:

@@ -150,11 +150,14 @@ def summary(
     fixed: int = 0,
     fix_mode: bool = False,
     style: Style | None = None,
+    errors: int = 0,
 ) -> list[str]:
     """ruff's closing lines: counts, and what --fix / --unsafe-fixes would do."""
     style = style or Style(False)
     remaining = len(findings)
     if remaining == 0 and fixed == 0:
+        if errors:  # a file that failed was not checked: nothing "passed"
+            return [f"No findings, but {plural(errors, 'error')} (above): not everything was checked."]
         return [style.green("All checks passed!")]
     lines: list[str] = []
     total = remaining + fixed

@@ -1,0 +1,143 @@
+"""No input takes down a run or hides other files' results; CPython judges syntax;
+``--fix`` never overwrites an edit it did not see.
+
+Inputs that crashed or stalled the process run in a subprocess, under a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from torchlint.engine import LintOptions, lint_source
+from torchlint.output.text import OutputOptions, Style, summary
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = "it = iter(loader)\nbatch = it.next()\n"
+
+
+def check(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "TORCHLINT_CACHE_DIR")}
+    env["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "torchlint", "check", "--no-cache", "--output-format", "concise", *args],
+        cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout,
+    )
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    return p
+
+
+def flagged(p) -> list[str]:
+    return sorted({line.split(":")[0] for line in p.stdout.splitlines() if ": TL" in line})
+
+
+# --- CPython is the judge of syntax ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, message, line, col",
+    [
+        ("it = iter(x)\ns = b'\xc3\xa9'\nbatch = it.next()\n", "SyntaxError: bytes can only contain ASCII literal characters", 2, 4),
+        ("it = iter(x)\nx = " + "(" * 300 + "it.next()" + ")" * 300 + "\n", "SyntaxError: too many nested parentheses", 2, 204),
+        ("def f():\n    pass\nreturn it.next()\n", "SyntaxError: 'return' outside function", 3, 0),
+    ],
+)
+@pytest.mark.parametrize("codes", [None, frozenset({"TL201"}), frozenset()])
+def test_what_cpython_rejects_is_tl001_whatever_is_selected(source, message, line, col, codes):
+    with pytest.raises(SyntaxError) as python:
+        compile(source, "t.py", "exec")
+    report = lint_source(source, "t.py", LintOptions(codes=codes))
+    (f,) = report.findings
+    assert (f.code, f.message, f.range.line, f.range.column) == ("TL001", message, line, col)
+    assert python.value.lineno == line and python.value.offset == col + 1
+    assert f.fix is None
+
+
+def test_what_cpython_rejects_is_never_fixed(tmp_path):
+    source = "it = iter(x)\ns = b'\xc3\xa9'\nbatch = it.next()\n"
+    (tmp_path / "t.py").write_text(source, encoding="utf-8")
+    p = check("--fix", "t.py", cwd=tmp_path)
+    assert p.returncode == 1
+    assert "t.py:2:5: TL001 SyntaxError: bytes can only contain ASCII literal characters" in p.stdout
+    assert (tmp_path / "t.py").read_text(encoding="utf-8") == source
+
+
+# --- nesting that crashed libcst or stalled it -----------------------------------------
+
+
+def test_nesting_beyond_python_or_the_analyzer_never_crashes_the_run(tmp_path):
+    # 1,400 parentheses segfaulted libcst; 5,000 chained calls parsed for minutes, then crashed;
+    # 1,000 chained calls are valid Python but take libcst seconds and grow quadratically.
+    (tmp_path / "parens.py").write_text("it = iter(x)\nx = " + "(" * 1400 + "it.next()" + ")" * 1400 + "\n")
+    (tmp_path / "chain.py").write_text("it = iter(x)\nx = it" + ".next()" * 5000 + "\n")
+    (tmp_path / "valid_deep.py").write_text("it = iter(x)\nx = it" + ".next()" * 1000 + "\n")
+    (tmp_path / "ok.py").write_text(BAD)
+    for jobs in ("1", "2"):
+        p = check("-j", jobs, ".", cwd=tmp_path, timeout=60)
+        assert p.returncode == 2, p.stderr
+        assert flagged(p) == ["chain.py", "ok.py", "parens.py"]
+        assert "parens.py:2:205: TL001 SyntaxError: too many nested parentheses" in p.stdout
+        assert "chain.py:1:1: TL001 too deeply nested for Python to compile" in p.stdout
+        assert p.stderr.splitlines() == [
+            "error: valid_deep.py: not analysed: nested too deeply for the analyzer "
+            "(valid Python, but a statement nests deeper than 999 levels)"
+        ]
+        assert "All checks passed!" not in p.stdout + p.stderr
+
+
+def test_python_is_judged_at_its_own_recursion_limit_not_ours():
+    # torchlint raises the recursion limit for deep CST walks; `python file.py` does not.
+    ok = "x = it" + ".next()" * 400 + "\n"
+    too_deep_for_python = "x = it" + ".next()" * 2500 + "\n"
+    assert lint_source(ok, "t.py", LintOptions(codes=frozenset())).findings == []
+    (f,) = lint_source(too_deep_for_python, "t.py", LintOptions(codes=frozenset())).findings
+    assert f.code == "TL001"
+    fresh = subprocess.run([sys.executable, "-c", too_deep_for_python], capture_output=True, text=True)
+    assert "RecursionError" in fresh.stderr
+
+
+# --- a crash in one file is that file's ---------------------------------------------
+
+
+CRASHER = r"""
+import os, signal, sys
+from torchlint import cli, runner
+
+real = runner.lint_text
+def lint_text(text, path, language, codes):
+    if "CRASH" in text:
+        os.kill(os.getpid(), signal.SIGSEGV)  # what libcst's parser did on deep input
+    return real(text, path, language, codes)
+runner.lint_text = lint_text
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_worker_crash_is_an_internal_error_for_that_file_only(tmp_path):
+    (tmp_path / "crash.py").write_text("# CRASH\n" + BAD)
+    for k in range(6):
+        (tmp_path / f"ok{k}.py").write_text(BAD + "x = 1\n" * 2000)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(
+        [sys.executable, "-c", CRASHER, "check", "--no-cache", "-j", "2", "--output-format", "concise", "."],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert "Traceback" not in p.stderr and "BrokenProcessPool" not in p.stderr
+    assert p.returncode == 2
+    assert flagged(p) == [f"ok{k}.py" for k in range(6)]
+    assert p.stderr.splitlines() == [
+        "error: crash.py: internal error: the analyzer crashed on this file (signal SIGSEGV); "
+        "it was not checked (please report this)"
+    ]
+    assert "All checks passed!" not in p.stdout
+
+
+def test_no_all_checks_passed_when_a_file_failed():
+    assert summary([], OutputOptions(), style=Style(False)) == ["All checks passed!"]
+    (line,) = summary([], OutputOptions(), style=Style(False), errors=1)
+    assert "passed" not in line and "1 error" in line
