@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.analysis.apicalls import add_keyword, argument, forwards_kwargs, keyword, target_torch_version, version_text
+from torchlint.analysis.apicalls import (
+    add_keyword,
+    argument,
+    forwards_kwargs,
+    keyword,
+    target_torch_version,
+    version_text,
+)
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
 _LOADS = frozenset({"torch.load", "torch.serialization.load"})

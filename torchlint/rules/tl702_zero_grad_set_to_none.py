@@ -2,21 +2,20 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.analysis.apicalls import ScopeTracker, argument, target_torch_version
-from torchlint.analysis.training import is_torch_optimizer_qualname
+from torchlint.analysis.apicalls import add_keyword, argument, target_torch_version
+from torchlint.analysis.model import program_model
+from torchlint.analysis.values import ModuleV, OptimizerV
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
-from torchlint.analysis.apicalls import add_keyword
 
 # Before 2.0 ``zero_grad()`` defaulted to ``set_to_none=False``.
 _DEFAULT_FLIPPED = (2, 0)
 
 
-def _is_torch_module_or_optimizer(qualname: str | None) -> bool:
-    if not qualname:
-        return False
-    if qualname == "torch.nn.Module" or is_torch_optimizer_qualname(qualname):
-        return True
-    return qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[-1][:1].isupper()
+def _known_optimizer_or_module(value: object) -> bool:
+    """A ``torch.optim`` construction, or a module whose class is known (not a guess from a name)."""
+    if isinstance(value, OptimizerV):
+        return value.declared
+    return isinstance(value, ModuleV) and value.cls is not None
 
 
 class ZeroGradSetToNone(Rule):
@@ -26,10 +25,11 @@ class ZeroGradSetToNone(Rule):
     on a `torch.optim` optimizer or an `nn.Module`, TorchFix's TOR402 (from
     PyTorch profiler's `GradNotSetToNonePattern`). When the project targets a
     PyTorch older than 2.0, a bare `zero_grad()` too: its default was `False`
-    then. Off by default, as in TorchFix. Only receivers whose origin the file
-    shows are checked: a name assigned from a `torch.optim` or `torch.nn`
-    constructor, `self.<attr>` assigned so in the class, or `self` in an
-    `nn.Module` subclass.
+    then. Off by default, as in TorchFix. Only receivers the program model knows
+    are checked: an optimizer built by a `torch.optim` constructor, or a module
+    whose class is known (`torch.nn.Linear(...)`, `self` in an `nn.Module`
+    subclass), wherever the file passes or stores it; never a guess from the
+    name `optimizer`.
 
     ## Why is this bad?
     Zeroing writes a kernel launch per parameter and keeps every gradient
@@ -98,22 +98,6 @@ class ZeroGradSetToNone(Rule):
         ),
     ]
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self.scopes = ScopeTracker(context)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.enter_function(node)
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.leave_function()
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.scopes.enter_class(node)
-
-    def leave_ClassDef(self, node: cst.ClassDef) -> None:
-        self.scopes.leave_class()
-
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if not (isinstance(func, cst.Attribute) and func.attr.value == "zero_grad"):
@@ -127,7 +111,8 @@ class ZeroGradSetToNone(Rule):
                 return
         elif not (isinstance(flag.value, cst.Name) and flag.value.value == "False"):
             return
-        if not _is_torch_module_or_optimizer(self.scopes.constructor(func.value)):
+        fact = program_model(self.context).fact(node)
+        if fact is None or not _known_optimizer_or_module(fact.receiver):
             return
         if flag is None:
             self.report(
