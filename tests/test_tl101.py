@@ -9,7 +9,7 @@ import pytest
 
 from torchlint.analysis.training import looks_like_optimizer_name
 
-from conftest import RuleTester
+from torchlint.testing import RuleTester
 
 RULE = RuleTester("TL101")
 findings, lines = RULE.findings, RULE.lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RuleTester
+from torchlint.testing import RuleTester
 
 RULE = RuleTester("TL201")
 findings, lines, fixed = RULE.findings, RULE.lines, RULE.fixed

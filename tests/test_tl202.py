@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from conftest import RuleTester
+from torchlint.testing import RuleTester
 
 RULE = RuleTester("TL202")
 findings, fixed = RULE.findings, RULE.fixed

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RuleTester
+from torchlint.testing import RuleTester
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "tl401_missing_to_device"
 

@@ -46,7 +46,34 @@ def _build_fingerprint() -> str:
                 except OSError:
                     continue
                 h.update(f"{os.path.relpath(os.path.join(dirpath, name), root)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    _plugin_fingerprint(h)
     return h.hexdigest()
+
+
+def _plugin_fingerprint(h: "hashlib._Hash") -> None:
+    """Plugin rules produce findings too: their code and version, and the files of their top-level package."""
+    import sys
+
+    from torchlint.rules import all_rules, is_builtin
+
+    seen: set[str] = set()
+    for code, rule in all_rules().items():
+        if is_builtin(rule):
+            continue
+        h.update(f"plugin:{code}:{rule.__module__}.{rule.__qualname__};".encode())
+        top = sys.modules.get(rule.__module__.partition(".")[0])
+        files = getattr(top, "__path__", None) or [os.path.dirname(getattr(top, "__file__", None) or "")]
+        for directory in files:
+            if not directory or directory in seen:
+                continue
+            seen.add(directory)
+            for dirpath, dirnames, filenames in os.walk(directory):
+                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+                for name in sorted(filenames):
+                    if name.endswith(".py"):
+                        with contextlib.suppress(OSError):
+                            st = os.stat(os.path.join(dirpath, name))
+                            h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
 
 
 def entry_key(data: bytes, language: str, codes: frozenset[str] | None) -> str:

@@ -503,6 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = sys.modules.get("torchlint.config")
         if config is not None and isinstance(exc, config.ConfigError):
             return _fail(str(exc))
+        rules = sys.modules.get("torchlint.rules")
+        if rules is not None and isinstance(exc, rules.PluginError):
+            return _fail(str(exc))
         if os.environ.get("TORCHLINT_DEBUG"):
             raise
         where = ""

@@ -47,9 +47,11 @@ def _what_it_does(doc: str) -> str:
 
 
 def _rule_descriptor(rule: type) -> dict[str, Any]:
+    from torchlint.docs import rule_url
+
     doc = rule.documentation()
     short = _what_it_does(doc) or rule.name
-    return {
+    descriptor: dict[str, Any] = {
         "id": rule.code,
         "name": rule.name,
         "shortDescription": {"text": short},
@@ -58,6 +60,10 @@ def _rule_descriptor(rule: type) -> dict[str, Any]:
         "defaultConfiguration": {"level": _LEVEL.get(rule.severity, "error")},
         "properties": {"deprecated": bool(rule.deprecated), "tags": ["pytorch"]},
     }
+    url = rule_url(rule.code)
+    if url:
+        descriptor["helpUri"] = url
+    return descriptor
 
 
 def build(reports: list[FileReport], options: OutputOptions = OutputOptions(), errors: Iterable[str] = ()) -> dict[str, Any]:

@@ -192,6 +192,9 @@ class Rule:
     # Off by default (noisy or stylistic rules, like TorchFix's TOR4xx): only a
     # selector that matches it (its code, a prefix, ``ALL``) turns it on.
     default_enabled: ClassVar[bool] = True
+    # A plugin rule's documentation page (editors link the code to it; SARIF's helpUri).
+    # Built-in rules leave it unset: they link to their section of docs/rules.md.
+    url: ClassVar[str | None] = None
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

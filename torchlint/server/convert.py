@@ -135,7 +135,7 @@ def to_diagnostic(finding: Finding, index: LineIndex, uri: str, style: Diagnosti
         message=message,
         severity=_SEVERITY.get(finding.severity, lsp.DiagnosticSeverity.Error),
         code=finding.code,
-        code_description=lsp.CodeDescription(href=rule_url(finding.code)) if style.code_description else None,
+        code_description=lsp.CodeDescription(href=url) if style.code_description and (url := rule_url(finding.code)) else None,
         source=SOURCE,
         tags=tags,
         related_information=related or None,

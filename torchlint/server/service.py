@@ -553,11 +553,12 @@ class TorchlintService:
             head = f"**{f.code}** `{f.name}`: {f.message}"
             if f.confirmation is not None:
                 head += f"\n\n*Runtime:* {f.confirmation.status}: {f.confirmation.evidence}"
-            return f"{head}\n\n{docs}\n\n[Documentation for {f.code}]({url})".strip()
+            link = f"[Documentation for {f.code}]({url})" if url else ""  # a plugin rule may have no page
+            return f"{head}\n\n{docs}\n\n{link}".strip()
         head = f"{f.code} {f.name}: {f.message}"
         if f.confirmation is not None:
             head += f"\nRuntime: {f.confirmation.status}: {f.confirmation.evidence}"
-        return f"{head}\n\n{docs}\n\n{url}"
+        return f"{head}\n\n{docs}\n\n{url or ''}".strip()
 
     async def code_actions(
         self, uri: str, rng: lsp.Range, context: Iterable[lsp.Diagnostic], only: Sequence[str] | None

@@ -63,7 +63,7 @@ function M.config(overrides)
     cmd = { "torchlint", "server" },
     filetypes = { "python" },
     root_markers = { "pyproject.toml", ".git" },
-    -- Passed through to the server unchanged (see the README): select, ignore,
+    -- Passed through to the server unchanged (see docs/editors.md): select, ignore,
     -- runtime = { enabled = false }, logLevel.
     settings = { torchlint = {} },
     capabilities = { workspace = { diagnostics = { refreshSupport = true } } },
