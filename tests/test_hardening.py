@@ -141,3 +141,97 @@ def test_no_all_checks_passed_when_a_file_failed():
     assert summary([], OutputOptions(), style=Style(False)) == ["All checks passed!"]
     (line,) = summary([], OutputOptions(), style=Style(False), errors=1)
     assert "passed" not in line and "1 error" in line
+
+
+# --- --fix writes only what it read, atomically ----------------------------------------------
+
+
+def _editing_during_the_run(monkeypatch, target: Path, action):
+    """Make the first lint of ``target`` also change it on disk, as an editor or `git checkout` would."""
+    from torchlint import runner
+
+    real = runner.lint_text
+    done = []
+
+    def lint_text(text, path, language, codes):
+        if not done and Path(path).name == target.name:
+            done.append(True)
+            action()
+        return real(text, path, language, codes)
+
+    monkeypatch.setattr(runner, "lint_text", lint_text)
+
+
+@pytest.mark.parametrize("edit", ["modified", "deleted"])
+def test_fix_never_overwrites_an_edit_made_during_the_run(tmp_path, monkeypatch, capsys, edit):
+    from torchlint import cli
+
+    target = tmp_path / "train.py"
+    target.write_text(BAD)
+    (tmp_path / "other.py").write_text(BAD)
+    users = "it = iter(loader)\nbatch = it.next()  # the user's edit\n"
+    _editing_during_the_run(monkeypatch, target, (lambda: target.write_text(users)) if edit == "modified" else target.unlink)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["check", "--no-cache", "--fix", "--output-format", "concise", "train.py", "other.py"])
+    out, err = capsys.readouterr()
+    if edit == "modified":
+        assert target.read_text() == users
+    else:
+        assert not target.exists()
+    assert err == "warning: train.py: changed on disk while being fixed; the fixes were not written (run again)\n"
+    assert (tmp_path / "other.py").read_text() == "it = iter(loader)\nbatch = next(it)\n"
+    assert "train.py:2:9: TL201" in out  # still there: it was not fixed
+    assert code == 1
+
+
+def test_fix_writes_atomically_keeping_mode_and_links(tmp_path, monkeypatch):
+    from torchlint import cli
+
+    real = tmp_path / "src" / "train.py"
+    real.parent.mkdir()
+    real.write_bytes(BAD.replace("\n", "\r\n").encode())
+    real.chmod(0o751)
+    link = tmp_path / "train.py"
+    link.symlink_to(real)
+    inode = real.stat().st_ino
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["check", "--no-cache", "--fix", "--quiet", "train.py"]) == 0
+    assert link.is_symlink()
+    assert real.read_bytes() == b"it = iter(loader)\r\nbatch = next(it)\r\n"
+    assert oct(real.stat().st_mode & 0o7777) == oct(0o751)
+    assert real.stat().st_ino != inode  # a new file renamed over the old one
+    assert sorted(p.name for p in real.parent.iterdir()) == ["train.py"]  # no temporary file left
+
+
+# --- line endings -------------------------------------------------------------------------
+
+
+def _examples(code: str, fixed_only: bool):
+    from torchlint.rules import all_rules
+
+    return [c for c in all_rules()[code].INVALID if c.expected_fix is not None or not fixed_only]
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+@pytest.mark.parametrize("code", ["TL101", "TL401"])
+def test_fixes_insert_lines_with_the_files_own_ending(code, ending):
+    from torchlint.fixes import fix_source
+
+    options = LintOptions(codes=frozenset({code}))
+    cases = [c for c in _examples(code, True) if c.expected_fix.count("\n") > c.code.count("\n")]
+    assert cases, f"{code} has no example whose fix inserts a line"
+    for case in cases:
+        source = case.code.replace("\n", ending)
+        fixed, applied, _ = fix_source(source, lambda s: lint_source(s, "t.py", options).findings, unsafe=True)
+        assert applied
+        assert fixed == case.expected_fix.replace("\n", ending)
+
+
+def test_tl301_triggers_in_cr_only_files():
+    options = LintOptions(codes=frozenset({"TL301"}))
+    cases = _examples("TL301", False)
+    assert cases
+    for case in cases:
+        lf = [(f.code, f.range, f.message) for f in lint_source(case.code, "t.py", options).findings]
+        cr = [(f.code, f.range, f.message) for f in lint_source(case.code.replace("\n", "\r"), "t.py", options).findings]
+        assert cr == lf and len(lf) == case.count

@@ -252,6 +252,9 @@ def _run_check(args: argparse.Namespace) -> int:
 
     for r in reports:
         errors.extend(r.errors)
+    for result in results:
+        for w in result.warnings:
+            sys.stderr.write(f"warning: {w}\n")
     if args.add_noqa:
         added = _add_noqa(results, errors)
         for e in errors:
@@ -326,7 +329,7 @@ def _run_check(args: argparse.Namespace) -> int:
 def _add_noqa(results, errors: list[str]) -> int:
     """Write ``# noqa: CODE`` on the lines of the findings; returns how many lines changed."""
     from torchlint.noqa import add_noqa
-    from torchlint.runner import _encoding_of
+    from torchlint.runner import _decode_quiet, _encoding_of, write_if_unchanged
 
     added = 0
     for r in results:
@@ -337,9 +340,12 @@ def _add_noqa(results, errors: list[str]) -> int:
             continue
         try:
             with open(r.job.abspath, "rb") as fh:
-                encoding = _encoding_of(fh.read())
-            with open(r.job.abspath, "wb") as fh:
-                fh.write(new.encode(encoding))
+                data = fh.read()
+            encoding = _encoding_of(data)
+            unchanged = _decode_quiet(data, r.job.path) == r.report.source
+            if not (unchanged and write_if_unchanged(r.job.abspath, data, new.encode(encoding))):
+                sys.stderr.write(f"warning: {r.job.path}: changed on disk meanwhile; no noqa comments added (run again)\n")
+                continue
         except (OSError, UnicodeEncodeError, LookupError) as exc:
             errors.append(f"{r.job.path}: cannot add noqa comments: {getattr(exc, 'strerror', None) or exc}")
             continue

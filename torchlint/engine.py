@@ -335,7 +335,16 @@ def _resolve(context: Context, pending: list[PendingFinding], report: FileReport
         r = positions[node]
         return Range(r.start.line, r.start.column, r.end.line, r.end.column)
 
+    # Rules write "\n"; inserted lines take the file's own ending (CRLF, CR).
+    newline = module.default_newline
+
     def edits(spec: FixSpec) -> tuple[Edit, ...]:
+        out = _edits(spec)
+        if newline == "\n":
+            return out
+        return tuple(Edit(e.range, _with_newline(e.content, newline)) for e in out)
+
+    def _edits(spec: FixSpec) -> tuple[Edit, ...]:
         out: list[Edit] = []
         for op in spec.ops:
             if isinstance(op, Replace):
@@ -381,6 +390,10 @@ def _resolve(context: Context, pending: list[PendingFinding], report: FileReport
             # A rule reported a node that is not in this tree (e.g. one it built itself).
             report.errors.append(f"{report.path}: rule {rule.code} reported a node outside the file; finding dropped")
     return findings
+
+
+def _with_newline(text: str, newline: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", newline) if ("\n" in text or "\r" in text) else text
 
 
 def _line_lengths(source: str) -> list[int]:

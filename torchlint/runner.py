@@ -12,11 +12,13 @@ import multiprocessing
 import os
 import signal
 import io
+import stat
+import tempfile
 import tokenize
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from torchlint.cache import Cache, entry_key
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
@@ -51,6 +53,7 @@ class Result:
     fixes_applied: int = 0
     from_cache: bool = False
     encoding: str = "utf-8"
+    warnings: list[str] = field(default_factory=list)  # one line each, for stderr
 
     @property
     def fixed(self) -> str | None:
@@ -417,9 +420,10 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
     """Lint (and with ``options.fix``, fix) every job. Results come back in job order."""
     results: list[Result | None] = [None] * len(jobs)
     work: list[tuple[str, str, str, frozenset[str] | None, bool, bool]] = []
-    work_meta: list[tuple[int, str | None, str]] = []  # (job index, cache key, encoding)
+    work_meta: list[tuple[int, str | None, str, bytes | None]] = []  # (job index, cache key, encoding, bytes read)
     cache = options.cache
     for idx, job in enumerate(jobs):
+        data = None
         if job.source is not None:
             text, key, encoding = job.source, None, "utf-8"
         else:
@@ -444,10 +448,10 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
                 continue
             encoding = _encoding_of(data)
         work.append((job.path, text, job.language, job.codes, options.fix, options.unsafe_fixes))
-        work_meta.append((idx, key, encoding))
+        work_meta.append((idx, key, encoding, data if options.write else None))
 
     for i, report, applied, error, fixed in _execute(work, options.jobs):
-        idx, key, encoding = work_meta[i]
+        idx, key, encoding, read = work_meta[i]
         job = jobs[idx]
         original = work[i][1]
         if error:
@@ -461,13 +465,18 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
         if options.write and result.original is not None and job.abspath is not None:
             try:
                 data = fixed.encode(encoding)  # type: ignore[union-attr]
-                with open(job.abspath, "wb") as fh:
-                    fh.write(data)
+                written = write_if_unchanged(job.abspath, read, data)
             except (OSError, UnicodeEncodeError, LookupError) as exc:
                 report.errors.append(f"{job.path}: cannot write the fixed file: {getattr(exc, 'strerror', None) or exc}")
             else:
-                if cache is not None and job.abspath is not None:
-                    cache.put(job.abspath, entry_key(data, job.language, job.codes), report)
+                if written:
+                    if cache is not None:
+                        cache.put(job.abspath, entry_key(data, job.language, job.codes), report)
+                else:
+                    # Someone else's edit wins: report the text as it was read, write nothing.
+                    result.warnings.append(f"{job.path}: changed on disk while being fixed; the fixes were not written (run again)")
+                    result.report = report = lint_text(original, job.path, job.language, job.codes)
+                    result.original, result.fixes_applied = None, 0
         elif cache is not None and key is not None and job.abspath is not None and result.original is None:
             cache.put(job.abspath, key, report)
         results[idx] = result
@@ -479,6 +488,39 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
         for r in out:
             on_result(r)
     return out
+
+
+def write_if_unchanged(path: str, expected: bytes | None, data: bytes) -> bool:
+    """Replace ``path``'s content with ``data`` if it still holds ``expected``; False if it changed.
+
+    Atomic (a temporary file in the same directory, renamed over the target), so a
+    reader never sees half a file; keeps the file's mode, writes through symlinks.
+    The window between the check and the rename is microseconds, not the run.
+    """
+    target = os.path.realpath(path)
+    try:
+        with open(target, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            current = fh.read()
+    except FileNotFoundError:
+        return False  # deleted meanwhile: do not bring it back
+    if expected is not None and current != expected:
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".torchlint-tmp", dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return True
 
 
 def _decode_quiet(data: bytes, path: str) -> str | None:

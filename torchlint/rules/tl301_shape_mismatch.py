@@ -74,9 +74,10 @@ class ShapeMismatch(Rule):
     triggers = ("nn.Module):", "(Module):", "Sequential(")
     # A model (a Module subclass or a Sequential) AND a layer whose sizes can disagree:
     # files with only one of the two (most of a library's tree) skip the parse.
+    # (`^` with re.M matches only after "\n"; lines of a CR-only file start after "\r".)
     trigger_pattern = re.compile(
         r"(?ms)\A(?=.*?(?:Linear\(|Conv[123]d\(|BatchNorm[123]d\(|Pool[123]d\(|LayerNorm\(|GroupNorm\(|\.view\(|\.reshape\(|[Ff]latten\(|LSTM\(|GRU\(|RNN\(|Embedding\())"
-        r"(?=.*?(?:^[ \t]*class\s+\w+\s*\(\s*(?:object\s*,\s*)?(?:[\w.]*\.)?Module\s*\)\s*:|Sequential\s*\())"
+        r"(?=.*?(?:(?:^|(?<=\r))[ \t]*class\s+\w+\s*\(\s*(?:object\s*,\s*)?(?:[\w.]*\.)?Module\s*\)\s*:|Sequential\s*\())"
     )
     confirmable = True
 
