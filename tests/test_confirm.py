@@ -25,7 +25,7 @@ from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, li
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*"}
+CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*"}
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,12 @@ def negative_claims(code: str, path: Path) -> list[Claim]:
                         continue
                     claims.append(_claim_at(code, source, n.args[0], {"tensor": n.args[0].id}))
                     break
+    elif code == "TL402":
+        # Every move or conversion written as a statement.
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute):
+                if n.value.func.attr in ("to", "cuda", "cpu", "float", "half"):
+                    claims.append(_claim_at(code, source, n.value, {"tensor": ast.unparse(n.value.func.value)}))
     return claims
 
 
@@ -152,6 +158,8 @@ COULD_NOT_RUN = {
     "clean_data_dependent_forward.py:23": "the input shape of `Tokens` is unknown",
     # The dataset is chosen by sys.argv[1], which the sandbox does not have.
     "clean_conditional_dataset.py": "IndexError: list index out of range",
+    # A helper nobody calls: its batch could be anything (which is why TL402 is silent there).
+    "clean_unknown_batch_object.py:5": "cannot make up its argument `batch`",
 }
 
 

@@ -1,4 +1,29 @@
-"""Shared analyses for rules that reason about training loops (TL101, TL401).
+"""The program model and the analyses rules share. Nothing here imports torch.
 
-Nothing here imports torch: it reads code, it never runs it.
+``program_model(context)`` (in :mod:`torchlint.analysis.model`) builds, once per
+file and only when a rule asks, an abstract interpretation of the module and of
+every function and method in it (see docs/architecture-model.md). Queries:
+
+- ``model.fact(call)`` -> :class:`CallFact` or None: what was known at a call:
+  ``func`` (the callee's value), ``receiver`` (for ``x.m(...)``), ``args`` (one
+  value per argument, in source order), ``function`` (the enclosing def),
+  ``loops`` (enclosing ``for``/``while`` of that def, outermost first),
+  ``grad_mode`` ("no_grad", "inference_mode", "enable_grad" or None) and
+  ``discarded`` (an expression statement).
+- ``model.calls()``: every :class:`CallFact`, in the order they were interpreted.
+- ``model.loop(node)`` / ``model.function_region(def)`` -> :class:`Region`: the
+  calls that run in a loop or function body and its ``.grad`` clearing statements.
+- ``model.may_clear_grads(fact)`` / ``model.function_clears(def)``: the effect
+  model (an unseen call can clear gradients only if it can reach a model,
+  optimizer, parameters or an object holding one, or is an inherited method).
+- ``model.classes``, ``model.functions``, ``model.method(cls, name)``,
+  ``model.is_module_class(name)``, ``model.class_attrs(cls)`` (``self.x`` joins).
+
+Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
+moves_inputs, training), ``TensorV`` (placement, origin: the loader and binding,
+grad; ``cpu_batch``), ``LoaderV``, ``IteratorV``, ``OptimizerV`` (params),
+``SchedulerV``, ``ScalerV``, ``LossFnV``, ``DatasetV``, ``DeviceV``,
+``ParamsV``, ``FunctionV``, ``ClassV``, ``InstanceV``, ``TupleV`` and
+``UNKNOWN``; ``Placement`` says where a module or tensor was put (``CPU``, or an
+accelerator with the device expression and the moving call).
 """

@@ -86,7 +86,8 @@ class Plan:
     datasets: list[tuple[int, int, str]] = field(default_factory=list)  # calls -> _torchlint.dataset(name, ...)
     drops: list[tuple[int, int, str]] = field(default_factory=list)  # statements replaced by a note
     # (line, col, end_line, end_col, kind) of an expression, columns in code points as in findings:
-    # "next": x.next() -> next(x); "move": x -> x on the model's device
+    # "next": x.next() -> next(x); "move": x -> x on the model's device;
+    # "discard": t.to(...) -> _torchlint.discarded(t, t.to(...))
     rewrites: list[tuple[int, int, int, int, str]] = field(default_factory=list)
     raises: list[tuple[int, int, str]] = field(default_factory=list)  # (try line, col, exception): raise it first
     branches: list[tuple[int, int, bool]] = field(default_factory=list)  # (if line, col, taken): test replaced
@@ -190,6 +191,9 @@ class _Apply(ast.NodeTransformer):
             return ast.copy_location(ast.Call(_h("next_", node), [node.func.value], []), node)
         if kind == "move":
             return ast.copy_location(ast.Call(_h("moved", node), [node], []), node)
+        if kind == "discard" and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            # TL402: the receiver and what the call returned, compared by the harness.
+            return ast.copy_location(ast.Call(_h("discarded", node), [node.func.value, node], []), node)
         return node
 
     def visit(self, node: ast.AST) -> Any:

@@ -30,6 +30,7 @@ CONFIRMER_MODULES = {
     "TL202": "torchlint.runtime.confirmers.tl202",
     "TL301": "torchlint.runtime.confirmers.tl301",
     "TL401": "torchlint.runtime.confirmers.tl401",
+    "TL402": "torchlint.runtime.confirmers.tl402",
 }
 
 

@@ -154,6 +154,20 @@ def moved(value: Any) -> Any:
     return value
 
 
+def discarded(receiver: Any, result: Any) -> Any:
+    """TL402: ``t.to(...)`` as a statement: what the call returned, next to the ``t`` it leaves behind."""
+
+    def describe(value: Any) -> dict[str, Any]:
+        if isinstance(value, torch.Tensor):
+            return {"type": "Tensor", "device": str(value.device), "dtype": str(value.dtype).replace("torch.", "")}
+        return {"type": type(value).__name__}
+
+    STATE.measure["receiver"] = describe(receiver)
+    STATE.measure["result"] = describe(result)
+    STATE.measure["same_object"] = result is receiver
+    return result
+
+
 def skipped(what: str) -> None:
     """Stands in for a statement the extraction left out (a checkpoint load)."""
     if what not in STATE.notes:
