@@ -177,7 +177,10 @@ def test_quiet_and_silent(tmp_path):
 def test_version(tmp_path):
     import torchlint
 
-    assert run("version", cwd=tmp_path).stdout == f"torchlint {torchlint.__version__}\n"
+    lines = run("version", cwd=tmp_path).stdout.splitlines()
+    assert lines[0] == f"torchlint {torchlint.__version__}"
+    # The releases the knowledge base was generated from.
+    assert any(line.startswith("knows torch ") and "2.13" in line for line in lines[1:])
     assert run("--version", cwd=tmp_path).stdout == f"torchlint {torchlint.__version__}\n"
 
 

@@ -76,8 +76,11 @@ def _plugin_fingerprint(h: "hashlib._Hash") -> None:
                             h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
 
 
-def entry_key(data: bytes, language: str, codes: frozenset[str] | None) -> str:
+def entry_key(data: bytes, language: str, codes: frozenset[str] | None, extra: str = "") -> str:
+    """``extra``: anything else findings depend on (the target torch release)."""
     h = hashlib.blake2b(digest_size=16)
+    h.update(extra.encode())
+    h.update(b"\0")
     h.update(language.encode())
     h.update(b"\0")
     h.update(",".join(sorted(codes)).encode() if codes is not None else b"*")

@@ -196,6 +196,10 @@ def _run_check(args: argparse.Namespace) -> int:
             override = load_config_file(args.config)
         else:
             override = inline_config(args.config, cwd)
+    if override is not None and (override.torch_version or override.torchvision_version):
+        from torchlint.knowledge.target import set_override
+
+        set_override(override.torch_version, override.torchvision_version)
     resolver = Resolver(cli=selection, config_override=override, cwd=cwd)
 
     paths = args.paths or ["."]
@@ -439,7 +443,11 @@ def _run_rules(args: argparse.Namespace) -> int:
 
 
 def _run_version(args: argparse.Namespace) -> int:
+    from torchlint.knowledge import known_versions
+
     print(f"torchlint {torchlint.__version__}")
+    for package, versions in sorted(known_versions().items()):
+        print(f"knows {package} {', '.join(str(v) for v in versions)}")
     return EXIT_OK
 
 

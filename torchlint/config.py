@@ -73,6 +73,8 @@ KNOWN_KEYS = (
     "extend-exclude",
     "respect-gitignore",
     "extension",
+    "torch-version",
+    "torchvision-version",
 )
 
 
@@ -281,6 +283,9 @@ class Settings:
     exclude: tuple[PathPattern, ...] = ()
     respect_gitignore: bool = True
     extensions: tuple[tuple[str, str], ...] = ()
+    # The releases to lint for; the knowledge base reads them (knowledge/target.py).
+    torch_version: str | None = None
+    torchvision_version: str | None = None
 
     @classmethod
     def default(cls, root: str | os.PathLike[str]) -> "Settings":
@@ -389,6 +394,14 @@ def settings_from_table(table: Mapping[str, Any], root: str, where: str) -> Sett
             raise fail(f"`extension` entry {ext!r}: unknown language {lang!r} (expected one of {', '.join(LANGUAGES)})")
         extensions.append((ext.lstrip(".").lower(), lang))
 
+    versions: dict[str, str] = {}
+    for key in ("torch-version", "torchvision-version"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, str) or not re.fullmatch(r"\d+(\.\d+){0,2}", value.strip()):
+                raise fail(f"`{key}` must be a release like \"2.4\", got {_describe(value)}")
+            versions[key] = value.strip()
+
     return Settings(
         root=root,
         path=where,
@@ -397,6 +410,8 @@ def settings_from_table(table: Mapping[str, Any], root: str, where: str) -> Sett
         exclude=tuple(PathPattern(p, root) for p in patterns),
         respect_gitignore=respect,
         extensions=tuple(extensions),
+        torch_version=versions.get("torch-version"),
+        torchvision_version=versions.get("torchvision-version"),
     )
 
 

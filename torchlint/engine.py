@@ -52,6 +52,9 @@ class LintOptions:
     # Reuse the statements of earlier parses (the language server's analysis
     # processes re-lint the same file after every edit); see incremental.py.
     parse_cache: ParseCache | None = field(default=None, compare=False)
+    # The torch/torchvision release to lint for (a knowledge.Target); None: the
+    # file's own, from its config or declared dependencies (knowledge/target.py).
+    target: object | None = None
 
     def active_rule_classes(self, source: str) -> list[type[Rule]]:
         rules = all_rules()
@@ -292,6 +295,8 @@ def _lint(source: str, path: str, options: LintOptions) -> FileReport:
         context.cache["statement_starts"] = starts
     if options.parse_cache is not None:
         context.cache["parse_cache"] = options.parse_cache
+    if options.target is not None:
+        context.cache["target"] = options.target
     rules = [cls(context) for cls in classes]
 
     def on_crash(rule: Rule, exc: BaseException) -> None:

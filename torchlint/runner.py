@@ -71,6 +71,14 @@ class RunOptions:
     cache: Cache | None = None
 
 
+def _target_key(job: Job) -> str:
+    """The release the file is linted for: a change of ``torch-version`` must not reuse cached findings."""
+    from torchlint.knowledge.target import target_for_path
+
+    t = target_for_path(job.abspath or job.path)
+    return f"{t.torch}/{t.torchvision}"
+
+
 # --- one file -------------------------------------------------------------------
 
 
@@ -431,7 +439,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
             if data is None:
                 results[idx] = Result(job, FileReport(job.path, errors=[error or f"{job.path}: cannot read"]))
                 continue
-            key = entry_key(data, job.language, job.codes) if cache is not None else None
+            key = entry_key(data, job.language, job.codes, _target_key(job)) if cache is not None else None
             if cache is not None and key is not None and job.abspath is not None:
                 hit = cache.get(job.abspath, key, job.path)
                 if hit is not None and not (
@@ -471,7 +479,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
             else:
                 if written:
                     if cache is not None:
-                        cache.put(job.abspath, entry_key(data, job.language, job.codes), report)
+                        cache.put(job.abspath, entry_key(data, job.language, job.codes, _target_key(job)), report)
                 else:
                     # Someone else's edit wins: report the text as it was read, write nothing.
                     result.warnings.append(f"{job.path}: changed on disk while being fixed; the fixes were not written (run again)")

@@ -23,6 +23,7 @@ from torchlint.diagnostics import Applicability, Severity
 if TYPE_CHECKING:
     from libcst.metadata import CodeRange
 
+    from torchlint.knowledge import Knowledge
     from torchlint.names import NameResolver
 
 
@@ -158,6 +159,21 @@ class Context:
                 break
             line += _lines_of(self.module, stmt)
         return line
+
+    @property
+    def knowledge(self) -> "Knowledge":
+        """PyTorch API facts for this file's target torch/torchvision release (see torchlint.knowledge).
+
+        Ask it questions (``has_attribute``, ``instance_has``, ``accepted_keywords``,
+        ``deprecation``, ``removal``, ``exists``, ...); ``None`` answers mean
+        "cannot be known": stay silent. Built on first use, shared per target.
+        """
+        kb = self.cache.get("knowledge")
+        if kb is None:
+            from torchlint.knowledge import knowledge_for
+
+            kb = self.cache["knowledge"] = knowledge_for(self.path, self.cache.get("target"))
+        return kb
 
     def has_import(self, module: str, name: str) -> bool:
         """Is ``name`` bound to ``module.name`` at module level already?"""
