@@ -302,3 +302,83 @@ def test_handlers_are_importable_on_their_own_and_only_delegate():
     did_open(ls, lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem("file:///a.py", "python", 1, "x = 1\n")))
     did_change(ls, lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(2, "file:///a.py"), []))
     assert calls == [("open", "file:///a.py", "python"), ("change", "file:///a.py")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("project", "editor", "reported"),
+    [
+        # editorFirst (the default): an editor select no longer drops the project's ignore ...
+        ('ignore = ["TL201"]', {"select": ["TL2"]}, False),
+        # ... and replaces the project's select.
+        ('select = ["TL1"]', {"select": ["TL2"]}, True),
+        ('select = ["TL1"]', {"select": ["TL2"], "configurationPreference": "filesystemFirst"}, False),
+        ('select = ["TL1"]', {"configurationPreference": "filesystemFirst"}, False),
+        ('ignore = ["TL201"]', {"configurationPreference": "editorOnly"}, True),
+        ('ignore = ["TL201"]', {"select": ["TL2"], "configurationPreference": "editorOnly"}, True),
+        ('select = ["TL2"]', {"ignore": ["TL201"]}, False),
+        ("", {"select": ["TL1"], "configurationPreference": "filesystemFirst"}, False),
+    ],
+)
+async def test_configuration_preference_combines_editor_and_project_settings(tmp_path, project, editor, reported):
+    (tmp_path / "pyproject.toml").write_text(f"[tool.torchlint]\n{project}\n")
+    service, client, docs = make_service(tmp_path, options=editor)
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201)
+    assert client.published == [(uri, 1, ["TL201"] if reported else [])]
+
+
+@pytest.mark.asyncio
+async def test_changing_configuration_preference_relints(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nignore = ["TL201"]\n')
+    service, client, docs = make_service(tmp_path)
+    uri = (tmp_path / "train.py").as_uri()
+    await open_doc(service, docs, uri, TL201)
+    service.change_settings({"configurationPreference": "editorOnly"})
+    await service.docs[uri].task
+    service.change_settings({"configurationPreference": "sideways"})  # reported; back to the default
+    assert any("configurationPreference" in m for m in client.shown)
+    await service.docs[uri].task
+    assert [codes for _, _, codes in client.published] == [[], ["TL201"], []]
+
+
+@pytest.mark.asyncio
+async def test_adaptive_debounce(tmp_path):
+    service, client, docs = make_service(tmp_path, options={"debounceMs": 150})
+    now = [100.0]
+    service.clock = lambda: now[0]
+    uri = (tmp_path / "train.py").as_uri()
+    st = service.open(uri)
+    assert service.debounce(st) == 0  # never linted: the first lint is not delayed
+    st.lint_s = 0.004  # a small file: the wait is about one lint, not the whole setting
+    now[0] += 0.1
+    assert service.debounce(st) == pytest.approx(0.02)
+    now[0] += 0.1
+    st.lint_s = 0.09
+    assert service.debounce(st) == pytest.approx(0.09)
+    st.lint_s = 0.5  # a slow file: capped at debounceMs
+    now[0] += 0.1
+    assert service.debounce(st) == pytest.approx(0.15)
+    now[0] += 1.5  # typing resumed after a pause: at once
+    assert service.debounce(st) == 0
+    now[0] += 0.1
+    assert service.debounce(st) == pytest.approx(0.15)
+    service.change_settings({"debounceMs": 0})  # no debounce at all
+    now[0] += 0.1
+    assert service.debounce(st) == 0
+    # The measured lint time is the document's own.
+    import time
+
+    service.clock = time.monotonic
+    await open_doc(service, docs, uri, TL201)
+    assert 0 < service.docs[uri].lint_s < 30
+
+
+@pytest.mark.asyncio
+async def test_version_and_rules_are_logged_at_start(tmp_path):
+    service, client, docs = make_service(tmp_path)  # logLevel "warning": these are shown anyway
+    service.initialized()
+    assert any(m.startswith("torchlint 0.") and "Python" in m for m in client.logs)
+    await open_doc(service, docs, (tmp_path / "a.py").as_uri(), "x = 1\n")
+    (rules,) = [m for m in client.logs if "rules loaded" in m]
+    assert "TL001" in rules

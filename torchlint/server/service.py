@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +63,11 @@ FIX_ALL_KIND = "source.fixAll.torchlint"
 # "Confirm by running" sits next to the quick fixes of the finding it is about.
 CONFIRM_KIND = "quickfix.torchlint.confirm"
 PYTHON_SUFFIXES = (".py", ".pyi")
+# Adaptive debounce: an edit after this long a pause is linted at once (the user stopped
+# typing to look); otherwise the wait is about what a lint of this file takes, at least
+# MIN_DEBOUNCE_S and at most the debounceMs setting.
+PAUSE_S = 1.0
+MIN_DEBOUNCE_S = 0.02
 
 
 # --- errors a request can end with (the server turns them into JSON-RPC errors) ---
@@ -230,6 +237,8 @@ class DocState:
     confirmations: dict[tuple[str, Range], Confirmation] = field(default_factory=dict)
     confirmed_source: str | None = None
     logged_errors: set[str] = field(default_factory=set)
+    last_change: float = float("-inf")  # clock time of the latest didChange
+    lint_s: float | None = None  # how long the latest lint of this document took
 
 
 class TorchlintService:
@@ -257,12 +266,15 @@ class TorchlintService:
         self.runtime_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchlint-runtime")
         self.runtime: Runtime = runtime or SandboxRuntime(frozenset(r.code for r in self.extra_rules))
         self._shown: set[str] = set()
+        self._rules_logged = False
+        self.clock = time.monotonic
 
     # --- messages to the user ---
 
-    def log(self, level: lsp.MessageType, message: str) -> None:
+    def log(self, level: lsp.MessageType, message: str, always: bool = False) -> None:
+        """To the server's stderr and the client's log (at the logLevel setting, or ``always``)."""
         getattr(log, {1: "error", 2: "warning", 3: "info"}.get(int(level), "debug"))(message)
-        if int(level) <= int(self.settings.log_threshold):
+        if always or int(level) <= int(self.settings.log_threshold):
             self.client.log_message(level, message)
 
     def show_once(self, level: lsp.MessageType, message: str) -> None:
@@ -295,8 +307,23 @@ class TorchlintService:
         delivery = " and ".join(name for name, on in (("push", self.features.push), ("pull", self.features.pull)) if on)
         self.log(
             lsp.MessageType.Info,
-            f"torchlint {__version__}: {delivery} diagnostics, positions in {self.features.position_encoding}",
+            f"torchlint {__version__} (Python {sys.version.split()[0]}, {sys.executable}): "
+            f"{delivery} diagnostics, positions in {self.features.position_encoding}, "
+            f"configurationPreference {self.settings.configuration_preference}",
+            always=True,
         )
+
+    def log_rules(self) -> None:
+        """Which rules this server has (after the first lint: importing them all is not free)."""
+        if self._rules_logged:
+            return
+        self._rules_logged = True
+        codes = sorted(all_rules())
+        extra = sorted(r.code for r in self.extra_rules)
+        message = f"torchlint: {len(codes)} rules loaded ({codes[0]}..{codes[-1]})" if codes else "torchlint: no rules loaded"
+        if extra:
+            message += f", and {len(extra)} more from the embedding program: {', '.join(extra)}"
+        self.log(lsp.MessageType.Info, message, always=True)
 
     def change_settings(self, raw: Any) -> None:
         old = self.settings
@@ -306,7 +333,7 @@ class TorchlintService:
         for problem in new.problems:
             self.show_once(lsp.MessageType.Warning, f"torchlint: {problem}")
         self.settings = new
-        if (new.select, new.ignore) != (old.select, old.ignore):
+        if (new.select, new.ignore, new.configuration_preference) != (old.select, old.ignore, old.configuration_preference):
             self.log(lsp.MessageType.Info, "torchlint: settings changed; re-linting open files")
             self.schedule_all()
 
@@ -331,13 +358,23 @@ class TorchlintService:
     def did_open(self, uri: str, language_id: str | None) -> asyncio.Task | None:
         if not self.is_python(uri, language_id):
             return None
-        self.open(uri)
+        self.open(uri).last_change = self.clock()
         return self.schedule(uri, 0)
 
     def did_change(self, uri: str) -> asyncio.Task | None:
-        if uri not in self.docs:
+        st = self.docs.get(uri)
+        if st is None:
             return None
-        return self.schedule(uri, self.settings.debounce_ms / 1000)
+        return self.schedule(uri, self.debounce(st))
+
+    def debounce(self, st: DocState) -> float:
+        """Seconds to wait before linting after this edit (see PAUSE_S)."""
+        now = self.clock()
+        paused = now - st.last_change >= PAUSE_S
+        st.last_change = now
+        if paused or st.lint_s is None:  # the first lint of a file is never delayed
+            return 0.0
+        return min(self.settings.debounce_ms / 1000, max(MIN_DEBOUNCE_S, st.lint_s))
 
     def did_save(self, uri: str) -> None:
         # A save is also when a pyproject.toml edited beside the code is looked at again.
@@ -402,6 +439,7 @@ class TorchlintService:
         notice = _unlintable(source, st.path or st.uri)
         report: FileReport | None = None
         if notice is None:
+            started = self.clock()
             try:
                 report = await self.run_job(
                     ("lint", source, st.path or st.uri, config.codes),
@@ -413,6 +451,7 @@ class TorchlintService:
             else:
                 if report is None:
                     return None  # superseded while it ran
+                st.lint_s = self.clock() - started
         analysis = self._convert(st, version, source, config, report, notice)
         # Only the result for the text the client has now, with today's settings, is shown.
         if not self._current(st) or self.documents.get(st.uri) != (version, source):
@@ -430,6 +469,7 @@ class TorchlintService:
             st.published_seq = seq
             if self.features.push:
                 self.client.publish(st.uri, version, analysis.diagnostics)
+        self.log_rules()
         return st.analysis
 
     async def run_job(self, job: tuple, wanted: Callable[[], bool] = lambda: True) -> Any:

@@ -7,8 +7,18 @@ Client settings arrive in ``initializationOptions`` and in
      "logLevel": "warning"}
 
 The project file is found the way the CLI finds it (the closest pyproject.toml
-with a ``[tool.torchlint]`` table, via :mod:`torchlint.config`); the client's
-``select``/``ignore`` are applied over it like command-line flags.
+with a ``[tool.torchlint]`` table, via :mod:`torchlint.config`). How the
+editor's ``select``/``ignore`` combine with it is ``configurationPreference``,
+as in ruff's editor integration:
+
+- ``editorFirst`` (default): the editor's ``select``, when set, replaces the
+  project's; the ``ignore`` lists of both apply (as do the project's
+  ``extend-select`` and per-file ignores). Within the merged selection the
+  most specific selector decides a code and ``ignore`` wins a tie, so the
+  project's ``ignore = ["TL201"]`` survives an editor ``select = ["TL2"]``.
+- ``filesystemFirst``: the same, but the project's ``select`` wins when both
+  set one.
+- ``editorOnly``: the project file is not read; only the editor's settings.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ DEFAULT_DEBOUNCE_MS = 150
 # auto: push to every client, and answer pulls where the client can pull; push: push only;
 # pull: pull only, for clients that would show pushed and pulled diagnostics twice.
 DIAGNOSTIC_MODES = ("auto", "push", "pull")
+PREFERENCES = ("editorFirst", "filesystemFirst", "editorOnly")
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class ClientSettings:
     # Advanced, read from initializationOptions only (they shape the capabilities).
     diagnostic_mode: str = "auto"
     debounce_ms: int = DEFAULT_DEBOUNCE_MS
+    configuration_preference: str = "editorFirst"
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -113,6 +125,13 @@ def parse_settings(raw: Any, base: ClientSettings | None = None) -> ClientSettin
         else:
             problems.append(f"setting `diagnosticMode` must be one of {', '.join(DIAGNOSTIC_MODES)}; got {mode!r}")
 
+    preference = data.get("configurationPreference")
+    if preference is not None:
+        if preference in PREFERENCES:
+            values["configuration_preference"] = preference
+        else:
+            problems.append(f"setting `configurationPreference` must be one of {', '.join(PREFERENCES)}; got {preference!r}")
+
     debounce = data.get("debounceMs")
     if debounce is not None:
         if isinstance(debounce, (int, float)) and not isinstance(debounce, bool) and 0 <= debounce <= 10_000:
@@ -127,6 +146,7 @@ def parse_settings(raw: Any, base: ClientSettings | None = None) -> ClientSettin
         log_level=values.get("log_level", base.log_level),
         diagnostic_mode=values.get("diagnostic_mode", base.diagnostic_mode),
         debounce_ms=values.get("debounce_ms", base.debounce_ms),
+        configuration_preference=values.get("configuration_preference", base.configuration_preference),
         problems=tuple(problems),
     )
 
@@ -138,6 +158,17 @@ class FileConfig:
     codes: frozenset[str]
     config_path: str | None  # the pyproject.toml that applied, if any
     error: str | None = None  # a broken config: shown to the user, defaults used meanwhile
+
+
+def merge_selections(project: Selection, client: ClientSettings, preference: str) -> Selection:
+    """One selection from the project's and the editor's (see the module docstring)."""
+    if client.select is None:
+        select = project.select
+    elif project.select is None or preference == "editorFirst":
+        select = client.select
+    else:
+        select = project.select
+    return Selection(select=select, ignore=(*project.ignore, *(client.ignore or ())), extend_select=project.extend_select)
 
 
 class ProjectConfigs:
@@ -176,7 +207,7 @@ class ProjectConfigs:
 
     def for_file(self, path: str | None, client: ClientSettings) -> FileConfig:
         layers = [client.selection()]
-        if path is None or not os.path.isabs(path):
+        if path is None or not os.path.isabs(path) or client.configuration_preference == "editorOnly":
             return FileConfig(resolve_codes(layers), None)
         abspath = posix(path)
         try:
@@ -187,7 +218,8 @@ class ProjectConfigs:
         if settings.path is not None:
             self._stamps.setdefault(os.path.join(settings.root, "pyproject.toml"), self._stamp(os.path.join(settings.root, "pyproject.toml")))
         self._remember_candidates(abspath)
-        codes = resolve_codes([settings.selection, *layers], settings.ignored_codes(abspath))
+        merged = merge_selections(settings.selection, client, client.configuration_preference)
+        codes = resolve_codes([merged], settings.ignored_codes(abspath))
         return FileConfig(codes, settings.path)
 
     def _remember_candidates(self, abspath: str) -> None:
