@@ -37,7 +37,7 @@ from torchlint.diagnostics import Confirmation, FileReport, Finding, Range
 from torchlint.engine import LintOptions, lint_source
 from torchlint.fixes import fix_is_applicable, fix_source
 from torchlint.noqa import noqa_edits
-from torchlint.rules import all_rules
+from torchlint.rules import PluginError, all_rules
 from torchlint.rules.base import Rule
 from torchlint.server import confirm as confirming
 from torchlint.server.confirm import CONFIRM_COMMAND, Runtime, RuntimeUnavailable, SandboxRuntime
@@ -433,7 +433,11 @@ class TorchlintService:
         if current is None:
             return None
         version, source = current
-        config = self.configs.for_file(st.path, self.settings)
+        try:
+            config = self.configs.for_file(st.path, self.settings)
+        except PluginError as exc:  # no rules to lint with until the plugin is fixed (and the server restarted)
+            self.show_once(lsp.MessageType.Error, f"torchlint: {exc}")
+            return None
         if config.error:
             self.show_once(lsp.MessageType.Warning, f"torchlint: {config.error} (using the default rules until it is fixed)")
         notice = _unlintable(source, st.path or st.uri)

@@ -47,6 +47,8 @@ class TorchLoadMapLocation(Rule):
     code = "EX101"
     name = "torch-load-map-location"
     message = "`torch.load` without `map_location=`: a checkpoint saved on a GPU will not load without one"
+    # Where editors (and SARIF viewers) link the code to.
+    url = "https://github.com/torchlint/torchlint/blob/main/examples/torchlint-example/README.md"
     # Files that never mention `load` are skipped before they are parsed.
     triggers = ("load",)
 
