@@ -417,3 +417,41 @@ def test_device_cuda_without_a_gpu_says_so():
     c = confirm_claim(source, "s.py", Claim("TL201", 3, 4, 3, 13), device="cuda")
     assert c.status == "could-not-run"
     assert "sees no CUDA device" in c.evidence
+
+
+def test_a_confirmation_says_what_the_sandbox_denied(worker, tmp_path):
+    """A confirmed status must not hide that the program tried the network or wrote outside its directory."""
+    import socket
+    import uuid
+
+    if worker.isolation != "bwrap":
+        pytest.skip("only bubblewrap denies writes (elsewhere the evidence says they were not contained)")
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))  # loopback, opened by this test: the only address it may target
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    target = Path(__file__).resolve().parent.parent / f"torchlint-escape-{uuid.uuid4().hex}"
+    source = (
+        "import socket, torch\n"
+        "def load():\n"
+        "    try:\n"
+        f"        socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    try:\n"
+        f"        open({str(target)!r}, 'w')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    return torch.utils.data.DataLoader(torch.arange(4))\n"
+        "it = iter(load())\n"
+        "x = it.next()\n"
+    )
+    try:
+        c = confirm_claim(source, "s.py", Claim("TL201", 13, 4, 13, 13), worker=worker)
+    finally:
+        listener.close()
+    assert c.status == "confirmed", c.evidence
+    assert not target.exists()
+    assert c.evidence.startswith("AttributeError: '_SingleProcessDataLoaderIter' object has no attribute 'next'")
+    assert f"connect 127.0.0.1:{port} (denied)" in c.evidence and f"write {target} (denied)" in c.evidence
+    assert {e["kind"] for e in c.detail["side_effects"]} == {"network", "write"}

@@ -544,3 +544,343 @@ def test_worker_without_torch_still_runs_plain_snippets():
         assert "torchlint_no_such_module" in w.hello["failed"]
         result = w.run("torchlint_report(total=sum(range(4)))")
     assert result.status == "ok" and result.payload == {"total": 6}
+
+
+# -- hardening (issue #15): what the snippet sees, who it runs as, what it may call -----
+
+
+def _bwrap_worker(**kwargs) -> SandboxWorker:
+    if detect_isolation().kind != "bwrap":
+        pytest.skip("bubblewrap is not usable here; the file-system and uid checks need it")
+    return SandboxWorker(preload=(), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bwrap_worker():
+    with _bwrap_worker() as w:
+        yield w
+
+
+def test_secrets_and_the_users_files_are_not_visible(bwrap_worker):
+    """The snippet saw /etc/shadow, /root and the checkout (uid 0, / bound whole)."""
+    secret = ROOT / f".torchlint-secret-{uuid.uuid4().hex}"
+    secret.write_text("hunter2")
+    try:
+        code = _code(
+            f"""
+            import os
+            seen = {{}}
+            for path in ["/etc/shadow", "/etc/ssh", {str(secret)!r}, {str(Path.home() / ".bashrc")!r}]:
+                try:
+                    with open(path) as fh:
+                        seen[path] = fh.read()[:20]
+                except OSError as exc:
+                    seen[path] = exc.errno
+            listing = {{d: sorted(os.listdir(d)) for d in ["/home", "/run", "/etc", "/tmp"]}}
+            with open("/proc/self/status") as fh:
+                status = dict(line.split(":", 1) for line in fh)
+            torchlint_report(seen=seen, listing=listing, uid=os.getuid(), gid=os.getgid(),
+                             groups=os.getgroups(), cap_eff=status["CapEff"].strip(), cap_prm=status["CapPrm"].strip(),
+                             root=os.listdir("/root"), checkout=os.path.exists({str(ROOT / "tests")!r}))
+            """
+        )
+        result = bwrap_worker.run(code)
+    finally:
+        secret.unlink()
+    assert result.status == "ok", result
+    payload = result.payload
+    assert all(isinstance(v, int) for v in payload["seen"].values()), payload["seen"]  # all errors
+    listing = payload["listing"]
+    assert listing["/home"] == [] and listing["/run"] == []
+    assert set(listing["/etc"]) <= {"passwd", "group", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+                                    "alternatives", "localtime"}  # fmt: skip
+    # Only the job's files, and parents of what is bound under /tmp (a checkout or virtualenv in CI).
+    under_tmp = {Path(p).relative_to("/tmp").parts[0] for p in sandbox._python_paths_under_tmp()}
+    assert {n for n in listing["/tmp"] if not n.startswith("job-")} <= under_tmp, listing["/tmp"]
+    assert payload["checkout"] is False  # torchlint's package only, not the checkout around it
+    assert set(payload["root"]) <= {Path(p).relative_to("/root").parts[0] for p in sandbox._python_paths()
+                                     if p.startswith("/root/")}  # fmt: skip
+    assert payload["cap_eff"] == payload["cap_prm"] == "0000000000000000"
+    if os.geteuid() == 0:
+        assert payload["uid"] != 0 and payload["gid"] != 0 and 0 not in payload["groups"]
+        assert payload["uid"] not in (65534, os.getuid())
+
+
+def test_a_socket_file_in_the_checkout_is_unreachable(bwrap_worker):
+    """A listener's socket file inside the (read-only bound) checkout was reachable."""
+    path = ROOT / f".tl-{uuid.uuid4().hex[:8]}.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)
+    listener.setblocking(False)
+    try:
+        probe = f"TARGETS = [('unix-checkout', {int(socket.AF_UNIX)}, {str(path)!r})]\n" + NETWORK_PROBE
+        # The probe itself reaches it unsandboxed.
+        namespace = {"torchlint_report": lambda **kw: namespace.setdefault("report", kw)}
+        exec(probe, namespace)
+        assert namespace["report"]["errors"] == {"unix-checkout": None}
+        listener.accept()[0].close()
+        result = bwrap_worker.run(probe, timeout=15)
+        assert result.status == "ok", result
+        assert result.payload["errors"]["unix-checkout"] is not None
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+        path.unlink()
+
+
+SYSCALL_PROBE = _code(
+    """
+    import ctypes, errno, os, subprocess, threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    def call(name, *args):
+        ctypes.set_errno(0)
+        rc = getattr(libc, name)(*args)
+        return 0 if rc != -1 else errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno())
+    CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+    out = {
+        "unshare_user": call("unshare", CLONE_NEWUSER),
+        "unshare_net": call("unshare", CLONE_NEWNET),
+        "ptrace_traceme": call("ptrace", 0, 0, 0, 0),
+        "keyctl_get_session": call("syscall", 250, -3, 1) if os.uname().machine == "x86_64" else "EPERM",
+        "mount_tmpfs": call("mount", b"none", b"/tmp", b"tmpfs", 0, None),
+    }
+    done = []
+    t = threading.Thread(target=lambda: done.append(1)); t.start(); t.join()
+    out["thread"] = done == [1]
+    out["subprocess"] = subprocess.run(["true"]).returncode
+    out["fork"] = os.waitpid(pid, 0)[1] if (pid := os.fork()) else os._exit(0)
+    torchlint_report(**out)
+    """
+)
+
+
+def test_seccomp_and_user_namespaces(bwrap_worker):
+    """unshare(CLONE_NEWUSER), ptrace and keyctl worked inside the sandbox."""
+    result = bwrap_worker.run(SYSCALL_PROBE)
+    assert result.status == "ok", result
+    p = result.payload
+    assert p["unshare_user"] == "EPERM" and p["unshare_net"] == "EPERM", p
+    assert p["ptrace_traceme"] == "EPERM" and p["keyctl_get_session"] == "EPERM", p
+    assert p["mount_tmpfs"] == "EPERM", p
+    # What a snippet does need still works (glibc falls back from clone3 to clone).
+    assert p["thread"] is True and p["subprocess"] == 0 and p["fork"] == 0, p
+
+
+def test_seccomp_numbers_match_the_kernel_headers():
+    from torchlint.runtime import seccomp
+
+    headers = {
+        "x86_64": Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h"),
+        "aarch64": Path("/usr/include/asm-generic/unistd.h"),  # aarch64 uses the generic table
+    }
+    checked = 0
+    for machine, header in headers.items():
+        if not header.exists():
+            continue
+        import re
+
+        known = dict((m[0], int(m[1])) for m in re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", header.read_text()))
+        for name, number in seccomp.SYSCALLS[machine].items():
+            if name in known:
+                assert known[name] == number, (machine, name)
+                checked += 1
+    if not checked:
+        pytest.skip("no kernel headers here (linux-libc-dev) to check the numbers against")
+    program = seccomp.build("x86_64")
+    assert len(program) % 8 == 0 and seccomp.build("sparc") is None
+
+
+# -- per-job limits -------------------------------------------------------------------
+
+FORKED_HOGS = _code(
+    """
+    import os, time
+    children = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(b"x") * (150 * 2**20)  # touched: resident
+            time.sleep(8)
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    torchlint_report(survived=True)
+    """
+)
+
+
+@pytest.mark.parametrize("use_cgroup", [True, False], ids=["cgroup", "watchdog"])
+def test_memory_limit_holds_for_the_whole_job(use_cgroup):
+    """3 forks x 150 MB each under a 256 MB limit: RLIMIT_AS let every fork have the whole limit."""
+    with SandboxWorker(preload=(), use_cgroup=use_cgroup) as w:
+        w.start()
+        if use_cgroup and w.cgroup is None:
+            pytest.skip(f"no cgroup can be made here: {w.cgroup_problem}")
+        started = time.monotonic()
+        result = w.run(FORKED_HOGS, memory_mb=256, timeout=30)
+        assert result.status == "memory", result
+        assert time.monotonic() - started < 8  # stopped, not left to finish
+        assert ("out-of-memory killer" in result.exc_message) == use_cgroup, result.exc_message
+        assert w.run("torchlint_report(after=1)").payload == {"after": 1}
+
+
+def test_forks_sharing_the_worker_are_not_counted_twice():
+    """The watchdog splits pages forks share: 4 idle forks of a torch worker fit a 256 MB limit."""
+    pytest.importorskip("torch")
+    with SandboxWorker(preload=("torch",), use_cgroup=False) as w:
+        code = _code(
+            """
+            import os, time, torch
+            pids = [pid for pid in (os.fork() for _ in range(4)) if pid] if True else []
+            """
+        )
+        code = _code(
+            """
+            import os, time, torch
+            pids = []
+            for _ in range(4):
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(1.0)
+                    os._exit(0)
+                pids.append(pid)
+            for pid in pids:
+                os.waitpid(pid, 0)
+            torchlint_report(done=True)
+            """
+        )
+        result = w.run(code, memory_mb=256, timeout=30)
+    assert result.status == "ok" and result.payload == {"done": True}, result
+
+
+FORK_BOMB = _code(
+    """
+    import os, time
+    started = 0
+    try:
+        for _ in range(300):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(5)
+                os._exit(0)
+            started += 1
+    except OSError as exc:
+        torchlint_report(started=started, error=exc.errno)
+    else:
+        torchlint_report(started=started, error=None)
+    """
+)
+
+
+@pytest.mark.parametrize("use_cgroup", [True, False], ids=["cgroup", "rlimit"])
+def test_process_count_is_limited_per_job(use_cgroup):
+    """400 forks succeeded."""
+    with _bwrap_worker(use_cgroup=use_cgroup, max_processes=32) as w:
+        w.start()
+        if use_cgroup and (w.cgroup is None or "pids" not in w.cgroup.dirs):
+            pytest.skip(f"no pids cgroup can be made here: {w.cgroup_problem}")
+        result = w.run(FORK_BOMB, timeout=20)
+        after = w.run("torchlint_report(after=1)")
+    if result.status == "killed":
+        assert result.exc_type == "ProcessLimit", result  # the watchdog got there first
+    else:
+        assert result.status == "ok", result
+        assert result.payload["started"] < 32 and result.payload["error"] is not None, result.payload
+    assert after.payload == {"after": 1}
+
+
+SCRATCH_FILLER = _code(
+    """
+    import os
+    for where in ("/tmp", "/dev/shm"):
+        with open(os.path.join(where, "left-behind"), "w") as fh:
+            fh.write("x")
+    written = {}
+    for where in ("/tmp", "/dev/shm", os.getcwd()):
+        total = 0
+        try:
+            for n in range(8):
+                with open(os.path.join(where, f"fill-{n}"), "wb") as fh:
+                    for _ in range(16):
+                        fh.write(b"x" * 2**20)
+                        total += 2**20
+        except OSError as exc:
+            written[where] = (total, exc.errno)
+        else:
+            written[where] = (total, None)
+    torchlint_report(written=written, cwd=os.getcwd())
+    """
+)
+
+
+def test_scratch_space_is_limited_and_emptied_per_job():
+    """8 x 256 MB files filled /tmp, /dev/shm and the job directory."""
+    if "--size" not in sandbox.bwrap_features("/usr/bin/bwrap" if os.path.exists("/usr/bin/bwrap") else "bwrap"):
+        pytest.skip("this bubblewrap has no --size (0.8.0 or later)")
+    with _bwrap_worker(disk_mb=48) as w:
+        result = w.run(SCRATCH_FILLER, timeout=30)
+        assert result.status == "ok", result
+        written = result.payload["written"]
+        for where, (total, error) in written.items():
+            assert error == 28, (where, total, error)  # ENOSPC
+        # The job directory lives in /tmp and shares its 48 MB; /dev/shm has its own.
+        assert written["/tmp"][0] + written[result.payload["cwd"]][0] <= 48 * 2**20
+        assert written["/dev/shm"][0] <= 48 * 2**20
+        after = w.run("import os\ntorchlint_report(tmp=[n for n in os.listdir('/tmp') if not n.startswith('job-')],"
+                      " shm=os.listdir('/dev/shm'))")  # fmt: skip
+    assert after.payload["shm"] == [] and "left-behind" not in after.payload["tmp"], after.payload
+
+
+def test_cgroup_is_removed_with_the_worker():
+    with SandboxWorker(preload=()) as w:
+        w.start()
+        if w.cgroup is None:
+            pytest.skip(f"no cgroup can be made here: {w.cgroup_problem}")
+        dirs = list(w.cgroup.dirs.values())
+        assert w.run("pass").status == "ok"
+        assert all(os.path.isdir(d) for d in dirs)
+    assert not any(os.path.exists(d) for d in dirs)
+
+
+def test_bwrap_without_size_still_limits_nothing_silently(monkeypatch):
+    """An old bubblewrap without --size gets tmpfs without a size, not a failing command line."""
+    monkeypatch.setattr(sandbox, "bwrap_features", lambda bwrap: frozenset({"--tmpfs"}))
+    command = build_command("bwrap", sandbox.SANDBOX_ROOT, "cpu", ["python"])
+    assert "--size" not in command and "--disable-userns" not in command
+    monkeypatch.setattr(sandbox, "bwrap_features", lambda bwrap: frozenset({"--size", "--disable-userns"}))
+    command = build_command("bwrap", sandbox.SANDBOX_ROOT, "cpu", ["python"])
+    assert command.count("--size") == 2
+
+
+# -- side effects are reported --------------------------------------------------------
+
+
+def test_denied_network_and_writes_are_reported(bwrap_worker, listeners):
+    target = ROOT / f"torchlint-escape-{uuid.uuid4().hex}"
+    tcp = next(address for name, _, address in listeners.targets if name == "tcp4")
+    code = listeners.code() + _code(
+        f"""
+        try:
+            open({str(target)!r}, "w")
+        except OSError:
+            pass
+        open("scratch.txt", "w").write("fine")  # its own directory: not a side effect
+        """
+    )
+    result = bwrap_worker.run(code, timeout=15)
+    assert result.status == "ok", result
+    assert not target.exists()
+    effects = {(e["kind"], e["target"]): e["contained"] for e in result.side_effects}
+    assert effects[("write", str(target))] is True
+    assert effects[("network", f"connect 127.0.0.1:{tcp[1]}")] is True
+    assert not any("scratch.txt" in t for _, t in effects)
+    summary = result.side_effect_summary()
+    assert f"write {target} (denied)" in summary and "connect 127.0.0.1" in summary
+
+
+def test_a_snippet_that_stays_in_its_directory_reports_nothing(light_worker):
+    result = light_worker.run("open('out.txt', 'w').write('x')\nimport os\nos.mkdir('d')\n")
+    assert result.status == "ok" and result.side_effects == []

@@ -102,9 +102,23 @@ def prepare(source: str, path: str, claim: Claim, options: Options = Options(), 
 def _run_once(job: Job, options: Options, worker: Any) -> Confirmation:
     result = worker.run(job.code, timeout=options.timeout, memory_mb=job.memory_mb, simulate_cuda=job.simulate_cuda)
     try:
-        return job.interpret(job, result)
+        confirmation = job.interpret(job, result)
     except Exception as exc:  # noqa: BLE001 - a confirmer bug must not lose the other findings
         return Confirmation("could-not-run", f"torchlint could not read the result: {type(exc).__name__}: {exc}")
+    return _with_side_effects(confirmation, result)
+
+
+def _with_side_effects(confirmation: Confirmation, result: Any) -> Confirmation:
+    """Whatever the verdict, say what the program tried beyond its scratch space (network, writes)."""
+    effects = getattr(result, "side_effects", None)
+    if not effects:
+        return confirmation
+    summary = result.side_effect_summary()
+    return replace(
+        confirmation,
+        evidence=f"{confirmation.evidence} {summary}".strip(),
+        detail={**confirmation.detail, "side_effects": list(effects)},
+    )
 
 
 def _run(job: Job, options: Options, worker: Any, source: str = "", path: str = "", others: Sequence[Claim] = ()) -> Confirmation:

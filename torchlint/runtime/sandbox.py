@@ -645,10 +645,15 @@ class JobCgroup:
         return None, "; ".join(problems) or "no cgroup hierarchy is mounted"
 
     def procs_fds(self) -> tuple[int, ...]:
+        """cgroup.procs of each directory (to join), then the memory events file (to watch)."""
         if not self._fds:
             for path in dict.fromkeys(self.dirs.values()):
                 self._fds.append(os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+            self._fds.append(os.open(self._events_path(), os.O_RDONLY | os.O_CLOEXEC))
         return tuple(self._fds)
+
+    def _events_path(self) -> str:
+        return os.path.join(self.dirs["memory"], "memory.events" if self.version == 2 else "memory.oom_control")
 
     def close_fds(self) -> None:
         for fd in self._fds:
@@ -684,9 +689,8 @@ class JobCgroup:
         return ok
 
     def oom_kills(self) -> int:
-        name = "memory.events" if self.version == 2 else "memory.oom_control"
         try:
-            for line in Path(self.dirs["memory"], name).read_text().splitlines():
+            for line in Path(self._events_path()).read_text().splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
@@ -1067,12 +1071,16 @@ class SandboxWorker:
                     start,
                     notes,
                 )
-            if cgroup is not None and response.get("status") == "killed" and cgroup.oom_kills() > oom_before:
+            killed = cgroup.oom_kills() - oom_before if cgroup is not None else 0
+            if killed > 0:
+                # Even when the snippet itself lived on (only a fork of it was
+                # killed), the job went over its limit: its result is not the
+                # program's own.
                 response.update(
                     status="memory",
                     exc_type="MemoryError",
                     exc_message=f"the snippet's processes together went over its {int(memory_mb)} MiB memory limit "
-                    "(the kernel's out-of-memory killer stopped it)",
+                    f"(the kernel's out-of-memory killer stopped {killed} of them)",
                 )
             return self._result(response, start, notes)
 

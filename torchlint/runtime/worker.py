@@ -49,6 +49,9 @@ _FILE_SIZE_LIMIT = 256 * 2**20  # RLIMIT_FSIZE: bounds what a job can write to d
 _WATCHDOG_PERIOD_S = 0.1
 # The job cgroup's cgroup.procs files, opened by the parent (see _join_cgroups).
 _CGROUP_FDS: list[int] = []
+# Its memory events file (memory.events / memory.oom_control), read-only: an
+# out-of-memory kill anywhere in the job ends the job.
+_CGROUP_EVENTS: list[int] = []
 # Scratch file systems private to this worker (bubblewrap's tmpfs /tmp and
 # /dev/shm), emptied after every job; empty when they are the host's.
 _PRIVATE_SCRATCH: list[str] = []
@@ -344,8 +347,9 @@ def _set_limits(request: dict[str, Any]) -> None:
     if request.get("nproc_rlimit") and request.get("max_processes"):
         # RLIMIT_NPROC counts every task of this uid; the sandbox gives the
         # worker a uid of its own, so "what exists now + the job's share"
-        # is a limit for the job's whole tree (threads included).
-        tasks = _my_tasks() + int(request["max_processes"])
+        # is a limit for the job's whole tree (threads included; this
+        # process, single-threaded after the fork, is one of them).
+        tasks = _my_tasks() - 1 + int(request["max_processes"])
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
 
 
@@ -453,8 +457,17 @@ def _join_cgroups() -> None:
     """
     for fd in _CGROUP_FDS:
         os.write(fd, b"0")
-    for fd in _CGROUP_FDS:
+    for fd in (*_CGROUP_FDS, *_CGROUP_EVENTS):
         os.close(fd)
+
+
+def _oom_kills() -> int:
+    for fd in _CGROUP_EVENTS:
+        with contextlib.suppress(OSError, ValueError):
+            for line in os.pread(fd, 4096, 0).decode().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    return 0
 
 
 def _child_main(request: dict[str, Any], jobdir: str, result_fd: int, out_path: str, err_path: str) -> None:
@@ -462,7 +475,7 @@ def _child_main(request: dict[str, Any], jobdir: str, result_fd: int, out_path: 
     if request.get("cgroup"):
         _join_cgroups()
     else:
-        for fd in _CGROUP_FDS:
+        for fd in (*_CGROUP_FDS, *_CGROUP_EVENTS):
             os.close(fd)
     # The worker is not dumpable (see main); the job may inspect itself.
     _prctl(_PR_SET_DUMPABLE, 1)
@@ -641,6 +654,8 @@ def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, 
     if request["memory_guard"] in ("data+rss", "rss") or not request.get("cgroup"):
         rss_limit_kb = request["memory_mb"] * 1024
     max_tasks = request.get("max_processes")
+    watch_oom = bool(request.get("cgroup") and _CGROUP_EVENTS)
+    oom_before = _oom_kills() if watch_oom else 0
     try:
         exit_fd = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -654,8 +669,12 @@ def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, 
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
-            elif (rss_limit_kb is not None or max_tasks) and now >= next_watch:
+            elif (rss_limit_kb is not None or max_tasks or watch_oom) and now >= next_watch:
                 next_watch = now + _WATCHDOG_PERIOD_S
+                if watch_oom and _oom_kills() > oom_before:
+                    over_memory = True  # the kernel killed one of the job's processes: the job is over
+                    status = _kill_group_and_reap(pid)
+                    break
                 table = _process_table()
                 tree = _descendants(table, os.getpid())
                 if max_tasks:
@@ -668,7 +687,7 @@ def _supervise(pid: int, read_fd: int, request: dict[str, Any], started: float, 
                 break
             watched = ([] if eof else [read_fd]) + ([exit_fd] if exit_fd is not None else [])
             wait = deadline - now
-            if exit_fd is None or rss_limit_kb is not None or max_tasks:
+            if exit_fd is None or rss_limit_kb is not None or max_tasks or watch_oom:
                 wait = min(wait, 0.02 if exit_fd is None else _WATCHDOG_PERIOD_S)
             ready, _, _ = select.select(watched, [], [], max(wait, 0))
             if read_fd in ready:
@@ -819,14 +838,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="writable directory for the jobs")
     parser.add_argument("--preload", default="", help="comma-separated modules to import up front")
     parser.add_argument("--drop-to", default="", help="UID:GID[:GROUP,...] to switch to first")
-    parser.add_argument("--cgroup-fds", default="", help="open cgroup.procs descriptors a job writes itself into")
+    parser.add_argument("--cgroup-fds", default="",
+                        help="open cgroup.procs descriptors a job writes itself into, then its memory events file")  # fmt: skip
     parser.add_argument("--private-scratch", default="", help="comma-separated directories to empty after each job")
     parser.add_argument("--probe", action="store_true", help="set up, say so and exit (the sandbox's start-up check)")
     args = parser.parse_args(argv)
 
-    _CGROUP_FDS[:] = [int(fd) for fd in args.cgroup_fds.split(",") if fd]
+    cgroup_fds = [int(fd) for fd in args.cgroup_fds.split(",") if fd]
+    if cgroup_fds:
+        _CGROUP_FDS[:], _CGROUP_EVENTS[:] = cgroup_fds[:-1], cgroup_fds[-1:]
     _PRIVATE_SCRATCH[:] = [d for d in args.private_scratch.split(",") if d]
-    _close_other_fds(set(_CGROUP_FDS))
+    _close_other_fds({*_CGROUP_FDS, *_CGROUP_EVENTS})
     if args.drop_to:
         _drop_privileges(args.drop_to)
     if args.probe:
