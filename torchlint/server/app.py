@@ -173,6 +173,8 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
     # requests go to report_server_error: pygls' own tracebacks are only for debugging.
     logging.getLogger("pygls").setLevel(logging.CRITICAL if args.log_level in ("error", "warning") else _python_level(args.log_level))
     server = create_server(extra_rules, runtime)
+    # Editors show the server's stderr as its log: say which torchlint and which Python this is.
+    print(f"torchlint server {__version__} (Python {sys.version.split()[0]}, {sys.executable})", file=sys.stderr, flush=True)
     # The LSP streams get private descriptors; fd 0 becomes /dev/null and fd 1 stderr, so
     # that nothing printed by accident (a rule, a library, a child process such as the
     # runtime's sandbox) can corrupt the protocol or swallow the client's messages.

@@ -78,6 +78,60 @@ function M.config(overrides)
   return vim.tbl_deep_extend("force", config, overrides or {})
 end
 
+--- The configuration in use: vim.lsp.config's (0.11+, lsp/torchlint.lua merged with the
+--- user's overrides) or the one setup() was given on older versions.
+function M.current_config()
+  if vim.lsp.config and vim.lsp.enable then
+    local ok, config = pcall(function()
+      return vim.lsp.config[M.name]
+    end)
+    if ok and config then
+      return config
+    end
+  end
+  return M._legacy_config or M.config()
+end
+
+--- Is the server command runnable? Returns ok, and the problem when it is not.
+function M.check_cmd(cmd)
+  if type(cmd) == "function" then
+    return true
+  end
+  if type(cmd) ~= "table" or type(cmd[1]) ~= "string" then
+    return false, "cmd must be a list such as { \"torchlint\", \"server\" }"
+  end
+  if vim.fn.executable(cmd[1]) == 0 then
+    return false,
+      ("`%s` is not executable (not found on $PATH). Install torchlint where Neovim finds it "
+        .. "(pip install torchlint, or the wheel from editors/vscode's .vsix), or point the client at it: "
+        .. 'vim.lsp.config("torchlint", { cmd = { "/path/to/python", "-m", "torchlint", "server" } }). '
+        .. "See :checkhealth torchlint"):format(cmd[1])
+  end
+  return true
+end
+
+local warned = false
+
+--- Tell the user once per session that the server cannot start (Neovim itself only
+--- writes it to the LSP log, and vim.lsp.enable then shows nothing at all).
+function M.warn_if_unstartable(config)
+  config = config or M.current_config()
+  local ok, problem = M.check_cmd(config and config.cmd)
+  if not ok and not warned then
+    warned = true
+    notify("torchlint: the language server cannot start: " .. problem, vim.log.levels.WARN)
+  end
+  return ok
+end
+
+--- Open the LSP log, where Neovim writes the server's stderr and log messages
+--- (`:TorchlintShowLogs`; more detail with settings.torchlint.logLevel = "info"
+--- and vim.lsp.set_log_level("info")).
+function M.show_logs()
+  vim.cmd("split " .. vim.fn.fnameescape(vim.lsp.get_log_path()))
+  vim.cmd("normal! G")
+end
+
 --- The torchlint client attached to `bufnr` (default: current buffer), or nil.
 function M.get_client(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
@@ -198,7 +252,7 @@ local legacy_clients = {} -- root_dir -> client id
 
 local function attach_legacy(bufnr, config)
   local name = vim.api.nvim_buf_get_name(bufnr)
-  if name == "" or vim.bo[bufnr].buftype ~= "" then
+  if name == "" or vim.bo[bufnr].buftype ~= "" or not M.warn_if_unstartable(config) then
     return
   end
   local root = find_root(name, config.root_markers) or vim.fn.getcwd()
@@ -245,6 +299,7 @@ function M.setup(opts)
     return
   end
   local config = M.config(opts)
+  M._legacy_config = config
   local group = vim.api.nvim_create_augroup("torchlint", { clear = true })
   vim.api.nvim_create_autocmd("FileType", {
     group = group,
