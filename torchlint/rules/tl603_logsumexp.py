@@ -12,7 +12,9 @@ class Logsumexp(Rule):
     Checks for the log of a sum of exponentials written out:
     `torch.log(torch.sum(torch.exp(x), dim))`, `torch.log(torch.exp(x).sum(dim))`
     and `torch.exp(x).sum(dim).log()` (TorchFix's TOR108). Only when `dim` is
-    given: `torch.logsumexp` needs one.
+    given: `torch.logsumexp` needs one. Not when the exponent already subtracts
+    a maximum (`exp(x - x_max)`, directly or through a variable of the same
+    function): that is the stable form written by hand.
 
     ## Why is this bad?
     `exp` overflows for inputs above about 88 in float32 (11 in float16), so the
@@ -60,6 +62,9 @@ class Logsumexp(Rule):
         "import torch\ny = torch.log(torch.mean(torch.exp(x), 1))\n",
         # The receiver of .sum() is not known to be a tensor.
         "import torch\ny = torch.log(np.exp(x).sum(1))\n",
+        # Already stabilised by hand: exp(x - max).
+        "import torch\nm = x.amax(1, keepdim=True)\nshifted = x - m.detach().amax(1, keepdim=True)\ny = m + torch.log(torch.sum(torch.exp(shifted), 1, keepdim=True))\n",
+        "import torch\ny = torch.log(torch.exp(x - x_max).sum(-1))\n",
     ]
     INVALID = [
         Invalid("import torch\nlse = torch.log(torch.sum(torch.exp(logits), dim=-1))\n",
@@ -71,9 +76,22 @@ class Logsumexp(Rule):
         Invalid("import torch\nlse = torch.log(torch.sum(torch.exp(x), 1, dtype=torch.float64))\n", None),
     ]  # fmt: skip
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._functions: list[cst.FunctionDef] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.append(node)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions.pop()
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if not isinstance(func, (cst.Attribute, cst.Name)):
+            return
+        # logsumexp's own implementation (torch._refs) writes it out for the empty case.
+        if any(f.name.value == "logsumexp" for f in self._functions):
             return
         if isinstance(func, cst.Attribute) and func.attr.value == "log" and not node.args:
             # (...).log() on a sum
@@ -99,6 +117,8 @@ class Logsumexp(Rule):
             return
         if len(exp.args) != 1 or exp.args[0].star or any(a.star for a in total.args):
             return
+        if self._shifted_by_max(exp.args[0].value):
+            return  # exp(x - max) is the stabilised form, written by hand
         dim = argument(total, "dim", offset)
         if dim is None or (isinstance(dim.value, cst.Name) and dim.value.value == "None"):
             return
@@ -117,9 +137,46 @@ class Logsumexp(Rule):
         new = f"{torch}.logsumexp({', '.join(parts)})"
         self.report(log_call, fix=FixSpec(f"Replace with `{new}`", (Replace(log_call, new),), applicability="unsafe"))
 
+    def _shifted_by_max(self, expr: cst.BaseExpression) -> bool:
+        """``x - x.max(...)`` / ``x - amax``, or a name assigned such in the enclosing function."""
+        if isinstance(expr, cst.Name):
+            scope = self._functions[-1] if self._functions else self.context.module
+            values = [
+                stmt.value
+                for stmt in _simple_statements(scope)
+                if isinstance(stmt, cst.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0].target, cst.Name)
+                and stmt.targets[0].target.value == expr.value
+            ]
+            return bool(values) and all(not isinstance(v, cst.Name) and self._shifted_by_max(v) for v in values)
+        return (
+            isinstance(expr, cst.BinaryOperation)
+            and isinstance(expr.operator, cst.Subtract)
+            and "max" in self.context.code(expr.right).lower()
+        )
+
     def _torch_prefix(self, *calls: cst.Call) -> str | None:
         for call in calls:
             func = call.func
             if isinstance(func, cst.Attribute) and self.context.qualname(func.value) == "torch":
                 return self.context.code(func.value)
         return "torch" if self.context.names.lookup("torch") == "torch" else None
+
+
+def _simple_statements(scope: cst.CSTNode) -> list[cst.BaseSmallStatement]:
+    """The small statements of a function or module body, in nested blocks too (not nested defs)."""
+    out: list[cst.BaseSmallStatement] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is scope
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            return False
+
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+            out.extend(node.body)
+
+    scope.visit(_Collect())
+    return out
