@@ -171,7 +171,7 @@ def test_unknown_rule_codes_are_named():
         ({"per-file-ignores": ["x"]}, "`per-file-ignores` must be a table"),
         ({"per-file-ignores": {"*.py": "TL201"}}, "entry '*.py' must be a list of rule codes"),
         ({"respect-gitignore": "yes"}, "`respect-gitignore` must be true or false"),
-        ({"extension": {"txt": "rst"}}, "unknown language 'rst'"),
+        ({"extension": {"txt": "latex"}}, "unknown language 'latex'"),
     ],
 )
 def test_bad_values(table, fragment):

@@ -72,8 +72,36 @@ def test_fixture_fixes_apply_parse_and_are_idempotent(path: Path):
 
 
 def test_fixture_layout():
-    """Each rule directory has at least 6 flagged and 6 clean fixtures."""
+    """Each rule directory has at least 6 flagged and 6 clean fixtures (documents for document rules)."""
+    kinds = (".py", ".ipynb", ".md", ".rst")
     for d in sorted(p for p in FIXTURES.iterdir() if p.is_dir() and re.match(r"tl\d{3}_", p.name)):
-        flagged = list(d.glob("flagged_*.py"))
-        clean = list(d.glob("clean_*.py"))
+        flagged = [p for p in d.glob("flagged_*") if p.suffix in kinds]
+        clean = [p for p in d.glob("clean_*") if p.suffix in kinds]
         assert len(flagged) >= 6 and len(clean) >= 6, (d.name, len(flagged), len(clean))
+
+
+# --- documents: notebooks, Markdown, RST (``# expect:`` on the code's own line; a cell's line in a notebook) ---
+
+DOCUMENTS = {".ipynb": "notebook", ".md": "markdown", ".rst": "rst"}
+DOC_FILES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in DOCUMENTS)
+
+
+def _expected_in_document(path: Path) -> list[tuple[int | None, int, str]]:
+    from torchlint.documents import cell_sources
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".ipynb":
+        return [(None, line, code) for line, code in expected_findings(text)]
+    sources = cell_sources(text)
+    assert sources is not None
+    return sorted((i, line, code) for i, src in enumerate(sources, start=1) for line, code in expected_findings(src))
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=_id)
+def test_document_fixture_findings_match_expectations(path: Path):
+    from torchlint.runner import lint_text
+
+    report = lint_text(path.read_text(encoding="utf-8"), str(path), DOCUMENTS[path.suffix], None)
+    assert report.errors == []
+    actual = sorted((f.cell, f.range.line, f.code) for f in report.findings if f.code != "TL001")
+    assert actual == _expected_in_document(path)

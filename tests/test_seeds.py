@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT.parent / "shared" / "seeds"
+# TORCHLINT_SEEDS: the articles when this checkout is not beside ../shared (a worktree).
+SEEDS = Path(os.environ.get("TORCHLINT_SEEDS") or ROOT.parent / "shared" / "seeds")
 
 pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason=f"no seed articles at {SEEDS} (../shared/seeds)")
 
@@ -65,3 +66,13 @@ def test_findings_point_into_the_documents(findings):
             assert src[d["column"] - 1 : d["end_column"] - 1].endswith(".next()")
         if code == "TL202":
             assert "pretrained" in src[d["column"] - 1 :]
+
+
+@pytest.mark.parametrize("name, needle", [("F", "F.relu("), ("imshow", "imshow("), ("tensor", " tensor(")])
+def test_undefined_names_are_reported(findings, name, needle):
+    """TL002: the articles use `F` without importing it, an `imshow` helper they never show, and a bare `tensor(...)`."""
+    reported = [(n, line, d) for n, line, code, d in findings if code == "TL002" and d["message"].startswith(f"`{name}`")]
+    assert reported, f"no TL002 for {name}"
+    for n, line, d in reported:
+        src = (SEEDS / n).read_text(encoding="utf-8").splitlines()[line - 1]
+        assert needle.strip() in src and src[d["column"] - 1 :].startswith(name)

@@ -162,11 +162,25 @@ def _display_path(path: str, abspath: str, cwd: str) -> str:
     return path
 
 
-def _unified_diff(path: str, before: str, after: str) -> str:
+def _unified_diff(path: str, before: str, after: str, language: str = "python") -> str:
+    if language == "notebook":
+        return _notebook_diff(path, before, after)
     a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
     out = []
     for line in difflib.unified_diff(a, b, fromfile=path, tofile=path):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def _notebook_diff(path: str, before: str, after: str) -> str:
+    """One unified diff per changed cell, named ``path:cell N``."""
+    from torchlint.documents import cell_sources
+
+    old, new = cell_sources(before) or [], cell_sources(after) or []
+    out = []
+    for i, (a, b) in enumerate(zip(old, new), start=1):
+        if a != b:
+            out.append(_unified_diff(f"{path}:cell {i}", a, b))
     return "".join(out)
 
 
@@ -223,7 +237,10 @@ def _run_check(args: argparse.Namespace) -> int:
             write_error(str(exc))
             return EXIT_ERROR
         language = language_of(os.path.basename(name), settings, extensions, explicit=True) if args.stdin_filename else "python"
-        jobs.append(Job(_display_path(name, abspath, cwd), None, language or "python", resolver.codes_for(abspath, settings), text))
+        jobs.append(
+            Job(_display_path(name, abspath, cwd), None, language or "python", resolver.codes_for(abspath, settings), text,
+                conventions=settings.conventional_imports or None)
+        )
     else:
         found = discover(
             paths,
@@ -234,7 +251,10 @@ def _run_check(args: argparse.Namespace) -> int:
         )
         errors.extend(found.errors)
         for f in found.files:
-            jobs.append(Job(_display_path(f.path, f.abspath, cwd), f.abspath, f.language, resolver.codes_for(f.abspath, f.settings)))
+            jobs.append(
+                Job(_display_path(f.path, f.abspath, cwd), f.abspath, f.language, resolver.codes_for(f.abspath, f.settings),
+                    conventions=f.settings.conventional_imports or None)
+            )
         if args.show_files:
             for job in jobs:
                 print(job.path)
@@ -278,7 +298,7 @@ def _run_check(args: argparse.Namespace) -> int:
         result = results[0] if results else None
         if result is not None and args.diff:
             if result.original is not None:
-                sys.stdout.write(_unified_diff(result.job.path, result.original, result.report.source or ""))
+                sys.stdout.write(_unified_diff(result.job.path, result.original, result.report.source or "", result.job.language))
             return exit_code or (EXIT_FINDINGS if result.original is not None else EXIT_OK)
         if result is not None:
             # Bytes, so the code survives a terminal encoding that cannot show it.
@@ -292,7 +312,7 @@ def _run_check(args: argparse.Namespace) -> int:
     if args.diff:
         changed = [r for r in results if r.original is not None]
         for r in changed:
-            sys.stdout.write(_unified_diff(r.job.path, r.original or "", r.report.source or ""))
+            sys.stdout.write(_unified_diff(r.job.path, r.original or "", r.report.source or "", r.job.language))
         if not args.quiet and not args.silent:
             n = sum(r.fixes_applied for r in changed)
             word = "error" if n == 1 else "errors"

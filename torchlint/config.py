@@ -57,11 +57,27 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "site-packages",
 )
 
-LANGUAGES = ("python", "markdown")
+LANGUAGES = ("python", "markdown", "notebook", "rst")
 # Extension (no dot, lower case) -> language, for files found by walking directories.
-DEFAULT_EXTENSIONS: Mapping[str, str] = {"py": "python", "pyi": "python"}
+DEFAULT_EXTENSIONS: Mapping[str, str] = {"py": "python", "pyi": "python", "ipynb": "notebook"}
 # Files named on the command line are also recognised by these.
-EXPLICIT_EXTENSIONS: Mapping[str, str] = {**DEFAULT_EXTENSIONS, "md": "markdown", "markdown": "markdown"}
+EXPLICIT_EXTENSIONS: Mapping[str, str] = {
+    **DEFAULT_EXTENSIONS,
+    "md": "markdown",
+    "markdown": "markdown",
+    "qmd": "markdown",
+    "myst": "markdown",
+    "rst": "rst",
+}
+# Named on the command line, these are not linted as Python (that would pass a JSON
+# file, a dict expression, as clean): one error line asks for an --extension mapping.
+NOT_PYTHON_EXTENSIONS = frozenset(
+    {
+        "json", "jsonl", "yaml", "yml", "toml", "cfg", "ini", "csv", "tsv", "txt", "log", "xml", "html", "htm",
+        "css", "js", "ts", "sh", "bash", "c", "cc", "cpp", "h", "hpp", "cu", "java", "go", "rs", "r", "jl", "tex",
+        "pdf", "png", "jpg", "jpeg", "gif", "svg", "zip", "gz", "tar", "pt", "pth", "pkl", "npy", "npz", "onnx",
+    }
+)
 
 KNOWN_KEYS = (
     "select",
@@ -75,6 +91,7 @@ KNOWN_KEYS = (
     "extension",
     "torch-version",
     "torchvision-version",
+    "conventional-imports",
 )
 
 
@@ -286,6 +303,8 @@ class Settings:
     # The releases to lint for; the knowledge base reads them (knowledge/target.py).
     torch_version: str | None = None
     torchvision_version: str | None = None
+    # Documents: extra name = "qualified.name" entries for names used without an import.
+    conventional_imports: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def default(cls, root: str | os.PathLike[str]) -> "Settings":
@@ -401,8 +420,15 @@ def settings_from_table(table: Mapping[str, Any], root: str, where: str) -> Sett
             if not isinstance(value, str) or not re.fullmatch(r"\d+(\.\d+){0,2}", value.strip()):
                 raise fail(f"`{key}` must be a release like \"2.4\", got {_describe(value)}")
             versions[key] = value.strip()
+    conv = table.get("conventional-imports", {})
+    if not isinstance(conv, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v and all(p.isidentifier() for p in v.split("."))
+        for k, v in conv.items()
+    ):
+        raise fail("`conventional-imports` must be a table of name = \"qualified.name\" (e.g. np = \"numpy\")")
 
     return Settings(
+        conventional_imports=tuple(sorted(conv.items())),
         root=root,
         path=where,
         selection=Selection(select, ignore, extend_select),

@@ -28,6 +28,7 @@ class Edit:
 
     range: Range
     content: str
+    cell: int | None = None  # a notebook cell (1-based, among all cells); None for other files
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Related:
 
     range: Range
     message: str
+    cell: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class Finding:
     # Rule-specific facts other layers reuse (e.g. TL301's inferred input shape
     # for the runtime checker). Must stay JSON-serialisable.
     data: dict[str, Any] = field(default_factory=dict, compare=False)
+    # In a notebook: the cell (1-based index among all cells, as the notebook shows
+    # them); ``range`` is then within that cell's source.
+    cell: int | None = None
 
     @property
     def line(self) -> int:
@@ -98,12 +103,13 @@ class Finding:
             else Fix(
                 applicability=fix["applicability"],
                 message=fix["message"],
-                edits=tuple(Edit(Range(**e["range"]), e["content"]) for e in fix["edits"]),
+                edits=tuple(Edit(Range(**e["range"]), e["content"], e.get("cell")) for e in fix["edits"]),
             ),
-            related=tuple(Related(Range(**r["range"]), r["message"]) for r in d.get("related", ())),
+            related=tuple(Related(Range(**r["range"]), r["message"], r.get("cell")) for r in d.get("related", ())),
             deprecated=d.get("deprecated", False),
             confirmation=None if conf is None else Confirmation(**conf),
             data=d.get("data", {}),
+            cell=d.get("cell"),
         )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from torchlint.config import (
     DEFAULT_EXTENSIONS,
     EXPLICIT_EXTENSIONS,
+    NOT_PYTHON_EXTENSIONS,
     Resolver,
     Settings,
     glob_to_regex,
@@ -185,7 +186,7 @@ def _read_info_exclude(root: str) -> GitIgnore | None:
 class SourceFile:
     path: str  # as the user will see it (relative paths stay relative)
     abspath: str  # absolute posix
-    language: str  # "python" | "markdown"
+    language: str  # "python" | "markdown" | "notebook" | "rst"
     settings: Settings
     explicit: bool = False
 
@@ -204,7 +205,10 @@ def language_of(name: str, settings: Settings, cli_extensions: Mapping[str, str]
         if e == ext:
             return lang
     if explicit:
-        # Like ruff: a file named on the command line is Python unless its extension says otherwise.
+        # Like ruff: a file named on the command line is Python unless its extension says otherwise
+        # (and None for data formats, which would pass as Python by accident: see NOT_PYTHON_EXTENSIONS).
+        if ext in NOT_PYTHON_EXTENSIONS:
+            return None
         return EXPLICIT_EXTENSIONS.get(ext, "python")
     return DEFAULT_EXTENSIONS.get(ext)
 
@@ -310,7 +314,14 @@ def discover(
             if force_exclude and excluded_with_ancestors(abspath, settings, False):
                 continue
             language = language_of(os.path.basename(path), settings, cli_extensions, explicit=True)
-            add(path, abspath, settings, language or "python", explicit=True)
+            if language is None:
+                ext = path.rsplit(".", 1)[-1].lower()
+                out.errors.append(
+                    f"{raw}: not a file torchlint reads (.{ext}); to lint it anyway, map its extension, "
+                    f"e.g. --extension {ext}:python or {ext}:markdown"
+                )
+                continue
+            add(path, abspath, settings, language, explicit=True)
     out.files.sort(key=lambda f: f.path)
     return out
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 
@@ -55,6 +56,9 @@ class LintOptions:
     # The torch/torchvision release to lint for (a knowledge.Target); None: the
     # file's own, from its config or declared dependencies (knowledge/target.py).
     target: object | None = None
+    # Set when the source is a document's code (notebook cells, Markdown blocks):
+    # a torchlint.documents.DocumentFacts; rules read it as ``Context.document``.
+    document: Any = field(default=None, compare=False)
 
     def active_rule_classes(self, source: str) -> list[type[Rule]]:
         rules = all_rules()
@@ -64,10 +68,14 @@ class LintOptions:
             if c != SYNTAX_ERROR_CODE and (r.default_enabled if self.codes is None else c in self.codes)
         ]
         classes.extend(self.extra_rules)
+        if self.document is not None:
+            # ``models.resnet18(...)`` in a document means torchvision even where it never says so.
+            source = source + self.document.trigger_text
         return [
             r
             for r in classes
-            if (not r.triggers or any(t in source for t in r.triggers))
+            if (self.document is not None or not r.documents_only)
+            and (not r.triggers or any(t in source for t in r.triggers))
             and (r.trigger_pattern is None or r.trigger_pattern.search(source) is not None)
         ]
 
@@ -289,8 +297,9 @@ def _lint(source: str, path: str, options: LintOptions) -> FileReport:
         return report
     module, starts = parsed
 
-    names = NameResolver(module)
+    names = NameResolver(module, options.document.conventions if options.document is not None else None)
     context = Context(path, source, module, names)
+    context.document = options.document
     if starts is not None:
         context.cache["statement_starts"] = starts
     if options.parse_cache is not None:

@@ -69,18 +69,21 @@ def _overlaps(a: int, b: int, x: int, y: int) -> bool:
     return a < y and x < b
 
 
-def fix_source(source: str, lint, unsafe: bool = False) -> tuple[str, int, list[Finding]]:
+def fix_source(source: str, lint, unsafe: bool = False, apply=None) -> tuple[str, int, list[Finding]]:
     """Lint and fix until nothing more applies. ``lint(source)`` returns findings.
 
+    ``apply(source, fixes) -> (text, applied)`` defaults to :func:`apply_fixes`
+    (a notebook's fixes are applied to its cells instead).
     Returns (fixed source, number of fixes applied, remaining findings).
     """
+    apply = apply or apply_fixes
     total = 0
     findings = lint(source)
     for _ in range(MAX_PASSES):
         fixes = [f.fix for f in findings if fix_is_applicable(f.fix, unsafe)]
         if not fixes:
             break
-        new, applied = apply_fixes(source, fixes)
+        new, applied = apply(source, fixes)
         if applied == 0 or new == source:
             break
         source, total = new, total + applied

@@ -11,12 +11,16 @@ that gets ``None`` stays silent.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import libcst as cst
 
 _BUILTINS = frozenset(dir(builtins))
 _AMBIGUOUS = object()
+# A document's chunk that does not parse (or an IPython ``%run``) stands in the
+# linted text as ``from __torchlint_unknown__ import *``: names bound nowhere else
+# resolve into this module, so rules treat them as unknown code, not as absent.
+UNKNOWN_MODULE = "__torchlint_unknown__"
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -87,6 +91,7 @@ class Scope:
     def __init__(self) -> None:
         self.bindings: dict[str, object] = {}
         self.star_modules: list[str] = []
+        self.unknown = False  # holds a chunk whose code is unknown (see UNKNOWN_MODULE)
 
     def bind(self, name: str, qualified: object) -> None:
         old = self.bindings.get(name)
@@ -111,7 +116,10 @@ class Scope:
                 if stmt.relative:
                     module = "." * len(stmt.relative) + module
                 if isinstance(stmt.names, cst.ImportStar):
-                    self.star_modules.append(module)
+                    if module == UNKNOWN_MODULE:
+                        self.unknown = True
+                    else:
+                        self.star_modules.append(module)
                     continue
                 for alias in stmt.names:
                     name = _module_name(alias.name)
@@ -165,9 +173,11 @@ def function_scope(func: cst.FunctionDef) -> Scope:
 class NameResolver:
     """Resolves dotted names against the module scope and the enclosing function scopes."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, fallback: "Mapping[str, str] | None" = None) -> None:
         self.module_scope = Scope().scan(module.body)
         self._stack: list[Scope] = []
+        # Documents: names used but bound nowhere -> their conventional module (``F`` -> torch.nn.functional).
+        self.fallback = fallback or {}
 
     def push_function(self, func: cst.FunctionDef) -> None:
         self._stack.append(function_scope(func))
@@ -188,6 +198,10 @@ class NameResolver:
         stars = [m for s in (self.module_scope, *self._stack) for m in s.star_modules]
         if len(stars) == 1:
             return f"{stars[0]}.{name}"
+        if not stars and name in self.fallback:
+            return self.fallback[name]
+        if self.module_scope.unknown:
+            return f"{UNKNOWN_MODULE}.{name}"
         return None
 
     def qualname(self, node: cst.BaseExpression) -> str | None:

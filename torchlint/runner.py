@@ -7,7 +7,6 @@ the other files are still linted.
 
 from __future__ import annotations
 
-import ast
 import multiprocessing
 import os
 import signal
@@ -15,17 +14,19 @@ import io
 import stat
 import tempfile
 import tokenize
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from torchlint.cache import Cache, entry_key
-from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
+from torchlint.diagnostics import FileReport, Finding
 from torchlint.engine import SYNTAX_ERROR_CODE, LintOptions, lint_source
 from torchlint.fixes import fix_is_applicable, fix_source
 from torchlint.rules import all_rules
-from torchlint.sources import CodeBlock, SourceError, blocks_as_module, decode, markdown_blocks, python_lines
+from torchlint import documents
+from torchlint.documents import DOCUMENT_LANGUAGES
+from torchlint.sources import SourceError, decode
 
 # A process pool costs ~20-30 ms (fork, collecting results); one core lints about
 # 60 KB/s of source that some rule has to look at (a CST parse and a traversal)
@@ -43,6 +44,8 @@ class Job:
     language: str = "python"
     codes: frozenset[str] | None = None
     source: str | None = None  # given text (stdin); otherwise the file is read
+    # Documents: name -> module for names used without an import (None: the default table).
+    conventions: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass
@@ -82,178 +85,59 @@ def _target_key(job: Job) -> str:
 # --- one file -------------------------------------------------------------------
 
 
-def lint_text(text: str, path: str, language: str, codes: frozenset[str] | None) -> FileReport:
+def lint_text(
+    text: str,
+    path: str,
+    language: str,
+    codes: frozenset[str] | None,
+    conventions: Mapping[str, str] | None = None,
+) -> FileReport:
+    """Lint one file's text as ``language``; documents (Markdown, notebooks, RST) go through a Document."""
     options = LintOptions(codes=codes)
-    if language == "markdown":
-        return lint_markdown(text, path, options)
+    if language in DOCUMENT_LANGUAGES:
+        return lint_document_text(text, path, language, options, conventions)
     return lint_source(text, path, options)
 
 
-def _without_prompts(block: CodeBlock) -> tuple[CodeBlock, bool]:
-    """A ``>>>`` console block as code: prompt lines keep their code, output lines go blank."""
-    first = next((line for line in block.lines if line.strip()), "")
-    if not first.startswith(">>>"):
-        return block, False
-    lines = []
-    for line in block.lines:
-        if line.startswith((">>> ", "... ")):
-            lines.append(line[4:])
-        else:
-            lines.append("")  # bare prompts and the console's output
-    return CodeBlock(block.start_line, tuple(lines)), True
-
-
-def _parses(block: CodeBlock) -> bool:
+def lint_document_text(
+    text: str, path: str, language: str, options: LintOptions = LintOptions(), conventions: Mapping[str, str] | None = None
+) -> FileReport:
     try:
-        ast.parse("\n".join(block.lines) + "\n")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
-
-
-class _MarkdownMap:
-    """Maps positions in the blocks' module (same line numbers) back to the document's columns."""
-
-    def __init__(self, text: str, blocks: list[tuple[CodeBlock, bool]]) -> None:
-        doc_lines = python_lines(text)
-        self.delta: dict[int, int] = {}
-        # line -> (first line, one past last line, fixes allowed)
-        self.span: dict[int, tuple[int, int, bool]] = {}
-        self._indented: dict[int, bool] = {}  # block start -> its fence is indented
-        for block, console in blocks:
-            end = block.start_line + len(block.lines)
-            indented = False
-            for k, line in enumerate(block.lines):
-                n = block.start_line + k
-                orig = doc_lines[n - 1] if n - 1 < len(doc_lines) else ""
-                d = len(orig) - len(line) if line and orig.endswith(line) else 0
-                self.delta[n] = d
-                indented = indented or (d > 0 and not console)
-            for n in range(block.start_line, end + 1):
-                self.span[n] = (block.start_line, end, not console)
-            self._indented[block.start_line] = indented
-
-    def range(self, r: Range) -> Range:
-        return Range(r.line, r.column + self.delta.get(r.line, 0), r.end_line, r.end_column + self.delta.get(r.end_line, 0))
-
-    def fix(self, fix: Fix | None) -> Fix | None:
-        if fix is None:
-            return None
-        for e in fix.edits:
-            a, b = self.span.get(e.range.line), self.span.get(e.range.end_line)
-            if a is None or a != b or not a[2]:
-                return None  # outside a code block, across prose, or in a console block
-            # Only col 0 of the closing fence line is inside the block.
-            if e.range.end_line == a[1] and e.range.end_column != 0:
-                return None
-            if "\n" in e.content and self._indented.get(a[0]):
-                return None  # new lines would need the block's indentation
-        return Fix(fix.applicability, fix.message, tuple(Edit(self.range(e.range), e.content) for e in fix.edits))
-
-    def finding(self, f: Finding) -> Finding:
-        return replace(
-            f,
-            range=self.range(f.range),
-            fix=self.fix(f.fix),
-            related=tuple(Related(self.range(r.range), r.message) for r in f.related),
-        )
-
-
-def _elision_repaired(block: CodeBlock, total_lines: int) -> CodeBlock | None:
-    """Tutorials elide bodies (``for x in loader:`` then ``# ...``): give such a block a
-    ``...`` body on its closing fence's line (blank in the module), if that makes it parse."""
-    fence_line = block.start_line + len(block.lines)
-    if fence_line > total_lines:
-        return None
-    last = next((line for line in reversed(block.lines) if line.strip()), None)
-    if last is None:
-        return None
-    indent = len(last) - len(last.lstrip())
-    code_lines = [line for line in block.lines if line.strip() and not line.lstrip().startswith("#")]
-    candidates = [indent]
-    if code_lines and code_lines[-1].rstrip().endswith(":"):
-        header = code_lines[-1]
-        candidates.insert(0, len(header) - len(header.lstrip()) + 4)
-    for n in candidates:
-        repaired = CodeBlock(block.start_line, block.lines + (" " * n + "...",))
-        if _parses(repaired):
-            return repaired
-    return None
-
-
-def _block_syntax_error(text: str, path: str, block: CodeBlock) -> list[Finding]:
-    """TL001 for one block, placed inside it (an error at end of input points past the block)."""
-    found = lint_source(blocks_as_module(text, [block]), path, LintOptions(codes=frozenset())).findings
-    last = block.start_line + len(block.lines) - 1
-    while last > block.start_line and not block.lines[last - block.start_line].strip():
-        last -= 1
-    out = []
-    for f in found:
-        if f.range.line > last or f.range.line < block.start_line:
-            col = len(block.lines[last - block.start_line]) if block.lines else 0
-            f = replace(f, range=Range(last, max(col - 1, 0), last, col))
-        out.append(f)
-    return out
+        doc = documents.build(text, path, language)
+    except SourceError as exc:
+        return FileReport(path=path, source=text, errors=[str(exc)])
+    return documents.lint_document(doc, options, conventions)
 
 
 def lint_markdown(text: str, path: str, options: LintOptions = LintOptions()) -> FileReport:
-    """Lint a document's ```python blocks as one module (names flow between blocks).
-
-    If that module does not parse, blocks that only elide a body (``# ...``) get
-    a ``...`` body, the blocks that still do not parse on their own get a syntax
-    error each, and the rest are linted together (or, if they only fail together,
-    one by one), so one broken block does not hide the findings of the others.
-    """
-    report = FileReport(path=path, source=text)
-    pairs = [_without_prompts(b) for b in markdown_blocks(text)]
-    if not pairs:
-        return report
-    blocks = [b for b, _ in pairs]
-    mapping = _MarkdownMap(text, pairs)
-    inner = lint_source(blocks_as_module(text, blocks), path, options)
-    if any(f.code == SYNTAX_ERROR_CODE for f in inner.findings):
-        total = len(python_lines(text))
-        good: list[CodeBlock] = []
-        broken: list[CodeBlock] = []
-        for b in blocks:
-            if _parses(b):
-                good.append(b)
-            else:
-                repaired = _elision_repaired(b, total)
-                (good if repaired is not None else broken).append(repaired or b)
-        merged = FileReport(path=path)
-        if good:
-            rest = lint_source(blocks_as_module(text, good), path, options)
-            if any(f.code == SYNTAX_ERROR_CODE for f in rest.findings):
-                # Each block parses but they fail together: lint each on its own.
-                rest = FileReport(path=path)
-                for b in good:
-                    one = lint_source(blocks_as_module(text, [b]), path, options)
-                    rest.findings.extend(one.findings)
-                    rest.errors.extend(one.errors)
-            merged.findings.extend(rest.findings)
-            merged.errors.extend(rest.errors)
-        for b in broken:
-            merged.findings.extend(_block_syntax_error(text, path, b))
-        inner = merged
-    report.findings = sorted((mapping.finding(f) for f in inner.findings), key=lambda f: (f.range, f.code))
-    report.errors = list(dict.fromkeys(inner.errors))
-    return report
+    """Lint a Markdown document's Python blocks as one module (names flow between blocks)."""
+    return lint_document_text(text, path, "markdown", options)
 
 
-def fix_text(text: str, path: str, language: str, codes: frozenset[str] | None, unsafe: bool) -> tuple[FileReport, int, str | None]:
+def fix_text(
+    text: str,
+    path: str,
+    language: str,
+    codes: frozenset[str] | None,
+    unsafe: bool,
+    conventions: Mapping[str, str] | None = None,
+) -> tuple[FileReport, int, str | None]:
     """Lint and fix to a fixpoint. Returns (report for the final text, fixes applied, error).
 
-    Fixes that would leave a file that no longer parses are all reverted.
+    Fixes that would leave a file that no longer parses are all reverted. A
+    notebook's fixes change only the ``source`` of the cells they touch.
     """
     reports: list[FileReport] = []
 
     def lint(s: str) -> list[Finding]:
-        r = lint_text(s, path, language, codes)
+        r = lint_text(s, path, language, codes, conventions)
         reports.append(r)
         return r.findings
 
-    fixed, applied, _ = fix_source(text, lint, unsafe)
+    apply = None
+    if language == "notebook":
+        apply = lambda s, fixes: documents.apply_notebook_fixes(s, fixes)  # noqa: E731
+    fixed, applied, _ = fix_source(text, lint, unsafe, apply=apply)
     first, last = reports[0], reports[-1]
     if applied and any(f.code == SYNTAX_ERROR_CODE for f in last.findings) and not any(
         f.code == SYNTAX_ERROR_CODE for f in first.findings
@@ -265,16 +149,17 @@ def fix_text(text: str, path: str, language: str, codes: frozenset[str] | None, 
 # --- many files -------------------------------------------------------------------
 
 # Work for forked workers: set before the pool forks, so nothing is pickled to them.
-_WORK: list[tuple[str, str, str, frozenset[str] | None, bool, bool]] | None = None
+_WORK: list[tuple] | None = None
 
 
-def _do(item: tuple[str, str, str, frozenset[str] | None, bool, bool]) -> tuple[FileReport, int, str | None]:
-    path, text, language, codes, fix, unsafe = item
+def _do(item: tuple) -> tuple[FileReport, int, str | None]:
+    path, text, language, codes, fix, unsafe, conventions = item
+    table = _conventions(conventions)
     try:
         if fix:
-            report, applied, error = fix_text(text, path, language, codes, unsafe)
+            report, applied, error = fix_text(text, path, language, codes, unsafe, table)
         else:
-            report, applied, error = lint_text(text, path, language, codes), 0, None
+            report, applied, error = lint_text(text, path, language, codes, table), 0, None
     except Exception as exc:  # the engine never raises; this guards the rest of the run anyway
         report, applied, error = FileReport(path=path, source=text), 0, None
         report.errors.append(f"{path}: internal error while linting: {type(exc).__name__}: {exc}")
@@ -302,9 +187,9 @@ def _do_items(items: list[tuple[int, tuple]]) -> list[tuple[int, FileReport, int
     return out
 
 
-def _cost(item: tuple[str, str, str, frozenset[str] | None, bool, bool]) -> float:
+def _cost(item: tuple) -> float:
     """Estimated work for one file, in bytes of source that rules must look at."""
-    _, text, language, codes, _, _ = item
+    _, text, language, codes = item[:4]
     if language != "python" or LintOptions(codes=codes).active_rule_classes(text):
         return float(len(text))
     return len(text) * _UNTRIGGERED_WEIGHT
@@ -322,7 +207,7 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _execute(work: list[tuple[str, str, str, frozenset[str] | None, bool, bool]], jobs: int | None):
+def _execute(work: list[tuple], jobs: int | None):
     """Run ``_do`` over ``work``; yields (index, report, applied, error, fixed)."""
     global _WORK
     n = len(work)
@@ -427,7 +312,7 @@ def _encoding_of(data: bytes) -> str:
 def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Callable[[Result], None] | None = None) -> list[Result]:
     """Lint (and with ``options.fix``, fix) every job. Results come back in job order."""
     results: list[Result | None] = [None] * len(jobs)
-    work: list[tuple[str, str, str, frozenset[str] | None, bool, bool]] = []
+    work: list[tuple] = []
     work_meta: list[tuple[int, str | None, str, bytes | None]] = []  # (job index, cache key, encoding, bytes read)
     cache = options.cache
     for idx, job in enumerate(jobs):
@@ -439,7 +324,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
             if data is None:
                 results[idx] = Result(job, FileReport(job.path, errors=[error or f"{job.path}: cannot read"]))
                 continue
-            key = entry_key(data, job.language, job.codes, _target_key(job)) if cache is not None else None
+            key = entry_key(data, _cache_language(job), job.codes, _target_key(job)) if cache is not None else None
             if cache is not None and key is not None and job.abspath is not None:
                 hit = cache.get(job.abspath, key, job.path)
                 if hit is not None and not (
@@ -455,7 +340,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
                 results[idx] = Result(job, FileReport(job.path, errors=[str(exc)]))
                 continue
             encoding = _encoding_of(data)
-        work.append((job.path, text, job.language, job.codes, options.fix, options.unsafe_fixes))
+        work.append((job.path, text, job.language, job.codes, options.fix, options.unsafe_fixes, job.conventions))
         work_meta.append((idx, key, encoding, data if options.write else None))
 
     for i, report, applied, error, fixed in _execute(work, options.jobs):
@@ -479,11 +364,11 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
             else:
                 if written:
                     if cache is not None:
-                        cache.put(job.abspath, entry_key(data, job.language, job.codes, _target_key(job)), report)
+                        cache.put(job.abspath, entry_key(data, _cache_language(job), job.codes, _target_key(job)), report)
                 else:
                     # Someone else's edit wins: report the text as it was read, write nothing.
                     result.warnings.append(f"{job.path}: changed on disk while being fixed; the fixes were not written (run again)")
-                    result.report = report = lint_text(original, job.path, job.language, job.codes)
+                    result.report = report = lint_text(original, job.path, job.language, job.codes, _conventions(job.conventions))
                     result.original, result.fixes_applied = None, 0
         elif cache is not None and key is not None and job.abspath is not None and result.original is None:
             cache.put(job.abspath, key, report)
@@ -531,6 +416,16 @@ def write_if_unchanged(path: str, expected: bytes | None, data: bytes) -> bool:
     return True
 
 
+def _conventions(conventions: tuple[tuple[str, str], ...] | None) -> dict[str, str] | None:
+    """The conventional-imports table with a config's entries added (None: the default table)."""
+    return None if conventions is None else {**documents.CONVENTIONAL_IMPORTS, **dict(conventions)}
+
+
+def _cache_language(job: Job) -> str:
+    """The language part of a cache key (a document's conventional imports change its findings)."""
+    return job.language if not job.conventions else f"{job.language}:{job.conventions!r}"
+
+
 def _decode_quiet(data: bytes, path: str) -> str | None:
     try:
         return decode(data, path)
@@ -538,4 +433,4 @@ def _decode_quiet(data: bytes, path: str) -> str | None:
         return None
 
 
-__all__ = ["Job", "Result", "RunOptions", "cpu_count", "fix_text", "lint_markdown", "lint_text", "run"]
+__all__ = ["Job", "Result", "RunOptions", "cpu_count", "fix_text", "lint_document_text", "lint_markdown", "lint_text", "run"]

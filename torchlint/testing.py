@@ -68,7 +68,15 @@ class RuleTester:
     def _lint(self, code: str) -> list[Finding]:
         from torchlint.engine import lint_source
 
-        report = lint_source(code, self.path, self.options)
+        options = self.options
+        if self.rule.documents_only:
+            # A rule for documents (TL002) sees the snippet as a document's one code block.
+            from dataclasses import replace
+
+            from torchlint.documents import python_facts
+
+            options = replace(options, document=python_facts(code))
+        report = lint_source(code, self.path, options)
         assert report.errors == [], report.errors
         return [f for f in report.findings if f.code == self.rule.code]
 

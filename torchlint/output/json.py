@@ -21,10 +21,15 @@ def _pos(r: Range) -> dict[str, int]:
     return {"line": r.line, "column": r.column + 1, "end_line": r.end_line, "end_column": r.end_column + 1}
 
 
+def _cell(cell: int | None) -> dict[str, int]:
+    return {} if cell is None else {"cell": cell}
+
+
 def finding_dict(path: str, f: Finding) -> dict[str, Any]:
     pos = _pos(f.range)
     return {
         "path": path,
+        **_cell(f.cell),
         **pos,
         "code": f.code,
         "name": f.name,
@@ -35,9 +40,9 @@ def finding_dict(path: str, f: Finding) -> dict[str, Any]:
         else {
             "applicability": f.fix.applicability,
             "message": f.fix.message,
-            "edits": [{**_pos(e.range), "content": e.content} for e in f.fix.edits],
+            "edits": [{**_cell(e.cell), **_pos(e.range), "content": e.content} for e in f.fix.edits],
         },
-        "related": [{**_pos(r.range), "message": r.message} for r in f.related],
+        "related": [{**_cell(r.cell), **_pos(r.range), "message": r.message} for r in f.related],
         "confirmation": confirmation_dict(f.confirmation),
     }
 

@@ -71,6 +71,7 @@ def build(reports: list[FileReport], options: OutputOptions = OutputOptions(), e
     descriptors = [_rule_descriptor(r) for r in rules.values()]
     index = {d["id"]: i for i, d in enumerate(descriptors)}
     results = []
+    json_lines: dict[str, dict] = {}
     for report, f in findings_of(reports):
         if f.code not in index:  # a rule from outside the registry (plugins, tests)
             index[f.code] = len(descriptors)
@@ -78,16 +79,34 @@ def build(reports: list[FileReport], options: OutputOptions = OutputOptions(), e
         text = f.message
         if f.confirmation is not None:
             text += f" ({confirmation_line(f.confirmation)})"
+        location: dict[str, Any] = {"physicalLocation": {"artifactLocation": _artifact(report.path), "region": _region(f.range)}}
+        if f.cell is not None:
+            # A notebook: the region is the line of its JSON holding the cell's line; the cell,
+            # and the position within it, are the logical location and properties.
+            if report.path not in json_lines:
+                from torchlint.documents import json_lines as lines_of
+
+                json_lines[report.path] = lines_of(report.source) if report.source else {}
+            line = json_lines[report.path].get((f.cell, f.range.line))
+            location["physicalLocation"] = {"artifactLocation": _artifact(report.path)}
+            if line:
+                location["physicalLocation"]["region"] = {"startLine": line}
+            text = f"cell {f.cell}, line {f.range.line}, column {f.range.column + 1}: {text}"
+            location["logicalLocations"] = [{"name": f"cell {f.cell}", "kind": "module"}]
+            location["properties"] = {"cell": f.cell, "cellRegion": _region(f.range)}
         result: dict[str, Any] = {
             "ruleId": f.code,
             "ruleIndex": index[f.code],
             "level": _LEVEL.get(f.severity, "error"),
             "message": {"text": text},
-            "locations": [
-                {"physicalLocation": {"artifactLocation": _artifact(report.path), "region": _region(f.range)}}
-            ],
+            "locations": [location],
         }
-        if f.related:
+        if f.related and f.cell is not None:
+            result["relatedLocations"] = [
+                {"id": i, "message": {"text": f"cell {rel.cell}, line {rel.range.line}: {rel.message}"}}
+                for i, rel in enumerate(f.related)
+            ]
+        elif f.related:
             result["relatedLocations"] = [
                 {
                     "id": i,
@@ -96,7 +115,7 @@ def build(reports: list[FileReport], options: OutputOptions = OutputOptions(), e
                 }
                 for i, rel in enumerate(f.related)
             ]
-        if f.fix is not None:
+        if f.fix is not None and f.cell is None:  # a cell's edits are not regions of the file
             result["fixes"] = [
                 {
                     "description": {"text": f.fix.message + (" (unsafe)" if f.fix.applicability == "unsafe" else "")},
@@ -112,6 +131,8 @@ def build(reports: list[FileReport], options: OutputOptions = OutputOptions(), e
                 }
             ]
         props: dict[str, Any] = {"name": f.name}
+        if f.cell is not None:
+            props["cell"] = f.cell
         if f.fix is not None:
             props["fixApplicability"] = f.fix.applicability
         if f.confirmation is not None:

@@ -67,8 +67,9 @@ def _width(s: str) -> int:
 
 def header(report: FileReport, f: Finding, options: OutputOptions, style: Style) -> str:
     mark = style.cyan("[*] ") if options.show_fixes and is_fixable(f, options.unsafe_fixes) else ""
+    cell = f"cell {f.cell}{style.cyan(':')}" if f.cell is not None else ""
     location = (
-        f"{style.bold(report.path)}{style.cyan(':')}{f.range.line}{style.cyan(':')}{f.range.column + 1}{style.cyan(':')}"
+        f"{style.bold(report.path)}{style.cyan(':')}{cell}{f.range.line}{style.cyan(':')}{f.range.column + 1}{style.cyan(':')}"
     )
     return f"{location} {style.red(f.code)} {mark}{f.message}"
 
@@ -113,7 +114,8 @@ def notes(f: Finding, options: OutputOptions, style: Style, indent: str) -> list
     out = []
     eq = style.blue("=")
     for rel in f.related:
-        out.append(f"{indent}{eq} {style.bold('note')}: {rel.range.line}:{rel.range.column + 1}: {rel.message}")
+        cell = f"cell {rel.cell}:" if rel.cell is not None else ""
+        out.append(f"{indent}{eq} {style.bold('note')}: {cell}{rel.range.line}:{rel.range.column + 1}: {rel.message}")
     if f.fix is not None:
         kind = "help" if f.fix.applicability == "safe" else "help (unsafe fix)"
         out.append(f"{indent}{eq} {style.bold(kind)}: {f.fix.message}")
@@ -123,15 +125,28 @@ def notes(f: Finding, options: OutputOptions, style: Style, indent: str) -> list
     return out
 
 
+def _source_of(report: FileReport, f: Finding, cells: dict[str, list[str] | None]) -> str | None:
+    """The text a finding's range is in: the file's, or its notebook cell's."""
+    if f.cell is None:
+        return report.source
+    if report.path not in cells:
+        from torchlint.documents import cell_sources
+
+        cells[report.path] = cell_sources(report.source) if report.source else None
+    sources = cells[report.path]
+    return sources[f.cell - 1] if sources and 0 < f.cell <= len(sources) else None
+
+
 def write(reports: list[FileReport], stream: TextIO, options: OutputOptions, concise: bool = False) -> None:
     style = Style(options.color)
+    cells: dict[str, list[str] | None] = {}
     for report, f in findings_of(reports):
         stream.write(header(report, f, options, style) + "\n")
         if concise:
             if f.confirmation is not None:
                 stream.write(f"    {style.blue('=')} runtime: {confirmation_line(f.confirmation)}\n")
             continue
-        lines = snippet(report.source, f, style)
+        lines = snippet(_source_of(report, f, cells), f, style)
         gutter = " " * (len(str(max(f.range.end_line, f.range.line))) + 1)
         lines.extend(notes(f, options, style, gutter))
         for line in lines:

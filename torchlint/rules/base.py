@@ -105,6 +105,9 @@ class Context:
         # Rules may cache per-file analyses here (e.g. the shape analysis) so that
         # two rules needing the same facts compute them once.
         self.cache: dict[str, Any] = {}
+        # A torchlint.documents.DocumentFacts when linting a notebook's or a
+        # Markdown file's code (None for Python files).
+        self.document: Any = None
         self._ranges: dict[cst.CSTNode, Any] = {}
 
     def ranges(self, nodes: "Iterable[cst.CSTNode]") -> "Mapping[cst.CSTNode, CodeRange]":
@@ -211,6 +214,8 @@ class Rule:
     # A plugin rule's documentation page (editors link the code to it; SARIF's helpUri).
     # Built-in rules leave it unset: they link to their section of docs/rules.md.
     url: ClassVar[str | None] = None
+    # Runs only on documents (notebooks, Markdown): see Context.document.
+    documents_only: ClassVar[bool] = False
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

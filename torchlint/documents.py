@@ -1,0 +1,966 @@
+"""Documents: the Python code inside notebooks, Markdown and reStructuredText.
+
+One :class:`Document` serves the CLI, the language server and the runtime: it
+holds the original text, the Python text that is linted (code cells or blocks
+joined in document order, IPython syntax neutralised) and the map between the
+two. Findings are computed on ``Document.text`` and mapped back with
+:meth:`Document.map_finding`; fixes are mapped back the same way and applied to
+the original (a notebook's JSON is rewritten only inside the changed cells'
+``source``).
+
+Layout of ``text``: for Markdown and RST, line N of the text is line N of the
+document (lines outside code blocks are blank), so most positions map by a
+column shift only; for notebooks the code cells follow each other.
+
+A chunk (cell or block) that does not parse gets its own TL001 and is replaced
+in the text by ``from __torchlint_unknown__ import *``: whatever it defined is
+unknown, not absent, so rules that reason about what is missing stay silent
+(see :data:`torchlint.names.UNKNOWN_MODULE`).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
+from torchlint.names import UNKNOWN_MODULE
+from torchlint.sources import SourceError, python_lines
+
+DOCUMENT_LANGUAGES = ("markdown", "notebook", "rst")
+UNKNOWN_LINE = f"from {UNKNOWN_MODULE} import *"
+
+# Names tutorials use without importing them (an earlier page did), and the module
+# each conventionally means. Extended by the ``conventional-imports`` setting.
+CONVENTIONAL_IMPORTS: Mapping[str, str] = {
+    "torch": "torch",
+    "nn": "torch.nn",
+    "F": "torch.nn.functional",
+    "optim": "torch.optim",
+    "tensor": "torch.tensor",
+    "Tensor": "torch.Tensor",
+    "DataLoader": "torch.utils.data.DataLoader",
+    "Dataset": "torch.utils.data.Dataset",
+    "TensorDataset": "torch.utils.data.TensorDataset",
+    "torchvision": "torchvision",
+    "transforms": "torchvision.transforms",
+    "datasets": "torchvision.datasets",
+    "models": "torchvision.models",
+    "np": "numpy",
+    "plt": "matplotlib.pyplot",
+    "pd": "pandas",
+}
+
+# IPython's own names, defined in every notebook and IPython session.
+IPYTHON_NAMES = frozenset(
+    {"display", "get_ipython", "In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "exit", "quit"}
+)
+
+_PY_LANGS = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3", "pycon", "python-repl", "pyodide"})
+# Cell magics whose body is Python (the body is linted); any other cell magic skips the cell.
+_PY_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "mprun"})
+# Line magics that may define names we cannot see: what follows them is unknown, not absent.
+_UNKNOWN_MAGICS = frozenset({"run", "load", "pylab", "store", "recall", "rerun", "macro"})
+_STATEMENT_MAGICS = frozenset({"time", "timeit", "prun", "debug", "memit", "mprun"})
+
+
+def conventional_import(name: str, qualified: str) -> str:
+    """The import statement that binds ``name`` to ``qualified``."""
+    if name == qualified:
+        return f"import {name}"
+    parent, _, last = qualified.rpartition(".")
+    if last == name and parent:
+        return f"from {parent} import {name}"
+    return f"import {qualified} as {name}"
+
+
+# --- chunks ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """One code cell or code block.
+
+    ``lines`` are the Python lines (magics neutralised, prompts removed);
+    line k of the chunk is original line ``origin + k`` (a notebook cell's own
+    line numbers start at 1) at a column shifted by ``deltas[k]``.
+    """
+
+    number: int  # the cell's index among all cells, or the block's among code blocks (1-based)
+    origin: int
+    lines: list[str]
+    deltas: list[int]
+    editable: list[bool]
+    cell: int | None = None
+    console: bool = False  # a >>> block: single-line edits only
+    state: str = "code"  # "code" | "broken" | "skipped"
+    error: Finding | None = None  # its TL001, in chunk coordinates, when broken
+    # Original lines (for notebooks: the cell's source lines), to re-indent multi-line inserts.
+    originals: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"cell {self.number}" if self.cell is not None else f"block {self.number}"
+
+    def code(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+_MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
+_ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
+_HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | None:
+    """IPython syntax made into plain Python, line for line.
+
+    Returns (lines, column shifts, editable) or None when the chunk is not
+    Python at all (a ``%%bash`` cell). Lines are only touched when the chunk
+    does not parse as it is.
+    """
+    deltas = [0] * len(lines)
+    editable = [True] * len(lines)
+    out = list(lines)
+    first = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if first is not None and lines[first].lstrip().startswith("%%"):
+        m = _MAGIC.match(lines[first])
+        name = m.group("name") if m else ""
+        if name not in _PY_CELL_MAGICS:
+            return None
+        out[first] = ""
+        editable[first] = False
+    if _parses("\n".join(out) + "\n"):
+        return out, deltas, editable
+    for k, line in enumerate(out):
+        if not editable[k]:
+            continue
+        stripped = line.lstrip()
+        indent = line[: len(line) - len(stripped)]
+        if not stripped:
+            continue
+        filler = indent + "..."
+        if stripped.startswith("!"):
+            out[k], editable[k] = filler, False
+        elif stripped.startswith("%"):
+            m = _MAGIC.match(line)
+            name = m.group("name") if m else ""
+            rest = (m.group("rest") if m else "").strip()
+            if name in _STATEMENT_MAGICS and rest and not rest.startswith("-"):
+                # %time x = f(): the statement is code; keep it where it is.
+                start = line.index(rest, len(indent) + 1 + len(name))
+                out[k], deltas[k] = indent + line[start:], start - len(indent)
+            elif name in _UNKNOWN_MAGICS and not indent:
+                out[k], editable[k] = UNKNOWN_LINE, False
+            else:
+                out[k], editable[k] = filler, False
+        elif _HELP.match(line):
+            out[k], editable[k] = filler, False
+        else:
+            m = _ASSIGN_MAGIC.match(line)
+            if m and m.group("lhs").count("=") == 1:
+                # files = !ls, x = %sx cmd: the name is bound, to something we do not model.
+                out[k], editable[k] = m.group("lhs") + "...", False
+    return out, deltas, editable
+
+
+# --- notebooks -------------------------------------------------------------------------------
+
+
+@dataclass
+class _CellSpan:
+    start: int  # offsets of the ``source`` value in the raw JSON text
+    end: int
+    items: list[tuple[int, int]]  # offsets of each string item when the value is a list
+
+
+class _Locator:
+    """Where each cell's ``source`` value is in the notebook's JSON text (for byte-exact write-back)."""
+
+    _WS = re.compile(r"[ \t\n\r]*")
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.decoder = json.JSONDecoder()
+
+    def ws(self, i: int) -> int:
+        return self._WS.match(self.s, i).end()  # type: ignore[union-attr]
+
+    def value_end(self, i: int) -> int:
+        _, end = self.decoder.raw_decode(self.s, i)
+        return end
+
+    def members(self, i: int) -> Iterable[tuple[str, int, int]]:
+        """(key, value start, value end) of the object at ``i``."""
+        s = self.s
+        assert s[i] == "{"
+        i = self.ws(i + 1)
+        if s[i] == "}":
+            return
+        while True:
+            key, i = json.decoder.scanstring(s, i + 1)
+            i = self.ws(i)
+            assert s[i] == ":"
+            start = self.ws(i + 1)
+            end = self.value_end(start)
+            yield key, start, end
+            i = self.ws(end)
+            if s[i] == "}":
+                return
+            assert s[i] == ","
+            i = self.ws(i + 1)
+
+    def elements(self, i: int) -> Iterable[tuple[int, int]]:
+        s = self.s
+        assert s[i] == "["
+        i = self.ws(i + 1)
+        if s[i] == "]":
+            return
+        while True:
+            end = self.value_end(i)
+            yield i, end
+            i = self.ws(end)
+            if s[i] == "]":
+                return
+            assert s[i] == ","
+            i = self.ws(i + 1)
+
+    def cell_spans(self) -> list[_CellSpan | None]:
+        start = self.ws(0)
+        for key, a, _ in self.members(start):
+            if key != "cells":
+                continue
+            spans: list[_CellSpan | None] = []
+            for ca, _ in self.elements(a):
+                span = None
+                if self.s[ca] == "{":
+                    for k, va, vb in self.members(ca):
+                        if k == "source":
+                            items = list(self.elements(va)) if self.s[va] == "[" else []
+                            span = _CellSpan(va, vb, items)
+                spans.append(span)
+            return spans
+        return []
+
+
+def _cell_text(source: object) -> str | None:
+    if isinstance(source, str):
+        return source
+    if isinstance(source, list) and all(isinstance(x, str) for x in source):
+        return "".join(source)
+    return None
+
+
+def read_notebook(raw: str, path: str) -> dict:
+    """The notebook's JSON, or a one-line :class:`SourceError`."""
+    try:
+        nb = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: not a Jupyter notebook: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:
+        raise SourceError(f"{path}: not a Jupyter notebook: {exc}") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        if isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):
+            raise SourceError(f"{path}: nbformat {nb.get('nbformat', 3)} notebooks are not supported (only nbformat 4); convert it with `jupyter nbconvert --to notebook`")
+        raise SourceError(f"{path}: not a Jupyter notebook: the JSON has no \"cells\" list")
+    version = nb.get("nbformat")
+    if version is not None and version != 4:
+        raise SourceError(f"{path}: nbformat {version} notebooks are not supported (only nbformat 4)")
+    return nb
+
+
+def cell_sources(raw: str) -> list[str] | None:
+    """Every cell's source (all cells, Markdown included), or None when ``raw`` is not a notebook."""
+    try:
+        nb = read_notebook(raw, "")
+    except SourceError:
+        return None
+    return [(_cell_text(c.get("source")) or "") if isinstance(c, dict) else "" for c in nb["cells"]]
+
+
+def _notebook_language(nb: dict) -> str:
+    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    info = meta.get("language_info") if isinstance(meta.get("language_info"), dict) else {}
+    kernel = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
+    lang = info.get("name") or kernel.get("language") or "python"
+    return str(lang).lower()
+
+
+def notebook_chunks(nb: dict) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    if not _notebook_language(nb).startswith("python"):
+        return chunks  # an R or Julia notebook: nothing here is Python
+    for i, cell in enumerate(nb["cells"], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = _cell_text(cell.get("source"))
+        if source is None:
+            continue
+        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        vscode = meta.get("vscode") if isinstance(meta.get("vscode"), dict) else {}
+        if vscode.get("languageId", "python") not in ("python", "ipython"):
+            continue
+        lines = python_lines(source)
+        chunks.append(_chunk(i, 1, lines, lines, cell=i))
+    return chunks
+
+
+def _chunk(number: int, origin: int, lines: list[str], originals: list[str], cell: int | None = None, console: bool = False) -> Chunk:
+    done = neutralise(lines)
+    if done is None:
+        return Chunk(number, origin, list(lines), [0] * len(lines), [False] * len(lines), cell, console, "skipped", originals=originals)
+    out, deltas, editable = done
+    return Chunk(number, origin, out, deltas, editable, cell, console, originals=originals)
+
+
+# --- Markdown and RST ------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*)$")
+_MYST_OPTION = re.compile(r"^:[\w-]+:")
+_IMPORT_LINE = re.compile(r"^(import [\w.]+|from [\w.]+ import [\w(*])")
+
+
+def fence_language(info: str) -> str | None:
+    """The language of a fence's info string ('' for none, None for a non-code block)."""
+    info = info.strip()
+    if not info:
+        return ""
+    if info.startswith("{"):
+        inner, _, after = info[1:].partition("}")
+        words = inner.replace(",", " ").split()
+        after_words = after.split()
+        if words and words[0] in ("code-cell", "code-block", "code", "jupyter-execute", "ipython", "sourcecode"):
+            # MyST directives: ```{code-cell} ipython3 / ```{code-block} python
+            lang = after_words[0].lower() if after_words else ("ipython" if words[0] in ("code-cell", "jupyter-execute", "ipython") else "")
+            return lang
+        for w in words:
+            w = w.lstrip(".").lower()
+            if w in _PY_LANGS:
+                return w  # d2l's {.python .input}, Quarto's {python}
+        return words[0].lstrip(".").lower() if words else ""
+    word = info.split()[0].lower()
+    if word.startswith("."):
+        word = word[1:]
+    return word.rstrip(",;")
+
+
+def _strip_prompts(lines: list[str]) -> tuple[list[str], list[int], bool]:
+    """A ``>>>`` console block as code: prompt lines keep their code, output lines go blank."""
+    first = next((line.lstrip() for line in lines if line.strip()), "")
+    if not first.startswith(">>>"):
+        return lines, [0] * len(lines), False
+    out, deltas = [], []
+    for line in lines:
+        s = line.lstrip()
+        pad = len(line) - len(s)
+        if s.startswith((">>> ", "... ")):
+            out.append(s[4:])
+            deltas.append(pad + 4)
+        elif s in (">>>", "..."):
+            out.append("")
+            deltas.append(0)
+        else:
+            out.append("")  # the console's output
+            deltas.append(0)
+    return out, deltas, True
+
+
+def _holds_code(code: str) -> bool:
+    """Does an unlabelled block hold code (an import, def/class, assignment, loop, or a method call),
+    rather than prose or a console's output such as ``tensor([1, 2])``?"""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                             ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.While, ast.With, ast.If, ast.Try)):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            return True
+    return False
+
+
+def _code_block(number: int, start_line: int, body: list[str], raw: list[str], lang: str) -> Chunk | None:
+    lines, prompt_deltas, console = _strip_prompts(body)
+    # MyST code-cell options (:tags: [...]) at the top of the block, or a --- YAML front block.
+    k = 0
+    if lines and lines[0].strip() == "---" and lang in ("ipython", "ipython3", "python", "python3", "py") :
+        end = next((j for j in range(1, len(lines)) if lines[j].strip() == "---"), None)
+        if end is not None:
+            lines = [""] * (end + 1) + lines[end + 1 :]
+    while k < len(lines) and _MYST_OPTION.match(lines[k]):
+        lines[k] = ""
+        k += 1
+    chunk = _chunk(number, start_line, lines, raw, console=console)
+    if lang == "" and (chunk.state == "skipped" or not _holds_code(chunk.code())):
+        first = next((line for line in chunk.lines if line.strip()), "")
+        if chunk.state == "skipped" or not _IMPORT_LINE.match(first) or _parses(chunk.code()):
+            return None  # prose, output or another language
+        # Does not parse, but opens with an import: code (cut short, say), not prose.
+    # Prompt and indentation shifts add up.
+    base = [len(r) - len(b) if b and r.endswith(b) else 0 for r, b in zip(raw, body)]
+    chunk.deltas = [d + p + b for d, p, b in zip(chunk.deltas, prompt_deltas, base)]
+    if console:
+        chunk.editable = [e and bool(line) for e, line in zip(chunk.editable, lines)]
+    return chunk
+
+
+def markdown_chunks(text: str) -> list[Chunk]:
+    """The Python code blocks of a Markdown (or MyST, Quarto) document."""
+    chunks: list[Chunk] = []
+    lines = python_lines(text)
+    i = 0
+    number = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if not m or (m.group("fence")[0] == "`" and "`" in m.group("info")):
+            i += 1
+            continue
+        fence, indent = m.group("fence"), len(m.group("indent"))
+        body: list[str] = []
+        raw: list[str] = []
+        j = i + 1
+        while j < len(lines):
+            s = lines[j].strip()
+            if s and set(s) == {fence[0]} and len(s) >= len(fence):
+                break
+            line = lines[j]
+            body.append(line[indent:] if line[:indent].strip() == "" else line.lstrip())
+            raw.append(line)
+            j += 1
+        lang = fence_language(m.group("info"))
+        if lang is not None and (lang in _PY_LANGS or lang == ""):
+            chunk = _code_block(number + 1, i + 2, body, raw, lang)
+            if chunk is not None:
+                number += 1
+                chunks.append(chunk)
+        i = j + 1
+    return chunks
+
+
+_RST_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\.\s+(?P<name>code-block|code|sourcecode|jupyter-execute|ipython|testcode|doctest)::\s*(?P<arg>\S*)")
+
+
+def rst_chunks(text: str) -> list[Chunk]:
+    """``.. code-block:: python``, ``.. code:: python`` and ``.. jupyter-execute::`` blocks of an RST document."""
+    chunks: list[Chunk] = []
+    lines = python_lines(text)
+    i = 0
+    while i < len(lines):
+        m = _RST_DIRECTIVE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        name, arg = m.group("name"), m.group("arg").lower()
+        base = len(m.group("indent"))
+        if name in ("code-block", "code", "sourcecode") and arg not in _PY_LANGS:
+            i += 1
+            continue
+        if name == "ipython":
+            i += 1
+            continue  # In [1]: prompts: IPython's own format, not linted
+        j = i + 1
+        while j < len(lines) and lines[j].strip() and _MYST_OPTION.match(lines[j].strip()):
+            j += 1  # :linenos:, :caption: ...
+        start = j
+        body_indent = None
+        end = j
+        while end < len(lines):
+            line = lines[end]
+            if line.strip():
+                ind = len(line) - len(line.lstrip())
+                if ind <= base:
+                    break
+                body_indent = ind if body_indent is None else min(body_indent, ind)
+            end += 1
+        while end > start and not lines[end - 1].strip():
+            end -= 1
+        if body_indent is not None and end > start:
+            raw = lines[start:end]
+            body = [line[body_indent:] for line in raw]
+            chunk = _code_block(len(chunks) + 1, start + 1, body, raw, "python")
+            if chunk is not None:
+                chunks.append(chunk)
+        i = max(end, i + 1)
+    return chunks
+
+
+# --- the document ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """What rules may ask about the document they lint (``Context.document``)."""
+
+    kind: str
+    # text line -> (chunk label, original line, chunk number) for lines inside chunks.
+    labels: Mapping[int, tuple[str, int]]
+    conventions: Mapping[str, str]
+    import_line: int | None  # where an added import goes (a line of the first code chunk)
+    # The modules of conventional names the text uses, for rules' trigger words.
+    trigger_text: str = ""
+
+    def where(self, line: int) -> str:
+        """``block 7 (line 120)`` / ``cell 3``: where a text line is, for messages."""
+        label = self.labels.get(line)
+        if label is None:
+            return f"line {line}"
+        name, orig = label
+        return f"{name}, line {orig}"
+
+    def chunk_of(self, line: int) -> str | None:
+        label = self.labels.get(line)
+        return label[0] if label else None
+
+
+class Document:
+    """A file's original text, the Python text that is linted, and the map between them."""
+
+    def __init__(self, kind: str, path: str, original: str, chunks: list[Chunk], *, notebook: dict | None = None) -> None:
+        self.kind = kind
+        self.path = path
+        self.original = original
+        self.chunks = chunks
+        self.notebook = notebook
+        self._broken_check()
+        self._layout()
+
+    # -- building --
+
+    def _broken_check(self) -> None:
+        for c in self.chunks:
+            if c.state != "code":
+                continue
+            code = c.code()
+            if _parses(code):
+                continue
+            if self.kind != "notebook" and self._repair_elision(c):
+                continue
+            c.state = "broken"
+            c.error = _syntax_error(code, self.path, c)
+
+    def _repair_elision(self, c: Chunk) -> bool:
+        """Tutorials elide bodies (``for x in loader:`` then ``# ...``): such a block gets a ``...`` body
+        on its closing fence's line, if that makes it parse."""
+        last = next((line for line in reversed(c.lines) if line.strip()), None)
+        if last is None:
+            return False
+        indent = len(last) - len(last.lstrip())
+        code_lines = [line for line in c.lines if line.strip() and not line.lstrip().startswith("#")]
+        candidates = [indent]
+        if code_lines and code_lines[-1].rstrip().endswith(":"):
+            header = code_lines[-1]
+            candidates.insert(0, len(header) - len(header.lstrip()) + 4)
+        for n in candidates:
+            if _parses("\n".join(c.lines + [" " * n + "..."]) + "\n"):
+                c.lines.append(" " * n + "...")
+                c.deltas.append(0)
+                c.editable.append(False)
+                return True
+        return False
+
+    def _layout(self) -> None:
+        """Build ``text`` and the per-line map (text line -> (chunk index, k))."""
+        same_lines = self.kind != "notebook"
+        out: list[str] = []
+        self.line_map: list[tuple[int, int] | None] = [None]  # 1-based
+        if same_lines:
+            total = len(python_lines(self.original))
+            out = [""] * total
+            self.line_map = [None] * (total + 2)
+        for ci, c in enumerate(self.chunks):
+            if c.state == "skipped":
+                continue
+            lines = c.lines if c.state == "code" else [UNKNOWN_LINE] + [""] * (len(c.lines) - 1)
+            if not lines:
+                continue
+            for k, line in enumerate(lines):
+                if same_lines:
+                    n = c.origin + k
+                    while n - 1 >= len(out):
+                        out.append("")
+                        self.line_map.append(None)
+                    out[n - 1] = line
+                    if n >= len(self.line_map):
+                        self.line_map.extend([None] * (n - len(self.line_map) + 1))
+                    self.line_map[n] = (ci, k)
+                else:
+                    out.append(line)
+                    self.line_map.append((ci, k))
+            if not same_lines:
+                # A blank line after each cell: "one past the cell's end" is its own line.
+                out.append("")
+                self.line_map.append(None)
+        self.text = "\n".join(out) + "\n" if out else ""
+        self.line_map.append(None)
+
+    # -- facts for rules --
+
+    def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
+        labels: dict[int, tuple[str, int]] = {}
+        for n, entry in enumerate(self.line_map):
+            if entry is not None:
+                c = self.chunks[entry[0]]
+                labels[n] = (c.label, c.origin + entry[1])
+        used = set(re.findall(r"\b[A-Za-z_]\w*\b", self.text)) & set(conventions)
+        trigger_text = "\n" + " ".join(conventions[n] for n in sorted(used)) if used else ""
+        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text)
+
+    def _import_line(self) -> int | None:
+        for ci, c in enumerate(self.chunks):
+            if c.state != "code" or c.console:
+                continue
+            try:
+                tree = ast.parse(c.code())
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            k = 0
+            for stmt in tree.body:
+                if not c.editable[stmt.lineno - 1]:
+                    k = stmt.end_lineno or k  # a neutralised magic (%matplotlib inline): imports go after it
+                    continue
+                is_doc = k == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+                if not (is_doc or isinstance(stmt, (ast.Import, ast.ImportFrom))):
+                    break
+                k = stmt.end_lineno or k
+            return self.text_line(ci, k)
+        return None
+
+    def text_line(self, ci: int, k: int) -> int | None:
+        """The text line of line k (0-based) of chunk ``ci`` (one past its end allowed)."""
+        for n, entry in enumerate(self.line_map):
+            if entry == (ci, k):
+                return n
+        if k > 0:
+            before = self.text_line(ci, k - 1)
+            return None if before is None else before + 1
+        return None
+
+    # -- mapping back --
+
+    def _locate(self, line: int, column: int, end: bool = False) -> tuple[Chunk, int, int] | None:
+        """(chunk, original line, original column) of a text position."""
+        if 0 < line < len(self.line_map) and self.line_map[line] is not None:
+            ci, k = self.line_map[line]  # type: ignore[misc]
+            c = self.chunks[ci]
+            if k >= len(c.originals) or (c.state == "code" and c.lines[k] and not c.editable[k] and c.deltas[k] == 0):
+                # A neutralised line: point at the whole original line.
+                orig = c.originals[k] if k < len(c.originals) else ""
+                return c, c.origin + k, len(orig) if end else len(orig) - len(orig.lstrip())
+            col = column + c.deltas[k]
+            return c, c.origin + k, min(col, len(c.originals[k]))
+        # A position just past a chunk (the end of its last line, an insertion after it).
+        prev = line - 1
+        if 0 < prev < len(self.line_map) and self.line_map[prev] is not None and column == 0:
+            ci, k = self.line_map[prev]  # type: ignore[misc]
+            c = self.chunks[ci]
+            orig = c.originals[k] if k < len(c.originals) else ""
+            return c, c.origin + k, len(orig)
+        return None
+
+    def map_range(self, r: Range) -> tuple[int | None, Range] | None:
+        a = self._locate(r.line, r.column)
+        b = self._locate(r.end_line, r.end_column, end=True)
+        if a is None:
+            return None
+        if b is None or b[0] is not a[0]:
+            # Ends outside the chunk: stop at the end of the start line.
+            orig = a[0].originals[a[1] - a[0].origin] if a[1] - a[0].origin < len(a[0].originals) else ""
+            b = (a[0], a[1], max(len(orig), a[2]))
+        return a[0].cell, Range(a[1], a[2], b[1], max(b[2], a[2]) if b[1] == a[1] else b[2])
+
+    def map_edit(self, e: Edit) -> Edit | None:
+        """An edit in original coordinates, or None when it cannot be made there."""
+        a = self._edit_point(e.range.line, e.range.column)
+        insert = e.range.line == e.range.end_line and e.range.column == e.range.end_column
+        b = a if insert else self._edit_point(e.range.end_line, e.range.end_column)
+        if a is None or b is None or a[0] is not b[0]:
+            return None
+        c = a[0]
+        content = e.content
+        if "\n" in content:
+            if c.console:
+                return None
+            k = a[1] - c.origin
+            orig = c.originals[k] if 0 <= k < len(c.originals) else ""
+            prefix = orig[: c.deltas[k]] if 0 <= k < len(c.deltas) else ""
+            if prefix.strip():
+                return None
+            # New lines in an indented block (a list item) need its indentation.
+            content = content.replace("\n", "\n" + prefix) if prefix else content
+        return Edit(Range(a[1], a[2], b[1], b[2]), content, cell=c.cell)
+
+    def _edit_point(self, line: int, column: int) -> tuple[Chunk, int, int] | None:
+        if 0 < line < len(self.line_map) and self.line_map[line] is not None:
+            ci, k = self.line_map[line]  # type: ignore[misc]
+            c = self.chunks[ci]
+            if c.state != "code" or k >= len(c.originals):
+                return None
+            if not c.editable[k] and column != 0:
+                return None
+            return c, c.origin + k, column + c.deltas[k]
+        prev = line - 1
+        if column == 0 and 0 < prev < len(self.line_map) and self.line_map[prev] is not None:
+            ci, k = self.line_map[prev]  # type: ignore[misc]
+            c = self.chunks[ci]
+            if c.state != "code" or c.console:
+                return None
+            if c.cell is not None:
+                # Appending after a cell's last line.
+                return c, c.origin + k + 1, 0
+            return c, c.origin + k + 1, 0  # before the closing fence
+        return None
+
+    def map_fix(self, fix: Fix | None) -> Fix | None:
+        if fix is None:
+            return None
+        edits = []
+        for e in fix.edits:
+            mapped = self.map_edit(e)
+            if mapped is None:
+                return None
+            edits.append(mapped)
+        return Fix(fix.applicability, fix.message, tuple(edits))
+
+    def map_finding(self, f: Finding) -> Finding | None:
+        where = self.map_range(f.range)
+        if where is None:
+            return None
+        cell, rng = where
+        related = []
+        for r in f.related:
+            w = self.map_range(r.range)
+            if w is not None:
+                related.append(Related(w[1], r.message, cell=w[0]))
+        return replace(f, range=rng, cell=cell, fix=self.map_fix(f.fix), related=tuple(related))
+
+    def chunk_errors(self) -> list[Finding]:
+        """The TL001 of every chunk that does not parse, in original coordinates."""
+        out = []
+        for c in self.chunks:
+            if c.state == "broken" and c.error is not None:
+                r = c.error.range
+                k = min(max(r.line - 1, 0), max(len(c.originals) - 1, 0))
+                orig = c.originals[k] if c.originals else ""
+                delta = c.deltas[k] if k < len(c.deltas) else 0
+                col = min(r.column + delta, len(orig))
+                end = min(max(r.end_column + delta, col), len(orig)) if r.end_line == r.line else len(orig)
+                out.append(replace(c.error, range=Range(c.origin + k, col, c.origin + k, end), cell=c.cell))
+        return out
+
+    # -- fixing --
+
+    def apply(self, fixes: list[Fix]) -> tuple[str, int]:
+        """Apply (already mapped) fixes to the original; returns (new original text, fixes applied)."""
+        from torchlint.fixes import apply_fixes
+
+        if self.kind != "notebook":
+            return apply_fixes(self.original, fixes)
+        by_cell: dict[int, list[Fix]] = {}
+        order: list[Fix] = []
+        for fix in fixes:
+            cells = {e.cell for e in fix.edits}
+            if len(cells) != 1 or None in cells:
+                continue  # a fix across cells is left for a later pass (or never)
+            by_cell.setdefault(cells.pop(), []).append(fix)  # type: ignore[arg-type]
+            order.append(fix)
+        sources = cell_sources(self.original) or []
+        new_sources: dict[int, str] = {}
+        applied = 0
+        for cell, cell_fixes in by_cell.items():
+            if not 1 <= cell <= len(sources):
+                continue
+            src = sources[cell - 1]
+            if not src.endswith("\n"):
+                # An insertion after the last line needs a line break first; the extra one is removed after.
+                fixed, n = apply_fixes(src + "\n", cell_fixes)
+                fixed = fixed[:-1] if fixed.endswith("\n") else fixed
+            else:
+                fixed, n = apply_fixes(src, cell_fixes)
+            if fixed != src:
+                new_sources[cell] = fixed
+                applied += n
+        if not new_sources:
+            return self.original, 0
+        return write_cells(self.original, new_sources), applied
+
+
+def json_lines(raw: str) -> dict[tuple[int, int], int]:
+    """(cell, line in the cell) -> the line of the notebook's JSON text that holds it (for
+    annotations on the file itself: GitHub, SARIF viewers)."""
+    out: dict[tuple[int, int], int] = {}
+    try:
+        spans = _Locator(raw).cell_spans()
+    except (AssertionError, ValueError, IndexError):
+        return out
+    for cell, span in enumerate(spans, start=1):
+        if span is None:
+            continue
+        if span.items:
+            for k, (a, _) in enumerate(span.items, start=1):
+                out[(cell, k)] = raw.count("\n", 0, a) + 1
+        else:
+            line = raw.count("\n", 0, span.start) + 1
+            for k in range(1, raw[span.start : span.end].count("\\n") + 2):
+                out[(cell, k)] = line
+    return out
+
+
+def python_facts(text: str, conventions: Mapping[str, str] | None = None) -> DocumentFacts:
+    """Facts for Python text linted as if it were a document's one code block (rule examples, tests)."""
+    lines = python_lines(text)
+    chunk = Chunk(1, 1, lines, [0] * len(lines), [True] * len(lines), originals=lines)
+    doc = Document("markdown", "<example>", text, [chunk])
+    return doc.facts(CONVENTIONAL_IMPORTS if conventions is None else conventions)
+
+
+def apply_notebook_fixes(raw: str, fixes: list[Fix]) -> tuple[str, int]:
+    """Apply fixes (edits in cell coordinates) to a notebook's JSON text."""
+    return Document("notebook", "", raw, []).apply(fixes)
+
+
+def write_cells(raw: str, new_sources: Mapping[int, str]) -> str:
+    """The notebook text with only the given cells' ``source`` values replaced, in the file's own style."""
+    spans = _Locator(raw).cell_spans()
+    ensure_ascii = _uses_ascii_escapes(raw)
+    out = raw
+    for cell in sorted(new_sources, reverse=True):
+        span = spans[cell - 1] if 0 < cell <= len(spans) else None
+        if span is None:
+            continue
+        out = out[: span.start] + _source_json(raw, span, new_sources[cell], ensure_ascii) + out[span.end :]
+    return out
+
+
+def _uses_ascii_escapes(raw: str) -> bool:
+    if any(ord(ch) > 127 for ch in raw):
+        return False
+    return re.search(r"\\u(?!00[0-7])[0-9a-fA-F]{4}", raw) is not None
+
+
+def _source_json(raw: str, span: _CellSpan, source: str, ensure_ascii: bool) -> str:
+    if raw[span.start] == '"':
+        return json.dumps(source, ensure_ascii=ensure_ascii)
+    lines = source.splitlines(keepends=True)
+    if not lines:
+        return "[]"
+    line_start = raw.rfind("\n", 0, span.start) + 1
+    key_indent = raw[line_start : len(raw[line_start:]) - len(raw[line_start:].lstrip(" \t")) + line_start]
+    if span.items:
+        first = raw[span.start + 1 : span.items[0][0]]  # "\n    " between [ and the first item
+        last = raw[span.items[-1][1] : span.end - 1]  # whitespace before ]
+        if len(span.items) > 1:
+            sep = raw[span.items[0][1] : span.items[1][0]]
+        else:
+            sep = "," + first if first else ", "
+    else:
+        unit = _indent_unit(raw)
+        first = "\n" + key_indent + unit
+        last = "\n" + key_indent
+        sep = "," + first
+    items = [json.dumps(line, ensure_ascii=ensure_ascii) for line in lines]
+    return "[" + first + sep.join(items) + last + "]"
+
+
+def _indent_unit(raw: str) -> str:
+    m = re.search(r"\n([ \t]+)\S", raw)
+    return m.group(1) if m else " "
+
+
+# --- building documents --------------------------------------------------------------------------
+
+
+def build(text: str, path: str, kind: str) -> Document:
+    """The Document of a file's text. Raises :class:`SourceError` for an unreadable notebook."""
+    if kind == "notebook":
+        nb = read_notebook(text, path)
+        return Document(kind, path, text, notebook_chunks(nb), notebook=nb)
+    if kind == "rst":
+        return Document(kind, path, text, rst_chunks(text))
+    return Document("markdown", path, text, markdown_chunks(text))
+
+
+def _syntax_error(code: str, path: str, c: Chunk) -> Finding | None:
+    from torchlint.engine import syntax_error_finding
+
+    try:
+        ast.parse(code, filename=path)
+    except SyntaxError as exc:
+        f = syntax_error_finding(code, path, exc)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        f = syntax_error_finding(code, path, exc)
+    else:
+        return None
+    # An error at the end of input points past the chunk: show it on its last code line.
+    last = len(c.lines)
+    while last > 1 and not c.lines[last - 1].strip():
+        last -= 1
+    if f.range.line > last:
+        text = c.lines[last - 1] if c.lines else ""
+        f = replace(f, range=Range(last, max(len(text) - 1, 0), last, len(text)))
+    return f
+
+
+def lint_document(doc: Document, options, conventions: Mapping[str, str] | None = None) -> FileReport:
+    """Lint a document's code as one module; findings come back in original coordinates."""
+    from torchlint.engine import SYNTAX_ERROR_CODE, lint_source
+
+    report = FileReport(path=doc.path, source=doc.original)
+    table = dict(CONVENTIONAL_IMPORTS if conventions is None else conventions)
+    if not doc.text.strip():
+        report.findings = doc.chunk_errors()
+        return report
+    opts = replace(options, document=doc.facts(table))
+    inner = lint_source(doc.text, doc.path, opts)
+    findings = inner.findings
+    errors = list(inner.errors)
+    if any(f.code == SYNTAX_ERROR_CODE for f in findings):
+        # Every chunk parses alone but not together (a block continuing another's
+        # indentation, say): lint each on its own so none hides the others.
+        mapped = []
+        for ci, c in enumerate(doc.chunks):
+            if c.state != "code":
+                continue
+            one = Document.__new__(Document)
+            one.__dict__.update(doc.__dict__)
+            one.chunks = [c if i == ci else replace(x, state="skipped") for i, x in enumerate(doc.chunks)]
+            one._layout()
+            part = lint_source(one.text, doc.path, replace(options, document=one.facts(table)))
+            mapped.extend(m for m in (one.map_finding(f) for f in part.findings if f.code != SYNTAX_ERROR_CODE) if m is not None)
+            errors.extend(part.errors)
+    else:
+        mapped = [m for m in (doc.map_finding(f) for f in findings) if m is not None]
+    mapped.extend(doc.chunk_errors())
+    mapped.sort(key=lambda f: (f.cell or 0, f.range, f.code))
+    report.findings = mapped
+    report.errors = list(dict.fromkeys(errors))
+    return report
+
+
+__all__ = [
+    "CONVENTIONAL_IMPORTS",
+    "Chunk",
+    "Document",
+    "DocumentFacts",
+    "DOCUMENT_LANGUAGES",
+    "build",
+    "cell_sources",
+    "conventional_import",
+    "lint_document",
+    "markdown_chunks",
+    "neutralise",
+    "read_notebook",
+    "rst_chunks",
+    "write_cells",
+]
