@@ -63,7 +63,7 @@ from torchlint.analysis.values import (
     TupleV,
     join,
 )
-from torchlint.names import dotted_name, function_scope
+from torchlint.names import UNKNOWN_MODULE, dotted_name, function_scope
 
 DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 PARALLEL = frozenset(
@@ -236,6 +236,8 @@ class ProgramModel:
         qual = self._qualname(callee)
         if qual is not None and qual.split(".", 1)[0] in SAFE_ROOTS:
             return False
+        if qual is not None and qual.startswith(UNKNOWN_MODULE + "."):
+            return True  # a document's cell that did not parse: its code sees the globals, so it may
         if method is not None and isinstance(callee, cst.Attribute):
             root = dotted_name(callee.value)
             owner = fact.receiver
