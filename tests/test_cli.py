@@ -375,9 +375,10 @@ def test_rules_lists_every_rule(tmp_path):
 # --- discovery -----------------------------------------------------------------------------------------------
 
 
-def show_files(tmp_path: Path, *args: str) -> list[str]:
+def show_files(tmp_path: Path, *args: str, errors: bool = False) -> list[str]:
+    """The files ``check`` would lint; ``errors``: the listing also reports errors (exit 2)."""
     p = inproc("check", "--show-files", *args, cwd=tmp_path)
-    assert p.returncode in (0, 2), p.stderr
+    assert p.returncode == (2 if errors else 0), p.stderr
     return p.stdout.split()
 
 

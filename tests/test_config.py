@@ -106,7 +106,7 @@ def test_off_by_default_rules_need_a_selector():
     assert off <= resolve_codes([Selection(select=("TL",))])
     code = sorted(off)[0]
     assert resolve_codes([Selection(extend_select=(code,))]) == DEFAULT | {code}
-    assert code in resolve_codes([Selection(select=("TL2",))]) or not code.startswith("TL2")
+    assert code in resolve_codes([Selection(select=(code[:3],))])  # its group, e.g. TL7
     # A layer that only ignores starts from the default set.
     assert resolve_codes([Selection(ignore=("TL201",))]) == DEFAULT - {"TL201"}
 

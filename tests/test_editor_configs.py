@@ -25,12 +25,14 @@ SERVER_COMMANDS = (
 CLIENT_SETTING_KEYS = {"select", "ignore", "runtime", "logLevel"}
 
 
+# What every example sends: the project's selection (no `select`: an empty list would switch every
+# rule off), nothing ignored, info logging, and never running user code without opting in.
+EXAMPLE_SETTINGS = {"ignore": [], "logLevel": "info", "runtime": {"enabled": False}}
+
+
 def check_client_settings(options: dict) -> None:
     assert set(options) <= CLIENT_SETTING_KEYS, f"unknown torchlint settings: {set(options) - CLIENT_SETTING_KEYS}"
-    # An empty `select` would switch every rule off, silently.
-    assert options.get("select", ["TL"]) != []
-    # The examples must not let the editor run user code without opting in.
-    assert options.get("runtime", {}).get("enabled", False) is False
+    assert options == EXAMPLE_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_helix_attaches_torchlint_to_python_next_to_another_server(helix: dict) 
 
 
 def test_helix_client_settings(helix: dict) -> None:
-    check_client_settings(helix["language-server"]["torchlint"].get("config", {}))
+    check_client_settings(helix["language-server"]["torchlint"]["config"])
 
 
 def test_zed_starts_torchlint_server(zed: dict) -> None:
@@ -74,18 +76,25 @@ def test_zed_attaches_torchlint_to_python_next_to_the_defaults(zed: dict) -> Non
 
 def test_zed_client_settings(zed: dict) -> None:
     lsp = zed["lsp"]["torchlint"]
-    check_client_settings(lsp.get("initialization_options", {}))
-    check_client_settings(lsp.get("settings", {}).get("torchlint", {}))
+    check_client_settings(lsp["initialization_options"])
+    check_client_settings(lsp["settings"]["torchlint"])
 
 
 def test_examples_parse_cleanly_with_the_server_settings_reader(helix: dict, zed: dict) -> None:
-    settings = pytest.importorskip("torchlint.server.settings")
+    from torchlint.server.settings import parse_settings
+
     for options in (
-        helix["language-server"]["torchlint"].get("config", {}),
-        zed["lsp"]["torchlint"].get("initialization_options", {}),
-        zed["lsp"]["torchlint"].get("settings", {}),
+        helix["language-server"]["torchlint"]["config"],
+        zed["lsp"]["torchlint"]["initialization_options"],
+        zed["lsp"]["torchlint"]["settings"],  # under a `torchlint` key, as workspace/configuration sends it
     ):
-        parsed = settings.parse_settings(options)
+        parsed = parse_settings(options)
         assert parsed.problems == ()
-        assert parsed.runtime_enabled is False
-        assert parsed.select is None
+        assert (parsed.select, parsed.ignore, parsed.runtime_enabled, parsed.log_level) == (None, (), False, "info")
+
+
+def test_check_client_settings_rejects_what_the_examples_must_not_do() -> None:
+    # The checker itself must fail on the mistakes it exists for (and on an empty config).
+    for bad in ({}, {**EXAMPLE_SETTINGS, "select": []}, {**EXAMPLE_SETTINGS, "runtime": {"enabled": True}}, {**EXAMPLE_SETTINGS, "selct": ["TL2"]}):
+        with pytest.raises(AssertionError):
+            check_client_settings(bad)

@@ -1,5 +1,8 @@
-"""The tutorial articles in ../shared/seeds (Markdown-ish text files) are what
-torchlint is for: linting them as Markdown must find their known mistakes."""
+"""The tutorial articles in the seeds directory (Markdown-ish text files) are what
+torchlint is for: linting them as Markdown must find their known mistakes.
+
+Found through TORCHLINT_SEEDS, else ../shared/seeds next to the checkout (or next to
+the main checkout of a git worktree); skipped, saying what to set, when absent."""
 
 from __future__ import annotations
 
@@ -11,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# TORCHLINT_SEEDS: the articles when this checkout is not beside ../shared (a worktree).
-SEEDS = Path(os.environ.get("TORCHLINT_SEEDS") or ROOT.parent / "shared" / "seeds")
+from conftest import ROOT, SEEDS, SEEDS_MISSING
 
-pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason=f"no seed articles at {SEEDS} (../shared/seeds)")
+pytestmark = pytest.mark.skipif(SEEDS is None, reason=SEEDS_MISSING)
 
 
 @pytest.fixture(scope="module")

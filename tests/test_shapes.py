@@ -7,7 +7,7 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, SEEDS, SEEDS_MISSING
 
 from torchlint.engine import LintOptions, lint_source
 from torchlint.names import NameResolver
@@ -643,9 +643,10 @@ class TestSilence:
     def test_seed_articles_stay_silent(self):
         from torchlint.sources import blocks_as_module, markdown_blocks
 
-        seeds = sorted((ROOT.parent / "shared" / "seeds").glob("*.txt"))
-        if not seeds:
-            pytest.skip("no seed articles in this checkout")
+        if SEEDS is None:
+            pytest.skip(SEEDS_MISSING)
+        seeds = sorted(SEEDS.glob("*.txt"))
+        assert seeds, f"{SEEDS} has no .txt articles"
         for seed in seeds:
             text = seed.read_text(encoding="utf-8")
             code = blocks_as_module(text, markdown_blocks(text))
