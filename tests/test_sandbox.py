@@ -784,11 +784,9 @@ def test_process_count_is_limited_per_job(use_cgroup):
             pytest.skip(f"no pids cgroup can be made here: {w.cgroup_problem}")
         result = w.run(FORK_BOMB, timeout=20)
         after = w.run("torchlint_report(after=1)")
-    if result.status == "killed":
-        assert result.exc_type == "ProcessLimit", result  # the watchdog got there first
-    else:
-        assert result.status == "ok", result
-        assert result.payload["started"] < 32 and result.payload["error"] is not None, result.payload
+    # The job itself is one of its 32: the 32nd fork fails (EAGAIN), and the snippet lives on to say so.
+    assert result.status == "ok", result
+    assert result.payload == {"started": 31, "error": 11}, result.payload
     assert after.payload == {"after": 1}
 
 
