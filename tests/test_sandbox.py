@@ -581,6 +581,7 @@ def test_secrets_and_the_users_files_are_not_visible(bwrap_worker):
                 status = dict(line.split(":", 1) for line in fh)
             torchlint_report(seen=seen, listing=listing, uid=os.getuid(), gid=os.getgid(),
                              groups=os.getgroups(), cap_eff=status["CapEff"].strip(), cap_prm=status["CapPrm"].strip(),
+                             nnp=status["NoNewPrivs"].strip(),
                              root=os.listdir("/root"), checkout=os.path.exists({str(ROOT / "tests")!r}))
             """
         )
@@ -600,7 +601,7 @@ def test_secrets_and_the_users_files_are_not_visible(bwrap_worker):
     assert payload["checkout"] is False  # torchlint's package only, not the checkout around it
     assert set(payload["root"]) <= {Path(p).relative_to("/root").parts[0] for p in sandbox._python_paths()
                                      if p.startswith("/root/")}  # fmt: skip
-    assert payload["cap_eff"] == payload["cap_prm"] == "0000000000000000"
+    assert payload["cap_eff"] == payload["cap_prm"] == "0000000000000000" and payload["nnp"] == "1"
     if os.geteuid() == 0:
         assert payload["uid"] != 0 and payload["gid"] != 0 and 0 not in payload["groups"]
         assert payload["uid"] not in (65534, os.getuid())

@@ -851,6 +851,8 @@ def main(argv: list[str] | None = None) -> int:
     _close_other_fds({*_CGROUP_FDS, *_CGROUP_EVENTS})
     if args.drop_to:
         _drop_privileges(args.drop_to)
+    # Nothing started from here on gains privileges (setuid files, file capabilities).
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     if args.probe:
         print(json.dumps({"uid": os.getuid(), "root_writable": os.access(args.root, os.W_OK)}), flush=True)
         return 0
