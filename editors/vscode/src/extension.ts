@@ -15,7 +15,8 @@ import { resolveInterpreter, ResolvedInterpreter } from './interpreter';
 import {
     buildLaunch,
     bundledLibsDir,
-    installArgs,
+    bundledWheelsDir,
+    installAttempts,
     LaunchSpec,
     parseProbe,
     planFromProbe,
@@ -313,6 +314,23 @@ class Controller implements vscode.Disposable {
         });
     }
 
+    /** The last failed start that installing would fix (for the torchlint.install command). */
+    private pendingInstall: { spec: LaunchSpec; packages: string[] } | undefined;
+
+    /** `torchlint.install`: install into the interpreter the server would run with. */
+    async installCommand(options?: { confirmed?: boolean }): Promise<boolean> {
+        const pending = this.pendingInstall;
+        if (!pending) {
+            void vscode.window.showInformationMessage(
+                this.state === 'running'
+                    ? `torchlint: already installed and running (${this.launchDetail() ?? ''}).`
+                    : 'torchlint: nothing to install (see the logs for why the server is not running).',
+            );
+            return false;
+        }
+        return this.install(pending.spec, pending.packages, options?.confirmed === true);
+    }
+
     private async offerFix(plan: ProbePlan, spec: LaunchSpec, settings: TorchlintSettings): Promise<void> {
         if (plan.kind === 'ok') {
             return;
@@ -324,6 +342,7 @@ class Controller implements vscode.Disposable {
             }
             return;
         }
+        this.pendingInstall = { spec, packages: plan.packages };
         const install = `Install ${plan.packages.join(' ')}`;
         const useBundled = 'Use Bundled torchlint';
         const items = [install];
@@ -343,16 +362,57 @@ class Controller implements vscode.Disposable {
         }
     }
 
-    private async install(spec: LaunchSpec, packages: string[]): Promise<void> {
-        const args = installArgs(spec, packages);
-        this.log.info(`Running: ${spec.command} ${args.join(' ')}`);
-        const code = await vscode.window.withProgress(
-            { location: vscode.ProgressLocation.Notification, title: `torchlint: installing ${packages.join(' ')}…` },
+    private async install(spec: LaunchSpec, packages: string[], confirmed = false): Promise<boolean> {
+        const dir = bundledWheelsDir(this.context.extensionPath);
+        const wheels = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+        const attempts = installAttempts(spec, packages, dir, wheels);
+        // Say which interpreter and what will happen before touching the user's environment.
+        const detail =
+            `Interpreter: ${spec.command}\n` +
+            `What happens: ${attempts[0].description}` +
+            (attempts.length > 1 ? `; if that fails, ${attempts[1].description}` : '') +
+            '.\nThe server starts once it is installed.';
+        this.log.info(`Install into ${spec.command}: ${detail.replace(/\n/g, ' ')}`);
+        if (!confirmed) {
+            const pick = await vscode.window.showInformationMessage(
+                `torchlint: install ${packages.join(' ')} into ${spec.command}?`,
+                { modal: true, detail },
+                'Install',
+            );
+            if (pick !== 'Install') {
+                return false;
+            }
+        }
+        let code: number | null = null;
+        for (const attempt of attempts) {
+            this.log.info(`Running: ${spec.command} ${attempt.args.join(' ')}`);
+            code = await this.runPip(spec, attempt, packages);
+            if (code === 0) {
+                break;
+            }
+            this.log.warn(`${attempt.description}: failed (exit ${code})`);
+        }
+        if (code === 0) {
+            this.log.info(`Installed ${packages.join(' ')} into ${spec.command}.`);
+            this.pendingInstall = undefined;
+            await this.restart();
+            return true;
+        }
+        const pick = await this.notify('error', `Installing ${packages.join(' ')} into ${spec.command} failed (see the logs).`, 'Show Logs');
+        if (pick) {
+            this.log.show();
+        }
+        return false;
+    }
+
+    private runPip(spec: LaunchSpec, attempt: { args: string[]; description: string }, packages: string[]): Thenable<number | null> {
+        return vscode.window.withProgress(
+            { location: vscode.ProgressLocation.Notification, title: `torchlint: installing ${packages.join(' ')} (${attempt.description})…` },
             () =>
                 new Promise<number | null>((resolve) => {
                     // The user's own environment, without the bundled PYTHONPATH,
                     // so pip sees (and fills) exactly what that environment lacks.
-                    const child = spawn(spec.command, args, { env: process.env, cwd: spec.cwd, windowsHide: true });
+                    const child = spawn(spec.command, attempt.args, { env: process.env, cwd: spec.cwd, windowsHide: true });
                     child.stdout.on('data', (d: Buffer) => this.log.info(d.toString().trimEnd()));
                     child.stderr.on('data', (d: Buffer) => this.log.warn(d.toString().trimEnd()));
                     child.on('error', (err) => {
@@ -362,15 +422,6 @@ class Controller implements vscode.Disposable {
                     child.on('close', resolve);
                 }),
         );
-        if (code === 0) {
-            this.log.info(`Installed ${packages.join(' ')}.`);
-            await this.restart();
-        } else {
-            const pick = await this.notify('error', `Installing ${packages.join(' ')} failed (see the logs).`, 'Show Logs');
-            if (pick) {
-                this.log.show();
-            }
-        }
     }
 
     private async startClient(spec: LaunchSpec): Promise<void> {
@@ -557,7 +608,14 @@ class Controller implements vscode.Disposable {
      */
     async confirm(...args: unknown[]): Promise<void> {
         if (!vscode.workspace.isTrusted) {
-            void this.notify('warning', 'Running code to confirm findings is disabled in untrusted workspaces.');
+            // The user asked for it: always a visible answer, whatever torchlint.showNotifications says.
+            const message = 'Running code to confirm findings is disabled in untrusted workspaces.';
+            this.log.warn(message);
+            const manage = 'Manage Workspace Trust';
+            const pick = await vscode.window.showWarningMessage(`torchlint: ${message}`, manage);
+            if (pick === manage) {
+                await vscode.commands.executeCommand('workbench.trust.manage');
+            }
             return;
         }
         if (!effectiveRuntimeEnabled(this.settings(), true)) {
@@ -629,6 +687,7 @@ export function activate(context: vscode.ExtensionContext): TorchlintApi {
         log,
         vscode.commands.registerCommand('torchlint.restart', () => c.restart()),
         vscode.commands.registerCommand('torchlint.showLogs', () => log.show()),
+        vscode.commands.registerCommand('torchlint.install', (options?: { confirmed?: boolean }) => c.installCommand(options)),
         vscode.commands.registerCommand('torchlint.fixAll', (arg?: unknown) => c.fixAll(arg)),
         vscode.commands.registerCommand('torchlint.confirm', (...args: unknown[]) => c.confirm(...args)),
     );

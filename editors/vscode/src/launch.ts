@@ -198,3 +198,47 @@ export function installArgs(spec: LaunchSpec, packages: string[]): string[] {
     const pre = spec.args.slice(0, spec.args.indexOf('-m'));
     return [...pre, '-m', 'pip', 'install', ...packages];
 }
+
+/** bundled/wheels: torchlint's own wheel and its pure-Python dependencies (scripts/bundle-python.mjs). */
+export function bundledWheelsDir(extensionPath: string): string {
+    return path.join(extensionPath, 'bundled', 'wheels');
+}
+
+/** The torchlint wheel among `files` (the names in bundled/wheels), if there is one. */
+export function torchlintWheel(files: string[]): string | undefined {
+    return files.filter((f) => /^torchlint-[^-]+-py3-none-any\.whl$/.test(f)).sort().pop();
+}
+
+export interface InstallAttempt {
+    args: string[];
+    /** What it does, for the user and the log. */
+    description: string;
+}
+
+/**
+ * How to install: torchlint from the wheel in the .vsix, never from the package
+ * index (which may not have torchlint at all). First offline (--no-index, the
+ * dependencies from the bundled wheels or already installed); if that fails
+ * (typically libcst, a compiled package the .vsix cannot carry, is missing and
+ * the machine is online) once more with the index allowed for the dependencies.
+ * Packages other than torchlint (libcst for the bundled copy) come from the index.
+ */
+export function installAttempts(spec: LaunchSpec, packages: string[], wheelsDir: string, wheels: string[]): InstallAttempt[] {
+    const wheel = torchlintWheel(wheels);
+    if (!wheel || !packages.includes('torchlint')) {
+        return [{ args: installArgs(spec, packages), description: `pip install ${packages.join(' ')} (from the package index)` }];
+    }
+    const others = packages.filter((p) => p !== 'torchlint');
+    const target = [path.join(wheelsDir, wheel), ...others];
+    const local = ['--find-links', wheelsDir];
+    return [
+        {
+            args: installArgs(spec, ['--no-index', ...local, ...target]),
+            description: `pip install ${wheel} bundled with the extension, offline`,
+        },
+        {
+            args: installArgs(spec, [...local, ...target]),
+            description: `pip install ${wheel} bundled with the extension, missing dependencies from the package index`,
+        },
+    ];
+}

@@ -6,6 +6,8 @@ export type NotificationLevel = 'off' | 'onError' | 'onWarning' | 'always';
 export type Severity = 'error' | 'warning' | 'info';
 /** The server's `diagnosticMode`: `auto` pushes and also answers pulls. */
 export type DiagnosticMode = 'pull' | 'push' | 'auto';
+/** How the editor's select/ignore combine with the project's [tool.torchlint] (as ruff's extension). */
+export type ConfigurationPreference = 'editorFirst' | 'filesystemFirst' | 'editorOnly';
 
 export interface TorchlintSettings {
     enable: boolean;
@@ -18,6 +20,7 @@ export interface TorchlintSettings {
     runtimeEnabled: boolean;
     showNotifications: NotificationLevel;
     diagnosticMode: DiagnosticMode;
+    configurationPreference: ConfigurationPreference;
 }
 
 /** What the server accepts as initializationOptions and, under the `torchlint`
@@ -29,6 +32,7 @@ export interface ServerSettings {
     ignore: string[];
     runtime: { enabled: boolean };
     logLevel: ServerLogLevel;
+    configurationPreference: ConfigurationPreference;
 }
 
 export type ServerLogLevel = 'debug' | 'info' | 'warning' | 'error';
@@ -46,6 +50,7 @@ export type SettingGetter = (key: string) => unknown;
 const IMPORT_STRATEGIES: readonly ImportStrategy[] = ['fromEnvironment', 'useBundled'];
 const NOTIFICATION_LEVELS: readonly NotificationLevel[] = ['off', 'onError', 'onWarning', 'always'];
 const DIAGNOSTIC_MODES: readonly DiagnosticMode[] = ['pull', 'push', 'auto'];
+const PREFERENCES: readonly ConfigurationPreference[] = ['editorFirst', 'filesystemFirst', 'editorOnly'];
 
 function stringList(value: unknown): string[] {
     if (typeof value === 'string') {
@@ -75,6 +80,7 @@ export function readSettings(get: SettingGetter): TorchlintSettings {
         runtimeEnabled: get('runtime.enabled') === true,
         showNotifications: oneOf(get('showNotifications'), NOTIFICATION_LEVELS, 'onError'),
         diagnosticMode: oneOf(get('diagnosticMode'), DIAGNOSTIC_MODES, 'pull'),
+        configurationPreference: oneOf(get('configurationPreference'), PREFERENCES, 'editorFirst'),
     };
 }
 
@@ -97,6 +103,7 @@ export function toServerSettings(
         ignore: [...settings.ignore],
         runtime: { enabled: effectiveRuntimeEnabled(settings, opts.trusted) },
         logLevel: opts.logLevel,
+        configurationPreference: settings.configurationPreference,
     };
 }
 
@@ -136,7 +143,7 @@ export function serverLogLevel(vscodeLogLevel: number | undefined): ServerLogLev
 /** Keys whose change the running server picks up from a didChangeConfiguration.
  * (`trace.server` is handled by vscode-languageclient itself and
  * `showNotifications` is read whenever a pop-up is due.) */
-const LIVE_KEYS = ['select', 'ignore', 'runtime'];
+const LIVE_KEYS = ['select', 'ignore', 'runtime', 'configurationPreference'];
 /** Keys that change how the server process is started (or what it reads only at start-up). */
 const RESTART_KEYS = ['enable', 'args', 'path', 'interpreter', 'importStrategy', 'diagnosticMode'];
 

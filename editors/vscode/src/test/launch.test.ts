@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import {
     buildLaunch,
     installArgs,
+    installAttempts,
     LaunchInputs,
     LaunchSpec,
     parseProbe,
@@ -12,6 +13,7 @@ import {
     probeArgs,
     probeScript,
     serverCwd,
+    torchlintWheel,
 } from '../launch';
 import { readSettings } from '../settings';
 
@@ -117,6 +119,27 @@ describe('probe and install commands', () => {
 
     it('installs with `python -m pip install`', () => {
         assert.deepEqual(installArgs(spec(), ['torchlint']), ['-m', 'pip', 'install', 'torchlint']);
+    });
+
+    it('installs torchlint from the wheel bundled in the .vsix, offline first, never by name from the index', () => {
+        const dir = `${EXT}/bundled/wheels`;
+        const wheels = ['pygls-2.1.1-py3-none-any.whl', 'torchlint-0.1.0-py3-none-any.whl', 'attrs-26.1.0-py3-none-any.whl'];
+        const attempts = installAttempts(spec(), ['torchlint'], dir, wheels);
+        assert.deepEqual(
+            attempts.map((a) => a.args),
+            [
+                ['-m', 'pip', 'install', '--no-index', '--find-links', dir, `${dir}/torchlint-0.1.0-py3-none-any.whl`],
+                ['-m', 'pip', 'install', '--find-links', dir, `${dir}/torchlint-0.1.0-py3-none-any.whl`],
+            ],
+        );
+        assert.match(attempts[0].description, /offline/);
+        assert.ok(attempts.every((a) => !a.args.includes('torchlint')));
+        // Without a bundled wheel (a development build), or for libcst alone: the index.
+        assert.deepEqual(installAttempts(spec(), ['torchlint'], dir, ['pygls-2.1.1-py3-none-any.whl']).map((a) => a.args), [
+            ['-m', 'pip', 'install', 'torchlint'],
+        ]);
+        assert.deepEqual(installAttempts(spec(), ['libcst'], dir, wheels).map((a) => a.args), [['-m', 'pip', 'install', 'libcst']]);
+        assert.equal(torchlintWheel(['torchlint-0.1.0.tar.gz', 'torchlint-0.1.0-py3-none-any.whl']), 'torchlint-0.1.0-py3-none-any.whl');
     });
 
     describe('bundled/tool/check_env.py under a real Python', () => {

@@ -25,6 +25,7 @@ describe('readSettings', () => {
             runtimeEnabled: false,
             showNotifications: 'onError',
             diagnosticMode: 'pull',
+            configurationPreference: 'editorFirst',
         });
     });
 
@@ -98,6 +99,7 @@ describe('toServerSettings (initializationOptions and the torchlint configuratio
                 'runtime.enabled': true,
                 interpreter: ['/venv/bin/python'],
                 args: ['--x'],
+                configurationPreference: 'filesystemFirst',
             }),
         );
         assert.deepEqual(toServerSettings(s, { trusted: true, logLevel: 'debug' }), {
@@ -105,7 +107,11 @@ describe('toServerSettings (initializationOptions and the torchlint configuratio
             ignore: ['TL202'],
             runtime: { enabled: true },
             logLevel: 'debug',
+            configurationPreference: 'filesystemFirst',
         });
+        // An unknown value is the documented default, and changing it needs no restart.
+        assert.equal(readSettings(getter({ configurationPreference: 'nope' })).configurationPreference, 'editorFirst');
+        assert.equal(classifyConfigChange((k) => k === 'torchlint.configurationPreference'), 'live');
     });
 
     it('sends an empty torchlint.select as null, leaving the selection to the project config', () => {
@@ -134,6 +140,7 @@ describe('toInitializationOptions', () => {
             ignore: ['TL202'],
             runtime: { enabled: false },
             logLevel: 'info',
+            configurationPreference: 'editorFirst',
             diagnosticMode: 'pull',
         });
     });
