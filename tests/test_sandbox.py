@@ -338,7 +338,10 @@ def test_data_and_rss_guard_used_for_cuda():
 
 
 def test_cuda_sandbox_binds_the_gpu_device_nodes(monkeypatch):
-    monkeypatch.setattr(sandbox, "_nvidia_device_paths", lambda: ["/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl"])
+    monkeypatch.setattr(
+        sandbox, "_nvidia_device_paths",
+        lambda: ["/dev/nvidia-caps/nvidia-cap1", "/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl"],
+    )  # fmt: skip
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     command = build_command("bwrap", "/tmp/root", "cuda", ["python"])
     dev = command.index("--dev")
@@ -346,6 +349,11 @@ def test_cuda_sandbox_binds_the_gpu_device_nodes(monkeypatch):
         at = command.index(node)
         assert command[at - 1 : at + 2] == ["--dev-bind", node, node]
         assert at > dev  # after --dev /dev, or the minimal /dev would hide it
+    # bubblewrap would make /dev/nvidia-caps mode 0700: the unprivileged uid could not reach the node.
+    caps = command.index("/dev/nvidia-caps")
+    assert command[caps - 3 : caps + 1] == ["--perms", "0755", "--dir", "/dev/nvidia-caps"]
+    assert caps < command.index("/dev/nvidia-caps/nvidia-cap1")
+    assert command[command.index("/sys") - 1 : command.index("/sys") + 2] == ["--ro-bind", "/sys", "/sys"]
     assert "--dev-bind" not in build_command("bwrap", "/tmp/root", "cpu", ["python"])
     assert command[-2:] == ["--", "python"]
     assert sandbox._sandbox_env("/tmp/root", "cuda")["CUDA_VISIBLE_DEVICES"] == "1"

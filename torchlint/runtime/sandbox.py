@@ -290,7 +290,7 @@ def _bwrap_args(bwrap: str, root: str, device: str, layout: _Layout | None = Non
         # --dev gives a minimal /dev without the GPU nodes; CUDA needs
         # nvidiactl, nvidia-uvm(-tools), nvidiaN and nvidia-caps/*.
         for path in _nvidia_device_paths():
-            args += ["--dev-bind", path, path]
+            args += [*parents(path), "--dev-bind", path, path]  # /dev/nvidia-caps/* too
     else:
         for path in _SYS_PATHS_CPU:
             if os.path.isdir(path):
