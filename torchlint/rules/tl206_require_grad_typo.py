@@ -103,6 +103,8 @@ class RequireGradTypo(Rule):
     code = "TL206"
     name = "require-grad-typo"
     message = "`require_grad` is a typo of `requires_grad`: setting it has no effect on the tensor"
+    # Confirmed by running the line: the TypeError, or `requires_grad` unchanged after it.
+    confirmable = True
     triggers = ("require_grad",)
 
     VALID = [

@@ -57,6 +57,8 @@ class CheckpointUseReentrant(Rule):
     name = "checkpoint-use-reentrant"
     message = "pass `use_reentrant=` explicitly to `torch.utils.checkpoint.checkpoint`"
     severity = "warning"
+    # Confirmed by the warning PyTorch gives when the call runs.
+    confirmable = True
     triggers = ("checkpoint",)
 
     VALID = [

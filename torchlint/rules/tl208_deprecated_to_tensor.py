@@ -57,6 +57,8 @@ class DeprecatedToTensor(Rule):
     message = "`v2.ToTensor()` is deprecated; use `v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])`"
     severity = "warning"
     deprecated = True
+    # Confirmed by torchvision's own warning (where torchvision is installed).
+    confirmable = True
     triggers = ("ToTensor",)
 
     VALID = [

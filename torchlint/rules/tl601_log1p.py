@@ -62,6 +62,8 @@ class Log1p(Rule):
     name = "log1p"
     message = "`torch.log(1 + x)` loses precision for small `x`; use `torch.log1p(x)`"
     severity = "warning"
+    # Confirmed by evaluating both forms on the program's own values.
+    confirmable = True
     triggers = ("log",)
 
     VALID = [
@@ -95,8 +97,10 @@ class Log1p(Rule):
         if x is None or self.context.qualname(func) != "torch.log":
             return
         ops = renamed(self.context, func, "log1p")
-        fix = None
+        fix, data = None, {}
         if ops is not None:
             new = self.context.code(x)
             fix = FixSpec(f"Replace with `log1p({new})`", (*ops, Replace(arg.value, new)))
-        self.report(node, fix=fix)
+            name = f"{self.context.code(func.value)}.log1p" if isinstance(func, cst.Attribute) else "log1p"
+            data["replacement"] = f"{name}({new})"
+        self.report(node, fix=fix, data=data)

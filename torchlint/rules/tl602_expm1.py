@@ -41,6 +41,8 @@ class Expm1(Rule):
     name = "expm1"
     message = "`torch.exp(x) - 1` loses precision for small `x`; use `torch.expm1(x)`"
     severity = "warning"
+    # Confirmed by evaluating both forms on the program's own values.
+    confirmable = True
     triggers = ("exp",)
 
     VALID = [
@@ -79,4 +81,4 @@ class Expm1(Rule):
             return
         # The range excludes the expression's own parentheses: they stay.
         new = f"{name}({arg})"
-        self.report(node, fix=FixSpec(f"Replace with `{new}`", (Replace(node, new),)))
+        self.report(node, fix=FixSpec(f"Replace with `{new}`", (Replace(node, new),)), data={"replacement": new})

@@ -51,6 +51,8 @@ class Logsumexp(Rule):
     name = "logsumexp"
     message = "`log(sum(exp(x)))` overflows; use `torch.logsumexp(x, dim)`"
     severity = "warning"
+    # Confirmed by evaluating both forms on the program's own values.
+    confirmable = True
     triggers = ("exp",)
 
     VALID = [
@@ -135,7 +137,11 @@ class Logsumexp(Rule):
         if keepdim is not None:
             parts.append(f"keepdim={self.context.code(keepdim.value)}")
         new = f"{torch}.logsumexp({', '.join(parts)})"
-        self.report(log_call, fix=FixSpec(f"Replace with `{new}`", (Replace(log_call, new),), applicability="unsafe"))
+        self.report(
+            log_call,
+            fix=FixSpec(f"Replace with `{new}`", (Replace(log_call, new),), applicability="unsafe"),
+            data={"replacement": new},
+        )
 
     def _shifted_by_max(self, expr: cst.BaseExpression) -> bool:
         """``x - x.max(...)`` / ``x - amax``, or a name assigned such in the enclosing function."""

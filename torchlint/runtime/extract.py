@@ -149,6 +149,10 @@ def _h(attr: str, node: ast.AST) -> ast.expr:
     return ast.copy_location(ast.Attribute(ast.copy_location(ast.Name(HARNESS, ast.Load()), node), attr, ast.Load()), node)
 
 
+def _no_args() -> ast.arguments:
+    return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+
+
 class _Apply(ast.NodeTransformer):
     def __init__(self, plan: dict[str, Any]) -> None:
         self.targets = {(t[0], t[1]): t[2] for t in plan.get("targets", ())}
@@ -191,6 +195,15 @@ class _Apply(ast.NodeTransformer):
             return ast.copy_location(ast.Call(_h("next_", node), [node.func.value], []), node)
         if kind == "move":
             return ast.copy_location(ast.Call(_h("moved", node), [node], []), node)
+        if isinstance(kind, str) and kind.startswith("compare:"):
+            # TL601-TL603: the flagged expression and its fix, both evaluated by the harness.
+            fixed = ast.parse(kind[len("compare:") :], mode="eval").body
+            pair = [ast.Lambda(_no_args(), node), ast.Lambda(_no_args(), fixed)]
+            call = ast.Call(_h("compared", node), pair, [])
+            return ast.fix_missing_locations(ast.copy_location(call, node))
+        if kind == "watch":
+            # TL206: the object whose misspelt attribute is set, kept for a look afterwards.
+            return ast.copy_location(ast.Call(_h("watched", node), [node], []), node)
         if kind == "discard" and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             # TL402: the receiver and what the call returned, compared by the harness.
             return ast.copy_location(ast.Call(_h("discarded", node), [node.func.value, node], []), node)

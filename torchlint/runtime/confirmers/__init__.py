@@ -28,8 +28,14 @@ CONFIRMER_MODULES = {
     "TL101": "torchlint.runtime.confirmers.tl101",
     "TL201": "torchlint.runtime.confirmers.tl201",
     "TL202": "torchlint.runtime.confirmers.tl202",
+    "TL206": "torchlint.runtime.confirmers.tl206",
+    "TL207": "torchlint.runtime.confirmers.warned",
+    "TL208": "torchlint.runtime.confirmers.warned",
     "TL301": "torchlint.runtime.confirmers.tl301",
     "TL401": "torchlint.runtime.confirmers.tl401",
+    "TL601": "torchlint.runtime.confirmers.numerics",
+    "TL602": "torchlint.runtime.confirmers.numerics",
+    "TL603": "torchlint.runtime.confirmers.numerics",
     "TL402": "torchlint.runtime.confirmers.tl402",
 }
 

@@ -168,6 +168,55 @@ def discarded(receiver: Any, result: Any) -> Any:
     return result
 
 
+def compared(original: Callable[[], Any], fixed: Callable[[], Any]) -> Any:
+    """TL601-TL603: the flagged expression's value next to its fix's, on the program's own values.
+
+    Returns the original's value, so the program goes on as written.
+    """
+    value = original()
+    try:
+        other = fixed()
+    except Exception as exc:  # noqa: BLE001 - reported as evidence
+        STATE.measure["fixed_error"] = f"{type(exc).__name__}: {exc}"
+        return value
+    if not (isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor)) or value.shape != other.shape:
+        STATE.measure["kinds"] = [type(value).__name__, type(other).__name__]
+        return value
+    a, b = value.detach().double().cpu(), other.detach().double().cpu()
+    both = torch.isfinite(a) & torch.isfinite(b)
+    diff = (a - b).abs()
+    scale = torch.maximum(a.abs(), b.abs())
+    rel = torch.where(both & (scale > 0), diff / scale.clamp_min(1e-300), torch.zeros_like(diff))
+    worst = int(rel.flatten().argmax()) if rel.numel() else 0
+    STATE.measure.update(
+        elements=int(a.numel()),
+        dtype=str(value.dtype).replace("torch.", ""),
+        max_relative=float(rel.max()) if rel.numel() else 0.0,
+        max_absolute=float(torch.where(both, diff, torch.zeros_like(diff)).max()) if diff.numel() else 0.0,
+        written=float(a.flatten()[worst]) if a.numel() else None,
+        fixed=float(b.flatten()[worst]) if b.numel() else None,
+        nonfinite_written=int((~torch.isfinite(a) & torch.isfinite(b)).sum()),
+    )
+    return value
+
+
+def watched(obj: Any) -> Any:
+    """TL206: the object whose ``require_grad`` the flagged line sets; looked at after the line ran."""
+    STATE.measure["_watched"] = obj
+    if isinstance(obj, torch.Tensor):
+        STATE.measure["requires_grad_before"] = bool(obj.requires_grad)
+    return obj
+
+
+def _after_target() -> None:
+    obj = STATE.measure.pop("_watched", None)
+    if obj is not None:
+        STATE.measure["watched_type"] = type(obj).__name__
+        if isinstance(obj, torch.Tensor):
+            STATE.measure["requires_grad_after"] = bool(obj.requires_grad)
+            STATE.measure["require_grad_after"] = repr(getattr(obj, "require_grad", None))
+
+
 def skipped(what: str) -> None:
     """Stands in for a statement the extraction left out (a checkpoint load)."""
     if what not in STATE.notes:
@@ -982,6 +1031,7 @@ def main(config: dict[str, Any], source: str, plan: dict[str, Any], report: Call
     except BaseException as exc:  # noqa: BLE001 - the user's exception is the evidence
         outcome = "exception"
         error = _describe(exc)
+    _after_target()
     payload = {
         "outcome": outcome,
         "reached": STATE.reached,
