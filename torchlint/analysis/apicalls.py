@@ -70,27 +70,19 @@ def is_number(expr: cst.BaseExpression, value: float) -> bool:
 
 
 def target_torch_version(context: Context) -> tuple[int, ...] | None:
-    """The torch version the project targets (``[tool.torchlint] torch-version`` or its dependencies).
+    """The torch release the file is linted for (``Context.knowledge.target``: ``[tool.torchlint]
+    torch-version``, else the lowest its declared dependencies admit, else the newest known).
 
-    None when it is not known: rules then speak for the newest release.
+    None only when no knowledge base is at hand: rules then speak for current PyTorch.
     """
-    value = getattr(context, "torch_version", None)
-    if callable(value):
-        value = value()
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = []
-        for piece in value.split("."):
-            digits = "".join(ch for ch in piece if ch.isdigit())
-            if not digits:
-                break
-            parts.append(int(digits))
-        return tuple(parts) or None
     try:
-        return tuple(int(v) for v in value)[:3]
-    except (TypeError, ValueError):
+        target = context.knowledge.target
+    except (AttributeError, OSError, ValueError):
         return None
+    version = getattr(target, "torch", None)
+    if version is None:
+        return None
+    return (version.major, version.minor, version.patch)
 
 
 def version_text(version: tuple[int, ...]) -> str:

@@ -102,8 +102,16 @@ class TorchLoadWeightsOnly(Rule):
         ),
     ]
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        # torch.load(...) calls passed straight to .load_state_dict(...): a state_dict for certain.
+        self._state_dicts: set[int] = set()
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "load_state_dict" and node.args:
+            self._state_dicts.add(id(node.args[0].value))
+            return
         # Cheap rejection: only ``from torch import load as x`` renames it.
         if isinstance(func, cst.Attribute) and func.attr.value != "load":
             return
@@ -123,7 +131,13 @@ class TorchLoadWeightsOnly(Rule):
                 data=data,
             )
             return
-        if flipped:
+        if flipped and id(node) in self._state_dicts:
+            message = (
+                f"`torch.load` without `weights_only=`: this loads a `state_dict`, which {where}'s default "
+                "`weights_only=True` allows; pass `weights_only=True` so it loads the same way on torch < 2.6 too "
+                "(where the default unpickles arbitrary code)"
+            )
+        elif flipped:
             message = (
                 f"`torch.load` without `weights_only=`: in {where} the default is `weights_only=True` (since 2.6), so a "
                 "file holding a whole pickled model (`torch.save(model)`) fails with `UnpicklingError`; pass "
