@@ -86,4 +86,8 @@ def target_torch_version(context: Context) -> tuple[int, ...] | None:
 
 
 def version_text(version: tuple[int, ...]) -> str:
-    return ".".join(str(v) for v in version)
+    """``2.4`` for (2, 4, 0), ``2.4.1`` for (2, 4, 1)."""
+    parts = list(version[:3])
+    while len(parts) > 2 and parts[-1] == 0:
+        parts.pop()
+    return ".".join(str(v) for v in parts)
