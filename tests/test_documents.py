@@ -234,3 +234,19 @@ def test_unlabelled_fence_that_opens_with_an_import_but_does_not_parse_is_code()
 def test_rst_is_linted_when_named():
     report = lint_text((FIXTURES / "code_blocks.rst").read_text(), "code_blocks.rst", "rst", None)
     assert [f.range.line for f in report.findings] == [9, 14, 18, 26]
+
+
+def test_d2l_tab_cells_and_load_ext():
+    """d2lbook's `%%tab pytorch` blocks are Python; other frameworks' tabs are skipped; `%load_ext` may define names."""
+    md = (
+        "```{.python .input}\n%load_ext d2lbook.tab\ntab.interact_select(['mxnet', 'pytorch'])\n```\n\n"
+        "```{.python .input}\n%%tab mxnet\nnet = gluon.model_zoo.vision.resnet18_v2(pretrained=True)\n```\n\n"
+        "```{.python .input}\n%%tab pytorch\nimport torchvision\nnet = torchvision.models.resnet18(pretrained=True)\n```\n"
+    )
+    report = lint_text(md, "d2l.md", "markdown", None)
+    assert [(f.range.line, f.code) for f in report.findings] == [(14, "TL202")]
+
+
+def test_unlabelled_config_line_is_not_an_undefined_name():
+    md = "```\nc.NotebookApp.contents_manager_class = 'x'\n```\n"
+    assert lint_text(md, "t.md", "markdown", None).findings == []

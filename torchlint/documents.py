@@ -63,7 +63,7 @@ _PY_LANGS = frozenset({"python", "py", "python3", "py3", "ipython", "ipython3", 
 # Cell magics whose body is Python (the body is linted); any other cell magic skips the cell.
 _PY_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "mprun"})
 # Line magics that may define names we cannot see: what follows them is unknown, not absent.
-_UNKNOWN_MAGICS = frozenset({"run", "load", "pylab", "store", "recall", "rerun", "macro"})
+_UNKNOWN_MAGICS = frozenset({"run", "load", "load_ext", "pylab", "store", "recall", "rerun", "macro"})
 _STATEMENT_MAGICS = frozenset({"time", "timeit", "prun", "debug", "memit", "mprun"})
 
 
@@ -96,6 +96,9 @@ class Chunk:
     editable: list[bool]
     cell: int | None = None
     console: bool = False  # a >>> block: single-line edits only
+    # An unlabelled fence without an import, def or class (a config line, a snippet):
+    # linted, but too loosely tied to the document for TL002's "never defined".
+    weak: bool = False
     state: str = "code"  # "code" | "broken" | "skipped"
     error: Finding | None = None  # its TL001, in chunk coordinates, when broken
     # Original lines (for notebooks: the cell's source lines), to re-indent multi-line inserts.
@@ -136,7 +139,9 @@ def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | No
     if first is not None and lines[first].lstrip().startswith("%%"):
         m = _MAGIC.match(lines[first])
         name = m.group("name") if m else ""
-        if name not in _PY_CELL_MAGICS:
+        args = set((m.group("rest") if m else "").replace(",", " ").split())
+        # d2lbook's ``%%tab pytorch`` / ``%%tab all``: Python for torch (other frameworks' tabs are skipped).
+        if name not in _PY_CELL_MAGICS and not (name == "tab" and args & {"pytorch", "torch", "all"}):
             return None
         out[first] = ""
         editable[first] = False
@@ -263,6 +268,8 @@ def _cell_text(source: object) -> str | None:
 
 def read_notebook(raw: str, path: str) -> dict:
     """The notebook's JSON, or a one-line :class:`SourceError`."""
+    if not raw.strip():
+        raise SourceError(f"{path}: empty file, not a Jupyter notebook")
     try:
         nb = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -318,7 +325,7 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
 def _chunk(number: int, origin: int, lines: list[str], originals: list[str], cell: int | None = None, console: bool = False) -> Chunk:
     done = neutralise(lines)
     if done is None:
-        return Chunk(number, origin, list(lines), [0] * len(lines), [False] * len(lines), cell, console, "skipped", originals=originals)
+        return Chunk(number, origin, list(lines), [0] * len(lines), [False] * len(lines), cell, console, state="skipped", originals=originals)
     out, deltas, editable = done
     return Chunk(number, origin, out, deltas, editable, cell, console, originals=originals)
 
@@ -391,6 +398,14 @@ def _holds_code(code: str) -> bool:
     return False
 
 
+def _defines_something(code: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True  # opens with an import (see _code_block)
+    return any(isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in ast.walk(tree))
+
+
 def _code_block(number: int, start_line: int, body: list[str], raw: list[str], lang: str) -> Chunk | None:
     lines, prompt_deltas, console = _strip_prompts(body)
     # MyST code-cell options (:tags: [...]) at the top of the block, or a --- YAML front block.
@@ -408,6 +423,8 @@ def _code_block(number: int, start_line: int, body: list[str], raw: list[str], l
         if chunk.state == "skipped" or not _IMPORT_LINE.match(first) or _parses(chunk.code()):
             return None  # prose, output or another language
         # Does not parse, but opens with an import: code (cut short, say), not prose.
+    if lang == "":
+        chunk.weak = not _defines_something(chunk.code())
     # Prompt and indentation shifts add up.
     base = [len(r) - len(b) if b and r.endswith(b) else 0 for r, b in zip(raw, body)]
     chunk.deltas = [d + p + b for d, p, b in zip(chunk.deltas, prompt_deltas, base)]
@@ -510,6 +527,8 @@ class DocumentFacts:
     import_line: int | None  # where an added import goes (a line of the first code chunk)
     # The modules of conventional names the text uses, for rules' trigger words.
     trigger_text: str = ""
+    # Text lines of weak chunks (see Chunk.weak).
+    weak_lines: frozenset[int] = frozenset()
 
     def where(self, line: int) -> str:
         """``block 7 (line 120)`` / ``cell 3``: where a text line is, for messages."""
@@ -615,7 +634,8 @@ class Document:
                 labels[n] = (c.label, c.origin + entry[1])
         used = set(re.findall(r"\b[A-Za-z_]\w*\b", self.text)) & set(conventions)
         trigger_text = "\n" + " ".join(conventions[n] for n in sorted(used)) if used else ""
-        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text)
+        weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
+        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak)
 
     def _import_line(self) -> int | None:
         for ci, c in enumerate(self.chunks):

@@ -40,6 +40,7 @@ class _Scopes(ast.NodeVisitor):
         self.everywhere: set[str] = set()  # bound by `global` in a function: somewhere, some time
         self.stars: list[Pos] = []  # star imports (a chunk that did not parse is one)
         self.uses: list[_Use] = []
+        self.starts: dict[Pos, Pos] = {}  # a binding's effective position -> where its statement starts
         self._stack: list[set[str]] = []  # local names of the enclosing functions/comprehensions/classes
         self._deferred = 0
 
@@ -125,6 +126,7 @@ class _Scopes(ast.NodeVisitor):
     # -- statements that bind --
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
+        self.starts[self._end(node)] = (node.lineno, node.col_offset)
         for t in node.targets:
             self._visit_target(t)
             self._bind_target(t, self._end(node))
@@ -141,6 +143,7 @@ class _Scopes(ast.NodeVisitor):
             self._use(node.target.id, (node.target.lineno, node.target.col_offset))
         else:
             self.visit(node.target)
+        self.starts[self._end(node)] = (node.lineno, node.col_offset)
         self._bind_target(node.target, self._end(node))
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
@@ -338,6 +341,7 @@ class UndefinedName(Rule):
         Invalid("print(model)\nmodel = 1\n"),
         Invalid("def f():\n    return helper()\n"),
         Invalid("del x\n"),
+        Invalid("model = model.cuda()\n"),
     ]
 
     def __init__(self, context) -> None:
@@ -356,6 +360,8 @@ class UndefinedName(Rule):
         conventions = document.conventions
         for use in scopes.uses:
             name = use.name
+            if use.pos[0] in document.weak_lines:
+                continue
             if name in _BUILTINS or name in _IPYTHON or name in scopes.everywhere or name in self._wanted:
                 continue
             bound = scopes.module.get(name, [])
@@ -366,7 +372,8 @@ class UndefinedName(Rule):
             else:
                 if any(p <= use.pos for p in bound) or any(p <= use.pos for p in scopes.stars):
                     continue
-                later = min(bound) if bound else None
+                # A binding by the very statement that reads the name (``m = m.cuda()``) is no definition.
+                later = min((p for p in bound if p[0] > use.pos[0] or scopes.starts.get(p, p) > use.pos), default=None)
             if later is not None:
                 where = document.where(later[0])
                 message = f"`{name}` is used before it is defined (defined later, in {where})"
