@@ -106,3 +106,15 @@ def test_numeric_fixes_keep_the_value_at_ordinary_magnitudes():
         exec(source, before)
         exec(fixed, after)
         assert torch.allclose(before["y"], after["y"], rtol=1e-5), (code, fixed)
+
+
+def test_rules_stay_silent_where_the_target_predates_the_api():
+    # weights_only= came in torch 1.13; the use_reentrant warning in 2.1; v2.ToImage in torchvision 0.16.
+    assert lint(LOAD, "TL205", "1.12") == []
+    assert lint(LOAD, "TL205", "1.13")
+    ckpt = "from torch.utils.checkpoint import checkpoint\ny = checkpoint(f, x)\n"
+    assert lint(ckpt, "TL207", "2.0") == []
+    assert lint(ckpt, "TL207", "2.1")
+    to_tensor = "import torch\nfrom torchvision.transforms import v2\nt = v2.ToTensor()\n"
+    assert lint(to_tensor, "TL208", "2.0") == []  # torchvision 0.15
+    assert lint(to_tensor, "TL208", "2.1")  # torchvision 0.16

@@ -13,8 +13,9 @@ from torchlint.analysis.apicalls import (
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
 _LOADS = frozenset({"torch.load", "torch.serialization.load"})
-# The release that made ``weights_only=True`` the default.
+# The release that made ``weights_only=True`` the default, and the one that added the parameter.
 _DEFAULT_FLIPPED = (2, 6)
+_PARAMETER_ADDED = (1, 13)
 
 
 class TorchLoadWeightsOnly(Rule):
@@ -60,7 +61,8 @@ class TorchLoadWeightsOnly(Rule):
     need `torch.serialization.add_safe_globals`). No fix is offered when
     `pickle_module=` is passed (choosing `weights_only=False` there must be
     deliberate). Calls that forward `**kwargs` are not reported: `weights_only`
-    may be in them.
+    may be in them; nor is anything for a target older than 1.13, which has no
+    `weights_only` parameter.
     """
 
     code = "TL205"
@@ -120,6 +122,8 @@ class TorchLoadWeightsOnly(Rule):
         if keyword(node, "weights_only") is not None or forwards_kwargs(node):
             return
         target = target_torch_version(self.context)
+        if target is not None and target[:2] < _PARAMETER_ADDED:
+            return  # the parameter does not exist yet: nothing to pass
         flipped = target is None or target[:2] >= _DEFAULT_FLIPPED
         where = f"torch {version_text(target)}" if target is not None else "current PyTorch"
         data = {"target_torch": version_text(target) if target else None}

@@ -173,12 +173,19 @@ class RequireGradTypo(Rule):
             fix=FixSpec("Rename to `requires_grad`", (Replace(target.attr, cst.Name("requires_grad")),)),
         )
 
+    def _takes_requires_grad(self, callee: str | None) -> bool:
+        """Another torch callable whose recorded signature takes ``requires_grad`` but not the typo."""
+        if not callee or not callee.startswith("torch."):
+            return False
+        kb = self.context.knowledge
+        return kb.accepts_keyword(callee, "requires_grad") is True and kb.accepts_keyword(callee, "require_grad") is False
+
     def visit_Call(self, node: cst.Call) -> None:
         arg = keyword(node, "require_grad")
         if arg is None or keyword(node, "requires_grad") is not None:
             return
         callee = self.context.qualname(node.func)
-        if callee not in _FACTORIES:
+        if callee not in _FACTORIES and not self._takes_requires_grad(callee):
             return
         self.report(
             arg.keyword,

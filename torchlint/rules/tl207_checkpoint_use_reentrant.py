@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.analysis.apicalls import add_keyword, forwards_kwargs, keyword
+from torchlint.analysis.apicalls import add_keyword, forwards_kwargs, keyword, target_torch_version
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
+# The release that started warning about a missing use_reentrant.
+_WARNS_SINCE = (2, 1)
 _CHECKPOINTS = {
     "torch.utils.checkpoint.checkpoint": "checkpoint",
     "torch.utils.checkpoint.checkpoint_sequential": "checkpoint_sequential",
@@ -50,7 +52,9 @@ class CheckpointUseReentrant(Rule):
     unsafe: the two variants differ in corner cases (gradients when no input
     requires grad, hooks, `torch.no_grad` regions inside the function, the
     memory saved). `use_reentrant=True` keeps the current behaviour exactly and
-    only silences the warning. Calls forwarding `**kwargs` are not reported.
+    only silences the warning. Calls forwarding `**kwargs` are not reported,
+    nor calls in a project that targets a PyTorch older than 2.1 (no warning
+    there yet).
     """
 
     code = "TL207"
@@ -96,6 +100,9 @@ class CheckpointUseReentrant(Rule):
             return
         which = _CHECKPOINTS.get(self.context.qualname(func) or "")
         if which is None or keyword(node, "use_reentrant") is not None or forwards_kwargs(node):
+            return
+        target = target_torch_version(self.context)
+        if target is not None and target[:2] < _WARNS_SINCE:
             return
         self.report(
             node,

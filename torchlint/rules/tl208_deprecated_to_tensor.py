@@ -6,6 +6,8 @@ from torchlint.names import dotted_name
 from torchlint.rules.base import FixOp, FixSpec, InsertAtLine, Invalid, Replace, Rule
 
 _V2 = "torchvision.transforms.v2"
+# The torchvision release that deprecated v2.ToTensor and added ToImage / ToDtype(scale=).
+_DEPRECATED_SINCE = (0, 16)
 
 
 class DeprecatedToTensor(Rule):
@@ -47,6 +49,8 @@ class DeprecatedToTensor(Rule):
     `transforms.v2.`), else from the `from torchvision.transforms.v2 import
     ...` line that imported `ToTensor` (extended); `import torch` is added when
     `torch` is not bound. No fix where one of those names means something else.
+    Nothing is reported for a project that targets torchvision older than 0.16,
+    where `ToTensor` was not deprecated and `ToImage` did not exist.
     One difference: for a PIL image the result is a `tv_tensors.Image` (a
     `Tensor` subclass) rather than a plain tensor, which every torch operation
     accepts.
@@ -110,6 +114,8 @@ class DeprecatedToTensor(Rule):
             return
         if self.context.qualname(func) != f"{_V2}.ToTensor":
             return
+        if _target_torchvision(self.context) < _DEPRECATED_SINCE:
+            return  # not deprecated yet, and the replacement does not exist
         self.report(node, fix=self._fix(node))
 
     def _note_compose(self, node: cst.Call) -> None:
@@ -186,3 +192,11 @@ class DeprecatedToTensor(Rule):
             return None
         ops.append(InsertAtLine(self.context.import_insertion_line(), "import torch\n"))
         return "torch"
+
+
+def _target_torchvision(context) -> tuple[int, int]:
+    try:
+        version = context.knowledge.target.torchvision
+    except (AttributeError, OSError, ValueError):
+        return (99, 0)
+    return (version.major, version.minor) if version is not None else (99, 0)
