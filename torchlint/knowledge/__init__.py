@@ -190,11 +190,25 @@ class Knowledge:
         kind, canonical = found
         if kind == "function":
             sig = snap.function_signature(canonical)
-            if sig is None or sig.has_var_keyword:
+            if sig is None:
+                return None
+            built = snap.builders.get(canonical)
+            if built is not None:
+                # A torchvision builder: its own parameters, the legacy flags its decorator
+                # takes (TL202's business), and what it forwards to the model class.
+                own = sig.keywords | {"pretrained", "pretrained_backbone"}
+                if not sig.has_var_keyword:
+                    return own
+                model = self._class_keywords(snap, built["returns"])
+                return None if model is None else own | model
+            if sig.has_var_keyword:
                 return None
             return sig.keywords
         if kind != "class":
             return None
+        return self._class_keywords(snap, canonical)
+
+    def _class_keywords(self, snap: Snapshot, canonical: str) -> frozenset[str] | None:
         names: set[str] = set()
         mro = snap.mro(canonical)
         for i, c in enumerate(mro):
@@ -213,6 +227,17 @@ class Knowledge:
                 return None
             # Forwarded to the next class in the MRO that defines __init__.
         return None
+
+    def keyword_in_any_release(self, qualname: str, keyword: str) -> bool:
+        """Does some recorded release of the package accept ``keyword`` (or not know)?"""
+        package = _package(qualname)
+        for version in store.available().get(package, ()):
+            other = Knowledge(Target(version if package == "torch" else self.target.torch,
+                                     version if package == "torchvision" else self.target.torchvision, "option"))
+            names = other.accepted_keywords(qualname)
+            if names is None or keyword in names:
+                return True
+        return False
 
     def accepts_keyword(self, qualname: str, keyword: str) -> bool | None:
         names = self.accepted_keywords(qualname)
@@ -280,10 +305,14 @@ class Knowledge:
     def close_match(name: str, candidates: frozenset[str] | set[str]) -> str | None:
         """The one candidate close to ``name`` (a typo), or None when none or several are."""
         public = [c for c in candidates if not c.startswith("_") or name.startswith("_")]
-        matches = difflib.get_close_matches(name, public, n=2, cutoff=0.8)
+        matches = difflib.get_close_matches(name, public, n=2, cutoff=0.6)
         if len(matches) == 1:
             return matches[0]
         if len(matches) == 2:
+            # ``Dataloader``: the class ``DataLoader`` rather than the module ``dataloader``.
+            same_case = [m for m in matches if m[:1] == name[:1]]
+            if len(same_case) == 1 and matches[0].lower() == matches[1].lower():
+                return same_case[0]
             # Two candidates: take the first only when it is clearly closer.
             a, b = (difflib.SequenceMatcher(None, name, m).ratio() for m in matches)
             if a - b >= 0.08:

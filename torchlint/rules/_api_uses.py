@@ -1,0 +1,292 @@
+"""Shared by TL203 (deprecated-api) and TL204 (removed-api): finding uses of a table entry, and its fix.
+
+Not a rule module (the registry loads ``tl*.py`` only). Each subclass says
+which entries it reports (``_entry``); the rest is common: calls, keyword
+arguments, attribute reads and decorators, imports of modules; the fix kinds
+of ``torchlint/knowledge/deprecations.py``; and the package's own sources
+(torch using its own deprecated API is no finding for its users).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import libcst as cst
+
+from torchlint.knowledge.deprecations import Deprecation, by_api
+from torchlint.names import dotted_name
+from torchlint.rules.base import FixOp, FixSpec, InsertAfter, InsertBefore, Replace, Rule
+
+_APIS = frozenset(by_api())
+_LAST_NAMES = frozenset(api.rsplit(".", 1)[-1] for api in _APIS)
+_PACKAGES = ("torch", "torchvision", "functorch", "torchaudio")
+
+
+@lru_cache(maxsize=1024)
+def _inside_package(directory: str, package: str) -> bool:
+    """Is ``directory`` inside the source tree of ``package`` (a ``<package>/__init__.py`` above it)?"""
+    d = directory
+    while True:
+        head, tail = os.path.split(d)
+        if tail == package and os.path.isfile(os.path.join(d, "__init__.py")):
+            return True
+        if not tail or head == d:
+            return False
+        d = head
+
+
+def _int_literal(expr: cst.BaseExpression) -> int | None:
+    if isinstance(expr, cst.Integer):
+        return int(expr.evaluated_value)
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and isinstance(expr.expression, cst.Integer):
+        return -int(expr.expression.evaluated_value)
+    return None
+
+
+def _bool_literal(expr: cst.BaseExpression) -> bool | None | str:
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[expr.value]
+    return "?"
+
+
+class ApiUseRule(Rule):
+    """Base of TL203/TL204; subclasses define ``_entry``, ``_verb`` and the class attributes."""
+
+    triggers = ("torch", "functorch")
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self._handled: set[int] = set()
+
+    # -- which entries --
+
+    def _entry(self, qualname: str, keyword: str | None = None) -> Deprecation | None:
+        raise NotImplementedError
+
+    def _describe(self, entry: Deprecation, shown: str) -> str:
+        raise NotImplementedError
+
+    def _own_package(self, entry: Deprecation) -> bool:
+        package = entry.api.split(".", 1)[0]
+        path = self.context.path
+        if not path or path.startswith("<"):
+            return False
+        return _inside_package(os.path.dirname(os.path.abspath(path)), package)
+
+    def _lookup(self, node: cst.BaseExpression, keyword: str | None = None) -> tuple[str, Deprecation] | None:
+        name = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, cst.Name) else None
+        if name is None or (keyword is None and name not in _LAST_NAMES):
+            return None
+        q = self.context.qualname(node)
+        if q is None or q.split(".", 1)[0] not in _PACKAGES:
+            return None
+        entry = self._entry(q, keyword)
+        if entry is None or self._own_package(entry):
+            return None
+        return q, entry
+
+    # -- uses --
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        found = self._lookup(func)
+        if found is not None and found[1].kind in ("call", "private", "attribute"):
+            self._handled.add(id(func))
+            q, entry = found
+            self._report(func, entry, self._describe(entry, f"`{self.context.code(func)}`"), self._call_fix(node, entry))
+        if not any(a.keyword is not None for a in node.args):
+            return
+        q = self.context.qualname(func)
+        if q is None or q.split(".", 1)[0] not in _PACKAGES:
+            return
+        reported: set[str] = set()
+        for arg in node.args:
+            if arg.keyword is None:
+                continue
+            entry = self._entry(q, arg.keyword.value)
+            if entry is None or entry.api in reported or self._own_package(entry):
+                continue
+            reported.add(entry.api)
+            shown = f"`{arg.keyword.value}=` of `{self.context.code(func)}`"
+            self._report(arg, entry, self._describe(entry, shown), self._keyword_fix(node, entry))
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._reference(node)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._reference(node)
+
+    def visit_Decorator(self, node: cst.Decorator) -> None:
+        found = self._lookup(node.decorator) if isinstance(node.decorator, (cst.Attribute, cst.Name)) else None
+        if found is not None:
+            self._handled.add(id(node.decorator))
+            entry = found[1]
+            self._report(node.decorator, entry, self._describe(entry, f"`@{self.context.code(node.decorator)}`"),
+                         self._bare_fix(node.decorator, entry))
+
+    def _reference(self, node: cst.Attribute | cst.Name) -> None:
+        if id(node) in self._handled:
+            return
+        found = self._lookup(node)
+        if found is None:
+            return
+        entry = found[1]
+        if entry.kind == "keyword" or entry.kind == "module":
+            return
+        self._handled.add(id(node))
+        fix = self._bare_fix(node, entry) if entry.kind == "attribute" else None
+        self._report(node, entry, self._describe(entry, f"`{self.context.code(node)}`"), fix)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.relative or node.module is None:
+            return
+        module = dotted_name(node.module)
+        if module is None:
+            return
+        if not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                # The imported names are reported where they are used, not here.
+                self._handled.add(id(alias.name))
+                if alias.asname is not None:
+                    self._handled.add(id(alias.asname.name))
+        self._module_use(node.module, module)
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            if alias.asname is not None:
+                self._handled.add(id(alias.asname.name))
+            name = dotted_name(alias.name)
+            if name is not None:
+                self._module_use(alias.name, name)
+
+    def _module_use(self, node: cst.BaseExpression, module: str) -> None:
+        # Absolute module names, not local names: none of their parts is a use.
+        part = node
+        while isinstance(part, cst.Attribute):
+            self._handled.add(id(part))
+            part = part.value
+        self._handled.add(id(part))
+        for api in _prefixes(module):
+            entry = self._entry(api)
+            if entry is not None and entry.kind == "module" and not self._own_package(entry):
+                fix = None
+                if entry.replacement and api == module and self.context.knowledge.exists(entry.replacement):
+                    fix = FixSpec(f"Import `{entry.replacement}` instead", (Replace(node, entry.replacement),))
+                self._report(node, entry, self._describe(entry, f"`{api}`"), fix)
+                return
+
+    def _report(self, node: cst.CSTNode, entry: Deprecation, message: str, fix: FixSpec | None) -> None:
+        data = {"api": entry.api, "since": entry.since, "removed": entry.removed, "replacement": entry.replacement,
+                "keyword": entry.keyword, "warning": entry.removed_message if entry.removed and self.code == "TL204" else entry.message}
+        self.report(node, message, fix=fix, data=data)
+
+    # -- fixes --
+
+    def _replacement_text(self, node: cst.BaseExpression, entry: Deprecation) -> str | None:
+        """How this file can name ``entry.replacement``: through the alias the old name was reached by, or ``torch``."""
+        new = entry.replacement
+        if not new or self.context.knowledge.exists(new) is not True:
+            return None  # never suggest what the target release does not have
+        root = node
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if isinstance(root, cst.Name):
+            bound = self.context.names.lookup(root.value)
+            if bound and (new == bound or new.startswith(bound + ".")):
+                return root.value + new[len(bound):]
+        head = new.split(".", 1)[0]
+        if self.context.names.lookup(head) == head:
+            return new
+        return None
+
+    def _call_fix(self, call: cst.Call, entry: Deprecation) -> FixSpec | None:
+        kind = entry.fix
+        if kind is None:
+            return None
+        new = self._replacement_text(call.func, entry)
+        if new is None:
+            return None
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        simple = all(not a.star for a in call.args)
+        ops: list[FixOp] = []
+        applicability = "safe"
+        old = self.context.code(call.func)
+        title = f"Replace `{old}` with `{new}`"
+        if kind in ("rename",) or (kind == "one-arg" and len(call.args) == 1 and len(positional) == 1):
+            ops.append(Replace(call.func, new))
+        elif kind.startswith("first-arg:"):
+            first = kind.split(":", 1)[1]
+            if call.args:
+                ops += [Replace(call.func, new), InsertBefore(call.args[0], f"{first}, ")]
+            else:
+                ops.append(Replace(call, f"{new}({first})"))
+            title = f"Replace `{old}(...)` with `{new}({first}, ...)`"
+        elif kind.startswith("keyword:"):
+            keyword = kind.split(":", 1)[1]
+            if any(a.keyword is not None and a.keyword.value == keyword.split("=")[0] for a in call.args):
+                return None
+            if call.args:
+                ops += [Replace(call.func, new), InsertAfter(call.args[-1].value, f", {keyword}")]
+            else:
+                ops.append(Replace(call, f"{new}({keyword})"))
+            title = f"Replace `{old}(...)` with `{new}(..., {keyword})`"
+        elif kind == "list-args" and simple and len(positional) >= 2 and len(positional) == len(call.args):
+            items = ", ".join(self.context.code(a.value) for a in positional)
+            ops.append(Replace(call, f"{new}([{items}])"))
+            title = f"Replace `{old}(a, b, ...)` with `{new}([a, b, ...])`"
+        elif kind == "range" and simple and len(positional) == 2:
+            start, end = (_int_literal(a.value) for a in positional)
+            if start is None or end is None:
+                return None
+            ops += [Replace(call.func, new), Replace(positional[1].value, str(end + 1))]
+            # torch.range gives floats; torch.arange of integers gives int64.
+            if not any(a.keyword is not None and a.keyword.value == "dtype" for a in call.args):
+                applicability = "unsafe"
+            title = f"Replace `{old}({start}, {end})` with `{new}({start}, {end + 1})`"
+        else:
+            return None
+        return FixSpec(title, tuple(ops), applicability=applicability)  # type: ignore[arg-type]
+
+    def _bare_fix(self, node: cst.BaseExpression, entry: Deprecation) -> FixSpec | None:
+        """A reference that is not called: a decorator, or an attribute read."""
+        new = self._replacement_text(node, entry)
+        if new is None or entry.fix is None:
+            return None
+        if entry.fix.startswith("keyword:"):
+            keyword = entry.fix.split(":", 1)[1]
+            return FixSpec(f"Replace with `{new}({keyword})`", (Replace(node, f"{new}({keyword})"),))
+        if entry.fix == "call-rename":
+            return FixSpec(f"Replace with `{new}()`", (Replace(node, f"{new}()"),))
+        if entry.fix == "rename":
+            return FixSpec(f"Replace with `{new}`", (Replace(node, new),))
+        return None
+
+    def _keyword_fix(self, call: cst.Call, entry: Deprecation) -> FixSpec | None:
+        if entry.fix != "reduction":
+            return None
+        args = {a.keyword.value: a for a in call.args if a.keyword is not None}
+        if "reduction" in args:
+            return None
+        given = [args[k] for k in ("size_average", "reduce") if k in args]
+        if len(given) != 1:
+            return None
+        arg = given[0]
+        value = _bool_literal(arg.value)
+        if value == "?":
+            return None
+        size_average = value if arg.keyword.value == "size_average" else None  # type: ignore[union-attr]
+        reduce = value if arg.keyword.value == "reduce" else None  # type: ignore[union-attr]
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+        old = self.context.code(arg).rstrip(", ")
+        return FixSpec(
+            f'Replace `{old}` with `reduction="{reduction}"`',
+            (Replace(arg.keyword, cst.Name("reduction")), Replace(arg.value, f'"{reduction}"')),  # type: ignore[arg-type]
+        )
+
+
+def _prefixes(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts) - 1, -1, -1)]

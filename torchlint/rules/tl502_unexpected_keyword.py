@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torchlint.knowledge import Knowledge
+from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
+
+# torch.hub.load's own keywords; the rest go to the hub entry point.
+_HUB_OWN = frozenset({"source", "trust_repo", "force_reload", "verbose", "skip_validation", "repo_or_dir", "model"})
+# Keywords another rule reports with a better message (TL206 require-grad-typo).
+_OTHER_RULES = frozenset({"require_grad"})
+_VISION_REPO = re.compile(r"^pytorch/vision(:[\w.\-]+)?$")
+
+
+def hub_target(call: cst.Call, context) -> str | None:  # type: ignore[no-untyped-def]
+    """``torch.hub.load("pytorch/vision", "resnet18", ...)`` -> ``torchvision.models.resnet18``, else None."""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    named = {a.keyword.value: a for a in call.args if a.keyword is not None}
+    repo = positional[0].value if positional else getattr(named.get("repo_or_dir"), "value", None)
+    model = positional[1].value if len(positional) > 1 else getattr(named.get("model"), "value", None)
+    if not isinstance(repo, cst.SimpleString) or not isinstance(model, cst.SimpleString):
+        return None
+    source = named.get("source")
+    if source is not None and not (isinstance(source.value, cst.SimpleString) and source.value.evaluated_value == "github"):
+        return None
+    repo_text, model_text = repo.evaluated_value, model.evaluated_value
+    if not isinstance(repo_text, str) or not isinstance(model_text, str) or not _VISION_REPO.match(repo_text):
+        return None
+    if not model_text.isidentifier():
+        return None
+    return f"torchvision.models.{model_text}"
+
+
+class UnexpectedKeyword(Rule):
+    """
+    ## What it does
+    Checks for keyword arguments that a torch or torchvision callable does not
+    take: `nn.Conv2d(3, 6, kernal_size=5)`, `nn.LSTM(10, 20, batch_firs=True)`,
+    `DataLoader(data, shuffel=True)`, `models.resnet18(num_class=10)`. Callables
+    are resolved through the file's imports and checked against the signatures
+    recorded from the real packages for the project's torch release, following
+    `**kwargs` that are only passed on (`nn.LSTM` to `RNNBase`, a torchvision
+    builder to its model class). `torch.hub.load("pytorch/vision", "resnet18", ...)`
+    counts as a call of the builder it names. Callables whose signature Python
+    cannot read (most C functions), that take `**kwargs` for themselves, or that
+    are not torch's (your own `Conv2d`, `timm.create_model`) are left alone.
+
+    ## Why is this bad?
+    The call raises `TypeError: __init__() got an unexpected keyword argument`
+    when it runs. Misspelt keywords are common in code typed from memory, and the
+    error often appears only after the data has loaded.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    conv = nn.Conv2d(3, 6, kernal_size=5)
+    ```
+
+    ## Use instead
+    ```python
+    import torch.nn as nn
+
+    conv = nn.Conv2d(3, 6, kernel_size=5)
+    ```
+
+    ## Fix safety
+    When exactly one accepted keyword is close to the misspelt one and it is not
+    passed already, the fix renames the keyword. It is marked unsafe: the call
+    could not run before, so no working behaviour changes, but the closest name
+    is a guess worth a look.
+    """
+
+    code = "TL502"
+    name = "unexpected-keyword"
+    message = "This torch/torchvision callable does not take this keyword"
+    severity = "error"
+    triggers = ("torch",)
+
+    VALID = [
+        "import torch.nn as nn\nconv = nn.Conv2d(3, 6, kernel_size=5)\n",
+        "import torch.nn as nn\nlstm = nn.LSTM(10, 20, batch_first=True)\n",
+        # A Conv2d of the user's own.
+        "import torch\nfrom mylayers import Conv2d\nconv = Conv2d(3, 6, kernal_size=5)\n",
+        # timm takes its own keywords.
+        "import timm\nimport torch\nm = timm.create_model('resnet18', pretrained=True, num_class=3)\n",
+        # **kwargs forwarding: the keywords are not known here.
+        "import torch.nn as nn\n\ndef make(**kwargs):\n    return nn.Conv2d(3, 6, 3, **kwargs)\n",
+        # A hub repo other than torchvision's.
+        "import torch\nm = torch.hub.load('ultralytics/yolov5', 'yolov5s', pretrainedd=True)\n",
+        # pretrained= is TL202's.
+        "import torchvision\nm = torchvision.models.resnet18(pretrained=True)\n",
+        # F is a local variable.
+        "import torch\n\ndef f(F, x):\n    return F.relu(x, inplac=True)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch.nn as nn\nconv = nn.Conv2d(3, 6, kernal_size=5)\n",
+            "import torch.nn as nn\nconv = nn.Conv2d(3, 6, kernel_size=5)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nlstm = nn.LSTM(10, 20, batch_firs=True)\n",
+            "import torch.nn as nn\nlstm = nn.LSTM(10, 20, batch_first=True)\n",
+        ),
+        Invalid(
+            "from torch.utils.data import DataLoader\nloader = DataLoader(data, batch_size=4, shuffel=True)\n",
+            "from torch.utils.data import DataLoader\nloader = DataLoader(data, batch_size=4, shuffle=True)\n",
+        ),
+        Invalid(
+            "import torchvision.models as models\nm = models.resnet18(num_class=10)\n",
+            "import torchvision.models as models\nm = models.resnet18(num_classes=10)\n",
+        ),
+        Invalid(
+            "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18', weights=None, num_class=10)\n",
+            "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18', weights=None, num_classes=10)\n",
+        ),
+        Invalid("import torch\nopt = torch.optim.Adam(params, lr=1e-3, momentum=0.9)\n"),
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not any(a.keyword is not None for a in node.args):
+            return
+        q = self.context.qualname(node.func)
+        if q is None or q.split(".", 1)[0] not in ("torch", "torchvision", "torchaudio"):
+            return
+        own: frozenset[str] = frozenset()
+        shown = self.context.code(node.func)
+        if q == "torch.hub.load":
+            target = hub_target(node, self.context)
+            if target is None:
+                return
+            own = _HUB_OWN
+            shown = f"torchvision's `{target.rsplit('.', 1)[1]}` (through torch.hub.load)"
+            q = target
+        else:
+            shown = f"`{shown}`"
+        kb = self.context.knowledge
+        accepted = kb.accepted_keywords(q)
+        if accepted is None:
+            return
+        package = q.split(".", 1)[0]
+        given = {a.keyword.value for a in node.args if a.keyword is not None}
+        for arg in node.args:
+            if arg.keyword is None:
+                continue
+            kw = arg.keyword.value
+            if kw in accepted or kw in own or kw in _OTHER_RULES:
+                continue
+            if kb.deprecation(q, kw) is not None or kb.removal(q, kw) is not None:
+                continue  # TL203/TL204 explain it
+            if not kb.exact(package) and kb.keyword_in_any_release(q, kw):
+                continue  # the target release is not recorded and some release takes it
+            guess = Knowledge.close_match(kw, accepted)
+            release = kb.target.torchvision if package == "torchvision" else kb.target.torch
+            message = f"{shown} does not take the keyword `{kw}` in {package} {release} (a TypeError when called)"
+            fix = None
+            if guess is not None:
+                message += f"; did you mean `{guess}`?"
+                if guess not in given:
+                    fix = FixSpec(
+                        f"Replace `{kw}=` with `{guess}=`", (Replace(arg.keyword, cst.Name(guess)),), applicability="unsafe"
+                    )
+            self.report(arg, message, fix=fix, data={"callable": q, "keyword": kw, "suggestion": guess})
