@@ -299,6 +299,13 @@ DEPRECATIONS: tuple[Deprecation, ...] = (
             ("has_mps", "torch.backends.mps.is_built"), ("has_mkldnn", "torch.backends.mkldnn.is_available"),
         )
     ),
+    Deprecation(
+        "torch.utils._pytree._register_pytree_node", "2.2",
+        "`torch.utils._pytree._register_pytree_node` is deprecated. Please use `torch.utils._pytree.register_pytree_node` instead.",
+        "torch.utils._pytree._register_pytree_node(type('P', (), {}), lambda x: ([], None), lambda a, b: None)",
+        replacement="torch.utils._pytree.register_pytree_node", replacement_since="2.2",
+        note="its keyword arguments differ (`to_dumpable_context`, `from_dumpable_context`)",
+    ),
     # --- private and removed modules ---
     Deprecation(
         "torch._six", "1.13", "", "import torch._six", removed="2.0", removed_message="No module named 'torch._six'",

@@ -88,9 +88,16 @@ class ApiUseRule(Rule):
 
     # -- uses --
 
+    def _reported_at_import(self, node: cst.BaseExpression, entry: Deprecation) -> bool:
+        """A bare name from ``from X import name``: the import carries the finding, unless the call must change too."""
+        return isinstance(node, cst.Name) and entry.fix in (None, "rename")
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         found = self._lookup(func)
+        if found is not None and self._reported_at_import(func, found[1]):
+            self._handled.add(id(func))
+            found = None
         if found is not None and found[1].kind in ("call", "private", "attribute"):
             self._handled.add(id(func))
             q, entry = found
@@ -119,7 +126,7 @@ class ApiUseRule(Rule):
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         found = self._lookup(node.decorator) if isinstance(node.decorator, (cst.Attribute, cst.Name)) else None
-        if found is not None:
+        if found is not None and not self._reported_at_import(node.decorator, found[1]):
             self._handled.add(id(node.decorator))
             entry = found[1]
             self._report(node.decorator, entry, self._describe(entry, f"`@{self.context.code(node.decorator)}`"),
@@ -132,7 +139,7 @@ class ApiUseRule(Rule):
         if found is None:
             return
         entry = found[1]
-        if entry.kind == "keyword" or entry.kind == "module":
+        if entry.kind == "keyword" or entry.kind == "module" or self._reported_at_import(node, entry):
             return
         self._handled.add(id(node))
         fix = self._bare_fix(node, entry) if entry.kind == "attribute" else None
@@ -145,12 +152,37 @@ class ApiUseRule(Rule):
         if module is None:
             return
         if not isinstance(node.names, cst.ImportStar):
+            found = []
             for alias in node.names:
-                # The imported names are reported where they are used, not here.
                 self._handled.add(id(alias.name))
                 if alias.asname is not None:
                     self._handled.add(id(alias.asname.name))
+                name = dotted_name(alias.name)
+                entry = self._entry(f"{module}.{name}") if name else None
+                if entry is not None and entry.kind != "module" and not self._own_package(entry):
+                    found.append((alias, entry))
+            if found:
+                fix = self._import_fix(node, module, found)
+                for alias, entry in found:
+                    self._report(alias, entry, self._describe(entry, f"`{module}.{dotted_name(alias.name)}`"), fix)
+                    fix = None  # one fix rewrites the whole statement
         self._module_use(node.module, module)
+
+    def _import_fix(self, node: cst.ImportFrom, module: str, found: list) -> FixSpec | None:  # type: ignore[type-arg]
+        """``from functorch import vmap, grad`` -> ``from torch.func import vmap, grad``: every name renamed alike."""
+        if isinstance(node.names, cst.ImportStar) or len(found) != len(node.names):
+            return None
+        homes = set()
+        for alias, entry in found:
+            new = entry.replacement or ""
+            home, _, last = new.rpartition(".")
+            if entry.fix != "rename" or last != dotted_name(alias.name) or self.context.knowledge.exists(new) is not True:
+                return None
+            homes.add(home)
+        if len(homes) != 1:
+            return None
+        home = homes.pop()
+        return FixSpec(f"Import from `{home}` instead of `{module}`", (Replace(node.module, home),))  # type: ignore[arg-type]
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
