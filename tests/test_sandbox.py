@@ -891,3 +891,59 @@ def test_denied_network_and_writes_are_reported(bwrap_worker, listeners):
 def test_a_snippet_that_stays_in_its_directory_reports_nothing(light_worker):
     result = light_worker.run("open('out.txt', 'w').write('x')\nimport os\nos.mkdir('d')\n")
     assert result.status == "ok" and result.side_effects == []
+
+
+UNPRIVILEGED_SCRIPT = _code(
+    """
+    import json, textwrap
+    from torchlint.runtime.sandbox import SandboxWorker
+    probe = '''
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.unshare(0x10000000)
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    torchlint_report(uid=os.getuid(), unshare=(rc, ctypes.get_errno()), nnp=status["NoNewPrivs"].strip(),
+                     cap=status["CapEff"].strip(), home=os.listdir("/home"), etc=sorted(os.listdir("/etc")))
+    '''
+    with SandboxWorker(preload=(), max_processes=16) as w:
+        seen = w.run(textwrap.dedent(probe))
+        bomb = w.run(FORK_BOMB, timeout=20)
+        print(json.dumps({"isolation": w.isolation, "seen": seen.payload, "bomb": bomb.payload,
+                          "status": [seen.status, bomb.status]}))
+    """
+)
+
+
+def test_an_unprivileged_user_gets_the_same_sandbox():
+    """bubblewrap started by a user (not root) works in a user namespace: the same view and limits."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    python, setpriv = Path("/usr/bin/python3"), shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv or not python.exists() or detect_isolation().kind != "bwrap":
+        pytest.skip("needs root (to become another user), setpriv, a system /usr/bin/python3 and bubblewrap")
+    # A copy of torchlint that user 65534 can read (tmp_path's parents are 0700).
+    copy = Path(tempfile.mkdtemp(prefix="torchlint-unprivileged-"))
+    try:
+        shutil.copytree(ROOT / "torchlint", copy / "torchlint", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [copy, *copy.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PYTHONPATH": str(copy)}
+        proc = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(python), "-c",
+             f"FORK_BOMB = {FORK_BOMB!r}\n" + UNPRIVILEGED_SCRIPT],
+            env=env, cwd="/", capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    if report["isolation"] != "bwrap":
+        pytest.skip(f"bubblewrap does not work for an unprivileged user here ({report['isolation']})")
+    seen = report["seen"]
+    assert report["status"] == ["ok", "ok"], report
+    assert seen["uid"] == 65534 and seen["cap"] == "0000000000000000" and seen["nnp"] == "1", seen
+    assert seen["unshare"] == [-1, 1], seen  # EPERM: no new user namespace
+    assert seen["home"] == [] and "shadow" not in seen["etc"], seen
+    assert report["bomb"] == {"started": 15, "error": 11}, report["bomb"]
