@@ -337,13 +337,19 @@ def test_data_and_rss_guard_used_for_cuda():
     assert watchdog_only.status == "memory" and "resident memory" in watchdog_only.exc_message
 
 
-def test_cuda_sandbox_binds_the_gpu_device_nodes(monkeypatch):
+def test_cuda_sandbox_binds_the_gpu_device_nodes(monkeypatch, tmp_path):
     monkeypatch.setattr(
         sandbox, "_nvidia_device_paths",
         lambda: ["/dev/nvidia-caps/nvidia-cap1", "/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl"],
     )  # fmt: skip
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    driver = tmp_path / "nvidia" / "lib64"  # e.g. /usr/local/nvidia/lib64 in NVIDIA's containers
+    driver.mkdir(parents=True)
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"{driver}:/usr/lib")
     command = build_command("bwrap", "/tmp/root", "cuda", ["python"])
+    at = command.index(str(driver))
+    assert command[at - 1 : at + 2] == ["--ro-bind", str(driver), str(driver)]
+    assert str(driver) not in build_command("bwrap", "/tmp/root", "cpu", ["python"])
     dev = command.index("--dev")
     for node in ("/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl"):
         at = command.index(node)

@@ -286,6 +286,13 @@ def _bwrap_args(bwrap: str, root: str, device: str, layout: _Layout | None = Non
     for path in _python_paths():
         args += [*parents(path), "--ro-bind", path, path]
     if device == "cuda":
+        # The driver's libraries are often found only through LD_LIBRARY_PATH
+        # (passed on for CUDA, see _sandbox_env): show those directories too.
+        for path in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep):
+            path = os.path.abspath(path) if path else ""
+            if path and os.path.isdir(path) and path not in made and not _under(path, [*_SYSTEM_PATHS, *_python_paths()]):
+                args += [*parents(path), "--ro-bind", path, path]
+                made.add(path)
         args += ["--ro-bind", "/sys", "/sys"]
         # --dev gives a minimal /dev without the GPU nodes; CUDA needs
         # nvidiactl, nvidia-uvm(-tools), nvidiaN and nvidia-caps/*.
