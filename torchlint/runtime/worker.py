@@ -368,7 +368,7 @@ _SIDE_EFFECT_LIMIT = 20
 
 
 def _is_ip(host: Any) -> bool:
-    import ipaddress  # noqa: PLC0415 - only when a snippet resolves a name
+    import ipaddress  # only when a snippet resolves a name
 
     try:
         ipaddress.ip_address(str(host).split("%")[0])
@@ -439,7 +439,7 @@ class _SideEffects:
                     host = host.decode(errors="replace")
                 if host and host != "localhost" and not _is_ip(host):
                     self._note("network", f"resolve {host}")
-        except Exception:  # noqa: BLE001 - an odd argument must not break the snippet
+        except Exception:  # noqa: BLE001, S110 - an odd argument must not break the snippet
             pass
 
     def report(self) -> list[dict[str, Any]]:
