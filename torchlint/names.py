@@ -178,9 +178,15 @@ class NameResolver:
         self._stack: list[Scope] = []
         # Documents: names used but bound nowhere -> their conventional module (``F`` -> torch.nn.functional).
         self.fallback = fallback or {}
+        # A function's scope is the same every time it is entered (the program model enters
+        # functions many times): scanned once.
+        self._scopes: dict[int, Scope] = {}
 
     def push_function(self, func: cst.FunctionDef) -> None:
-        self._stack.append(function_scope(func))
+        scope = self._scopes.get(id(func))
+        if scope is None:
+            scope = self._scopes[id(func)] = function_scope(func)
+        self._stack.append(scope)
 
     def pop_function(self) -> None:
         self._stack.pop()

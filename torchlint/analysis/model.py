@@ -94,6 +94,7 @@ _ITERTOOLS = frozenset(
     }
 )  # fmt: skip
 _MAX_DEPTH = 2  # nested same-file calls followed for a return value
+_MAX_RUNS = 3  # times one body is interpreted while the facts it read settle
 _LOOP = (cst.For, cst.While)
 
 
@@ -162,17 +163,18 @@ class ProgramModel:
         self._summary: dict[int, dict[str, object]] = {0: {}}  # scope (0: module) -> name -> joined value
         self._returns: dict[tuple, object] = {}
         self._stack: list[int] = []
-        self._recording = False
+        self._recording = True
         self._clears_memo: dict[int, bool] = {}
+        # Who read which shared fact (a parameter join, an attribute table entry, a
+        # scope summary): when the fact changes, its readers run again.
+        self._readers: dict[tuple, set[int]] = {}
+        self._current = 0  # the body being run: 0 the module, else id(FunctionDef)
+        self._dirty: list[int] = []
+        self._queued: set[int] = set()
         self._scan(module.body, (), None)
         for cls in self.classes.values():
             self._is_module_class(cls.name.value, 0)
-        for recording in (False, True):
-            self._recording = recording
-            self._returns.clear()
-            self._run_module()
-            for info in self._order:
-                self._run_function(info)
+        self._solve()
 
     # ------------------------------------------------------------------ queries
     def fact(self, call: cst.Call) -> CallFact | None:
@@ -318,12 +320,46 @@ class ProgramModel:
         return result
 
     # ------------------------------------------------------------------ running
+    def _solve(self) -> None:
+        """Run the module, then every function, then whatever read a fact that changed since
+        (each body at most ``_MAX_RUNS`` times: joins only grow, so this settles fast)."""
+        order = [0, *(id(i.node) for i in self._order)]
+        runs: dict[int, int] = {}
+        pending = list(reversed(order))
+        self._queued = set(order)
+        while pending:
+            key = pending.pop()
+            self._queued.discard(key)
+            if runs.get(key, 0) >= _MAX_RUNS:
+                continue
+            runs[key] = runs.get(key, 0) + 1
+            self._current = key
+            self._returns.clear()
+            if key == 0:
+                self._run_module()
+            else:
+                self._run_function(self._infos[key])
+            for dirty in self._dirty:
+                if dirty not in self._queued and runs.get(dirty, 0) < _MAX_RUNS:
+                    self._queued.add(dirty)
+                    pending.insert(0, dirty)
+            self._dirty.clear()
+
+    def _read(self, key: tuple) -> None:
+        self._readers.setdefault(key, set()).add(self._current)
+
+    def _changed(self, key: tuple) -> None:
+        readers = self._readers.get(key)
+        if readers:
+            self._dirty.extend(r for r in readers if r != self._current or key[0] == "p")
+
     def _run_module(self) -> None:
         frame = _Frame(None, {})
         self._block(self.module.body, frame)
 
     def _run_function(self, info: _FuncInfo) -> None:
-        frame = self._enter(info, self._params.get(id(info.node)), 0)
+        params = self._params.get(id(info.node))
+        frame = self._enter(info, None if params is None else list(params), 0)
         for f in (*info.chain, info.node):
             self.names.push_function(f)
         try:
@@ -335,6 +371,8 @@ class ProgramModel:
                 self.names.pop_function()
 
     def _enter(self, info: _FuncInfo, args: list[object] | None, depth: int) -> _Frame:
+        if depth == 0:
+            self._read(("p", id(info.node)))
         env: dict[str, object] = {}
         for i, name in enumerate(info.params):
             value = args[i] if args is not None and i < len(args) else None
@@ -589,7 +627,11 @@ class ProgramModel:
         frame.env[name] = value
         scope = 0 if frame.info is None else id(frame.info.node)
         summary = self._summary[scope]
-        summary[name] = join(summary.get(name), value)
+        old = summary.get(name)
+        new = join(old, value)
+        if new != old or name not in summary:
+            summary[name] = new
+            self._changed(("s", scope, name))
 
     def _assign_dotted(self, dotted: str, value: object, frame: _Frame) -> None:
         if "." not in dotted:
@@ -603,7 +645,11 @@ class ProgramModel:
         cls = owner.cls if isinstance(owner, (InstanceV, ModuleV)) else None
         if cls is not None and cls in self.classes:
             table = self._attrs.setdefault(cls, {})
-            table[rest] = join(table.get(rest), value)
+            old = table.get(rest)
+            new = join(old, value)
+            if new != old or rest not in table:
+                table[rest] = new
+                self._changed(("a", cls, rest))
 
     def _self_value(self, frame: _Frame) -> object:
         info = frame.info
@@ -628,8 +674,10 @@ class ProgramModel:
                 return UNKNOWN  # local, not bound on this path yet
             for outer in reversed(info.chain):
                 if dotted in self._infos[id(outer)].locals:
+                    self._read(("s", id(outer), dotted))
                     v = self._summary[id(outer)].get(dotted)
                     return UNKNOWN if v is None else v
+            self._read(("s", 0, dotted))
             if dotted in self._summary[0]:
                 v = self._summary[0][dotted]
                 return UNKNOWN if v is None else v
@@ -639,6 +687,7 @@ class ProgramModel:
 
     def _attribute(self, base: object, attr: str, frame: _Frame) -> object:
         if isinstance(base, (InstanceV, ModuleV)) and base.cls in self.classes:
+            self._read(("a", base.cls, attr))
             table = self._attrs.get(base.cls, {})
             if attr in table:
                 return table[attr]
@@ -731,9 +780,24 @@ class ProgramModel:
             value = self._ev(expr.value, frame)
             self._bind(expr.target, value, expr, frame)
             return value
-        if isinstance(expr, cst.Lambda):
+        if isinstance(expr, (cst.Lambda, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis)):
+            return UNKNOWN
+        if isinstance(expr, cst.Comparison):
+            self._ev(expr.left, frame)
+            for target in expr.comparisons:
+                self._ev(target.comparator, frame)
+            return UNKNOWN
+        if isinstance(expr, cst.BooleanOperation):
+            return join(self._ev(expr.left, frame), self._ev(expr.right, frame))
+        if isinstance(expr, cst.FormattedString):
+            for part in expr.parts:
+                if isinstance(part, cst.FormattedStringExpression):
+                    self._ev(part.expression, frame)
             return UNKNOWN
         if isinstance(expr, cst.SimpleString):
+            raw = expr.value
+            if len(raw) > 16 or not any(d in raw for d in ("cpu", "cuda", "mps", "xpu", "xla")):
+                return UNKNOWN  # only short device strings matter
             text = (literal_string(expr) or "").strip().lower()
             if text.startswith("cpu"):
                 return DeviceV(CPU)
@@ -1018,8 +1082,6 @@ class ProgramModel:
 
     def _pass_arguments(self, func: cst.FunctionDef, values: tuple, call: cst.Call) -> None:
         """The parameters of ``func`` join the arguments of this call site."""
-        if self._recording:
-            return  # joins are settled in the first pass
         info = self._infos.get(id(func))
         if info is None:
             return
@@ -1035,6 +1097,7 @@ class ProgramModel:
                 positional.append(value)
             else:
                 keywords[arg.keyword.value] = value
+        changed = False
         for i, name in enumerate(info.params):
             if positional is None:
                 value = UNKNOWN
@@ -1042,7 +1105,12 @@ class ProgramModel:
                 value = positional[i]
             else:
                 value = keywords.get(name, UNKNOWN)
-            joined[i] = value if joined[i] is None else join(joined[i], value)
+            new = value if joined[i] is None else join(joined[i], value)
+            if new != joined[i] or joined[i] is None:
+                joined[i] = new
+                changed = True
+        if changed:
+            self._changed(("p", id(func)))
 
     # ------------------------------------------------------------------ loaders and devices
     def _yields_cpu(self, call: cst.Call, frame: _Frame) -> bool:

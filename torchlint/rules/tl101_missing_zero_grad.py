@@ -132,8 +132,31 @@ class MissingZeroGrad(Rule):
         ),
     ]
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        # The model is built only if a loop holds a step() and a loop a backward()
+        # (a docstring showing a training loop does not count).
+        self._loops = 0
+        self._step = self._backward = False
+
+    def visit_For(self, node: cst.For) -> None:
+        self._loops += 1
+
+    def leave_For(self, node: cst.For) -> None:
+        self._loops -= 1
+
+    visit_While = visit_For  # type: ignore[assignment]
+    leave_While = leave_For  # type: ignore[assignment]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if self._loops and isinstance(func, cst.Attribute):
+            name = func.attr.value
+            self._step = self._step or name in ("step", "optimizer_step")
+            self._backward = self._backward or name == "backward"
+
     def leave_Module(self, node: cst.Module) -> None:
-        if "step(" not in self.context.source:  # triggers are any-of; the rule also needs a step
+        if not (self._step and self._backward):
             return
         model = program_model(self.context)
         reported: set[tuple[int, str]] = set()

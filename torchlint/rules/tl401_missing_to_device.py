@@ -73,6 +73,11 @@ class MissingToDevice(Rule):
     # DataLoader, train_loader, testloader... the rarer of the two things the
     # rule needs (a loader and a move), so fewer files are parsed for it.
     triggers = ("oader",)
+    # ... and a move, and a loop or iter() over something named *oader* (or a DataLoader built here).
+    trigger_pattern = re.compile(
+        r"(?s)\A(?=.*?(?:\.to\(|\.cuda\())"
+        r"(?=.*?(?:(?:\A|[\r\n])[ \t]*(?:async[ \t]+)?for\b[^\r\n]*\bin\b[^\r\n]*oader|iter\([^\r\n]*oader|oader[^\r\n]*__iter__|DataLoader\())"
+    )
     confirmable = True
 
     VALID = [
@@ -134,9 +139,6 @@ class MissingToDevice(Rule):
         self._flagged: set[tuple[str, int]] = set()
 
     def leave_Module(self, node: cst.Module) -> None:
-        src = self.context.source
-        if ".to(" not in src and ".cuda(" not in src:
-            return
         model = program_model(self.context)
         for fact in list(model.calls()):
             self._check(fact, model)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.analysis.model import program_model
@@ -58,6 +60,12 @@ class DiscardedMove(Rule):
     name = "discarded-move"
     message = "`{call}` returns a new tensor and its result is discarded: `{tensor}` is unchanged (`Tensor.{method}()` is not in place)"
     triggers = (".to(", ".cuda(", ".cpu(", ".float(", ".half(", ".double(", ".bfloat16(", ".long(", ".int(", ".type(")
+    # A line (any line ending) that starts with ``x.to(`` (``self.to(``, a module's own move, is left out):
+    # files without one are not parsed for this rule.
+    trigger_pattern = re.compile(
+        r"(?:\A|[\r\n])[ \t]*(?!self\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\()"
+        r"[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\("
+    )
     confirmable = True
 
     VALID = [
