@@ -455,3 +455,27 @@ def test_a_confirmation_says_what_the_sandbox_denied(worker, tmp_path):
     assert c.evidence.startswith("AttributeError: '_SingleProcessDataLoaderIter' object has no attribute 'next'")
     assert f"connect 127.0.0.1:{port} (denied)" in c.evidence and f"write {target} (denied)" in c.evidence
     assert {e["kind"] for e in c.detail["side_effects"]} == {"network", "write"}
+
+
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "DataLoader(dataset=TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4)",
+        "DataLoader(batch_size=4, shuffle=True, dataset=TensorDataset(torch.randn(8, 4), torch.zeros(8)))",
+        "DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8)), 4, True)",
+    ],
+)
+def test_dataloader_in_keyword_and_positional_form(worker, loader):
+    # The harness's DataLoader patch took the dataset positionally only:
+    # "missing 1 required positional argument: 'dataset_'" on the keyword form.
+    source = (
+        "import torch\nfrom torch import nn\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+        "device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')\n"
+        "model = nn.Linear(4, 2).to(device)\n"
+        f"loader = {loader}\n"
+        "for x, y in loader:\n"
+        "    out = model(x)\n"
+    )
+    c = confirm_claim(source, "dev.py", Claim("TL401", 8, 16, 8, 17, {"tensor": "x"}), worker=worker)
+    assert c.status == "confirmed", c.evidence
+    assert "Expected all tensors to be on the same device" in c.evidence

@@ -712,7 +712,13 @@ def _patch_dataloader(config: dict[str, Any]) -> None:
     real_init = DataLoader.__init__
     batch_size = int(config.get("batch_size", 2))
 
-    def __init__(self: DataLoader, dataset_: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: DataLoader, *args: Any, **kwargs: Any) -> None:
+        # The dataset comes positionally or as dataset= (half the tutorials write that).
+        if "dataset" not in kwargs:
+            if not args:
+                real_init(self, **kwargs)  # the user's own TypeError, as unpatched
+                return
+            kwargs["dataset"], args = args[0], args[1:]
         # Positional: batch_size, shuffle, sampler, batch_sampler, num_workers, ...
         names = ("batch_size", "shuffle", "sampler", "batch_sampler", "num_workers", "collate_fn", "pin_memory", "drop_last")
         for name, value in zip(names, args):
@@ -723,7 +729,7 @@ def _patch_dataloader(config: dict[str, Any]) -> None:
         for name in ("persistent_workers", "prefetch_factor", "pin_memory_device", "multiprocessing_context", "worker_init_fn"):
             kwargs.pop(name, None)
         kwargs["pin_memory"] = False
-        real_init(self, dataset_, **kwargs)
+        real_init(self, **kwargs)
 
     DataLoader.__init__ = __init__  # type: ignore[method-assign]
     if config.get("mode") == "tl101":
