@@ -235,3 +235,30 @@ def test_tl301_triggers_in_cr_only_files():
         lf = [(f.code, f.range, f.message) for f in lint_source(case.code, "t.py", options).findings]
         cr = [(f.code, f.range, f.message) for f in lint_source(case.code.replace("\n", "\r"), "t.py", options).findings]
         assert cr == lf and len(lf) == case.count
+
+
+# --- a newcomer's environment ---------------------------------------------------------------
+
+
+def test_the_test_extra_has_what_the_tests_use():
+    import re
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    names = {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in extra}
+    # torch does not depend on numpy; Tensor.numpy() and torch.from_numpy need it.
+    uses = [p.name for p in (ROOT / "tests").glob("test_*.py") if re.search(r"\.numpy\(\)|from_numpy\(|^import numpy", p.read_text(), re.M)]
+    assert uses
+    assert "numpy" in names, f"{uses} use numpy; the test extra lacks it"
+
+
+def test_ci_runs_the_readmes_commands_in_a_fresh_virtualenv(tmp_path):
+    script = (ROOT / ".ci" / "run").read_text()
+    assert 'python3 -m venv --clear "$venv"' in script
+    # The commands CI runs are the ones the README shows, read from it.
+    (awk_line,) = [line for line in script.splitlines() if "awk" in line and "README.md" in line]
+    extract = awk_line[awk_line.index("awk") : awk_line.rindex(")")]
+    p = subprocess.run(["bash", "-c", extract], cwd=ROOT, capture_output=True, text=True, check=True)
+    readme_top = (ROOT / "README.md").read_text().split("```sh\n", 1)[1].split("```", 1)[0]
+    assert p.stdout.splitlines() == [line for line in readme_top.splitlines() if line and not line.startswith("#")]
+    assert len(p.stdout.splitlines()) == 2 and "pytest" in p.stdout
