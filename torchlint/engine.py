@@ -246,8 +246,19 @@ def _gc_paused():
             gc.enable()
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintOptions()) -> FileReport:
     """Lint one file's text. Never raises for bad input: problems become findings or errors."""
+    if not source.isascii():
+        try:
+            source.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (an editor buffer can hold one; no file can) cannot be
+            # compiled or parsed: lint the text as it would be saved, with U+FFFD in its
+            # place (one code point for one, so every position stays where it was).
+            source = _LONE_SURROGATE.sub("\ufffd", source)
     with _gc_paused():
         return _lint(source, path, options)
 

@@ -25,12 +25,12 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 from torchlint import __version__
 from torchlint.rules.base import Rule
 from torchlint.server import handlers
 from torchlint.server.confirm import Runtime
+from torchlint.server.protocol import LifecycleProtocol, start_io
 from torchlint.server.service import TorchlintService
 
 log = logging.getLogger("torchlint.server")
@@ -39,7 +39,7 @@ log = logging.getLogger("torchlint.server")
 _HANDLED = object()
 
 
-class TorchlintProtocol(LanguageServerProtocol):
+class TorchlintProtocol(LifecycleProtocol):
     """pygls' protocol, answering requests whose params do not parse.
 
     pygls raises while decoding such a message, before it knows the request,
@@ -106,6 +106,10 @@ class TorchlintServer(LanguageServer):
         super().__init__("torchlint", __version__, protocol_cls=TorchlintProtocol, max_workers=4)
         self.service = TorchlintService(self, _WorkspaceDocuments(self), extra_rules, runtime=runtime)
         handlers.register(self)
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        # A reader that survives framing errors (see protocol.py).
+        start_io(self, stdin, stdout)
 
     # --- the service's Client ---
 

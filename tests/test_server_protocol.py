@@ -1,0 +1,170 @@
+"""The server's wire: bad framing never leaves it deaf; lifecycle errors are answered.
+
+Each test talks raw bytes to a real ``torchlint server`` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INIT = {"processId": None, "rootUri": None, "capabilities": {}}
+
+
+def frame(message: dict | bytes, length: int | str | None = "auto", header: bytes | None = None) -> bytes:
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    if header is not None:
+        return header + b"\r\n\r\n" + body
+    n = len(body) if length == "auto" else length
+    return f"Content-Length: {n}\r\n\r\n".encode() + body
+
+
+class Wire:
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "torchlint", "server", "--log-level", "warning"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        self.received: list[dict] = []
+        self.arrived = threading.Condition()
+        self.stderr: list[bytes] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        while True:
+            length = None
+            while True:
+                line = out.readline()
+                if not line:
+                    return
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                if line == b"\r\n":
+                    break
+            msg = json.loads(out.read(length))
+            with self.arrived:
+                self.received.append(msg)
+                self.arrived.notify_all()
+
+    def send(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def request(self, id: int, method: str, params=None) -> bytes:
+        return frame({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+
+    def notify(self, method: str, params=None) -> bytes:
+        return frame({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def wait_for(self, pred, timeout: float = 30):
+        """The first message (of all received so far, or to come) that ``pred`` accepts."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                for msg in self.received:
+                    if pred(msg):
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.arrived.wait(left)
+        raise AssertionError(f"no such message within {timeout}s; stderr: {b''.join(self.stderr)[-2000:]!r}")
+
+    def response(self, id: int, timeout: float = 30) -> dict:
+        return self.wait_for(lambda m: m.get("id") == id and "method" not in m, timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send(self.request(9999, "shutdown") + self.notify("exit"))
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def wire():
+    w = Wire()
+    yield w
+    w.close()
+
+
+def initialized(w: Wire) -> None:
+    w.send(w.request(1, "initialize", INIT))
+    assert "result" in w.response(1)
+    w.send(w.notify("initialized", {}))
+
+
+PROBE = {"jsonrpc": "2.0", "id": 77, "method": "torchlint/no-such-method", "params": None}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda msg: frame(msg, len(json.dumps(msg)) - 10), id="too-short"),
+        pytest.param(lambda msg: frame(msg, len(json.dumps(msg)) + 10), id="too-long"),
+        pytest.param(lambda msg: frame(msg, header=b"Content-Type: application/vscode-jsonrpc"), id="missing"),
+        pytest.param(lambda msg: frame(msg, header=b"Content-Length: twelve"), id="not-a-number"),
+        pytest.param(lambda msg: b"garbage\r\n" + frame(msg, len(json.dumps(msg)) - 3), id="garbage-then-short"),
+    ],
+)
+def test_a_framing_error_is_logged_and_the_next_message_is_heard(wire, bad):
+    initialized(wire)
+    broken = {"jsonrpc": "2.0", "id": 50, "method": "torchlint/no-such-method", "params": {"x": "y" * 40}}
+    wire.send(bad(broken) + frame(PROBE))
+    reply = wire.response(77)
+    assert reply["error"]["code"] == -32601  # heard: an unknown method, answered as such
+    for k in range(3):  # and it keeps hearing
+        wire.send(frame({**PROBE, "id": 100 + k}))
+        assert wire.response(100 + k)["error"]["code"] == -32601
+    log = wire.wait_for(lambda m: m.get("method") == "window/logMessage" and "framing error" in m["params"]["message"])
+    assert log["params"]["type"] == 1
+    wire.close()
+    assert b"framing error" in b"".join(wire.stderr)
+    assert wire.proc.returncode == 0
+
+
+def test_too_long_a_length_with_nothing_after_is_answered(wire):
+    initialized(wire)
+    body = json.dumps(PROBE).encode()
+    wire.send(frame(body, len(body) + 100))
+    assert wire.response(77)["error"]["code"] == -32601
+
+
+def test_requests_before_initialize_and_after_shutdown(wire):
+    wire.send(wire.request(2, "textDocument/hover", {"textDocument": {"uri": "file:///x.py"}, "position": {"line": 0, "character": 0}}))
+    assert wire.response(2)["error"]["code"] == -32002
+    wire.send(wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///x.py", "languageId": "python", "version": 1, "text": "it.next()\n"}}))
+    initialized(wire)
+    wire.send(wire.request(3, "shutdown"))
+    assert wire.response(3)["result"] is None
+    wire.send(wire.request(4, "textDocument/hover", {"textDocument": {"uri": "file:///x.py"}, "position": {"line": 0, "character": 0}}))
+    assert wire.response(4)["error"]["code"] == -32600
+    wire.send(wire.notify("exit"))
+    assert wire.proc.wait(10) == 0
+
+
+def test_a_document_with_a_lone_surrogate_is_linted(wire):
+    initialized(wire)
+    text = 'it = iter(loader)\ns = "\\ud800"\nbatch = it.next()\n'  # JSON escape: a lone surrogate
+    body = (
+        '{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": '
+        '{"uri": "file:///tmp/s.py", "languageId": "python", "version": 1, "text": "' + text.replace("\n", "\\n").replace('"', '\\"').replace("\\\\ud800", "\\ud800") + '"}}}'
+    )
+    assert "\\ud800" in body and json.loads(body)["params"]["textDocument"]["text"].count("\ud800") == 1
+    wire.send(frame(body.encode()))
+    diag = wire.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["diagnostics"])
+    (d,) = [d for d in diag["params"]["diagnostics"] if d["code"] == "TL201"]
+    assert d["range"]["start"] == {"line": 2, "character": 8}
