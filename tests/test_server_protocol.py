@@ -28,10 +28,10 @@ def frame(message: dict | bytes, length: int | str | None = "auto", header: byte
 
 
 class Wire:
-    def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    def __init__(self, command: list[str] | None = None, pythonpath: str = "") -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), pythonpath) if p)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "torchlint", "server", "--log-level", "warning"],
+            command or [sys.executable, "-m", "torchlint", "server", "--log-level", "warning"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
         self.received: list[dict] = []
@@ -168,3 +168,58 @@ def test_a_document_with_a_lone_surrogate_is_linted(wire):
     diag = wire.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["diagnostics"])
     (d,) = [d for d in diag["params"]["diagnostics"] if d["code"] == "TL201"]
     assert d["range"]["start"] == {"line": 2, "character": 8}
+
+
+CRASH_RULE = '''
+import os, signal
+import libcst as cst
+from torchlint.rules.base import Rule
+
+class Segfault(Rule):
+    """Dies in native code on files that say CRASH, as libcst's parser did on deep nesting."""
+    code = "EX999"
+    name = "segfault"
+    message = "never"
+    triggers = ("CRASH",)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
+'''
+
+
+def test_a_document_that_crashes_the_analysis_never_kills_the_server(tmp_path):
+    (tmp_path / "crashrule.py").write_text(CRASH_RULE)
+    command = [
+        sys.executable, "-c",
+        "import sys; from crashrule import Segfault; from torchlint.server import main; "
+        "sys.exit(main(['--log-level', 'warning'], extra_rules=[Segfault]))",
+    ]
+    wire = Wire(command, pythonpath=str(tmp_path))
+    try:
+        initialized(wire)
+
+        def open_doc(name: str, text: str) -> None:
+            doc = {"uri": f"file:///tmp/{name}", "languageId": "python", "version": 1, "text": text}
+            wire.send(wire.notify("textDocument/didOpen", {"textDocument": doc}))
+
+        def diagnostics(name: str, version: int) -> list[dict]:
+            return wire.wait_for(
+                lambda m: m.get("method") == "textDocument/publishDiagnostics"
+                and m["params"]["uri"] == f"file:///tmp/{name}" and m["params"].get("version") == version, timeout=60
+            )["params"]["diagnostics"]
+
+        bad = "# CRASH\nit = iter(loader)\nbatch = it.next()\n"
+        open_doc("crash.py", bad)
+        (d,) = diagnostics("crash.py", 1)
+        assert "could not lint this file: the analysis crashed on it 2 times" in d["message"]
+        for version in range(2, 6):  # edits that still crash: each is tried again, none kills the server
+            change = {"textDocument": {"uri": "file:///tmp/crash.py", "version": version}, "contentChanges": [{"text": bad + f"x = {version}\n"}]}
+            wire.send(wire.notify("textDocument/didChange", change))
+            (d,) = diagnostics("crash.py", version)
+            assert "could not lint this file" in d["message"]
+        open_doc("ok.py", "it = iter(loader)\nbatch = it.next()\n")
+        assert [d["code"] for d in diagnostics("ok.py", 1)] == ["TL201"]
+        assert wire.proc.poll() is None
+    finally:
+        wire.close()
+    assert wire.proc.returncode == 0

@@ -239,6 +239,13 @@ class DocState:
     logged_errors: set[str] = field(default_factory=set)
     last_change: float = float("-inf")  # clock time of the latest didChange
     lint_s: float | None = None  # how long the latest lint of this document took
+    # The text whose analysis killed an analysis process, and how many times: after
+    # CRASHES_PER_TEXT it is not sent again (a new edit is tried once more).
+    crashed_text: str | None = None
+    crashes: int = 0
+
+
+CRASHES_PER_TEXT = 2
 
 
 class TorchlintService:
@@ -261,7 +268,6 @@ class TorchlintService:
         # Linting runs in analysis processes (see worker.py): the event loop never waits for libcst.
         # pool=None lints on a thread of this process (tests, and where processes cannot start).
         self.pool: WorkerPool | None = WorkerPool(self.extra_rules) if pool == "processes" else pool  # type: ignore[assignment]
-        self._worker_deaths = 0
         self.lint_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchlint-lint")
         self.runtime_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchlint-runtime")
         self.runtime: Runtime = runtime or SandboxRuntime(frozenset(r.code for r in self.extra_rules))
@@ -442,14 +448,28 @@ class TorchlintService:
             self.show_once(lsp.MessageType.Warning, f"torchlint: {config.error} (using the default rules until it is fixed)")
         notice = _unlintable(source, st.path or st.uri)
         report: FileReport | None = None
-        if notice is None:
+        while notice is None and report is None:
+            if st.crashed_text == source and st.crashes >= CRASHES_PER_TEXT:
+                notice = (
+                    f"could not lint this file: the analysis crashed on it {st.crashes} times "
+                    "(please report this); it is tried again after the next edit"
+                )
+                break
             started = self.clock()
             try:
                 report = await self.run_job(
                     ("lint", source, st.path or st.uri, config.codes),
                     wanted=lambda: st.seq == seq and self._current(st),
                 )
-            except Exception as exc:  # the analysis process died, or a bug: one message, the other files go on
+            except WorkerDied as exc:
+                # Its process died on this text: count it against the text, try once more
+                # (the death may have been the machine's), then give up on this text only.
+                st.crashes = st.crashes + 1 if st.crashed_text == source else 1
+                st.crashed_text = source
+                self.log(lsp.MessageType.Error, f"torchlint: {st.uri}: the analysis process died ({exc})")
+                if self.pool is None or self.pool.closed:
+                    notice = f"could not lint this file: {exc}"
+            except Exception as exc:  # a bug: one message, the other files go on
                 notice = f"could not lint this file: {exc}"
                 self.log(lsp.MessageType.Error, f"torchlint: {st.uri}: {notice}")
             else:
@@ -482,13 +502,11 @@ class TorchlintService:
             try:
                 result = await self.pool.run(job, wanted)
             except WorkerDied as exc:
-                if self.pool.closed:
-                    raise
-                # Processes that die again and again (cannot import torchlint, killed by a
-                # sandbox) are given up on; one crash on one odd file is not.
-                self._worker_deaths += 1
-                if self._worker_deaths < 3:
-                    raise
+                if self.pool.closed or await self._pool_works():
+                    raise  # the job's own input killed its process: the caller deals with that file
+                # Processes that die even on an empty file (cannot import torchlint, killed
+                # by a sandbox) are given up on. Never because of one file's input: that
+                # input would then crash the server itself.
                 self.log(
                     lsp.MessageType.Error,
                     f"torchlint: analysis processes keep dying ({exc}); linting in the server process from now on",
@@ -496,7 +514,6 @@ class TorchlintService:
                 self.pool.close()
                 self.pool = None
                 raise
-            self._worker_deaths = 0
             return result
         kind, source, path, codes = job
         options = LintOptions(codes=codes, extra_rules=self.extra_rules)
@@ -505,6 +522,15 @@ class TorchlintService:
         else:
             call = lambda: fix_source(source, lambda s: lint_source(s, path, options).findings, unsafe=False)[0]  # noqa: E731
         return await asyncio.get_running_loop().run_in_executor(self.lint_pool, call)
+
+    async def _pool_works(self) -> bool:
+        """Whether a fresh analysis process lints an empty file."""
+        assert self.pool is not None
+        try:
+            await self.pool.run(("lint", "", "<probe>", frozenset()))
+        except Exception:
+            return False
+        return True
 
     def _convert(
         self,
