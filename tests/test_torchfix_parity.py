@@ -2,9 +2,9 @@
 
 TorchFix (pytorch-labs/torchfix, as of its February 2025 sources) has the codes
 below; TOR901 is internal to the pytorch/pytorch repository and has no user
-equivalent. Each row: the TorchFix code, the torchlint code(s) that must report
-it, and snippets of that kind (written for this test). A row whose torchlint
-rule is not registered (yet) is skipped with the reason, never passed.
+equivalent. Each row: the TorchFix code, the torchlint code that must report
+it, and a snippet of that kind (written for this test). Every equivalent rule
+must be registered: none of these cases is skipped.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def test_every_torchfix_code_has_cases():
         assert sum(1 for t, _, _ in CASES if t == tor) >= 2, tor
 
 
+def test_every_equivalent_rule_is_registered():
+    assert {code for _, code, _ in CASES} <= set(all_rules())
+
+
 def test_the_mapped_rules_are_the_public_codes():
     # The codes and names are a public contract (issue #11).
     names = {code: rule.name for code, rule in all_rules().items()}
@@ -105,14 +109,11 @@ def test_the_mapped_rules_are_the_public_codes():
         "TL701": "dataloader-num-workers", "TL702": "zero-grad-set-to-none",
     }  # fmt: skip
     for code, name in expected.items():
-        if code in names:
-            assert names[code] == name, code
+        assert names.get(code) == name, code
 
 
 @pytest.mark.parametrize("tor,code,source", CASES, ids=[f"{t}-{c}-{i}" for i, (t, c, _) in enumerate(CASES)])
 def test_torchlint_reports_torchfix_case(tor, code, source):
-    if code not in all_rules():
-        pytest.skip(f"{code} (the equivalent of {tor}) is not in the registry yet")
     # Every rule, the off-by-default ones included (TorchFix's TOR4xx are off by default too).
     report = lint_source(source, "case.py", LintOptions(codes=frozenset(all_rules())))
     assert report.errors == []
