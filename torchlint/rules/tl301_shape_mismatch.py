@@ -4,6 +4,9 @@ import re
 
 import libcst as cst
 
+from torchlint.analysis.model import program_model
+from torchlint.analysis.values import ModuleV, TensorV
+from torchlint.names import dotted_name
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 from torchlint.shapes import CACHE_KEY, analyze_module
 from torchlint.shapes.analysis import quick_candidates
@@ -30,7 +33,10 @@ class ShapeMismatch(Rule):
     far from the line to change. Worse, `view(-1, N)` with an N that happens to
     divide the batch silently changes the batch size: LeNet's `view(-1, 400)` on
     3×28×28 images turns a batch of 25 into 16 rows that no longer match their
-    labels.
+    labels. Such a silent batch change is reported only when the first dimension
+    is known to be a batch: the input comes from a DataLoader, or the file also
+    applies the model to a loader's batches (`x.view(-1)` on one unbatched
+    `torch.randn(3, 10, 20)` is just a flatten).
 
     ## Example
     ```python
@@ -162,6 +168,8 @@ class ShapeMismatch(Rule):
             return
         report = analyze_module(self.context, collector=self._collector)
         for p in report.problems:
+            if p.assumes_batch and not self._applied_to_batches(p.model, p.data.get("constructor")):
+                continue  # `x.view(-1)` on one unbatched sample folds nothing
             fix = None
             if p.fix is not None:
                 message, edits = p.fix
@@ -173,6 +181,17 @@ class ShapeMismatch(Rule):
                 related=[RelatedSpec(n, text) for n, text in p.related],
                 data=p.data,
             )
+
+
+    def _applied_to_batches(self, name: str, constructor: str | None) -> bool:
+        """Does the program model see the model called with a batch from a loader?"""
+        cls = (constructor or "").split("(", 1)[0]
+        for fact in program_model(self.context).calls():
+            callee = fact.func
+            named = dotted_name(fact.node.func) == name or (isinstance(callee, ModuleV) and callee.cls == cls and cls)
+            if named and any(isinstance(v, TensorV) and v.origin is not None for v in fact.args):
+                return True
+        return False
 
 
 def _forward(method_name: str):

@@ -57,6 +57,10 @@ class ShapeProblem:
     fix: tuple[str, list[tuple[cst.CSTNode, str]]] | None
     data: dict[str, Any]
     model: str
+    # A reshape that succeeds but folds the batch, claimed for an input whose first
+    # dimension is only assumed to be the batch (a tensor passed to the model): TL301
+    # reports it only where the file shows the model applied to batches.
+    assumes_batch: bool = False
 
 
 @dataclass
@@ -485,7 +489,10 @@ class Analysis:
         message = self._message(p)
         related = [(s.node, s.text) for s in p.x.steps] + [(p.call or p.node, self._failing_step(p))]
         fix = self._fix(p, run)
-        return ShapeProblem(p.kind, p.node, message, related, fix, data, model.name)
+        assumes_batch = False
+        if p.kind == "view-batch" and ev is not None and ev.kind == "tensor" and ev.batch and p.info.get("size"):
+            assumes_batch = (ev.batch * p.info["features"]) % p.info["size"] == 0
+        return ShapeProblem(p.kind, p.node, message, related, fix, data, model.name, assumes_batch)
 
     def _failing_step(self, p: Problem) -> str:
         before = shape_text(p.x.dims, True) if p.x.open else sample_text(p.x.dims, p.x.batched)

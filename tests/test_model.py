@@ -1,0 +1,220 @@
+"""The program model (torchlint/analysis): what values flow where, and the questions rules ask of it."""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+
+from torchlint.analysis.model import ProgramModel
+from torchlint.analysis.values import UNKNOWN, InstanceV, LoaderV, ModuleV, OptimizerV, TensorV
+from torchlint.names import NameResolver
+from torchlint.testing import RuleTester
+
+
+def build(code: str) -> tuple[ProgramModel, cst.Module]:
+    module = cst.parse_module(textwrap.dedent(code))
+    return ProgramModel(module, NameResolver(module), module.code_for_node), module
+
+
+def fact_of(model: ProgramModel, module: cst.Module, text: str):
+    """The fact of the (last) call whose code is ``text``."""
+    found = [f for f in model.calls() if module.code_for_node(f.node) == text]
+    assert found, text
+    return found[-1]
+
+
+def test_module_level_model_flows_into_a_function_s_parameter():
+    model, module = build(
+        """
+        import torch
+        from torch.utils.data import DataLoader
+        net = torch.nn.Linear(2, 2).cuda()
+        loader = DataLoader(ds)
+        def train(model, loader):
+            for x, y in loader:
+                model(x)
+        train(net, loader)
+        """
+    )
+    fact = fact_of(model, module, "model(x)")
+    assert isinstance(fact.func, ModuleV) and fact.func.placement is not None
+    assert isinstance(fact.args[0], TensorV) and fact.args[0].cpu_batch
+    assert fact.args[0].origin.root == "x"
+
+
+def test_a_parameter_given_a_moved_and_an_unmoved_model_is_not_on_a_device():
+    model, module = build(
+        """
+        import torch
+        a = torch.nn.Linear(2, 2).cuda()
+        b = torch.nn.Linear(2, 2)
+        def run(m, x):
+            return m(x)
+        run(a, 1)
+        run(b, 2)
+        """
+    )
+    fact = fact_of(model, module, "m(x)")
+    assert isinstance(fact.func, ModuleV) and fact.func.placement is None
+
+
+def test_self_attributes_set_in_init_are_seen_by_other_methods():
+    model, module = build(
+        """
+        import torch
+        class Trainer:
+            def __init__(self):
+                self.model = torch.nn.Linear(2, 2).to("cuda")
+                self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+            def step(self, x):
+                self.model(x)
+                self.opt.step()
+        """
+    )
+    call = fact_of(model, module, "self.model(x)")
+    assert isinstance(call.func, ModuleV) and call.func.placement.text == '"cuda"'
+    step = fact_of(model, module, "self.opt.step()")
+    assert step.receiver == OptimizerV("self.model", True)
+
+
+def test_if_else_joins_keep_only_what_both_paths_agree_on():
+    model, module = build(
+        """
+        import torch
+        m = torch.nn.Linear(2, 2)
+        if flag:
+            m.cuda()
+        m(x)
+        """
+    )
+    fact = fact_of(model, module, "m(x)")
+    assert isinstance(fact.func, ModuleV) and fact.func.placement is None
+
+
+def test_functools_partial_binds_arguments():
+    model, module = build(
+        """
+        import functools
+        import torch
+        def fit(model, loader):
+            for x in loader:
+                model(x)
+        run = functools.partial(fit, torch.nn.Linear(2, 2).cuda())
+        run(train_loader)
+        """
+    )
+    fact = fact_of(model, module, "model(x)")
+    assert isinstance(fact.func, ModuleV) and fact.func.placement is not None
+
+
+def test_returns_flow_back_and_modules_returned_by_to_stay_modules():
+    model, module = build(
+        """
+        import torch
+        def make():
+            return torch.nn.Linear(2, 2)
+        enc = make().to("cuda")
+        enc.cpu()
+        t = torch.randn(2)
+        t.cpu()
+        """
+    )
+    assert isinstance(fact_of(model, module, "enc.cpu()").receiver, ModuleV)
+    assert isinstance(fact_of(model, module, "t.cpu()").receiver, TensorV)
+
+
+def test_context_loops_no_grad_and_discarded_results():
+    model, module = build(
+        """
+        import torch
+        for x in loader:
+            with torch.no_grad():
+                y = f(x)
+            g(x)
+        """
+    )
+    inner, outer = fact_of(model, module, "f(x)"), fact_of(model, module, "g(x)")
+    assert inner.grad_mode == "no_grad" and outer.grad_mode is None
+    assert len(inner.loops) == 1 and not inner.discarded and outer.discarded
+    assert [module.code_for_node(f.node) for f in model.loop(inner.loops[0]).calls] == ["torch.no_grad()", "f(x)", "g(x)"]
+
+
+def test_names_the_file_never_binds_are_read_by_their_name_only_for_known_roles():
+    model, module = build("f(train_loader, optimizer, model, epoch)\n")
+    fact = fact_of(model, module, "f(train_loader, optimizer, model, epoch)")
+    assert isinstance(fact.args[0], LoaderV) and isinstance(fact.args[1], OptimizerV)
+    assert isinstance(fact.args[2], ModuleV) and fact.args[3] is UNKNOWN
+
+
+def test_effects_unseen_calls_clear_only_what_they_can_reach():
+    model, module = build(
+        """
+        import torch
+        from helpers import log, hook
+        class Box:
+            def __init__(self, opt):
+                self.opt = opt
+        net = torch.nn.Linear(2, 2)
+        opt = torch.optim.SGD(net.parameters())
+        box = Box(opt)
+        log(1.0)
+        hook(net)
+        hook(net.parameters())
+        log(box)
+        torch.save(net, "x")
+        def reset():
+            opt.zero_grad()
+        reset()
+        """
+    )
+    clears = {module.code_for_node(f.node): model.may_clear_grads(f) for f in model.calls() if f.function is None}
+    assert clears["log(1.0)"] is False
+    assert clears["hook(net)"] is True
+    assert clears["hook(net.parameters())"] is True
+    assert clears["log(box)"] is True  # an object of the file holding the optimizer
+    assert clears['torch.save(net, "x")'] is False  # a known library
+    assert clears["reset()"] is True  # code of the file that clears
+    assert fact_of(model, module, "log(box)").args == (InstanceV("Box"),)
+
+
+# -- issue #15: TL301 batch folding needs a known batch --------------------------------
+
+UNBATCHED = """
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(600, 10)
+
+    def forward(self, x):
+        z0 = x.view(-1)
+        return self.fc(z0)
+
+
+net = Net()
+x = torch.randn(3, 10, 20)
+print(net(x))
+"""
+
+
+def test_tl301_view_of_one_unbatched_tensor_is_not_a_batch_change():
+    assert RuleTester("TL301").lines(UNBATCHED) == []
+
+
+def test_tl301_view_that_folds_batches_a_loader_gives_the_model_is_reported():
+    code = UNBATCHED + "for batch, y in train_loader:\n    net(batch)\n"
+    assert RuleTester("TL301").lines(code) == [12]
+
+
+# -- text pre-filters hold for every line ending ------------------------------------------
+
+
+def test_tl401_and_tl402_prefilters_accept_cr_only_files():
+    tl401 = "model = Net().to(device)\rfor x, y in train_loader:\r    model(x)\r"
+    assert RuleTester("TL401").lines(tl401) == [3]
+    tl402 = "import torch\rx = torch.randn(3)\rx.cuda()\r"
+    assert RuleTester("TL402").lines(tl402) == [3]
