@@ -62,7 +62,8 @@ def test_resolution_inside_functions_and_methods():
     "code",
     [
         "import timm\nimport torchvision\nm = timm.create_model('resnet18', pretrained=True)\n",
-        "import torch, torchvision\nm = torch.hub.load('pytorch/vision', 'resnet18', pretrained=True)\n",
+        # A torchvision tag from before weights= (issue #11: an untagged hub load is TL202).
+        "import torch, torchvision\nm = torch.hub.load('pytorch/vision:v0.10.0', 'resnet18', pretrained=True)\n",
         "import torchvision\nfrom transformers import AutoModel\nm = AutoModel.from_pretrained('x')\n",
         # The user's own builder, and a local models package.
         "import torchvision\ndef resnet18(pretrained=False):\n    return None\nm = resnet18(pretrained=True)\n",

@@ -180,6 +180,61 @@ def _method_nodes(tree: ast.AST):
         stack.extend(ast.iter_child_nodes(node))
 
 
+def _module_level_names(module: types.ModuleType) -> tuple[set[str], bool]:
+    """Every name bound at the top level of the module's source (all branches), and whether it binds names dynamically."""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except Exception:  # noqa: BLE001 - odd module objects (torch.classes) raise anything
+        return set(), False
+    names: set[str] = set()
+    dynamic = False
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+            continue
+        for sub in ast.walk(node) if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) else ():
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                names.add(sub.id)
+        if isinstance(node, ast.Expr) or isinstance(node, ast.Assign):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("globals", "setattr"):
+                    dynamic = True
+        if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                stack.extend(getattr(node, field, []) or [])
+        if isinstance(node, ast.ExceptHandler):
+            stack.extend(node.body)
+    return names, dynamic
+
+
+_CLASS_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def _defined_twice(cls: type) -> bool:
+    """Is the class defined more than once in its module (``if HAS_PYDOT: class X ... else: class X`` stubs)?"""
+    module = sys.modules.get(getattr(cls, "__module__", "") or "")
+    if module is None:
+        return False
+    counts = _CLASS_COUNTS.get(module.__name__)
+    if counts is None:
+        counts = {}
+        try:
+            tree = ast.parse(inspect.getsource(module))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    counts[node.name] = counts.get(node.name, 0) + 1
+        except Exception:  # noqa: BLE001
+            pass
+        _CLASS_COUNTS[module.__name__] = counts
+    return counts.get(cls.__name__, 0) > 1
+
+
 def _forwarded_kwargs(func: Any) -> list[str] | None:
     """For ``def f(a, **kwargs): g(..., **kwargs)`` where kwargs is used only there: g's dotted source text."""
     tree = _source_tree(func)
@@ -216,7 +271,12 @@ class Recorder:
         self._class_objs: dict[str, type] = {}
 
     def record_module(self, name: str, module: types.ModuleType) -> None:
-        entry: dict[str, Any] = {"names": {}, "submodules": [], "open": "__getattr__" in vars(module)}
+        # A module object of a ModuleType subclass with its own __getattr__ (torch.ops,
+        # torch.backends.cudnn's PropModule, config modules) answers names dir() does not list.
+        class_getattr = type(module) is not types.ModuleType and any(
+            "__getattr__" in vars(k) for k in type(module).__mro__ if k is not types.ModuleType and k is not object
+        )
+        entry: dict[str, Any] = {"names": {}, "submodules": [], "open": "__getattr__" in vars(module) or class_getattr}
         if name == "torch":
             # torch.__getattr__ serves deprecated aliases, lazy submodules and set_vital, nothing else.
             served = set(getattr(module, "_deprecated_attrs", {})) | set(getattr(module, "_lazy_modules", ())) | {"set_vital"}
@@ -232,6 +292,13 @@ class Recorder:
                 entry["names"][attr] = "?"
                 continue
             entry["names"][attr] = self.describe(value)
+        # Names the source binds at module level in any branch (``if HAS_X: def f``, ``try: import``):
+        # another environment may have them, so they are not missing.
+        bound, dynamic = _module_level_names(module)
+        for attr in bound:
+            entry["names"].setdefault(attr, "v")
+        if dynamic:
+            entry["open"] = True
         path = getattr(module, "__path__", None)
         if path:
             try:
@@ -298,7 +365,13 @@ class Recorder:
         if q == "torch.nn.modules.module.Module":
             entry["open"] = False
         else:
-            entry["open"] = bool(dynamic or "__getattr__" in vars(cls))
+            entry["open"] = bool(dynamic or "__getattr__" in vars(cls) or _defined_twice(cls))
+        # Attributes a metaclass gives the class itself (torch.distributed.group.WORLD).
+        meta = type(cls)
+        if meta is not type:
+            if "__getattr__" in vars(meta):
+                entry["open"] = True
+            entry["meta"] = sorted(k for k in dir(meta) if not k.startswith("__") and k not in dir(type))
         if "__init__" in vars(cls) or "__new__" in vars(cls):
             init = vars(cls).get("__init__") or vars(cls).get("__new__")
             sig = signature(init) if init is not None else None

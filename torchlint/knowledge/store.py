@@ -209,6 +209,7 @@ class Snapshot:
                 return None
             names.update(entry.get("attrs", ()))
             names.update(entry.get("annotations", ()))
+            names.update(entry.get("meta", ()))
             if instance:
                 names.update(entry.get("inst", ()))
         return frozenset(names)

@@ -11,6 +11,8 @@ from torchlint.data.torchvision_weights import (
     builder_info,
 )
 from torchlint.names import dotted_name
+from torchlint.knowledge.versions import Version
+from torchlint.rules._hub import HUB_NAMESPACES, forwarded_keywords, vision_hub_model, vision_hub_tag
 from torchlint.rules.base import FixOp, FixSpec, InsertAtLine, Invalid, Replace, Rule
 
 # Modules whose builders a program may pick by name at run time.
@@ -38,7 +40,8 @@ class TorchvisionPretrained(Rule):
     ## Why is this bad?
     torchvision 0.13 replaced the boolean flags with `weights=` / `weights_backbone=`,
     which name the exact checkpoint (and carry its preprocessing transforms and
-    metadata). The flags still work through a compatibility shim that emits a
+    metadata). `torch.hub.load("pytorch/vision", "resnet18", pretrained=True)`
+    passes the flag on to the same builder. The flags still work through a compatibility shim that emits a
     deprecation warning on every call and may be removed. `pretrained=True` is also
     ambiguous: it silently keeps loading the *oldest* checkpoint (`IMAGENET1K_V1`)
     even where torchvision has much better ones.
@@ -101,15 +104,17 @@ class TorchvisionPretrained(Rule):
     # Confirmed by running the builder under the installed torchvision (when there is one).
     confirmable = True
     # Every way of reaching a builder goes through an import naming torchvision.
-    triggers = ("torchvision",)
+    triggers = ("torchvision", "pytorch/vision")
 
     VALID = [
         # The modern API.
         "import torchvision.models as models\nm = models.resnet18(weights=models.ResNet18_Weights.DEFAULT)\n",
         # timm has its own, current, pretrained flag.
         "import timm\nm = timm.create_model('resnet18', pretrained=True)\n",
-        # torch.hub forwards kwargs to the hub repo's entry point: not resolvable.
-        "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18', pretrained=True)\n",
+        # torch.hub forwards kwargs to the entry point of a repo that is not torchvision's.
+        "import torch\nm = torch.hub.load('facebookresearch/dino:main', 'dino_vits16', pretrained=True)\n",
+        # A torchvision release from before weights= existed: pretrained= is its API.
+        "import torch\nm = torch.hub.load('pytorch/vision:v0.10.0', 'resnet18', pretrained=True)\n",
         # A user function that happens to share the name.
         "import torchvision\n\ndef resnet18(pretrained=False):\n    return torchvision.models.resnet18()\n\nm = resnet18(pretrained=True)\n",
         # A local package called models is not torchvision.models.
@@ -156,6 +161,11 @@ class TorchvisionPretrained(Rule):
             "import torchvision.models as models\n\ndef main(args):\n    model = models.__dict__[args.arch](pretrained=True)\n",
             "import torchvision.models as models\n\ndef main(args):\n    model = models.__dict__[args.arch](weights=\"IMAGENET1K_V1\")\n",
         ),
+        # torch.hub.load passes the keyword on to torchvision's builder.
+        Invalid(
+            "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18', pretrained=True)\n",
+            "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18', weights=\"IMAGENET1K_V1\")\n",
+        ),
         # The pre-0.13 positional form.
         Invalid(
             "import torchvision.models as models\nm = models.resnet18(True)\n",
@@ -173,13 +183,17 @@ class TorchvisionPretrained(Rule):
         # Cheap rejection first: an attribute call names the builder itself
         # (aliases only rename modules); a bare name may be ``import ... as``.
         if isinstance(func, cst.Attribute):
-            if func.attr.value not in BUILDER_NAMES:
+            if func.attr.value not in BUILDER_NAMES and func.attr.value != "load":
                 return
         elif isinstance(func, (cst.Subscript, cst.Call)):
             self._visit_dynamic(node)
             return
         elif not isinstance(func, cst.Name):
             return
+        if isinstance(func, cst.Attribute) and func.attr.value == "load" or isinstance(func, cst.Name):
+            if self.context.qualname(func) == "torch.hub.load":
+                self._visit_hub(node)
+                return
         info = builder_info(self.context.qualname(func))
         if info is None:
             return
@@ -309,6 +323,43 @@ class TorchvisionPretrained(Rule):
             (Replace(arg.keyword, cst.Name(new)), Replace(arg.value, value)),
         )
         self.report(arg, message, fix=fix, data=data)
+
+    # -- torch.hub.load("pytorch/vision", "resnet18", pretrained=True): the builder, through the hub --
+    def _visit_hub(self, call: cst.Call) -> None:
+        model = vision_hub_model(call)
+        tag = vision_hub_tag(call)
+        release = Version.parse(tag) if tag else None
+        if model is None or (tag is not None and (release is None or release < Version(0, 13))):
+            return  # a torchvision older than 0.13 (or an unknown branch): pretrained= is its API
+        info = next((i for i in (builder_info(f"{ns}.{model}") for ns in HUB_NAMESPACES) if i is not None), None)
+        if info is None:
+            return
+        keywords = {arg.keyword.value: arg for arg in forwarded_keywords(call)}
+        for old, new, ref in (("pretrained", "weights", info.weights), ("pretrained_backbone", "weights_backbone", info.backbone)):
+            arg = keywords.get(old)
+            if arg is None or ref is None:
+                continue
+            shown = f"{old}={self.context.code(arg.value)}"
+            data = {"builder": info.qualnames[0], "parameter": old, "through": "torch.hub.load"}
+            if new in keywords:
+                self.report(arg, f"`{old}=` is ignored next to `{new}=`: torchvision passes it on to the model class, "
+                            f"which raises TypeError; remove it", data=data)
+                continue
+            flag = _bool_literal(arg.value)
+            if flag is False:
+                value = "None"
+            elif ref.legacy is None:
+                self.report(arg, f"`{shown}` (through torch.hub.load) fails: torchvision has no legacy weights for "
+                            f"`{info.name}`; use `{new}=\"DEFAULT\"`", data=data)
+                continue
+            else:
+                literal = f'"{ref.legacy}"'
+                value = literal if flag is True else f"{literal} if {self._condition(arg.value)} else None"
+                data["equivalent"] = ref.legacy
+            message = (f"`{shown}` (passed by torch.hub.load to torchvision's `{info.name}`) is deprecated since "
+                       f"torchvision 0.13; use `{new}={value}`" + ("" if flag is False else f" (the same weights) or `{new}=\"DEFAULT\"`"))
+            fix = FixSpec(f"Replace `{shown}` with `{new}={value}`", (Replace(arg.keyword, cst.Name(new)), Replace(arg.value, value)))
+            self.report(arg, message, fix=fix, data=data)
 
     def _condition(self, expr: cst.BaseExpression) -> str:
         test = self.context.code(expr)

@@ -113,6 +113,9 @@ class NonexistentAttribute(LocalTypes, Rule):
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self._try_guards = 0
+        self._annotations = 0
+        # A stub describes an API; its references are not run.
+        self._stub = context.path.endswith(".pyi")
         # Dotted module names in import statements are absolute, not local names.
         self._import_parts: set[int] = set()
         self._assigned: set[str] | None = None
@@ -144,9 +147,18 @@ class NonexistentAttribute(LocalTypes, Rule):
         for alias in node.names:
             self._import_parts.update(_chain_ids(alias.name))
 
+    # Annotations are not evaluated at run time (``from __future__ import annotations``,
+    # ``TYPE_CHECKING`` aliases): a missing name there breaks nothing.
+    def visit_Annotation(self, node: cst.Annotation) -> None:
+        self._annotations += 1
+
+    def leave_Annotation(self, node: cst.Annotation) -> None:
+        self._annotations -= 1
+
     def visit_Attribute(self, node: cst.Attribute) -> None:
         attr = node.attr.value
-        if self._try_guards or id(node) in self._import_parts:
+        # Private names are the package's own business (and change without notice).
+        if self._try_guards or self._annotations or self._stub or attr.startswith("_") or id(node) in self._import_parts:
             return
         owner = self.context.qualname(node.value)
         if owner is not None and owner.split(".", 1)[0] in ("torch", "torchvision", "torchaudio"):
@@ -165,7 +177,7 @@ class NonexistentAttribute(LocalTypes, Rule):
         if node.relative or node.module is None or isinstance(node.names, cst.ImportStar) or self._try_guards:
             return
         module = dotted_name(node.module)
-        if module is None or module.split(".", 1)[0] not in ("torch", "torchvision", "torchaudio"):
+        if module is None or module.split(".", 1)[0] not in ("torch", "torchvision", "torchaudio") or self._stub:
             return
         for alias in node.names:
             name = dotted_name(alias.name)
@@ -174,7 +186,7 @@ class NonexistentAttribute(LocalTypes, Rule):
 
     def _check_static(self, node: cst.CSTNode, name_node: cst.CSTNode, owner: str, attr: str, importing: bool = False) -> None:
         kb = self.context.knowledge
-        if f"{owner}.{attr}" in _DEPRECATED_APIS or attr.startswith("__"):
+        if f"{owner}.{attr}" in _DEPRECATED_APIS or attr.startswith("_") or "._" in owner:
             return  # TL203/TL204 say more about it
         names = kb.attribute_names(owner)
         if names is None or attr in names or self._file_defines(attr):
@@ -194,6 +206,8 @@ class NonexistentAttribute(LocalTypes, Rule):
         node = d.node
         assert isinstance(node, cst.Attribute)
         kb = self.context.knowledge
+        if "._" in instance.cls:
+            return  # a private class: its own package's business
         names = kb.instance_attribute_names(instance.cls)
         if names is None or attr in names or self._file_defines(attr):
             return

@@ -1,36 +1,13 @@
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
 from torchlint.knowledge import Knowledge
+from torchlint.rules._hub import HUB_NAMESPACES, HUB_OWN_KEYWORDS, vision_hub_model, vision_hub_tag
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
-# torch.hub.load's own keywords; the rest go to the hub entry point.
-_HUB_OWN = frozenset({"source", "trust_repo", "force_reload", "verbose", "skip_validation", "repo_or_dir", "model"})
 # Keywords another rule reports with a better message (TL206 require-grad-typo).
 _OTHER_RULES = frozenset({"require_grad"})
-_VISION_REPO = re.compile(r"^pytorch/vision(:[\w.\-]+)?$")
-
-
-def hub_target(call: cst.Call, context) -> str | None:  # type: ignore[no-untyped-def]
-    """``torch.hub.load("pytorch/vision", "resnet18", ...)`` -> ``torchvision.models.resnet18``, else None."""
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    named = {a.keyword.value: a for a in call.args if a.keyword is not None}
-    repo = positional[0].value if positional else getattr(named.get("repo_or_dir"), "value", None)
-    model = positional[1].value if len(positional) > 1 else getattr(named.get("model"), "value", None)
-    if not isinstance(repo, cst.SimpleString) or not isinstance(model, cst.SimpleString):
-        return None
-    source = named.get("source")
-    if source is not None and not (isinstance(source.value, cst.SimpleString) and source.value.evaluated_value == "github"):
-        return None
-    repo_text, model_text = repo.evaluated_value, model.evaluated_value
-    if not isinstance(repo_text, str) or not isinstance(model_text, str) or not _VISION_REPO.match(repo_text):
-        return None
-    if not model_text.isidentifier():
-        return None
-    return f"torchvision.models.{model_text}"
 
 
 class UnexpectedKeyword(Rule):
@@ -127,16 +104,17 @@ class UnexpectedKeyword(Rule):
             return
         own: frozenset[str] = frozenset()
         shown = self.context.code(node.func)
+        kb = self.context.knowledge
         if q == "torch.hub.load":
-            target = hub_target(node, self.context)
+            model = vision_hub_model(node) if vision_hub_tag(node) is None else None  # a tag: another release
+            target = next((f"{ns}.{model}" for ns in HUB_NAMESPACES if model and kb.kind(f"{ns}.{model}") == "function"), None)
             if target is None:
                 return
-            own = _HUB_OWN
-            shown = f"torchvision's `{target.rsplit('.', 1)[1]}` (through torch.hub.load)"
+            own = HUB_OWN_KEYWORDS
+            shown = f"torchvision's `{model}` (through torch.hub.load)"
             q = target
         else:
             shown = f"`{shown}`"
-        kb = self.context.knowledge
         accepted = kb.accepted_keywords(q)
         if accepted is None:
             return
