@@ -38,6 +38,14 @@ def test_tl205_from_2_6_is_about_full_models_failing_and_its_fix_is_safe():
     assert f.fix is not None and f.fix.applicability == "safe"
 
 
+def test_tl205_fix_is_unsafe_when_the_project_declares_no_version(tmp_path):
+    path = tmp_path / "train.py"
+    report = lint_source(LOAD, str(path), LintOptions(codes=frozenset({"TL205"})))
+    (f,) = report.findings
+    assert "UnpicklingError" in f.message  # the newest release is assumed for the message
+    assert f.fix is not None and f.fix.applicability == "unsafe"
+
+
 def test_tl205_state_dict_message():
     (f,) = lint("import torch\nnet.load_state_dict(torch.load('w.pt'))\n", "TL205", "2.13")
     assert "loads a `state_dict`" in f.message

@@ -85,6 +85,14 @@ def target_torch_version(context: Context) -> tuple[int, ...] | None:
     return (version.major, version.minor, version.patch)
 
 
+def target_is_declared(context: Context) -> bool:
+    """Did the project say which torch it runs (config or dependencies), rather than torchlint assuming the newest?"""
+    try:
+        return getattr(context.knowledge.target, "source", "newest") != "newest"
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def version_text(version: tuple[int, ...]) -> str:
     """``2.4`` for (2, 4, 0), ``2.4.1`` for (2, 4, 1)."""
     parts = list(version[:3])

@@ -7,6 +7,7 @@ from torchlint.analysis.apicalls import (
     argument,
     forwards_kwargs,
     keyword,
+    target_is_declared,
     target_torch_version,
     version_text,
 )
@@ -53,10 +54,12 @@ class TorchLoadWeightsOnly(Rule):
     ```
 
     ## Fix safety
-    The fix appends `weights_only=True`. For a target of PyTorch 2.6 or later it
+    The fix appends `weights_only=True`. When the project declares PyTorch 2.6
+    or later (`torch-version`, or its dependencies' lowest admitted release) it
     is safe: that is already the default, so nothing changes except that the
     `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` environment variable no longer overrides
-    it. For an older target it is unsafe: a checkpoint holding a full pickled
+    it. When it declares nothing (torchlint then assumes the newest release, but
+    the code may run on an older one) or an older release, it is unsafe: a checkpoint holding a full pickled
     model, or custom classes, stops loading (which is the security fix, but may
     need `torch.serialization.add_safe_globals`). No fix is offered when
     `pickle_module=` is passed (choosing `weights_only=False` there must be
@@ -155,6 +158,7 @@ class TorchLoadWeightsOnly(Rule):
         fix = FixSpec(
             "Add `weights_only=True`",
             add_keyword(node, "weights_only=True"),
-            applicability="safe" if flipped else "unsafe",
+            # Safe only where the project says it runs 2.6+: on an older torch the default differs.
+            applicability="safe" if flipped and target_is_declared(self.context) else "unsafe",
         )
         self.report(node, message, fix=fix, data=data)
