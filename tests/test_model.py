@@ -7,7 +7,14 @@ import textwrap
 import libcst as cst
 
 from torchlint.analysis.model import ProgramModel
-from torchlint.analysis.values import UNKNOWN, InstanceV, LoaderV, ModuleV, OptimizerV, TensorV
+from torchlint.analysis.values import (
+    UNKNOWN,
+    InstanceV,
+    LoaderV,
+    ModuleV,
+    OptimizerV,
+    TensorV,
+)
 from torchlint.names import NameResolver
 from torchlint.testing import RuleTester
 

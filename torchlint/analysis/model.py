@@ -26,8 +26,9 @@ file, and only when a rule asks.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import libcst as cst
 
@@ -380,6 +381,12 @@ class ProgramModel:
                 cname = info.cls.name.value
                 value = ModuleV(cname) if self.is_module_class(cname) else InstanceV(cname)
             env[name] = value if value not in (None, UNKNOWN) else _by_name(name)
+            # Closures read a parameter through the function's scope summary.
+            summary = self._summary[id(info.node)]
+            old = summary.get(name)
+            if old != (new := join(old, env[name])) or name not in summary:
+                summary[name] = new
+                self._changed(("s", id(info.node), name))
         p = info.node.params
         for x in (*p.kwonly_params, p.star_arg, p.star_kwarg):
             if isinstance(x, cst.Param):
@@ -447,14 +454,14 @@ class ProgramModel:
         elif isinstance(stmt, cst.With):
             grads = 0
             for item in stmt.items:
-                value = self._ev(item.item, frame)
+                self._ev(item.item, frame)
                 mode = self._grad_context(item.item)
                 if mode is not None:
                     frame.grad.append(mode)
                     grads += 1
                 if item.asname is not None:
-                    self._bind(item.asname.name, UNKNOWN if mode is None else UNKNOWN, stmt, frame)
-                    del value
+                    # What __enter__ returns is not followed (open(), a context object, ...).
+                    self._bind(item.asname.name, UNKNOWN, stmt, frame)
             self._suite(stmt.body, frame)
             for _ in range(grads):
                 frame.grad.pop()
@@ -594,12 +601,16 @@ class ProgramModel:
         elif isinstance(target, (cst.Tuple, cst.List)):
             elements = target.elements
             starred = any(isinstance(e, cst.StarredElement) for e in elements)
-            if isinstance(source, (cst.Tuple, cst.List)) and not starred and len(source.elements) == len(elements):
-                if not any(isinstance(e, cst.StarredElement) for e in source.elements):
-                    values = value.items if isinstance(value, TupleV) else (UNKNOWN,) * len(elements)
-                    for el, v, s in zip(elements, values, source.elements):
-                        self._bind(el.value, v, site, frame, s.value)
-                    return
+            if (
+                isinstance(source, (cst.Tuple, cst.List))
+                and not starred
+                and len(source.elements) == len(elements)
+                and not any(isinstance(e, cst.StarredElement) for e in source.elements)
+            ):
+                values = value.items if isinstance(value, TupleV) else (UNKNOWN,) * len(elements)
+                for el, v, s in zip(elements, values, source.elements):
+                    self._bind(el.value, v, site, frame, s.value)
+                return
             if isinstance(value, TupleV) and not starred and len(value.items) == len(elements):
                 for el, v in zip(elements, value.items):
                     self._bind(el.value, v, site, frame)
@@ -689,11 +700,16 @@ class ProgramModel:
         if isinstance(base, (InstanceV, ModuleV)) and base.cls in self.classes:
             self._read(("a", base.cls, attr))
             table = self._attrs.get(base.cls, {})
-            if attr in table:
-                return table[attr]
             method = self.method(base.cls, attr)
             if method is not None:
-                return FunctionV(method, base)
+                # A method, or a property that an assignment may go through: not followed.
+                property_like = attr in table or any(
+                    isinstance(d.decorator, (cst.Name, cst.Attribute)) and "property" in self.code(d.decorator)
+                    for d in method.decorators
+                )
+                return UNKNOWN if property_like else FunctionV(method, base)
+            if attr in table:
+                return table[attr]
             return _by_name(attr)
         if isinstance(base, ModuleV | TensorV | LoaderV):
             return UNKNOWN

@@ -13,8 +13,8 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import CodeRange
 
-from torchlint.sources import python_lines
 from torchlint.rules.base import Context
+from torchlint.sources import python_lines
 
 _KEY = "analysis.positions"
 

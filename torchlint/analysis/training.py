@@ -18,14 +18,19 @@ __all__ = [
     "DERIVING_METHODS",
     "calls_in",
     "dotted_name",
+    "is_backward",
     "is_dtype_expr",
     "is_loss_function_qualname",
     "is_scheduler_qualname",
     "is_torch_optimizer_qualname",
+    "is_zero_grad",
     "last_part",
     "literal_string",
     "looks_like_loss_name",
     "looks_like_optimizer_name",
+    "params_overlap",
+    "step_call_text",
+    "stepped_optimizer",
     "target_names",
 ]
 
@@ -163,3 +168,46 @@ def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
         stack.extend(reversed(cur.children))
 
 
+
+
+# -- optimizer steps and gradient clearing (TL101, and the step-order rules to come) --
+
+
+def stepped_optimizer(call: cst.Call, qualname, receiver_is_scaler: bool = False) -> str | None:
+    """The optimizer a step call steps: ``opt`` for ``opt.step()``, ``scaler.step(opt)``,
+    ``xm.optimizer_step(opt)``; None for ``opt.step(closure)`` (LBFGS) or no step at all."""
+    func = call.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value in ("step", "optimizer_step")):
+        return None
+    receiver = dotted_name(func.value)
+    args = [a for a in call.args if a.keyword is None]
+    if func.attr.value == "optimizer_step":
+        return dotted_name(args[0].value) if args else None  # torch_xla's xm.optimizer_step(optimizer)
+    if not call.args:
+        return receiver
+    if receiver is None or not args:
+        return None
+    qual = qualname(func.value) or ""
+    if "scaler" in last_part(receiver).lower() or qual.endswith("GradScaler") or receiver_is_scaler:
+        return dotted_name(args[0].value)
+    return None
+
+
+def is_zero_grad(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and "zero_grad" in call.func.attr.value
+
+
+def is_backward(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward"
+
+
+def step_call_text(call: cst.Call) -> str:
+    """``optimizer.step()`` / ``scaler.step(optimizer)`` without the arguments' clutter."""
+    func = dotted_name(call.func) or "step"
+    args = ", ".join(d for a in call.args if (d := dotted_name(a.value)) is not None)
+    return f"{func}({args})"
+
+
+def params_overlap(a: str, b: str) -> bool:
+    """``model`` and ``model.head`` share parameters; ``netG`` and ``netD`` do not."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")

@@ -4,7 +4,15 @@ import libcst as cst
 
 from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
 from torchlint.analysis.positions import positions
-from torchlint.analysis.training import dotted_name, last_part, looks_like_optimizer_name
+from torchlint.analysis.training import (
+    dotted_name,
+    is_backward,
+    is_zero_grad,
+    looks_like_optimizer_name,
+    params_overlap,
+    step_call_text,
+    stepped_optimizer,
+)
 from torchlint.analysis.values import UNKNOWN, OptimizerV, ScalerV, SchedulerV
 from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, RelatedSpec, Rule
 
@@ -161,7 +169,7 @@ class MissingZeroGrad(Rule):
         model = program_model(self.context)
         reported: set[tuple[int, str]] = set()
         for fact in list(model.calls()):
-            opt = self._stepped_optimizer(fact)
+            opt = stepped_optimizer(fact.node, self.context.qualname, isinstance(fact.receiver, ScalerV))
             if opt is None or not fact.loops:
                 continue
             loops = [model.loop(lp) for lp in fact.loops]
@@ -175,24 +183,6 @@ class MissingZeroGrad(Rule):
                 continue
             reported.add((id(loop.node), opt))
             self._report(fact, opt, loop, others, model)
-
-    def _stepped_optimizer(self, fact: CallFact) -> str | None:
-        call, func = fact.node, fact.node.func
-        if not (isinstance(func, cst.Attribute) and func.attr.value in ("step", "optimizer_step")):
-            return None
-        receiver = dotted_name(func.value)
-        args = [a for a in call.args if a.keyword is None]
-        if func.attr.value == "optimizer_step":
-            # torch_xla's xm.optimizer_step(optimizer)
-            return dotted_name(args[0].value) if args else None
-        if not call.args:
-            return receiver
-        if receiver is None or not args:
-            return None  # step(closure) (LBFGS) or not an optimizer at all
-        qual = self.context.qualname(func.value) or ""
-        if "scaler" in last_part(receiver).lower() or qual.endswith("GradScaler") or isinstance(fact.receiver, ScalerV):
-            return dotted_name(args[0].value)
-        return None
 
     def _value(self, dotted: str, fact: CallFact) -> object:
         """The value of ``dotted`` at the step: the receiver, or the scaler's argument."""
@@ -218,9 +208,9 @@ class MissingZeroGrad(Rule):
             return None
         clears: list[CallFact] = []
         for fact in loop.calls:
-            if _is_zero_grad(fact):
+            if is_zero_grad(fact.node):
                 clears.append(fact)
-            elif not _is_backward(fact) and model.may_clear_grads(fact):
+            elif not is_backward(fact.node) and model.may_clear_grads(fact):
                 return None
         if not clears:
             return []
@@ -237,7 +227,7 @@ class MissingZeroGrad(Rule):
             if not self._is_optimizer(r, fact, model, fact.receiver):
                 return None
             theirs = self._params(fact.receiver)
-            if theirs is None or _overlaps(mine, theirs):
+            if theirs is None or params_overlap(mine, theirs):
                 return None
         return sorted(set(receivers))  # type: ignore[arg-type]
 
@@ -247,7 +237,7 @@ class MissingZeroGrad(Rule):
 
     def _report(self, step: CallFact, opt: str, loop: Region, others: list[str], model: ProgramModel) -> None:
         pos = positions(self.context)
-        message = self.message.format(step=_call_text(step.node))
+        message = self.message.format(step=step_call_text(step.node))
         if others:
             cleared = ", ".join(f"`{o}`" for o in others)
             message += f"; the loop clears only {cleared}, not `{opt}`"
@@ -256,7 +246,7 @@ class MissingZeroGrad(Rule):
         outside = [
             f.node
             for f in model.calls()
-            if f.function is step.function and _is_zero_grad(f) and loop.node not in f.loops
+            if f.function is step.function and is_zero_grad(f.node) and loop.node not in f.loops
             and dotted_name(f.node.func.value) == opt  # type: ignore[attr-defined]
         ]
         if outside:
@@ -273,27 +263,5 @@ class MissingZeroGrad(Rule):
         self.report(step.node, message, fix=fix, related=related, data={"optimizer": opt, "loop_line": pos.line(loop.node)})
 
 
-def _is_zero_grad(fact: CallFact) -> bool:
-    func = fact.node.func
-    return isinstance(func, cst.Attribute) and "zero_grad" in func.attr.value
-
-
-def _is_backward(fact: CallFact) -> bool:
-    func = fact.node.func
-    return isinstance(func, cst.Attribute) and func.attr.value == "backward"
-
-
 def _backward(loop: Region) -> list[CallFact]:
-    return [f for f in loop.calls if _is_backward(f)]
-
-
-def _call_text(call: cst.Call) -> str:
-    """``optimizer.step()`` / ``scaler.step(optimizer)`` without the arguments' clutter."""
-    func = dotted_name(call.func) or "step"
-    args = ", ".join(d for a in call.args if (d := dotted_name(a.value)) is not None)
-    return f"{func}({args})"
-
-
-def _overlaps(a: str, b: str) -> bool:
-    """``model`` and ``model.head`` share parameters; ``netG`` and ``netD`` do not."""
-    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+    return [f for f in loop.calls if is_backward(f.node)]

@@ -6,9 +6,27 @@ import libcst as cst
 
 from torchlint.analysis.model import CallFact, program_model
 from torchlint.analysis.positions import positions
-from torchlint.analysis.training import dotted_name, is_loss_function_qualname, looks_like_loss_name
-from torchlint.analysis.values import Batch, InstanceV, LossFnV, ModuleV, Placement, TensorV
-from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, RelatedSpec, Replace, Rule
+from torchlint.analysis.training import (
+    dotted_name,
+    is_loss_function_qualname,
+    looks_like_loss_name,
+)
+from torchlint.analysis.values import (
+    Batch,
+    InstanceV,
+    LossFnV,
+    ModuleV,
+    Placement,
+    TensorV,
+)
+from torchlint.rules.base import (
+    FixSpec,
+    InsertAtLine,
+    Invalid,
+    RelatedSpec,
+    Replace,
+    Rule,
+)
 
 # Sequence lengths are meant to stay on the CPU (pack_padded_sequence, CTC).
 _CPU_BY_DESIGN = re.compile(r"(?:^|_)(?:len|lens|length|lengths|seq_len|seq_lens|sizes)(?:$|_)|lengths?$", re.IGNORECASE)
