@@ -13,7 +13,12 @@ import importlib.util
 import pytest
 
 from torchlint.engine import LintOptions, lint_source
-from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, start_worker
+from torchlint.runtime.confirm import (
+    Claim,
+    confirm_claim,
+    confirm_findings,
+    start_worker,
+)
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch

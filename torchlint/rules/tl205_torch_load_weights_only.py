@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import (
@@ -73,6 +75,8 @@ class TorchLoadWeightsOnly(Rule):
     message = "`torch.load` without `weights_only=`: say whether the file may unpickle arbitrary objects"
     severity = "warning"
     triggers = ("load",)
+    # A call of something named load (torch.load, load, th.load): not "loader" or "download".
+    trigger_pattern = re.compile(r"\bload\s*\(")
 
     VALID = [
         "import torch\nstate = torch.load('ckpt.pt', weights_only=True)\n",

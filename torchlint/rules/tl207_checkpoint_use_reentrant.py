@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.analysis.apicalls import add_keyword, forwards_kwargs, keyword, target_torch_version
+from torchlint.analysis.apicalls import (
+    add_keyword,
+    forwards_kwargs,
+    keyword,
+    target_torch_version,
+)
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
 # The release that started warning about a missing use_reentrant.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import argument, is_number
@@ -65,6 +67,8 @@ class Log1p(Rule):
     # Confirmed by evaluating both forms on the program's own values.
     confirmable = True
     triggers = ("log",)
+    # A call of log: not "logging"/"logger".
+    trigger_pattern = re.compile(r"\blog\s*\(")
 
     VALID = [
         "import torch\ny = torch.log1p(x)\n",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import is_number
@@ -44,6 +46,8 @@ class Expm1(Rule):
     # Confirmed by evaluating both forms on the program's own values.
     confirmable = True
     triggers = ("exp",)
+    # A call of exp: not "except"/"expand".
+    trigger_pattern = re.compile(r"\bexp\s*\(")
 
     VALID = [
         "import torch\ny = torch.expm1(x)\n",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import argument
@@ -54,6 +56,8 @@ class Logsumexp(Rule):
     # Confirmed by evaluating both forms on the program's own values.
     confirmable = True
     triggers = ("exp",)
+    # A call of exp: not "except"/"expand".
+    trigger_pattern = re.compile(r"\bexp\s*\(")
 
     VALID = [
         "import torch\nlse = torch.logsumexp(x, dim=1)\n",

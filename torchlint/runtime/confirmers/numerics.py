@@ -15,7 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from torchlint.diagnostics import Confirmation
-from torchlint.runtime.confirmers import Job, Options, build_job, detail_of, failure, quote, target_exception
+from torchlint.runtime.confirmers import (
+    Job,
+    Options,
+    build_job,
+    detail_of,
+    failure,
+    quote,
+    target_exception,
+)
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
 
 # Relative difference that no float32 rounding explains.

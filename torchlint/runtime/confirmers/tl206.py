@@ -14,7 +14,15 @@ import ast
 from typing import Any
 
 from torchlint.diagnostics import Confirmation
-from torchlint.runtime.confirmers import Job, Options, build_job, detail_of, failure, quote, target_exception
+from torchlint.runtime.confirmers import (
+    Job,
+    Options,
+    build_job,
+    detail_of,
+    failure,
+    quote,
+    target_exception,
+)
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
 
 

@@ -13,7 +13,15 @@ import re
 from typing import Any
 
 from torchlint.diagnostics import Confirmation
-from torchlint.runtime.confirmers import Job, Options, build_job, detail_of, failure, quote, target_exception
+from torchlint.runtime.confirmers import (
+    Job,
+    Options,
+    build_job,
+    detail_of,
+    failure,
+    quote,
+    target_exception,
+)
 from torchlint.runtime.confirmers.tl202 import NO_TORCHVISION, torchvision_available
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
 
