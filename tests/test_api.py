@@ -34,7 +34,7 @@ def test_import_is_cheap_and_names_load_on_first_use():
 def test_every_public_name_resolves_and_is_typed():
     for name in torchlint.__all__:
         assert getattr(torchlint, name) is not None
-    assert name in dir(torchlint)
+        assert name in dir(torchlint)
     with pytest.raises(AttributeError):
         torchlint.no_such_name  # noqa: B018
     from importlib.resources import files
@@ -57,7 +57,7 @@ def test_lint_source_honours_noqa_and_reports_syntax_errors():
 
 
 def test_lint_source_reads_markdown_by_its_path():
-    doc = "# Tutorial\n\n```python\nit = iter(loader)\nx = it.next()\n```\n"
+    doc = "# Tutorial\n\n```python\nit = iter([1, 2])\nx = it.next()\n```\n"
     assert [(f.code, f.range.line) for f in torchlint.lint_source(doc, "tutorial.md")] == [("TL201", 5)]
     assert [f.code for f in torchlint.lint_source(doc, "tutorial.py")] == ["TL001"]
 
@@ -130,3 +130,19 @@ def test_lint_paths_rejects_a_bad_config(tmp_path):
     (tmp_path / "a.py").write_text(NEXT)
     with pytest.raises(ValueError, match="unknown key `selectt`"):
         torchlint.lint_paths([tmp_path])
+
+
+def test_lint_source_reads_a_notebook_by_its_path():
+    import json
+
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# Data"]},
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": ["it = iter([1, 2])\n", "x = it.next()\n"]},
+        ],
+        "metadata": {"language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    found = torchlint.lint_source(json.dumps(nb, indent=1), "intro.ipynb")
+    assert [f.code for f in found] == ["TL201"]

@@ -77,6 +77,7 @@ def flagged_paths(stdout: str) -> list[str]:
 # --- exit codes and the basic output -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_clean_tree_exits_0(tmp_path):
     write(tmp_path / "a.py", CLEAN)
     p = run("check", cwd=tmp_path)
@@ -84,6 +85,7 @@ def test_clean_tree_exits_0(tmp_path):
     assert p.stdout == "All checks passed!\n"
 
 
+@pytest.mark.slow
 def test_findings_exit_1_with_ruff_style_text(tmp_path):
     write(tmp_path / "train.py", BAD)
     p = run("check", "--no-cache", cwd=tmp_path)
@@ -103,6 +105,7 @@ def test_findings_exit_1_with_ruff_style_text(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_exit_zero(tmp_path):
     write(tmp_path / "a.py", BAD)
     assert run("check", "--exit-zero", cwd=tmp_path).returncode == 0
@@ -131,6 +134,7 @@ def test_no_arguments_prints_help_and_exits_2(tmp_path):
     assert p.returncode == 2 and "usage: torchlint" in p.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -154,6 +158,7 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, args, fragment):
     assert p.stdout == ""
 
 
+@pytest.mark.slow
 def test_bad_output_format_from_the_environment(tmp_path):
     p = run("check", cwd=tmp_path, env={"TORCHLINT_OUTPUT_FORMAT": "xml"})
     assert p.returncode == 2
@@ -163,6 +168,7 @@ def test_bad_output_format_from_the_environment(tmp_path):
     assert p.stdout.startswith("a.py:2:9: TL201") and p.stdout.count("|") == 0
 
 
+@pytest.mark.slow
 def test_quiet_and_silent(tmp_path):
     write(tmp_path / "a.py", BAD)
     p = run("check", "--no-cache", "-q", "--output-format", "concise", cwd=tmp_path)
@@ -174,6 +180,7 @@ def test_quiet_and_silent(tmp_path):
     assert run("check", "-q", cwd=tmp_path).stdout == ""
 
 
+@pytest.mark.slow
 def test_version(tmp_path):
     import torchlint
 
@@ -184,6 +191,7 @@ def test_version(tmp_path):
     assert run("--version", cwd=tmp_path).stdout == f"torchlint {torchlint.__version__}\n"
 
 
+@pytest.mark.slow
 def test_output_file(tmp_path):
     write(tmp_path / "a.py", BAD)
     p = run("check", "--no-cache", "--output-format", "json", "-o", "out.json", cwd=tmp_path)
@@ -208,6 +216,7 @@ def test_select_ignore_extend_select(tmp_path):
 # --- fixes --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fix_writes_and_reports(tmp_path):
     f = write(tmp_path / "a.py", BAD)
     p = run("check", "--no-cache", "--fix", cwd=tmp_path)
@@ -218,6 +227,7 @@ def test_fix_writes_and_reports(tmp_path):
     assert p.returncode == 0 and p.stdout == "All checks passed!\n"
 
 
+@pytest.mark.slow
 def test_fix_keeps_remaining_findings_and_exit_1(tmp_path):
     f = write(tmp_path / "a.py", BAD)
     write(tmp_path / "b.py", "def f(:\n")
@@ -227,6 +237,7 @@ def test_fix_keeps_remaining_findings_and_exit_1(tmp_path):
     assert "Found 2 errors (1 fixed, 1 remaining)." in p.stdout
 
 
+@pytest.mark.slow
 def test_fix_preserves_encoding_bom_and_line_endings(tmp_path):
     f = tmp_path / "a.py"
     f.write_bytes(b"\xef\xbb\xbf# caf\xc3\xa9\r\nit = iter(l)\r\nb = it.next()\r\n")
@@ -238,6 +249,7 @@ def test_fix_preserves_encoding_bom_and_line_endings(tmp_path):
     assert latin.read_bytes() == b"# -*- coding: latin-1 -*-\n# caf\xe9\nit = iter(l)\nb = next(it)\n"
 
 
+@pytest.mark.slow
 def test_diff_shows_and_does_not_write(tmp_path):
     f = write(tmp_path / "a.py", BAD)
     p = run("check", "--no-cache", "--diff", cwd=tmp_path)
@@ -259,12 +271,14 @@ def test_diff_shows_and_does_not_write(tmp_path):
     assert p.returncode == 0 and p.stdout == ""
 
 
+@pytest.mark.slow
 def test_diff_marks_a_missing_final_newline(tmp_path):
     write(tmp_path / "a.py", BAD.rstrip("\n"))
     p = run("check", "--no-cache", "--diff", cwd=tmp_path)
     assert "+batch = next(it)\n\\ No newline at end of file\n" in p.stdout
 
 
+@pytest.mark.slow
 def test_add_noqa(tmp_path):
     f = write(tmp_path / "a.py", BAD + "it2 = iter(x)\nit2.next()  # noqa: TL999\n")
     write(tmp_path / "b.py", "def f(:\n")  # a syntax error cannot be suppressed
@@ -280,6 +294,7 @@ def test_add_noqa(tmp_path):
 # --- stdin ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stdin(tmp_path):
     p = run("check", "--output-format", "concise", "-", cwd=tmp_path, stdin=BAD)
     assert p.returncode == 1 and p.stdout.startswith("-:2:9: TL201")
@@ -287,6 +302,7 @@ def test_stdin(tmp_path):
     assert p.stdout.startswith("src/train.py:2:9: TL201")
 
 
+@pytest.mark.slow
 def test_stdin_fix_prints_the_fixed_code(tmp_path):
     p = run("check", "--fix", "--stdin-filename", "t.py", "-", cwd=tmp_path, stdin=BAD)
     assert p.returncode == 0
@@ -299,17 +315,20 @@ def test_stdin_fix_prints_the_fixed_code(tmp_path):
     assert p.stderr.startswith("t.py:3:9: TL201 ")
 
 
+@pytest.mark.slow
 def test_stdin_diff(tmp_path):
     p = run("check", "--diff", "-", cwd=tmp_path, stdin=BAD)
     assert p.returncode == 1 and "+batch = next(it)" in p.stdout
 
 
+@pytest.mark.slow
 def test_stdin_markdown_by_filename(tmp_path):
     doc = "# Title\n\n```python\nit = iter(l)\nx = it.next()\n```\n"
     p = run("check", "--output-format", "concise", "--ignore", "TL002", "--stdin-filename", "README.md", "-", cwd=tmp_path, stdin=doc)
     assert p.returncode == 1 and p.stdout.startswith("README.md:5:5: TL201")
 
 
+@pytest.mark.slow
 def test_stdin_force_exclude(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.torchlint]\nextend-exclude = ["gen"]\n')
     p = run("check", "--force-exclude", "--stdin-filename", "gen/a.py", "-", cwd=tmp_path, stdin=BAD)
@@ -318,6 +337,7 @@ def test_stdin_force_exclude(tmp_path):
     assert p.returncode == 0 and p.stdout == BAD
 
 
+@pytest.mark.slow
 def test_stdin_not_utf8(tmp_path):
     p = run("check", "-", cwd=tmp_path, stdin=b"x = '\xff'\n")
     assert p.returncode == 2
@@ -358,6 +378,7 @@ def test_rule_by_code_and_by_name(tmp_path):
     assert data["code"] == "TL201" and data["documentation"] == doc and data["fixable"] is True
 
 
+@pytest.mark.slow
 def test_rules_lists_every_rule(tmp_path):
     from torchlint.rules import all_rules
 
@@ -615,6 +636,7 @@ def test_one_broken_markdown_block_does_not_hide_the_others(tmp_path):
     assert codes == [("3", "TL002"), ("7", "TL001"), ("12", "TL201")]
 
 
+@pytest.mark.slow
 def test_markdown_fix(tmp_path):
     doc = "Intro\n\n```python\nit = iter(loader)\nbatch = it.next()\n```\n\n- item\n\n  ```python\n  it = iter(l)\n  b = it.next()\n  ```\n"
     f = write(tmp_path / "t.md", doc)
@@ -632,6 +654,7 @@ def cache_file(root: Path) -> Path:
     return files[0]
 
 
+@pytest.mark.slow
 def test_cache_is_written_once_and_reused(tmp_path):
     write(tmp_path / "a.py", BAD)
     write(tmp_path / "b.py", CLEAN)
@@ -652,6 +675,7 @@ def test_cache_is_written_once_and_reused(tmp_path):
     assert json.loads(run("check", "--output-format", "json", cwd=tmp_path).stdout)[0]["message"] != "from the cache"
 
 
+@pytest.mark.slow
 def test_cache_depends_on_the_selection(tmp_path):
     write(tmp_path / "a.py", BAD)
     assert run("check", cwd=tmp_path).returncode == 1
@@ -659,6 +683,7 @@ def test_cache_depends_on_the_selection(tmp_path):
     assert run("check", cwd=tmp_path).returncode == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("garbage", [b"", b"{not json", b"[]", b'{"fingerprint": 1, "entries": []}', b"\x00\xff" * 10])
 def test_corrupt_cache_is_ignored(tmp_path, garbage):
     write(tmp_path / "a.py", BAD)
@@ -671,6 +696,7 @@ def test_corrupt_cache_is_ignored(tmp_path, garbage):
     assert json.loads(cache_file(tmp_path).read_text())["entries"]
 
 
+@pytest.mark.slow
 def test_cache_corrupt_entry_is_ignored(tmp_path):
     write(tmp_path / "a.py", BAD)
     run("check", cwd=tmp_path)
@@ -683,6 +709,7 @@ def test_cache_corrupt_entry_is_ignored(tmp_path):
     assert p.returncode == 1 and p.stdout.startswith("a.py:2:9: TL201")
 
 
+@pytest.mark.slow
 def test_no_cache_and_cache_dir(tmp_path):
     write(tmp_path / "a.py", BAD)
     run("check", "--no-cache", cwd=tmp_path)
@@ -693,6 +720,7 @@ def test_no_cache_and_cache_dir(tmp_path):
     assert list((tmp_path / "env_cache").glob("results-*.json"))
 
 
+@pytest.mark.slow
 def test_cache_lives_at_the_project_root(tmp_path):
     write(tmp_path / "pyproject.toml", "[tool.torchlint]\n")
     write(tmp_path / "pkg" / "a.py", BAD)
@@ -701,6 +729,7 @@ def test_cache_lives_at_the_project_root(tmp_path):
     assert not (tmp_path / "pkg" / ".torchlint_cache").exists()
 
 
+@pytest.mark.slow
 def test_read_only_cache_location_is_not_an_error(tmp_path):
     write(tmp_path / "a.py", BAD)
     (tmp_path / "blocker").write_text("a file where the cache directory would go")
@@ -711,6 +740,7 @@ def test_read_only_cache_location_is_not_an_error(tmp_path):
 # --- many files, all cores ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_parallel_and_serial_agree(tmp_path):
     for i in range(40):
         body = BAD if i % 3 == 0 else ("def f(:\n" if i % 7 == 0 else CLEAN * (i % 5 + 1))
@@ -731,6 +761,7 @@ def _children(pid: int) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to see the worker processes")
 def test_ctrl_c_exits_130_quietly(tmp_path):
     big = "import torchvision\n" + "".join(f"def f{i}(a):\n    return torchvision.ops.nms(a, a, {i})\n" for i in range(400))
@@ -763,6 +794,7 @@ def test_ctrl_c_exits_130_quietly(tmp_path):
 # --- color ------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_color(tmp_path):
     write(tmp_path / "a.py", BAD)
     assert "\x1b[" not in run("check", "--no-cache", cwd=tmp_path).stdout  # not a TTY

@@ -276,6 +276,7 @@ def test_invalid_toml_is_one_line(tmp_path):
 # --- through the command line --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_reports_config_errors_with_exit_2(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.torchlint]\nselect = ["TL201", "TL999"]\n')
     write(tmp_path / "a.py", "x = 1\n")
@@ -285,6 +286,7 @@ def test_cli_reports_config_errors_with_exit_2(tmp_path):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_cli_bad_toml_exit_2(tmp_path):
     write(tmp_path / "pyproject.toml", "[tool.torchlint]\nselect = [\n")
     write(tmp_path / "a.py", "x = 1\n")
@@ -293,6 +295,7 @@ def test_cli_bad_toml_exit_2(tmp_path):
     assert p.stderr.startswith("error: pyproject.toml: invalid TOML") and p.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_cli_per_file_ignores_and_nested_configs(tmp_path):
     bad = "it = iter(loader)\nbatch = it.next()\n"
     write(tmp_path / "pyproject.toml", '[tool.torchlint]\nper-file-ignores = {"tests/*" = ["TL201"]}\n')
@@ -306,6 +309,7 @@ def test_cli_per_file_ignores_and_nested_configs(tmp_path):
     assert flagged == {os.path.join("src", "s.py")}
 
 
+@pytest.mark.slow
 def test_cli_config_option_applies_everywhere(tmp_path):
     write(tmp_path / "sub" / "pyproject.toml", '[tool.torchlint]\nselect = ["TL201"]\n')
     write(tmp_path / "sub" / "a.py", "it = iter(loader)\nbatch = it.next()\n")
@@ -318,6 +322,7 @@ def test_cli_config_option_applies_everywhere(tmp_path):
     assert p.returncode == 2 and "missing.toml: config file not found" in p.stderr
 
 
+@pytest.mark.slow
 def test_cli_exclude_from_config(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.torchlint]\nextend-exclude = ["generated", "docs/*.py"]\n')
     for rel in ("generated/g.py", "docs/d.py", "docs/keep/k.py", "src/s.py"):

@@ -23,7 +23,8 @@ from torchlint.engine import lint_source
 from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, lint_and_confirm, start_worker
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.torch
+# Programs run in the sandbox with real torch: the full run, not the inner loop.
+pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
 CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*"}
 

@@ -21,7 +21,8 @@ from torchlint.runtime.confirm import (
 )
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.torch
+# Programs run in the sandbox with real torch: the full run, not the inner loop.
+pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

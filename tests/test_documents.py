@@ -64,6 +64,7 @@ def test_fix_rewrites_only_the_fixed_cell_byte_for_byte(style):
     assert report.source == notebook(*expected_cells, **style)
 
 
+@pytest.mark.slow
 def test_notebook_without_fixes_is_not_rewritten(tmp_path):
     nb = tmp_path / "clean.ipynb"
     nb.write_text(notebook(("code", "x = 1\n")), encoding="utf-8")
@@ -73,6 +74,7 @@ def test_notebook_without_fixes_is_not_rewritten(tmp_path):
     assert nb.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_cli_text_json_github_sarif_carry_the_cell(tmp_path):
     (tmp_path / "train.ipynb").write_text(notebook(*BAD_CELLS), encoding="utf-8")
     text = run("check", "--no-cache", "train.ipynb", cwd=tmp_path)
@@ -92,6 +94,7 @@ def test_cli_text_json_github_sarif_carry_the_cell(tmp_path):
     assert loc["logicalLocations"][0]["name"] == "cell 3" and loc["properties"]["cell"] == 3
 
 
+@pytest.mark.slow
 def test_diff_is_per_cell(tmp_path):
     (tmp_path / "train.ipynb").write_text(notebook(*BAD_CELLS), encoding="utf-8")
     p = run("check", "--no-cache", "--diff", "train.ipynb", cwd=tmp_path)
@@ -106,6 +109,7 @@ def test_noqa_per_cell_line():
     assert [(f.cell, f.range.line) for f in report.findings] == [(3, 3)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -126,6 +130,7 @@ def test_unreadable_notebook_is_one_line_and_exit_2(tmp_path, content, message):
     assert len(errors) == 1 and message in errors[0] and "bad.ipynb" in errors[0]
 
 
+@pytest.mark.slow
 def test_a_json_file_named_explicitly_is_not_a_false_pass(tmp_path):
     (tmp_path / "config.json").write_text('{"lr": 0.1}\n', encoding="utf-8")
     p = run("check", "--no-cache", "config.json", cwd=tmp_path)
@@ -135,6 +140,7 @@ def test_a_json_file_named_explicitly_is_not_a_false_pass(tmp_path):
     assert mapped.returncode == 0
 
 
+@pytest.mark.slow
 def test_notebooks_are_found_when_walking_and_cached(tmp_path):
     (tmp_path / "train.ipynb").write_text(notebook(*BAD_CELLS), encoding="utf-8")
     (tmp_path / ".ipynb_checkpoints").mkdir()
@@ -186,6 +192,7 @@ def test_conventional_modules_let_rules_see_unimported_names():
     assert "add `from torchvision import models`" in tl002.message
 
 
+@pytest.mark.slow
 def test_conventional_imports_extend_from_config(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nconventional-imports = { tv = "torchvision" }\n', encoding="utf-8")
     (tmp_path / "t.md").write_text("```python\nnet = tv.models.resnet18(pretrained=True)\n```\n", encoding="utf-8")

@@ -14,6 +14,9 @@ F = torch.nn.functional
 
 from torchlint.runtime.fakedevice import device_of, is_simulating, simulate_device  # noqa: E402
 
+# Real torch on a simulated GPU: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 SAME_DEVICE = "Expected all tensors to be on the same device"
 CUDA = torch.device("cuda", 0)
 CPU = torch.device("cpu")

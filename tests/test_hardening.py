@@ -58,6 +58,7 @@ def test_what_cpython_rejects_is_tl001_whatever_is_selected(source, message, lin
     assert f.fix is None
 
 
+@pytest.mark.slow
 def test_what_cpython_rejects_is_never_fixed(tmp_path):
     source = "it = iter(x)\ns = b'\xc3\xa9'\nbatch = it.next()\n"
     (tmp_path / "t.py").write_text(source, encoding="utf-8")
@@ -70,6 +71,7 @@ def test_what_cpython_rejects_is_never_fixed(tmp_path):
 # --- nesting that crashed libcst or stalled it -----------------------------------------
 
 
+@pytest.mark.slow
 def test_nesting_beyond_python_or_the_analyzer_never_crashes_the_run(tmp_path):
     # 1,400 parentheses segfaulted libcst; 5,000 chained calls parsed for minutes, then crashed;
     # 1,000 chained calls are valid Python but take libcst seconds and grow quadratically.
@@ -118,6 +120,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_a_worker_crash_is_an_internal_error_for_that_file_only(tmp_path):
     (tmp_path / "crash.py").write_text("# CRASH\n" + BAD)
     for k in range(6):

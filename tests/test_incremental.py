@@ -128,6 +128,7 @@ def _random_edit(rng: random.Random, source: str) -> str:
     return "".join(lines)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fixture",
     sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("flagged_*.py"))[::3],
@@ -141,6 +142,7 @@ def test_random_edit_sequences_agree_with_whole_file_lints(fixture):
         assert _key(lint_source(source, "f.py", options)) == _key(lint_source(source, "f.py")), source
 
 
+@pytest.mark.slow
 def test_a_small_cache_evicts_and_stays_correct():
     sources = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.rglob("*.py"))[:30]]
     cache = ParseCache(max_chars=3000)

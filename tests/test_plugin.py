@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,11 @@ from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, client_capabilities
 
 from conftest import ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 EXAMPLE = ROOT / "examples" / "torchlint-example"
 URL = "https://github.com/torchlint/torchlint/blob/main/examples/torchlint-example/README.md"
@@ -351,3 +355,19 @@ def test_pip_installs_the_sample_plugin_and_torchlint_finds_it(tmp_path):
     p = torchlint((target,), "check", "--no-cache", "--output-format", "concise", "--select", "EX", "train.py", cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert p.stdout.splitlines()[0].startswith("train.py:3:9: EX101 ")
+
+
+@pytest.mark.asyncio
+async def test_server_shows_an_unusable_plugin_and_publishes_nothing(tmp_path, monkeypatch):
+    from test_service import GatedPool, make_service, open_doc
+
+    from torchlint import rules
+
+    message = "plugin bad = 'bad_rules:Clashing' (from bad-plugin 1.0): rule code TL201 clashes with the built-in rule TL201 (iterator-next-method)"
+    monkeypatch.setattr(rules, "_FAILURE", rules.PluginError(message))
+    pool = GatedPool()
+    service, client, docs = make_service(tmp_path, pool=pool)
+    for name in ("a.py", "b.py"):
+        assert await open_doc(service, docs, (tmp_path / name).as_uri(), TRAIN) is None
+    assert client.shown == [f"torchlint: {message}"]  # once, however many files
+    assert client.published == [] and pool.jobs == []

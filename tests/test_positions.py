@@ -55,6 +55,7 @@ def _sources():
                 yield pytest.param((torch_dir / rel).read_text(encoding="utf-8"), id=f"torch/{rel}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", list(_sources()))
 def test_fast_positions_equal_full_provider(source, monkeypatch):
     module = cst.parse_module(source)

@@ -16,6 +16,9 @@ import pytest
 from torchlint.runtime import sandbox
 from torchlint.runtime.sandbox import SandboxError, SandboxWorker, build_command, detect_isolation, run_snippet
 
+# Sandboxed processes: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV_ALLOWED = {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"}
 

@@ -16,7 +16,8 @@ import pytest
 
 from conftest import ROOT, SEEDS, SEEDS_MISSING
 
-pytestmark = pytest.mark.skipif(SEEDS is None, reason=SEEDS_MISSING)
+# One lint of every article in a subprocess: the full run, not the inner loop.
+pytestmark = [pytest.mark.skipif(SEEDS is None, reason=SEEDS_MISSING), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

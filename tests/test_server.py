@@ -33,6 +33,9 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 from torchlint.diagnostics import Confirmation
 from torchlint.rules.base import FixSpec, RelatedSpec, Replace, Rule
 
+# The language server over stdio, end to end: the full run, not the inner loop (test_service.py is).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 

@@ -175,6 +175,9 @@ import os, signal
 import libcst as cst
 from torchlint.rules.base import Rule
 
+# The language server over stdio, end to end: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 class Segfault(Rule):
     """Dies in native code on files that say CRASH, as libcst's parser did on deep nesting."""
     code = "EX999"

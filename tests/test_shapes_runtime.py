@@ -19,6 +19,9 @@ from conftest import FIXTURES
 from torchlint.engine import LintOptions, lint_source
 from torchlint.shapes import analyze_module
 
+# Every fixture model run with real torch: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 SHAPE_FIXTURES = sorted((FIXTURES / "tl301_shape_mismatch").glob("*.py"))

@@ -359,6 +359,7 @@ def test_noqa_suppresses():
     assert lines(code) == []
 
 
+@pytest.mark.slow
 def test_rule_modules_import_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"

@@ -372,6 +372,7 @@ def test_noqa_suppresses():
     assert lines("model = Net().to(device)\nfor x, y in train_loader:\n    model(x)  # noqa: TL401\n") == []
 
 
+@pytest.mark.slow
 def test_rule_modules_import_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"

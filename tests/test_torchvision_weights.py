@@ -105,6 +105,7 @@ def test_table_imports_without_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_every_builder_gets_a_fix_naming_its_legacy_member():
     """The rule and the table agree for every builder, reached by its qualified name."""
     for info in all_builders():

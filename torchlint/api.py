@@ -69,9 +69,10 @@ def lint_source(
 ) -> list[Finding]:
     """Lint ``text`` and return its findings, sorted by position.
 
-    ``path`` names the file in findings and picks the language: ``*.md`` and
-    ``*.markdown`` are Markdown (their ``python`` code blocks are linted), anything
-    else Python. ``select`` (default: every rule) and ``ignore`` take codes or
+    ``path`` names the file in findings and picks the language as for a file
+    named on the command line: ``*.ipynb`` notebooks, Markdown (``*.md``,
+    ``*.markdown``, ``*.qmd``, ``*.myst``) and ``*.rst`` have their Python code
+    linted (positions are in the document); anything else is Python. ``select`` (default: every rule) and ``ignore`` take codes or
     prefixes (``"TL2"``, ``"ALL"``, a plugin's ``"EX101"``), as a list or one
     comma-separated string; an unknown one raises :class:`ValueError`. A syntax
     error is a ``TL001`` finding. A rule that crashes raises :class:`LintError`
