@@ -225,3 +225,17 @@ def test_tl401_and_tl402_prefilters_accept_cr_only_files():
     assert RuleTester("TL401").lines(tl401) == [3]
     tl402 = "import torch\rx = torch.randn(3)\rx.cuda()\r"
     assert RuleTester("TL402").lines(tl402) == [3]
+
+
+def test_batches_drawn_through_iter_name_their_loader():
+    model, module = build(
+        """
+        import torch
+        testloader = torch.utils.data.DataLoader(ds)
+        it = iter(testloader)
+        images, labels = it.next()
+        f(images)
+        """
+    )
+    (arg,) = fact_of(model, module, "f(images)").args
+    assert isinstance(arg, TensorV) and arg.origin.loader == "testloader" and arg.origin.root == "images"

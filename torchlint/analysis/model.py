@@ -913,7 +913,7 @@ class ProgramModel:
             if method in ("next", "__next__") and not call.args:
                 return self._draw(receiver)
             if method == "__iter__" and not call.args:
-                return IteratorV(receiver)
+                return IteratorV(self._named(receiver, func.value))
         if isinstance(callee, FunctionV):
             return self._call_function(callee, call, args, frame)
         if isinstance(callee, ClassV):
@@ -939,7 +939,7 @@ class ProgramModel:
         if qual in _TRANSPARENT:
             return first
         if qual == "builtins.iter":
-            return IteratorV(UNKNOWN, True) if len(call.args) == 2 else IteratorV(first)
+            return IteratorV(UNKNOWN, True) if len(call.args) == 2 else IteratorV(self._named(first, call.args[0].value))
         if qual == "builtins.next":
             return self._draw(first)
         if qual in _BUILTIN_ITERATORS or (qual.startswith("itertools.") and qual[10:] in _ITERTOOLS):
@@ -1054,6 +1054,12 @@ class ProgramModel:
                 return False
             expr = expr.func.value
         return False
+
+    def _named(self, value: object, expr: cst.BaseExpression) -> object:
+        """A loader reached through a name is called by that name in messages (``testloader``)."""
+        if isinstance(value, LoaderV) and isinstance(expr, (cst.Name, cst.Attribute, cst.Subscript)):
+            return replace(value, text=self.code(expr))
+        return value
 
     def _draw(self, it: object) -> object:
         if isinstance(it, IteratorV) and isinstance(it.over, LoaderV) and it.over.yields_cpu:

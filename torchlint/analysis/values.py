@@ -216,7 +216,10 @@ def join(a: object, b: object) -> object:
     if isinstance(a, OptimizerV):
         return OptimizerV(None, a.declared and b.declared)  # type: ignore[union-attr]
     if isinstance(a, LoaderV):
-        return LoaderV(a.text, a.yields_cpu and b.yields_cpu, False) if a.text == b.text else UNKNOWN  # type: ignore[union-attr]
+        # Two loaders (``loader`` and ``self.loader``): still a loader; messages name the first.
+        return LoaderV(a.text, a.yields_cpu and b.yields_cpu, a.declared and b.declared)  # type: ignore[union-attr]
+    if isinstance(a, IteratorV):
+        return IteratorV(join(a.over, b.over), a.builtin and b.builtin)  # type: ignore[union-attr]
     return UNKNOWN
 
 
