@@ -50,7 +50,7 @@ def _build_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _plugin_fingerprint(h: "hashlib._Hash") -> None:
+def _plugin_fingerprint(h: "hashlib.blake2b") -> None:
     """Plugin rules produce findings too: their code and version, and the files of their top-level package."""
     import sys
 
