@@ -41,3 +41,28 @@ def test_readme_keeps_its_two_commands_at_the_top():
     head = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## ", 1)[0]
     assert "pip install . && torchlint check fixtures/" in head
     assert 'pip install -e ".[test]" torch==2.13.0 && python -m pytest' in head
+
+
+def test_configuration_page_documents_every_config_key():
+    from torchlint.config import KNOWN_KEYS
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    missing = [key for key in KNOWN_KEYS if not any(f"`{key}`" in row.split(" | ")[0] for row in rows)]
+    assert missing == [], f"docs/configuration.md's key table lacks {missing}"
+
+
+def test_usage_pages_document_every_check_option():
+    import argparse
+
+    from torchlint.cli import build_parser
+
+    pages = "".join((ROOT / "docs" / name).read_text(encoding="utf-8") for name in ("usage.md", "runtime.md"))
+    (sub,) = [a for a in build_parser(["check"])._actions if isinstance(a, argparse._SubParsersAction)]
+    undocumented = [
+        action.option_strings
+        for action in sub.choices["check"]._actions
+        if action.option_strings and "--help" not in action.option_strings
+        and not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", pages) for o in action.option_strings)
+    ]
+    assert undocumented == [], f"`torchlint check` options missing from docs/usage.md: {undocumented}"
