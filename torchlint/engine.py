@@ -48,7 +48,9 @@ class LintOptions:
     """What to run. ``codes`` are the selected rule codes (see rules.select_codes)."""
 
     codes: frozenset[str] | None = None  # None: the default set (rules.default_codes)
-    # Rules from outside the registry (plugins, and tests that need a rule that crashes).
+    # Rules from outside the registry, run whatever ``codes`` selects: torchlint.testing runs
+    # one rule alone with it, and tests add rules that crash. Plugins are registry rules
+    # (the ``torchlint.rules`` entry points) and obey selection like built-in ones.
     extra_rules: tuple[type[Rule], ...] = ()
     # Reuse the statements of earlier parses (the language server's analysis
     # processes re-lint the same file after every edit); see incremental.py.
