@@ -382,3 +382,20 @@ async def test_version_and_rules_are_logged_at_start(tmp_path):
     await open_doc(service, docs, (tmp_path / "a.py").as_uri(), "x = 1\n")
     (rules,) = [m for m in client.logs if "rules loaded" in m]
     assert "TL001" in rules
+
+
+def test_the_server_answers_initialize_without_libcst_the_rules_or_torch():
+    # Importing them costs more than the initialize budget: they load on the first lint.
+    import subprocess
+    import sys
+
+    heavy = ("libcst", "torch", "torchlint.rules", "torchlint.engine", "torchlint.config", "torchlint.docs")
+    code = (
+        "import sys, torchlint.server, torchlint.server.app, torchlint.server.handlers\n"
+        "from torchlint.server.app import create_server\n"
+        "create_server()\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -20,18 +20,20 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from torchlint import __version__
-from torchlint.rules.base import Rule
 from torchlint.server import handlers
 from torchlint.server.confirm import Runtime
 from torchlint.server.protocol import LifecycleProtocol, start_io
 from torchlint.server.service import TorchlintService
+
+if TYPE_CHECKING:
+    from torchlint.rules.base import Rule
 
 log = logging.getLogger("torchlint.server")
 

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from lsprotocol import types as lsp
 
 from torchlint.diagnostics import Edit, Finding, Range
-from torchlint.docs import rule_url
 
 SOURCE = "torchlint"
 
@@ -109,6 +108,13 @@ def confirmation_note(finding: Finding) -> str | None:
     }.get(c.status, c.status)
     evidence = " ".join(c.evidence.split())
     return f"{label}: {evidence}" if evidence else label
+
+
+def rule_url(code: str) -> str | None:
+    # torchlint.docs imports the rule registry (libcst): not before the first diagnostic.
+    from torchlint.docs import rule_url
+
+    return rule_url(code)
 
 
 def to_diagnostic(finding: Finding, index: LineIndex, uri: str, style: DiagnosticStyle) -> lsp.Diagnostic:

@@ -27,18 +27,15 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lsprotocol import types as lsp
 from pygls.uris import to_fs_path
 
 from torchlint import __version__
 from torchlint.diagnostics import Confirmation, FileReport, Finding, Range
-from torchlint.engine import LintOptions, lint_source
 from torchlint.fixes import fix_is_applicable, fix_source
 from torchlint.noqa import noqa_edits
-from torchlint.rules import PluginError, all_rules
-from torchlint.rules.base import Rule
 from torchlint.server import confirm as confirming
 from torchlint.server.confirm import CONFIRM_COMMAND, Runtime, RuntimeUnavailable, SandboxRuntime
 from torchlint.server.convert import (
@@ -55,6 +52,13 @@ from torchlint.server.convert import (
 from torchlint.server.settings import ClientSettings, FileConfig, ProjectConfigs, parse_settings
 from torchlint.server.worker import WorkerDied, WorkerPool
 from torchlint.sources import MAX_BYTES
+
+if TYPE_CHECKING:
+    from torchlint.rules.base import Rule
+
+# Nothing here imports libcst, the engine or the rules at import time (a quarter of a
+# second and more): `initialize` is answered first, and the analysis processes import
+# the engine themselves.
 
 log = logging.getLogger("torchlint.server")
 
@@ -324,6 +328,8 @@ class TorchlintService:
         if self._rules_logged:
             return
         self._rules_logged = True
+        from torchlint.rules import all_rules
+
         codes = sorted(all_rules())
         extra = sorted(r.code for r in self.extra_rules)
         message = f"torchlint: {len(codes)} rules loaded ({codes[0]}..{codes[-1]})" if codes else "torchlint: no rules loaded"
@@ -441,7 +447,11 @@ class TorchlintService:
         version, source = current
         try:
             config = self.configs.for_file(st.path, self.settings)
-        except PluginError as exc:  # no rules to lint with until the plugin is fixed (and the server restarted)
+        except Exception as exc:  # a PluginError: no rules to lint with until the plugin is fixed (and a restart)
+            from torchlint.rules import PluginError
+
+            if not isinstance(exc, PluginError):
+                raise
             self.show_once(lsp.MessageType.Error, f"torchlint: {exc}")
             return None
         if config.error:
@@ -515,6 +525,8 @@ class TorchlintService:
                 self.pool = None
                 raise
             return result
+        from torchlint.engine import LintOptions, lint_source
+
         kind, source, path, codes = job
         options = LintOptions(codes=codes, extra_rules=self.extra_rules)
         if kind == "lint":
@@ -590,6 +602,8 @@ class TorchlintService:
         for cls in self.extra_rules:
             if cls.code == code:
                 return cls
+        from torchlint.rules import all_rules
+
         return all_rules().get(code)
 
     def confirmable(self, f: Finding) -> bool:

@@ -27,11 +27,15 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
-from torchlint.config import ConfigError, Resolver, Selection, posix, resolve_codes, unknown_selectors
+if TYPE_CHECKING:
+    from torchlint.config import Selection
+
+# torchlint.config imports the rule registry, and with it libcst (a quarter of a second):
+# imported on first use, so that the server answers `initialize` without it.
 
 LOG_LEVELS = {
     "error": lsp.MessageType.Error,
@@ -65,6 +69,8 @@ class ClientSettings:
         return LOG_LEVELS.get(self.log_level, lsp.MessageType.Warning)
 
     def selection(self) -> Selection:
+        from torchlint.config import Selection
+
         return Selection(select=self.select, ignore=self.ignore or ())
 
 
@@ -94,6 +100,8 @@ def parse_settings(raw: Any, base: ClientSettings | None = None) -> ClientSettin
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             problems.append(f"setting `{key}` must be a list of rule codes, got {value!r}")
             return
+        from torchlint.config import unknown_selectors
+
         bad = unknown_selectors(value)
         if bad:
             problems.append(f"setting `{key}`: unknown rule code{'s' if len(bad) > 1 else ''} {', '.join(bad)} (ignored)")
@@ -162,6 +170,8 @@ class FileConfig:
 
 def merge_selections(project: Selection, client: ClientSettings, preference: str) -> Selection:
     """One selection from the project's and the editor's (see the module docstring)."""
+    from torchlint.config import Selection
+
     if client.select is None:
         select = project.select
     elif project.select is None or preference == "editorFirst":
@@ -182,7 +192,7 @@ class ProjectConfigs:
 
     def __init__(self, cwd: str | None = None) -> None:
         self._cwd = cwd or os.getcwd()
-        self._resolver = Resolver(cwd=self._cwd)
+        self._resolver: Any = None  # a torchlint.config.Resolver, made on first use
         self._stamps: dict[str, tuple[int, int] | None] = {}
 
     @staticmethod
@@ -202,10 +212,14 @@ class ProjectConfigs:
         return False
 
     def reset(self) -> None:
-        self._resolver = Resolver(cwd=self._cwd)
+        self._resolver = None
         self._stamps.clear()
 
     def for_file(self, path: str | None, client: ClientSettings) -> FileConfig:
+        from torchlint.config import ConfigError, Resolver, posix, resolve_codes
+
+        if self._resolver is None:
+            self._resolver = Resolver(cwd=self._cwd)
         layers = [client.selection()]
         if path is None or not os.path.isabs(path) or client.configuration_preference == "editorOnly":
             return FileConfig(resolve_codes(layers), None)
