@@ -26,7 +26,7 @@ torch = pytest.importorskip("torch")
 # Programs run in the sandbox with real torch: the full run, not the inner loop.
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*"}
+CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*", "TL106": "tl106_*"}
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,15 @@ def negative_claims(code: str, path: Path) -> list[Claim]:
             if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute):
                 if n.value.func.attr in ("to", "cuda", "cpu", "float", "half"):
                     claims.append(_claim_at(code, source, n.value, {"tensor": ast.unparse(n.value.func.value)}))
+    elif code == "TL106":
+        # Every argument-less scheduler step (PyTorch's warning) and optimizer step (the gradients it sees).
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "step" and not n.args:
+                receiver = ast.unparse(n.func.value)
+                if "sched" in receiver.lower():
+                    claims.append(_claim_at(code, source, n, {"kind": "scheduler"}))
+                elif looks_like_optimizer_name(receiver):
+                    claims.append(_claim_at(code, source, n, {"kind": "backward", "optimizer": receiver}))
     return claims
 
 

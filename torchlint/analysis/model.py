@@ -955,7 +955,7 @@ class ProgramModel:
         if is_torch_optimizer_qualname(qual):
             return OptimizerV(self._param_root(call), True)
         if qual.startswith("torch.optim.") and is_scheduler_qualname(qual):
-            return SchedulerV()
+            return SchedulerV(qual)
         if qual.endswith("GradScaler"):
             return ScalerV()
         if is_loss_function_qualname(qual) and not qual.startswith("torch.nn.functional."):

@@ -118,7 +118,9 @@ class OptimizerV:
 
 @dataclass(frozen=True)
 class SchedulerV:
-    pass
+    """A learning-rate scheduler; ``qual``: its torch class, when the file built it."""
+
+    qual: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ def join(a: object, b: object) -> object:
         if len(a.items) == len(b.items):
             return TupleV(tuple(join(x, y) for x, y in zip(a.items, b.items)))
         return UNKNOWN
+    if isinstance(a, SchedulerV):
+        return SchedulerV(None)
     if isinstance(a, OptimizerV):
         return OptimizerV(None, a.declared and b.declared)  # type: ignore[union-attr]
     if isinstance(a, LoaderV):

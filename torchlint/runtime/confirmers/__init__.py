@@ -37,6 +37,7 @@ CONFIRMER_MODULES = {
     "TL602": "torchlint.runtime.confirmers.numerics",
     "TL603": "torchlint.runtime.confirmers.numerics",
     "TL402": "torchlint.runtime.confirmers.tl402",
+    "TL106": "torchlint.runtime.confirmers.tl106",
 }
 
 
