@@ -133,3 +133,28 @@ def test_tl208_torchvision_warning(worker):
         return
     assert c.status == "confirmed", f"{c.status}: {c.evidence}"
     assert "deprecated" in c.evidence
+
+
+TRAIN = (
+    "import torch\n"
+    "model = torch.nn.Linear(4, 2)\n"
+    "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+    "for _ in range(3):\n"
+    "    opt.zero_grad(set_to_none={flag})\n"
+    "    model(torch.randn(8, 4)).sum().backward()\n"
+    "    opt.step()\n"
+)
+
+
+def test_tl702_zero_filled_gradients_are_confirmed(worker):
+    (c,) = confirmed(worker, TRAIN.format(flag="False"), "TL702")
+    assert c.status == "confirmed", f"{c.status}: {c.evidence}"
+    assert "2 of 2 parameters hold zero-filled" in c.evidence
+
+
+def test_tl702_freed_gradients_are_not_confirmed(worker):
+    source = TRAIN.format(flag="True")
+    line = 5
+    claim = Claim("TL702", line, 4, line, 33, {"receiver_span": [line, 4, line, 7]})
+    c = confirm_claim(source, "prog.py", claim, worker=worker)
+    assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"

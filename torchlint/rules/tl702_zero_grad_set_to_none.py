@@ -65,6 +65,8 @@ class ZeroGradSetToNone(Rule):
     message = "`zero_grad(set_to_none=False)` zeroes gradients instead of freeing them; use `set_to_none=True`"
     severity = "info"
     default_enabled = False
+    # Confirmed by looking at the gradients the call left behind.
+    confirmable = True
     triggers = ("zero_grad",)
 
     VALID = [
@@ -114,14 +116,19 @@ class ZeroGradSetToNone(Rule):
         fact = program_model(self.context).fact(node)
         if fact is None or not _known_optimizer_or_module(fact.receiver):
             return
+        # For the runtime check: where the receiver is, to look at its gradients after the call.
+        r = self.context.range_of(func.value)
+        data = {"receiver_span": [r.start.line, r.start.column, r.end.line, r.end.column]}
         if flag is None:
             self.report(
                 node,
                 "`zero_grad()` zeroes gradients before PyTorch 2.0 (the project's target); pass `set_to_none=True`",
                 fix=FixSpec("Pass `set_to_none=True`", add_keyword(node, "set_to_none=True"), applicability="unsafe"),
+                data=data,
             )
             return
         self.report(
             flag,
             fix=FixSpec("Use `True`", (Replace(flag.value, cst.Name("True")),), applicability="unsafe"),
+            data=data,
         )

@@ -36,6 +36,7 @@ CONFIRMER_MODULES = {
     "TL601": "torchlint.runtime.confirmers.numerics",
     "TL602": "torchlint.runtime.confirmers.numerics",
     "TL603": "torchlint.runtime.confirmers.numerics",
+    "TL702": "torchlint.runtime.confirmers.tl702",
     "TL402": "torchlint.runtime.confirmers.tl402",
     "TL106": "torchlint.runtime.confirmers.tl106",
 }

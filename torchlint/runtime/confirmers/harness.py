@@ -215,6 +215,17 @@ def _after_target() -> None:
         if isinstance(obj, torch.Tensor):
             STATE.measure["requires_grad_after"] = bool(obj.requires_grad)
             STATE.measure["require_grad_after"] = repr(getattr(obj, "require_grad", None))
+        elif isinstance(obj, torch.optim.Optimizer) or isinstance(obj, torch.nn.Module):
+            # TL702: what zero_grad(set_to_none=False) left in .grad.
+            if isinstance(obj, torch.nn.Module):
+                params = list(obj.parameters())
+            else:
+                params = [p for group in obj.param_groups for p in group["params"]]
+            grads = [p.grad for p in params if p.grad is not None]
+            STATE.measure["parameters"] = len(params)
+            STATE.measure["zero_grads"] = sum(1 for g in grads if not bool(g.any()))
+            STATE.measure["none_grads"] = len(params) - len(grads)
+            STATE.measure["zero_grad_bytes"] = sum(g.numel() * g.element_size() for g in grads if not bool(g.any()))
 
 
 def skipped(what: str) -> None:
