@@ -36,6 +36,11 @@ def _inside_package(directory: str, package: str) -> bool:
         d = head
 
 
+def is_version_test(test: str) -> bool:
+    """Does an ``if`` test look at the installed release (``torch.__version__``, ``hasattr(torch, ...)``)?"""
+    return "__version__" in test or "hasattr(" in test or "VERSION" in test or "version" in test.lower()
+
+
 def _int_literal(expr: cst.BaseExpression) -> int | None:
     if isinstance(expr, cst.Integer):
         return int(expr.evaluated_value)
@@ -58,6 +63,23 @@ class ApiUseRule(Rule):
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self._handled: set[int] = set()
+        self._compat = 0
+
+    # Compatibility code for older releases: an ``except`` fallback (``try: torch.amp...
+    # except AttributeError: torch.cuda.amp...``) or a branch on the version.
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        self._compat += 1
+
+    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        self._compat -= 1
+
+    def visit_If(self, node: cst.If) -> None:
+        if is_version_test(self.context.code(node.test)):
+            self._compat += 1
+
+    def leave_If(self, node: cst.If) -> None:
+        if is_version_test(self.context.code(node.test)):
+            self._compat -= 1
 
     # -- which entries --
 
@@ -82,7 +104,7 @@ class ApiUseRule(Rule):
         if q is None or q.split(".", 1)[0] not in _PACKAGES:
             return None
         entry = self._entry(q, keyword)
-        if entry is None or self._own_package(entry):
+        if entry is None or self._compat or self._own_package(entry):
             return None
         return q, entry
 
@@ -112,7 +134,7 @@ class ApiUseRule(Rule):
             if arg.keyword is None:
                 continue
             entry = self._entry(q, arg.keyword.value)
-            if entry is None or entry.api in reported or self._own_package(entry):
+            if entry is None or entry.api in reported or self._compat or self._own_package(entry):
                 continue
             reported.add(entry.api)
             shown = f"`{arg.keyword.value}=` of `{self.context.code(func)}`"
@@ -159,7 +181,7 @@ class ApiUseRule(Rule):
                     self._handled.add(id(alias.asname.name))
                 name = dotted_name(alias.name)
                 entry = self._entry(f"{module}.{name}") if name else None
-                if entry is not None and entry.kind != "module" and not self._own_package(entry):
+                if entry is not None and entry.kind != "module" and not self._compat and not self._own_package(entry):
                     found.append((alias, entry))
             if found:
                 fix = self._import_fix(node, module, found)
@@ -201,7 +223,7 @@ class ApiUseRule(Rule):
         self._handled.add(id(part))
         for api in _prefixes(module):
             entry = self._entry(api)
-            if entry is not None and entry.kind == "module" and not self._own_package(entry):
+            if entry is not None and entry.kind == "module" and not self._compat and not self._own_package(entry):
                 fix = None
                 if entry.replacement and api == module and self.context.knowledge.exists(entry.replacement):
                     fix = FixSpec(f"Import `{entry.replacement}` instead", (Replace(node, entry.replacement),))

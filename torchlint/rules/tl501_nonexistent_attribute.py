@@ -8,6 +8,7 @@ from torchlint.knowledge import Instance, Knowledge
 from torchlint.knowledge.deprecations import by_api
 from torchlint.knowledge.infer import Deferred, LocalTypes
 from torchlint.names import dotted_name
+from torchlint.rules._api_uses import is_version_test
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Handlers that make a missing attribute an expected, handled case.
@@ -132,6 +133,20 @@ class NonexistentAttribute(LocalTypes, Rule):
         return name in self._assigned or name in (self._strings or ())
 
     # -- try/except guards --
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        self._try_guards += 1
+
+    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        self._try_guards -= 1
+
+    def visit_If(self, node: cst.If) -> None:
+        if is_version_test(self.context.code(node.test)):
+            self._try_guards += 1
+
+    def leave_If(self, node: cst.If) -> None:
+        if is_version_test(self.context.code(node.test)):
+            self._try_guards -= 1
 
     def visit_Try(self, node: cst.Try) -> None:
         if any(_guards(h) for h in node.handlers):
