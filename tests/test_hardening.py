@@ -265,3 +265,54 @@ def test_ci_runs_the_readmes_commands_in_a_fresh_virtualenv(tmp_path):
     readme_top = (ROOT / "README.md").read_text().split("```sh\n", 1)[1].split("```", 1)[0]
     assert p.stdout.splitlines() == [line for line in readme_top.splitlines() if line and not line.startswith("#")]
     assert len(p.stdout.splitlines()) == 2 and "pytest" in p.stdout
+
+
+# --- big files ----------------------------------------------------------------------------------
+
+
+def test_text_output_splits_a_file_once_not_once_per_finding(monkeypatch):
+    # 150,000 findings in a 2 MB file: splitting the file again for each one took minutes.
+    import io
+    import re
+
+    from torchlint.output import text as text_output
+
+    calls = []
+
+    class Counting:
+        def split(self, source):
+            calls.append(len(source))
+            return re.compile(r"\r\n|\r|\n").split(source)
+
+    monkeypatch.setattr(text_output, "_LINE_BREAK", Counting())
+    source = "it = iter(x)\n" + "y = it.next()\n" * 300
+    report = lint_source(source, "many.py")
+    assert len(report.findings) == 300
+    out = io.StringIO()
+    text_output.write([report], out, OutputOptions())
+    assert out.getvalue().count("TL201") == 600  # header and underline of each
+    assert len(calls) == 1
+
+
+def test_files_over_the_size_limit_are_skipped_with_a_message_and_a_setting(tmp_path):
+    big = "x = 1\n" * 200_000  # 1.2 MB (no rule triggers: linted at C speed once allowed)
+    (tmp_path / "generated.py").write_text(big + "y = x.next\n")
+    (tmp_path / "ok.py").write_text(BAD)
+    p = check(".", cwd=tmp_path)
+    assert p.returncode == 2
+    assert flagged(p) == ["ok.py"]
+    assert p.stderr.splitlines() == [
+        "error: generated.py: file is too large to lint (1.1 MB > 1.0 MB); skipped (the `max-file-size` setting raises the limit)"
+    ]
+    (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nmax-file-size = "2MB"\n')
+    p = check(".", cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr == ""
+    assert flagged(p) == ["ok.py"]
+    (tmp_path / "pyproject.toml").write_text("[tool.torchlint]\nmax-file-size = 1000\n")
+    p = check(".", cwd=tmp_path)
+    assert "error: generated.py: file is too large to lint (1.1 MB > 1000 bytes)" in p.stderr  # a plain number: bytes
+    assert flagged(p) == ["ok.py"]
+    (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nmax-file-size = "huge"\n')
+    p = check(".", cwd=tmp_path)
+    assert p.returncode == 2
+    assert "`max-file-size` must be a size in bytes or like \"4MB\"" in p.stderr

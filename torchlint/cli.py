@@ -232,14 +232,14 @@ def _run_check(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(data)
             return EXIT_OK
         try:
-            text = decode(data, name)
+            text = decode(data, name, settings.max_file_size)
         except SourceError as exc:
             write_error(str(exc))
             return EXIT_ERROR
         language = language_of(os.path.basename(name), settings, extensions, explicit=True) if args.stdin_filename else "python"
         jobs.append(
             Job(_display_path(name, abspath, cwd), None, language or "python", resolver.codes_for(abspath, settings), text,
-                conventions=settings.conventional_imports or None)
+                conventions=settings.conventional_imports or None, max_bytes=settings.max_file_size)
         )
     else:
         found = discover(
@@ -253,7 +253,7 @@ def _run_check(args: argparse.Namespace) -> int:
         for f in found.files:
             jobs.append(
                 Job(_display_path(f.path, f.abspath, cwd), f.abspath, f.language, resolver.codes_for(f.abspath, f.settings),
-                    conventions=f.settings.conventional_imports or None)
+                    conventions=f.settings.conventional_imports or None, max_bytes=f.settings.max_file_size)
             )
         if args.show_files:
             for job in jobs:

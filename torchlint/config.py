@@ -92,6 +92,7 @@ KNOWN_KEYS = (
     "torch-version",
     "torchvision-version",
     "conventional-imports",
+    "max-file-size",
 )
 
 
@@ -305,6 +306,8 @@ class Settings:
     torchvision_version: str | None = None
     # Documents: extra name = "qualified.name" entries for names used without an import.
     conventional_imports: tuple[tuple[str, str], ...] = ()
+    # Files larger than this many bytes are skipped with a message (None: sources.MAX_BYTES).
+    max_file_size: int | None = None
 
     @classmethod
     def default(cls, root: str | os.PathLike[str]) -> "Settings":
@@ -427,7 +430,20 @@ def settings_from_table(table: Mapping[str, Any], root: str, where: str) -> Sett
     ):
         raise fail("`conventional-imports` must be a table of name = \"qualified.name\" (e.g. np = \"numpy\")")
 
+    max_file_size = None
+    if "max-file-size" in table:
+        value = table["max-file-size"]
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]B)?\s*", value, re.IGNORECASE) if isinstance(value, str) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            max_file_size = value
+        elif m is not None and float(m.group(1)) > 0:
+            scale = {None: 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[m.group(2) and m.group(2).upper()]
+            max_file_size = int(float(m.group(1)) * scale)
+        else:
+            raise fail(f"`max-file-size` must be a size in bytes or like \"4MB\", got {_describe(value)}")
+
     return Settings(
+        max_file_size=max_file_size,
         conventional_imports=tuple(sorted(conv.items())),
         root=root,
         path=where,

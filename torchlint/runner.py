@@ -46,6 +46,7 @@ class Job:
     source: str | None = None  # given text (stdin); otherwise the file is read
     # Documents: name -> module for names used without an import (None: the default table).
     conventions: tuple[tuple[str, str], ...] | None = None
+    max_bytes: int | None = None  # larger files are skipped (None: sources.MAX_BYTES)
 
 
 @dataclass
@@ -335,7 +336,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
                     results[idx] = Result(job, hit, from_cache=True)
                     continue
             try:
-                text = decode(data, job.path)
+                text = decode(data, job.path, job.max_bytes)
             except SourceError as exc:
                 results[idx] = Result(job, FileReport(job.path, errors=[str(exc)]))
                 continue
