@@ -65,6 +65,8 @@ class DeprecatedApi(ApiUseRule):
     message = "This PyTorch API is deprecated"
     severity = "warning"
     deprecated = True
+    # Confirmed by running the line under the installed torch (see runtime/confirmers/api.py).
+    confirmable = True
 
     VALID = [
         "import torch\nwith torch.amp.autocast('cuda'):\n    pass\n",

@@ -67,6 +67,8 @@ class NonexistentAttribute(LocalTypes, Rule):
     name = "nonexistent-attribute"
     message = "This torch/torchvision attribute does not exist"
     severity = "error"
+    # Confirmed by running the line under the installed torch (see runtime/confirmers/api.py).
+    confirmable = True
     triggers = ("torch",)
 
     VALID = [

@@ -54,6 +54,8 @@ class UnexpectedKeyword(Rule):
     name = "unexpected-keyword"
     message = "This torch/torchvision callable does not take this keyword"
     severity = "error"
+    # Confirmed by running the line under the installed torch (see runtime/confirmers/api.py).
+    confirmable = True
     triggers = ("torch",)
 
     VALID = [
