@@ -24,6 +24,9 @@ from torchlint.knowledge.versions import Version
 
 pytest.importorskip("torch")
 
+# torch and torchvision run in child processes: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 # torch 2.13 does not warn about these; TorchFix flags some of them.
 NOT_DEPRECATED = {
     "torch.norm": "torch.norm(torch.ones(2))",

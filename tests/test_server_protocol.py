@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The language server over stdio, end to end: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 INIT = {"processId": None, "rootUri": None, "capabilities": {}}
 
@@ -174,9 +177,6 @@ CRASH_RULE = '''
 import os, signal
 import libcst as cst
 from torchlint.rules.base import Rule
-
-# The language server over stdio, end to end: the full run, not the inner loop.
-pytestmark = pytest.mark.slow
 
 class Segfault(Rule):
     """Dies in native code on files that say CRASH, as libcst's parser did on deep nesting."""
