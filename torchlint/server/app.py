@@ -28,6 +28,7 @@ from pygls.lsp.server import LanguageServer
 
 from torchlint import __version__
 from torchlint.server import handlers
+from torchlint.server.notebooks import NOTEBOOK_SYNC, notebook_cells
 from torchlint.server.confirm import Runtime
 from torchlint.server.protocol import LifecycleProtocol, start_io
 from torchlint.server.service import TorchlintService
@@ -87,6 +88,17 @@ class _WorkspaceDocuments:
         except Exception:
             return None
 
+    def notebook(self, uri: str) -> tuple[int | None, list[tuple[str, str, str | None]]] | None:
+        """An open notebook's version and its cells (URI, kind, language id), in order."""
+        nb = self._server.workspace.get_notebook_document(notebook_uri=uri)
+        if nb is None:
+            return None
+        cells = []
+        for cell_uri, kind, _ in notebook_cells(nb):
+            doc = self._server.workspace.text_documents.get(cell_uri)
+            cells.append((cell_uri, kind, getattr(doc, "language_id", None)))
+        return nb.version, cells
+
 
 class _Progress:
     def __init__(self, server: LanguageServer, token: str) -> None:
@@ -105,7 +117,9 @@ class TorchlintServer(LanguageServer):
     """The pygls server; as the service's :class:`~torchlint.server.service.Client` it sends what the service says."""
 
     def __init__(self, extra_rules: Sequence[type[Rule]] = (), runtime: Runtime | None = None) -> None:
-        super().__init__("torchlint", __version__, protocol_cls=TorchlintProtocol, max_workers=4)
+        super().__init__(
+            "torchlint", __version__, protocol_cls=TorchlintProtocol, max_workers=4, notebook_document_sync=NOTEBOOK_SYNC
+        )
         self.service = TorchlintService(self, _WorkspaceDocuments(self), extra_rules, runtime=runtime)
         handlers.register(self)
 

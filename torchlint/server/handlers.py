@@ -100,6 +100,22 @@ def did_change_watched_files(ls: TorchlintServer, params: lsp.DidChangeWatchedFi
     ls.service.config_files_changed()
 
 
+def notebook_did_open(ls: TorchlintServer, params: lsp.DidOpenNotebookDocumentParams) -> None:
+    ls.service.notebooks.did_open(params.notebook_document.uri)
+
+
+def notebook_did_change(ls: TorchlintServer, params: lsp.DidChangeNotebookDocumentParams) -> None:
+    ls.service.notebooks.did_change(params.notebook_document.uri)
+
+
+def notebook_did_save(ls: TorchlintServer, params: lsp.DidSaveNotebookDocumentParams) -> None:
+    ls.service.notebooks.did_save(params.notebook_document.uri)
+
+
+def notebook_did_close(ls: TorchlintServer, params: lsp.DidCloseNotebookDocumentParams) -> None:
+    ls.service.notebooks.did_close(params.notebook_document.uri, [c.uri for c in params.cell_text_documents])
+
+
 @_answers_errors
 async def code_action(ls: TorchlintServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction] | None:
     ctx = params.context
@@ -150,6 +166,10 @@ FEATURES: list[tuple[str, Any, Callable]] = [
     (lsp.TEXT_DOCUMENT_DID_CLOSE, None, did_close),
     (lsp.WORKSPACE_DID_CHANGE_CONFIGURATION, None, did_change_configuration),
     (lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES, None, did_change_watched_files),
+    (lsp.NOTEBOOK_DOCUMENT_DID_OPEN, None, notebook_did_open),
+    (lsp.NOTEBOOK_DOCUMENT_DID_CHANGE, None, notebook_did_change),
+    (lsp.NOTEBOOK_DOCUMENT_DID_SAVE, None, notebook_did_save),
+    (lsp.NOTEBOOK_DOCUMENT_DID_CLOSE, None, notebook_did_close),
     (lsp.TEXT_DOCUMENT_CODE_ACTION, CODE_ACTION_OPTIONS, code_action),
     (lsp.CODE_ACTION_RESOLVE, None, code_action_resolve),
     (lsp.TEXT_DOCUMENT_HOVER, None, hover),

@@ -34,6 +34,9 @@ from pygls.uris import to_fs_path
 
 from torchlint import __version__
 from torchlint.diagnostics import Confirmation, FileReport, Finding, Range
+from torchlint.server.notebooks import Notebooks
+from torchlint.server.worker import NOTEBOOK_JOBS, run_notebook_job
+
 from torchlint.fixes import fix_is_applicable, fix_source
 from torchlint.noqa import noqa_edits
 from torchlint.server import confirm as confirming
@@ -61,6 +64,10 @@ if TYPE_CHECKING:
 # the engine themselves.
 
 log = logging.getLogger("torchlint.server")
+
+# Markdown buffers are linted when the client sends them (VS Code: torchlint.lintMarkdown; Neovim: opt-in).
+MARKDOWN_LANGUAGE_IDS = frozenset({"markdown", "quarto", "myst", "mdx"})
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".qmd")
 
 FIX_ALL_COMMAND = "torchlint.fixAll"
 FIX_ALL_KIND = "source.fixAll.torchlint"
@@ -126,6 +133,9 @@ class ProgressReporter(Protocol):
 class Documents(Protocol):
     def get(self, uri: str) -> tuple[int | None, str] | None:
         """The document's (version, text) as the client has it now; None if it is not open."""
+
+    def notebook(self, uri: str) -> tuple[int | None, list[tuple[str, str, str | None]]] | None:
+        """An open notebook's version and cells (URI, "code" | "markdown", language id), in order."""
 
 
 @dataclass
@@ -241,6 +251,7 @@ class DocState:
     confirmations: dict[tuple[str, Range], Confirmation] = field(default_factory=dict)
     confirmed_source: str | None = None
     logged_errors: set[str] = field(default_factory=set)
+    language: str = "python"  # or "markdown" (Markdown, Quarto, MyST buffers the client chose to send)
     last_change: float = float("-inf")  # clock time of the latest didChange
     lint_s: float | None = None  # how long the latest lint of this document took
     # The text whose analysis killed an analysis process, and how many times: after
@@ -277,6 +288,9 @@ class TorchlintService:
         self.runtime: Runtime = runtime or SandboxRuntime(frozenset(r.code for r in self.extra_rules))
         self._shown: set[str] = set()
         self._rules_logged = False
+        # Jupyter notebooks opened as LSP notebook documents (see notebooks.py).
+        self.notebooks = Notebooks(self)
+        self.notebook_sync = False
         self.clock = time.monotonic
 
     # --- messages to the user ---
@@ -298,6 +312,8 @@ class TorchlintService:
     def initialize(self, caps: lsp.ClientCapabilities, options: Any, encoding: str | None = None) -> ClientFeatures:
         self.settings = self.init_settings = parse_settings(options)
         self.features = negotiate(caps, self.settings, encoding)
+        # A client that syncs notebooks sends their cells with the notebook, not one by one.
+        self.notebook_sync = capability(caps, "notebook_document.synchronization") is not None
         if self.pool is not None:
             try:
                 self.pool.warm_up()
@@ -368,9 +384,14 @@ class TorchlintService:
         return uri.endswith(PYTHON_SUFFIXES)
 
     def did_open(self, uri: str, language_id: str | None) -> asyncio.Task | None:
-        if not self.is_python(uri, language_id):
+        markdown = language_id in MARKDOWN_LANGUAGE_IDS or (language_id is None and uri.endswith(MARKDOWN_SUFFIXES))
+        if not (markdown or self.is_python(uri, language_id)):
             return None
+        if uri.startswith("vscode-notebook-cell:") and self.notebook_sync:
+            return None  # its notebook is synced as a whole (notebooks.py)
         self.open(uri).last_change = self.clock()
+        if markdown:
+            self.docs[uri].language = "markdown"
         return self.schedule(uri, 0)
 
     def did_change(self, uri: str) -> asyncio.Task | None:
@@ -468,7 +489,7 @@ class TorchlintService:
             started = self.clock()
             try:
                 report = await self.run_job(
-                    ("lint", source, st.path or st.uri, config.codes),
+                    ("lint" if st.language == "python" else f"lint_{st.language}", source, st.path or st.uri, config.codes),
                     wanted=lambda: st.seq == seq and self._current(st),
                 )
             except WorkerDied as exc:
@@ -529,6 +550,8 @@ class TorchlintService:
 
         kind, source, path, codes = job
         options = LintOptions(codes=codes, extra_rules=self.extra_rules)
+        if kind in NOTEBOOK_JOBS:
+            return await asyncio.get_running_loop().run_in_executor(self.lint_pool, lambda: run_notebook_job(kind, source, path, options))
         if kind == "lint":
             call = lambda: lint_source(source, path, options)  # noqa: E731
         else:
@@ -589,6 +612,7 @@ class TorchlintService:
         return st.analysis
 
     async def pull(self, uri: str, previous_result_id: str | None) -> lsp.DocumentDiagnosticReport:
+        # (A notebook cell's diagnostics are pushed, never pulled: see notebooks.py.)
         a = await self.analysis_for(uri) if uri in self.docs else None
         if a is None:
             return lsp.RelatedFullDocumentDiagnosticReport(items=[])
@@ -647,6 +671,8 @@ class TorchlintService:
     async def code_actions(
         self, uri: str, rng: lsp.Range, context: Iterable[lsp.Diagnostic], only: Sequence[str] | None
     ) -> list[lsp.CodeAction] | None:
+        if self.notebooks.is_cell(uri):
+            return await self.notebooks.code_actions(uri, rng, context, only)
         st = self.docs.get(uri)
         a = await self.analysis_for(uri) if st is not None else None
         if st is None or a is None:
@@ -741,7 +767,8 @@ class TorchlintService:
     async def fix_all_edit(self, st: DocState, a: Analysis) -> lsp.WorkspaceEdit | None:
         if not any(fix_is_applicable(f.fix, unsafe=False) for f in a.findings):
             return None
-        fixed = await self.run_job(("fix_all", a.source, st.path or st.uri, a.config.codes))
+        kind = "fix_all" if st.language == "python" else f"fix_all_{st.language}"
+        fixed = await self.run_job((kind, a.source, st.path or st.uri, a.config.codes))
         if fixed is None or fixed == a.source:
             return None
         return self.workspace_edit(st.uri, a.version, diff_edits(a.source, fixed, a.index))
@@ -756,6 +783,12 @@ class TorchlintService:
         if not isinstance(uri, str) or (version is not None and (not isinstance(version, int) or isinstance(version, bool))):
             raise InvalidParams(f"torchlint: {FIX_ALL_COMMAND} expects [uri] or [uri, version]")
         st = self.docs.get(uri)
+        if st is None and (uri in self.notebooks.open or self.notebooks.is_cell(uri)):
+            edit, n = await self.notebooks.fix_all(uri)
+            if edit is None:
+                return {"applied": False, "fixed": 0, "message": "nothing to fix"}
+            applied, reason = await self.client.apply_edit(edit, "torchlint: fix all")
+            return {"applied": applied, "fixed": n if applied else 0, "message": f"fixed {n} problems" if applied else (reason or "the editor refused the edit")}
         if st is None:
             raise RequestFailed(f"torchlint: {uri} is not an open Python document")
         if not self.features.apply_edit:

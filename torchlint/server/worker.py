@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
+from dataclasses import replace
 from typing import Any
 
 log = logging.getLogger("torchlint.server")
@@ -45,6 +46,27 @@ def _load_rule(spec: str) -> type:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+# Jobs on a notebook's JSON (the language server's notebook documents, see notebooks.py).
+# (and Markdown buffers' text).
+NOTEBOOK_JOBS = ("lint_notebook", "fix_all_notebook", "lint_markdown", "fix_all_markdown")
+
+
+def run_notebook_job(kind: str, source: str, path: str, options: Any) -> Any:
+    """Lint a notebook or Markdown text (the report, without its text) or fix it (the fixed text)."""
+    from torchlint.documents import apply_notebook_fixes
+    from torchlint.fixes import fix_source
+    from torchlint.runner import lint_document_text
+
+    language = kind.rsplit("_", 1)[1]
+    options = replace(options, parse_cache=None)  # the cache is for one Python file's successive versions
+    if kind.startswith("lint_"):
+        report = lint_document_text(source, path, language, options)
+        report.source = None
+        return report
+    lint = lambda s: lint_document_text(s, path, language, options).findings  # noqa: E731
+    return fix_source(source, lint, unsafe=False, apply=apply_notebook_fixes if language == "notebook" else None)[0]
 
 
 def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type]) -> None:
@@ -72,6 +94,8 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
                 report = lint_source(source, path, options)
                 report.source = None  # the parent has the text
                 answer: tuple[str, Any] = ("ok", report)
+            elif kind in NOTEBOOK_JOBS:
+                answer = ("ok", run_notebook_job(kind, source, path, options))
             elif kind == "fix_all":
                 fixed = fix_source(source, lambda s: lint_source(s, path, options).findings, unsafe=False)[0]
                 answer = ("ok", fixed)

@@ -29,6 +29,7 @@ import {
     classifyConfigChange,
     effectiveRuntimeEnabled,
     readSettings,
+    documentSelector,
     SECTION,
     ServerSettings,
     serverLogLevel,
@@ -433,10 +434,7 @@ class Controller implements vscode.Disposable {
             options: { env: spec.env, cwd: spec.cwd },
         };
         const clientOptions: LanguageClientOptions = {
-            documentSelector: [
-                { scheme: 'file', language: 'python' },
-                { scheme: 'untitled', language: 'python' },
-            ],
+            documentSelector: documentSelector(this.settings()),
             diagnosticCollectionName: SECTION,
             outputChannel: this.log,
             traceOutputChannel: this.log,

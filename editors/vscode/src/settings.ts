@@ -21,6 +21,8 @@ export interface TorchlintSettings {
     showNotifications: NotificationLevel;
     diagnosticMode: DiagnosticMode;
     configurationPreference: ConfigurationPreference;
+    /** Also lint the Python blocks of Markdown and Quarto files (notebook cells are always linted). */
+    lintMarkdown: boolean;
 }
 
 /** What the server accepts as initializationOptions and, under the `torchlint`
@@ -81,7 +83,22 @@ export function readSettings(get: SettingGetter): TorchlintSettings {
         showNotifications: oneOf(get('showNotifications'), NOTIFICATION_LEVELS, 'onError'),
         diagnosticMode: oneOf(get('diagnosticMode'), DIAGNOSTIC_MODES, 'pull'),
         configurationPreference: oneOf(get('configurationPreference'), PREFERENCES, 'editorFirst'),
+        lintMarkdown: get('lintMarkdown') === true,
     };
+}
+
+/** The documents the client sends to the server: Python files, the Python cells of
+ * Jupyter notebooks (synced as notebooks, LSP 3.17), and Markdown/Quarto when opted in. */
+export function documentSelector(settings: Pick<TorchlintSettings, 'lintMarkdown'>): Array<{ scheme: string; language: string }> {
+    const selector: Array<{ scheme: string; language: string }> = [
+        { scheme: 'file', language: 'python' },
+        { scheme: 'untitled', language: 'python' },
+        { scheme: 'vscode-notebook-cell', language: 'python' },
+    ];
+    if (settings.lintMarkdown) {
+        selector.push({ scheme: 'file', language: 'markdown' }, { scheme: 'file', language: 'quarto' });
+    }
+    return selector;
 }
 
 /**
@@ -145,7 +162,7 @@ export function serverLogLevel(vscodeLogLevel: number | undefined): ServerLogLev
  * `showNotifications` is read whenever a pop-up is due.) */
 const LIVE_KEYS = ['select', 'ignore', 'runtime', 'configurationPreference'];
 /** Keys that change how the server process is started (or what it reads only at start-up). */
-const RESTART_KEYS = ['enable', 'args', 'path', 'interpreter', 'importStrategy', 'diagnosticMode'];
+const RESTART_KEYS = ['enable', 'args', 'path', 'interpreter', 'importStrategy', 'diagnosticMode', 'lintMarkdown'];
 
 export type ConfigChange = 'none' | 'live' | 'restart';
 

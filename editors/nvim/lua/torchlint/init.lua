@@ -75,7 +75,15 @@ function M.config(overrides)
     -- Neovim 0.7-0.9 cannot pull and keeps the server's default (push).
     config.init_options = { diagnosticMode = "pull" }
   end
-  return vim.tbl_deep_extend("force", config, overrides or {})
+  overrides = vim.deepcopy(overrides or {})
+  -- Markdown buffers are opt-in: `lint_markdown = true` adds the markdown and quarto
+  -- filetypes (the server lints their Python code blocks; notebooks need an editor with
+  -- notebook documents).
+  if overrides.lint_markdown then
+    config.filetypes = { "python", "markdown", "quarto" }
+  end
+  overrides.lint_markdown = nil
+  return vim.tbl_deep_extend("force", config, overrides)
 end
 
 --- The configuration in use: vim.lsp.config's (0.11+, lsp/torchlint.lua merged with the
@@ -292,7 +300,11 @@ end
 --- On Neovim 0.11+ this is vim.lsp.config("torchlint", opts) + vim.lsp.enable("torchlint").
 --- On 0.7-0.10 it starts one client per project root (root_markers) itself.
 function M.setup(opts)
-  opts = opts or {}
+  opts = vim.deepcopy(opts or {})
+  if opts.lint_markdown then
+    opts.filetypes = { "python", "markdown", "quarto" }
+  end
+  opts.lint_markdown = nil
   if vim.lsp.config and vim.lsp.enable then
     vim.lsp.config(M.name, opts)
     vim.lsp.enable(M.name)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
     classifyConfigChange,
+    documentSelector,
     effectiveRuntimeEnabled,
     readSettings,
     serverLogLevel,
@@ -26,6 +27,7 @@ describe('readSettings', () => {
             showNotifications: 'onError',
             diagnosticMode: 'pull',
             configurationPreference: 'editorFirst',
+            lintMarkdown: false,
         });
     });
 
@@ -209,5 +211,25 @@ describe('shouldNotify', () => {
                 [true, true, true],
             ],
         );
+    });
+});
+
+describe('documentSelector', () => {
+    it('selects Python files and notebook cells; Markdown and Quarto only with lintMarkdown', () => {
+        const off = documentSelector({ lintMarkdown: false });
+        assert.deepEqual(off, [
+            { scheme: 'file', language: 'python' },
+            { scheme: 'untitled', language: 'python' },
+            { scheme: 'vscode-notebook-cell', language: 'python' },
+        ]);
+        const on = documentSelector({ lintMarkdown: true });
+        assert.deepEqual(on.slice(3), [
+            { scheme: 'file', language: 'markdown' },
+            { scheme: 'file', language: 'quarto' },
+        ]);
+    });
+
+    it('restarts the client when lintMarkdown changes (the selector is fixed at start)', () => {
+        assert.equal(classifyConfigChange((k) => k === 'torchlint.lintMarkdown'), 'restart');
     });
 });
