@@ -101,6 +101,7 @@ class Chunk:
     weak: bool = False
     state: str = "code"  # "code" | "broken" | "skipped"
     error: Finding | None = None  # its TL001, in chunk coordinates, when broken
+    parses: bool = False  # known to parse as it is (no need to check again)
     # Original lines (for notebooks: the cell's source lines), to re-indent multi-line inserts.
     originals: list[str] = field(default_factory=list)
 
@@ -126,6 +127,13 @@ def _parses(code: str) -> bool:
 
 
 def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | None:
+    """IPython syntax made into plain Python, line for line: (lines, column shifts, editable),
+    or None when the chunk is not Python at all (a ``%%bash`` cell)."""
+    done = _neutralise(lines)
+    return None if done is None else done[:3]
+
+
+def _neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool], bool] | None:
     """IPython syntax made into plain Python, line for line.
 
     Returns (lines, column shifts, editable) or None when the chunk is not
@@ -146,7 +154,7 @@ def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | No
         out[first] = ""
         editable[first] = False
     if _parses("\n".join(out) + "\n"):
-        return out, deltas, editable
+        return out, deltas, editable, True
     for k, line in enumerate(out):
         if not editable[k]:
             continue
@@ -176,7 +184,7 @@ def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | No
             if m and m.group("lhs").count("=") == 1:
                 # files = !ls, x = %sx cmd: the name is bound, to something we do not model.
                 out[k], editable[k] = m.group("lhs") + "...", False
-    return out, deltas, editable
+    return out, deltas, editable, False  # changed: the caller parses the result
 
 
 # --- notebooks -------------------------------------------------------------------------------
@@ -323,11 +331,11 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
 
 
 def _chunk(number: int, origin: int, lines: list[str], originals: list[str], cell: int | None = None, console: bool = False) -> Chunk:
-    done = neutralise(lines)
+    done = _neutralise(lines)
     if done is None:
         return Chunk(number, origin, list(lines), [0] * len(lines), [False] * len(lines), cell, console, state="skipped", originals=originals)
-    out, deltas, editable = done
-    return Chunk(number, origin, out, deltas, editable, cell, console, originals=originals)
+    out, deltas, editable, parses = done
+    return Chunk(number, origin, out, deltas, editable, cell, console, originals=originals, parses=parses)
 
 
 # --- Markdown and RST ------------------------------------------------------------------------
@@ -543,6 +551,18 @@ class DocumentFacts:
         return label[0] if label else None
 
 
+def _unbound_conventional(text: str, conventions: Mapping[str, str]) -> set[str]:
+    """Conventional names the text reads (``nn.``, ``F(``) without binding them itself: their modules
+    count as mentioned for rules' trigger words. A cheap look, not a scope analysis."""
+    out = set()
+    words = set(re.findall(r"\b([A-Za-z_]\w*)\s*[.(]", text))
+    for name in words & set(conventions):
+        bound = rf"(?:import\s[^\n]*\b{name}\b|\bas\s+{name}\b|\b(?:def|class)\s+{name}\b|^\s*{name}\s*=)"
+        if not re.search(bound, text, re.M):
+            out.add(name)
+    return out
+
+
 class Document:
     """A file's original text, the Python text that is linted, and the map between them."""
 
@@ -559,7 +579,7 @@ class Document:
 
     def _broken_check(self) -> None:
         for c in self.chunks:
-            if c.state != "code":
+            if c.state != "code" or c.parses:
                 continue
             code = c.code()
             if _parses(code):
@@ -632,7 +652,7 @@ class Document:
             if entry is not None:
                 c = self.chunks[entry[0]]
                 labels[n] = (c.label, c.origin + entry[1])
-        used = set(re.findall(r"\b[A-Za-z_]\w*\b", self.text)) & set(conventions)
+        used = _unbound_conventional(self.text, conventions)
         trigger_text = "\n" + " ".join(conventions[n] for n in sorted(used)) if used else ""
         weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak)
