@@ -711,7 +711,12 @@ class ProgramModel:
             if attr in table:
                 return table[attr]
             return _by_name(attr)
-        if isinstance(base, ModuleV | TensorV | LoaderV):
+        if isinstance(base, TensorV):
+            # batch.x of a batch structure is still the batch's; x.shape/x.device are not tensors.
+            if attr in ("shape", "device", "dtype", "ndim", "is_cuda", "grad_fn"):
+                return UNKNOWN
+            return TensorV(base.placement, _no_root(base.origin), base.grad)
+        if isinstance(base, ModuleV | LoaderV):
             return UNKNOWN
         return _by_name(attr) if base is UNKNOWN else UNKNOWN
 

@@ -5,6 +5,7 @@ import re
 import libcst as cst
 
 from torchlint.analysis.model import program_model
+from torchlint.analysis.positions import positions
 from torchlint.analysis.values import CPU, TensorV
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
@@ -24,7 +25,8 @@ class DiscardedMove(Rule):
     Modules are never reported: `nn.Module.to()`, `.cuda()` and `.float()` move
     the module in place, so `model.to(device)` as a statement is right. A value
     the file does not show to be a tensor (a parameter nobody passes, the result
-    of an unknown function) is left alone.
+    of an unknown function) is left alone, and so is a call that ends a notebook
+    cell or a document's code block (the cell displays its value).
 
     ## Why is this bad?
     `Tensor.to()` is not in place: it returns a moved (or converted) copy and
@@ -116,7 +118,10 @@ class DiscardedMove(Rule):
         if not self._candidates:
             return  # the model is built only for files with a candidate statement
         model = program_model(self.context)
+        shown = self._displayed(node)
         for call in self._candidates:
+            if id(call) in shown:
+                continue
             fact = model.fact(call)
             if fact is None or not fact.discarded or not isinstance(fact.receiver, TensorV):
                 continue
@@ -143,3 +148,23 @@ class DiscardedMove(Rule):
                 fix=fix,
                 data={"tensor": tensor, "method": method},
             )
+
+    def _displayed(self, module: cst.Module) -> set[int]:
+        """Calls a notebook cell (or a document's code block) ends with: the cell shows their
+        value (``t.cpu()`` to look at it), nothing is lost."""
+        doc = self.context.document
+        if doc is None:
+            return set()
+        pos = positions(self.context)
+        out: set[int] = set()
+        body = list(module.body)
+        for i, stmt in enumerate(body):
+            if not (isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[-1], cst.Expr)):
+                continue
+            value = stmt.body[-1].value
+            if not isinstance(value, cst.Call):
+                continue
+            nxt = doc.chunk_of(pos.line(body[i + 1])) if i + 1 < len(body) else None
+            if nxt is None or nxt != doc.chunk_of(pos.line(stmt)):
+                out.add(id(value))
+        return out
