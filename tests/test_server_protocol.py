@@ -121,6 +121,7 @@ PROBE = {"jsonrpc": "2.0", "id": 77, "method": "torchlint/no-such-method", "para
         pytest.param(lambda msg: frame(msg, header=b"Content-Type: application/vscode-jsonrpc"), id="missing"),
         pytest.param(lambda msg: frame(msg, header=b"Content-Length: twelve"), id="not-a-number"),
         pytest.param(lambda msg: b"garbage\r\n" + frame(msg, len(json.dumps(msg)) - 3), id="garbage-then-short"),
+        pytest.param(lambda msg: b"Content-Length: 100000\r\n\r\n" + json.dumps(msg).encode()[:30], id="huge-length-cut-body"),
     ],
 )
 def test_a_framing_error_is_logged_and_the_next_message_is_heard(wire, bad):

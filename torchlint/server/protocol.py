@@ -88,6 +88,7 @@ async def read_frames(read: Callable[[], Awaitable[bytes]], on_error: Callable[[
         length = int(value)
         # Wait for the body; a body that is already complete JSON though short of
         # the announced length had its length overstated: take it now.
+        resync = False
         while len(buf) < length:
             if buf[-1:] == b"}" and _complete_json(buf):
                 on_error(f"framing error: Content-Length {length} but the message is {len(buf)} bytes")
@@ -98,10 +99,18 @@ async def read_frames(read: Callable[[], Awaitable[bytes]], on_error: Callable[[
                 on_error(f"framing error: Content-Length {length} but the message is {nxt} bytes")
                 length = nxt
                 break
+            if nxt >= 0 and _whole_frame_at(buf, nxt):
+                # A complete, well-formed message follows: the one announced never came whole.
+                on_error(f"framing error: Content-Length {length} but only {nxt} bytes came before the next message")
+                del buf[:nxt]
+                resync = True
+                break
             if not await more():
                 if buf:
                     on_error(f"framing error: the stream ended {length - len(buf)} bytes short of a message")
                 return
+        if resync:
+            continue
         body = bytes(buf[:length])
         if _complete_json(body):
             del buf[:length]
@@ -119,6 +128,20 @@ async def read_frames(read: Callable[[], Awaitable[bytes]], on_error: Callable[[
             continue
         del buf[: nxt if nxt > 0 else length]
         on_error(f"framing error: a {length}-byte body that is not a JSON message ({_show(body)}); resynchronised at the next header")
+
+
+def _whole_frame_at(buf: bytearray, at: int) -> bool:
+    """Whether ``buf[at:]`` starts with a header block and the complete JSON body it announces."""
+    end = buf.find(_HEADER_END, at)
+    if end < 0:
+        return False
+    m = _LENGTH.match(bytes(buf[at:end]))
+    value = m.group(1).strip() if m else b""
+    if not value.isdigit():
+        return False
+    start = end + len(_HEADER_END)
+    n = int(value)
+    return len(buf) >= start + n and _complete_json(buf[start : start + n])
 
 
 def _show(data: bytes, limit: int = 60) -> str:
