@@ -412,3 +412,23 @@ def test_neovim_011_missing_executable_is_said_once_and_checkhealth_reports(inst
         assert "diagnostic mode: pull" in health
         assert f"project config: {project / 'pyproject.toml'}" in health
         assert 'enabled with vim.lsp.enable("torchlint")' in health
+
+
+@pytest.mark.parametrize("generation", ["0.7", "0.11"])
+def test_markdown_buffers_are_opt_in(generation: str, tmp_path: Path) -> None:
+    """`lint_markdown = true` (setup() or config()) adds the markdown and quarto filetypes; the default is Python only."""
+    found = _find(want_new=generation == "0.11")
+    if found is None:
+        pytest.skip(f"no Neovim {generation} here")
+    nvim, _ = found
+    out = tmp_path / "filetypes.txt"
+    lua = (
+        f"vim.opt.runtimepath:append({_lua(str(PLUGIN))})\n"
+        "local t = require('torchlint')\n"
+        "local lines = { table.concat(t.config().filetypes, ','), table.concat(t.config({ lint_markdown = true }).filetypes, ',') }\n"
+        f"vim.fn.writefile(lines, {_lua(str(out))})\n"
+    )
+    init = tmp_path / "init.lua"
+    init.write_text(lua, encoding="utf-8")
+    subprocess.run([nvim, "--headless", "--clean", "-u", str(init), "+qa!"], timeout=60, capture_output=True)
+    assert out.read_text(encoding="utf-8").splitlines() == ["python", "python,markdown,quarto"]

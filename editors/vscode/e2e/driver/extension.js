@@ -164,7 +164,50 @@ async function drive(result) {
         textAfter: fixAllDoc.getText().split(/\r?\n/).filter((l) => l.includes('next(')),
     };
     result.steps.push('torchlint.fixAll fixed fix_all.py');
+
+    if (process.env.TORCHLINT_E2E_NOTEBOOK !== '0') {
+        result.notebook = await driveNotebook(folder);
+        result.steps.push('notebook: TL201 in a cell, fixed by its quick fix');
+    }
     result.ok = true;
+}
+
+// A Jupyter notebook in VS Code's own notebook editor (no Jupyter extension): the
+// cells are synced to the server as one notebook document (LSP 3.17); the finding
+// in cell 3 uses `loader` from cell 2 and is fixed by the quick fix inside the cell.
+async function driveNotebook(folder) {
+    const out = {};
+    const uri = vscode.Uri.joinPath(folder.uri, 'notebook.ipynb');
+    const nb = await vscode.workspace.openNotebookDocument(uri);
+    await vscode.window.showNotebookDocument(nb);
+    out.notebookType = nb.notebookType;
+    const cell = nb.cellAt(2).document;
+    out.cellUri = cell.uri.toString();
+    const tl201 = await poll('a TL201 diagnostic in the notebook cell', () =>
+        torchlintDiagnostics(cell.uri).find((d) => codeOf(d) === 'TL201'),
+    );
+    await sleep(2000);
+    out.diagnostics = torchlintDiagnostics(cell.uri).map(describeDiagnostic);
+    out.otherCells = [0, 1].map((i) => torchlintDiagnostics(nb.cellAt(i).document.uri).map(describeDiagnostic));
+    const listed = out.diagnostics.filter((d) => d.code === 'TL201').length;
+    if (listed !== 1) {
+        throw new Error(`TL201 is listed ${listed} times in the cell`);
+    }
+    const actions = (await vscode.commands.executeCommand('vscode.executeCodeActionProvider', cell.uri, tl201.range)) || [];
+    out.codeActions = actions.map(describeAction);
+    const quickFix = actions.find(
+        (a) => a.kind && vscode.CodeActionKind.QuickFix.contains(a.kind) && /TL201/.test(a.title) && /next\(/.test(a.title),
+    );
+    if (!quickFix || !quickFix.edit) {
+        throw new Error('no TL201 quick fix (with an edit) in the notebook cell');
+    }
+    out.applyEditResult = await vscode.workspace.applyEdit(quickFix.edit);
+    out.cellAfter = await poll('the quick fix to change the cell', () => {
+        const text = cell.getText();
+        return text.includes('next(it)') ? text : undefined;
+    }, 30000);
+    await poll('TL201 to disappear from the cell', () => !torchlintDiagnostics(cell.uri).some((d) => codeOf(d) === 'TL201'), 30000);
+    return out;
 }
 
 exports.activate = async function activate() {
