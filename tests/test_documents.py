@@ -257,3 +257,27 @@ def test_d2l_tab_cells_and_load_ext():
 def test_unlabelled_config_line_is_not_an_undefined_name():
     md = "```\nc.NotebookApp.contents_manager_class = 'x'\n```\n"
     assert lint_text(md, "t.md", "markdown", None).findings == []
+
+
+# --- confirming documents (the runtime checker, real torch in the sandbox) ------------------------
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_confirm_runs_a_markdown_tutorial_and_a_notebook(tmp_path):
+    pytest.importorskip("torch")
+    md = (
+        "# Peek at a batch\n\n```python\nimport torch\nloader = torch.utils.data.DataLoader(torch.arange(8), batch_size=2)\n```\n\n"
+        "Then:\n\n```python\nit = iter(loader)\nbatch = it.next()\n```\n"
+    )
+    (tmp_path / "t.md").write_text(md, encoding="utf-8")
+    cells = (("markdown", "# Peek"), ("code", "%matplotlib inline\nimport torch\nloader = torch.utils.data.DataLoader(torch.arange(8), batch_size=2)"),
+             ("code", "it = iter(loader)\nbatch = it.next()"))
+    (tmp_path / "nb.ipynb").write_text(notebook(*cells), encoding="utf-8")
+    p = run("check", "--no-cache", "--confirm", "--select", "TL201", "--output-format", "json", "t.md", "nb.ipynb", cwd=tmp_path)
+    data = {d["path"]: d for d in json.loads(p.stdout)}
+    for path, where in (("t.md", (None, 12)), ("nb.ipynb", (3, 2))):
+        d = data[path]
+        assert (d.get("cell"), d["line"]) == where
+        assert d["confirmation"]["status"] == "confirmed", d["confirmation"]
+        assert "has no attribute 'next'" in d["confirmation"]["evidence"]

@@ -857,6 +857,20 @@ def json_lines(raw: str) -> dict[tuple[int, int], int]:
     return out
 
 
+def text_findings(
+    raw: str, path: str, language: str, codes: frozenset[str] | None = None, conventions: Mapping[str, str] | None = None
+) -> tuple[Document, list[tuple[Finding, Finding]]]:
+    """The document and its findings twice: in the Python text's coordinates (what the runtime
+    checker runs) and mapped back to the document (what the user was shown)."""
+    from torchlint.engine import LintOptions, lint_source
+
+    doc = build(raw, path, language)
+    table = dict(CONVENTIONAL_IMPORTS if conventions is None else conventions)
+    inner = lint_source(doc.text, path, LintOptions(codes=codes, document=doc.facts(table)))
+    pairs = [(f, m) for f, m in ((f, doc.map_finding(f)) for f in inner.findings) if m is not None]
+    return doc, pairs
+
+
 def python_facts(text: str, conventions: Mapping[str, str] | None = None) -> DocumentFacts:
     """Facts for Python text linted as if it were a document's one code block (rule examples, tests)."""
     lines = python_lines(text)

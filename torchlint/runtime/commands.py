@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -151,12 +152,18 @@ def confirm_reports(
         own = worker = new_worker(device, torchvision=wants_tv)
     try:
         for report, chosen in todo:
-            if report.source is None or not _python_file(report):
-                reason = (
-                    "only Python files are run; findings in Markdown code blocks are not confirmed"
-                    if report.source is not None
-                    else "the file's text is not available"
-                )
+            if report.source is not None and not _python_file(report):
+                # A notebook or tutorial: its code blocks/cells joined as one program (magics
+                # neutralised), run like a .py file; the evidence goes back to the documents' findings.
+                try:
+                    done = _confirm_document(report, chosen, device, timeout, worker, bar)
+                except Exception as exc:  # noqa: BLE001 - one file's failure must not lose the others
+                    errors.append(f"{report.path}: confirmation failed: {type(exc).__name__}: {exc}")
+                    continue
+                report.findings = [done.get(id(f), f) for f in report.findings]
+                continue
+            if report.source is None:
+                reason = "the file's text is not available"
                 done = {id(f): f.with_confirmation(Confirmation("could-not-run", reason)) for f in chosen}
                 report.findings = [done.get(id(f), f) for f in report.findings]
                 bar.done += len(chosen)
@@ -181,6 +188,72 @@ def confirm_reports(
         if own is not None:
             own.close()
     return errors
+
+
+def _document_language(path: str) -> str:
+    lower = path.lower()
+    return "notebook" if lower.endswith(".ipynb") else "rst" if lower.endswith(".rst") else "markdown"
+
+
+def _confirm_document(report: FileReport, chosen: list[Finding], device: str, timeout: float, worker: Any, bar: Any) -> dict[int, Finding]:
+    """Confirm a document's findings: run its Python text, attach the verdicts to the findings shown."""
+    from torchlint.diagnostics import Confirmation
+    from torchlint.documents import text_findings
+    from torchlint.runtime.confirm import confirm_findings
+
+    codes = frozenset(f.code for f in chosen)
+    doc, pairs = text_findings(report.source or "", report.path, _document_language(report.path), codes | {"TL002"})
+    undefined = {f.data.get("name"): f for f, _ in pairs if f.code == "TL002"}
+    pairs = [(f, m) for f, m in pairs if f.code in codes]
+    source = _with_conventional_imports(doc, [f for f in undefined.values()])
+    by_place = {(m.code, m.cell, m.range): f for f, m in pairs}
+    text_chosen, originals, done = [], [], {}
+    for f in chosen:
+        inner = by_place.get((f.code, f.cell, f.range))
+        if inner is None:
+            done[id(f)] = f.with_confirmation(Confirmation("could-not-run", "the finding is not in the document's code as run"))
+            bar.done += 1
+            continue
+        text_chosen.append(inner)
+        originals.append(f)
+
+    def progress(n: int, of: int, finding: Finding) -> None:
+        if n < of:
+            bar.show(report.path, finding)
+            bar.done += 1
+
+    confirmed = confirm_findings(
+        source, report.path, text_chosen, device=device, timeout=timeout, worker=worker, progress=progress,
+        context=[f for f, _ in pairs],
+    )
+    for f, c in zip(originals, confirmed):
+        verdict = c.confirmation
+        if verdict is not None and verdict.status == "could-not-run":
+            m = re.search(r"NameError: name '(\w+)' is not defined", verdict.evidence)
+            if m and m.group(1) in undefined:
+                verdict = Confirmation(
+                    "could-not-run", f"`{m.group(1)}` is never defined in this document (TL002), so the code cannot run", verdict.detail
+                )
+        done[id(f)] = f.with_confirmation(verdict) if verdict is not None else f
+    return done
+
+
+def _with_conventional_imports(doc: Any, undefined: list[Finding]) -> str:
+    """The document's text with the imports TL002 would add (``F`` -> torch.nn.functional) written on a
+    blank line before the first code line, so a tutorial that imported them on an earlier page runs."""
+    statements = []
+    for f in undefined:
+        m = re.search(r"add `([^`]+)`", f.message)
+        if m and "defined later" not in f.message:
+            statements.append(m.group(1))
+    if not statements:
+        return doc.text
+    lines = doc.text.split("\n")
+    first_code = next((n for n in range(1, len(doc.line_map)) if doc.line_map[n] is not None), None)
+    if first_code is None or first_code < 2 or lines[first_code - 2].strip():
+        return doc.text  # no blank line before the code to put them on (a notebook's first cell)
+    lines[first_code - 2] = "; ".join(statements)
+    return "\n".join(lines)
 
 
 # --- hooks for `torchlint check` ------------------------------------------------
