@@ -18,6 +18,9 @@ every function and method in it (see docs/architecture-model.md). Queries:
   optimizer, parameters or an object holding one, or is an inherited method).
 - ``model.classes``, ``model.functions``, ``model.method(cls, name)``,
   ``model.is_module_class(name)``, ``model.class_attrs(cls)`` (``self.x`` joins).
+- ``model.is_torch_module_class(name)`` (bases resolved through the imports to
+  ``torch.nn``, not any ``*Module``) and ``model.is_torch_module(value)`` (a
+  ``ModuleV`` of such a class, or of a ``torch.nn`` class: not a name guess).
 
 Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
 moves_inputs, training), ``TensorV`` (placement, origin: the loader and binding,

@@ -94,6 +94,7 @@ _ITERTOOLS = frozenset(
         "permutations", "product", "repeat", "starmap", "takewhile", "zip_longest",
     }
 )  # fmt: skip
+_LIGHTNING_MODULES = frozenset({"pytorch_lightning.LightningModule", "lightning.LightningModule", "lightning.pytorch.LightningModule"})
 _MAX_DEPTH = 2  # nested same-file calls followed for a return value
 _MAX_RUNS = 3  # times one body is interpreted while the facts it read settle
 _LOOP = (cst.For, cst.While)
@@ -159,6 +160,7 @@ class ProgramModel:
         self._infos: dict[int, _FuncInfo] = {}
         self._order: list[_FuncInfo] = []
         self._module_classes: dict[str, bool] = {}
+        self._torch_classes: dict[str, bool] = {}
         self._attrs: dict[str, dict[str, object]] = {}  # class name -> attr -> joined value
         self._params: dict[int, list[object]] = {}  # function -> joined argument per parameter
         self._summary: dict[int, dict[str, object]] = {0: {}}  # scope (0: module) -> name -> joined value
@@ -193,6 +195,40 @@ class ProgramModel:
 
     def is_module_class(self, name: str) -> bool:
         return self._module_classes.get(name, False)
+
+    def is_torch_module_class(self, name: str) -> bool:
+        """A class of this file whose bases resolve, through the imports and the file's own
+        classes, to a ``torch.nn`` module class (or Lightning's): stricter than
+        :meth:`is_module_class`, which takes any base named ``*Module`` (flax, Keras...)."""
+        return self._torch_module(name, 0)
+
+    def is_torch_module(self, value: object) -> bool:
+        """A module value whose class is known to be a torch one (``nn.Linear(...)``, an
+        instance or ``self`` of a torch module class of this file): never a guess from a name."""
+        if not isinstance(value, ModuleV) or value.cls is None:
+            return False
+        if value.cls in self.classes:
+            return self.is_torch_module_class(value.cls)
+        return value.cls.startswith("torch.")
+
+    def _torch_module(self, name: str, depth: int) -> bool:
+        if name in self._torch_classes:
+            return self._torch_classes[name]
+        self._torch_classes[name] = False  # a cycle of bases is no module
+        result = False
+        cls = self.classes.get(name)
+        if cls is not None and depth < 8:
+            for base in cls.bases:
+                d = dotted_name(base.value) or ""
+                if d in self.classes and d != name:
+                    result = self._torch_module(d, depth + 1)
+                else:
+                    qual = self._qualname(base.value) or ""
+                    result = (qual.startswith("torch.nn.") and last_part(qual)[:1].isupper()) or qual in _LIGHTNING_MODULES
+                if result:
+                    break
+        self._torch_classes[name] = result
+        return result
 
     def class_attrs(self, cls: str) -> dict[str, object]:
         return self._attrs.get(cls, {})

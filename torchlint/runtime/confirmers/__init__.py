@@ -43,6 +43,7 @@ CONFIRMER_MODULES = {
     "TL702": "torchlint.runtime.confirmers.tl702",
     "TL402": "torchlint.runtime.confirmers.tl402",
     "TL106": "torchlint.runtime.confirmers.tl106",
+    "TL107": "torchlint.runtime.confirmers.tl107",
 }
 
 

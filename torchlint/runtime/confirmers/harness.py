@@ -203,6 +203,12 @@ def compared(original: Callable[[], Any], fixed: Callable[[], Any]) -> Any:
 def watched(obj: Any) -> Any:
     """TL206: the object whose ``require_grad`` the flagged line sets; looked at after the line ran."""
     STATE.measure["_watched"] = obj
+    if STATE.config.get("mode") == "tl107" and isinstance(obj, torch.nn.Module) and "_hooks" not in STATE.measure:
+        # TL107: count what the call runs of the hooks a user (or a library) would register.
+        calls = STATE.measure["_hooks"] = {"pre": 0, "post": 0}
+        obj.register_forward_pre_hook(lambda *a: calls.__setitem__("pre", calls["pre"] + 1))
+        obj.register_forward_hook(lambda *a: calls.__setitem__("post", calls["post"] + 1))
+        STATE.measure["module"] = type(obj).__name__
     if isinstance(obj, torch.Tensor):
         STATE.measure["requires_grad_before"] = bool(obj.requires_grad)
     return obj
@@ -210,6 +216,9 @@ def watched(obj: Any) -> Any:
 
 def _after_target() -> None:
     obj = STATE.measure.pop("_watched", None)
+    hooks = STATE.measure.pop("_hooks", None)
+    if hooks is not None:
+        STATE.measure["hook_calls"] = dict(hooks)
     if obj is not None:
         STATE.measure["watched_type"] = type(obj).__name__
         if isinstance(obj, torch.Tensor):
