@@ -26,7 +26,7 @@ torch = pytest.importorskip("torch")
 # Programs run in the sandbox with real torch: the full run, not the inner loop.
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*", "TL106": "tl106_*"}
+CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*", "TL106": "tl106_*", "TL102": "tl102_*"}
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,19 @@ def negative_claims(code: str, path: Path) -> list[Claim]:
                     claims.append(_claim_at(code, source, n, {"kind": "scheduler"}))
                 elif looks_like_optimizer_name(receiver):
                     claims.append(_claim_at(code, source, n, {"kind": "backward", "optimizer": receiver}))
+    elif code == "TL102":
+        # Every `name += ...` and `name.append(<a loss>)` in a loop.
+        for loop in ast.walk(tree):
+            if not isinstance(loop, (ast.For, ast.While)):
+                continue
+            for n in loop.body:
+                for m in ast.walk(n):
+                    if isinstance(m, ast.AugAssign) and isinstance(m.op, ast.Add) and isinstance(m.target, ast.Name):
+                        claims.append(_claim_at(code, source, m, {"accumulator": m.target.id}))
+                    elif isinstance(m, ast.Call) and isinstance(m.func, ast.Attribute) and m.func.attr == "append" and m.args:
+                        if "loss" in ast.unparse(m.args[0]) and isinstance(m.func.value, ast.Name):
+                            claims.append(_claim_at(code, source, m, {"accumulator": m.func.value.id}))
+        claims = list({(c.line, c.column): c for c in claims}.values())
     return claims
 
 

@@ -11,6 +11,8 @@ every function and method in it (see docs/architecture-model.md). Queries:
   ``grad_mode`` ("no_grad", "inference_mode", "enable_grad" or None) and
   ``discarded`` (an expression statement).
 - ``model.calls()``: every :class:`CallFact`, in the order they were interpreted.
+- ``model.update(node)`` -> :class:`UpdateFact` or None: at ``x += y``, the values of
+  ``x`` (``target``) and ``y`` (``value``) with ``function``, ``loops`` and ``grad_mode``.
 - ``model.loop(node)`` / ``model.function_region(def)`` -> :class:`Region`: the
   calls that run in a loop or function body and its ``.grad`` clearing statements.
 - ``model.may_clear_grads(fact)`` / ``model.function_clears(def)``: the effect

@@ -40,6 +40,7 @@ from torchlint.analysis.training import (
     is_torch_optimizer_qualname,
     last_part,
     literal_string,
+    looks_like_loss_name,
     looks_like_optimizer_name,
 )
 from torchlint.analysis.values import (
@@ -117,6 +118,19 @@ class CallFact:
 
 
 @dataclass
+class UpdateFact:
+    """An augmented assignment (``total += loss``) as the model saw it: ``target`` the value
+    before, ``value`` the right-hand side's; context as in :class:`CallFact`."""
+
+    node: cst.AugAssign
+    target: object
+    value: object
+    function: cst.FunctionDef | None
+    loops: tuple[cst.CSTNode, ...]
+    grad_mode: str | None
+
+
+@dataclass
 class Region:
     """A loop or a function body: the calls that run in it and its ``.grad`` clearing statements."""
 
@@ -154,6 +168,7 @@ class ProgramModel:
         self.names = names
         self.code = code
         self.facts: dict[int, CallFact] = {}
+        self._updates: dict[int, UpdateFact] = {}
         self.regions: dict[int, Region] = {}
         self.functions: dict[str, list[cst.FunctionDef]] = {}
         self.classes: dict[str, cst.ClassDef] = {}
@@ -186,6 +201,10 @@ class ProgramModel:
 
     def calls(self) -> Iterator[CallFact]:
         return iter(self.facts.values())
+
+    def update(self, node: cst.AugAssign) -> UpdateFact | None:
+        """What the model saw at ``x += y`` (None: code it never runs)."""
+        return self._updates.get(id(node))
 
     def loop(self, node: cst.CSTNode) -> Region | None:
         return self.regions.get(id(node))
@@ -570,6 +589,10 @@ class ProgramModel:
         elif isinstance(stmt, cst.AugAssign):
             value = self._ev(stmt.value, frame)
             old = self._ev(stmt.target, frame)
+            if self._recording:
+                self._updates[id(stmt)] = UpdateFact(
+                    stmt, old, value, frame.info.node if frame.info else None, tuple(frame.loops), frame.grad[-1] if frame.grad else None
+                )
             new = old if isinstance(old, TensorV) and isinstance(value, TensorV) else UNKNOWN
             self._bind(stmt.target, new, site, frame)
         elif isinstance(stmt, cst.Expr):
@@ -826,6 +849,8 @@ class ProgramModel:
                 return _derived(right)
             if isinstance(left, TensorV) and isinstance(right, TensorV) and left.placement is right.placement:
                 return TensorV(left.placement, None, left.grad or right.grad)
+            if any(isinstance(v, TensorV) and v.grad is True for v in (left, right)):
+                return TensorV(None, None, True)  # ``loss * x.size(0)``: still in the graph, device unknown
             return UNKNOWN
         if isinstance(expr, cst.IfExp):
             self._ev(expr.test, frame)
@@ -922,6 +947,8 @@ class ProgramModel:
             callee = self._lookup(dotted, frame) if dotted is not None and dotted in frame.env else self._attribute(receiver, func.attr.value, frame)
         elif isinstance(func, cst.Name):
             callee = self._lookup(func.value, frame, guess=False)  # make_model() is no model
+            if callee is UNKNOWN and looks_like_loss_name(func.value):
+                callee = self._lookup(func.value, frame)  # criterion(out, y) unbound in the file: a loss by its name
         else:
             callee = self._ev(func, frame)
         args = tuple(self._ev(a.value, frame) for a in call.args)
@@ -963,9 +990,9 @@ class ProgramModel:
             forward = self.method(callee.cls, "forward") if callee.cls in self.classes else None
             if forward is not None:
                 self._pass_arguments(forward, (callee, *args), call)
-            return TensorV(callee.placement, None, True, self.code(func))
+            return TensorV(callee.placement, None, self._graph(frame), self.code(func))
         if isinstance(callee, LossFnV):
-            return TensorV(None, None, True)
+            return TensorV(None, None, self._graph(frame))
         qual = self._qualname(func)
         if qual is None:
             return UNKNOWN
@@ -1002,7 +1029,7 @@ class ProgramModel:
         if is_loss_function_qualname(qual) and not qual.startswith("torch.nn.functional."):
             return LossFnV(qual)
         if is_loss_function_qualname(qual):
-            return TensorV(None, None, True)
+            return TensorV(None, None, self._graph(frame))
         head, _, name = qual.rpartition(".")
         if head in ("torch.nn", "torch.nn.modules") and name[:1].isupper():
             return ModuleV(qual)
@@ -1021,6 +1048,8 @@ class ProgramModel:
             if placement is None:
                 return t if method == "to" and call.args and not any(a.star for a in call.args) else TensorV(None, t.origin, t.grad)
             return TensorV(placement, t.origin, t.grad)
+        if method in ("detach", "detach_"):
+            return TensorV(t.placement, t.origin, False)
         if method in DERIVING_METHODS:
             return TensorV(t.placement, t.origin, t.grad)  # x.view(...) is still x for a fix
         if method in ("next", "__next__"):
@@ -1232,6 +1261,11 @@ class ProgramModel:
             return None
         return dotted_name(first.func.value)
 
+    @staticmethod
+    def _graph(frame: _Frame) -> bool:
+        """Does a result computed here carry an autograd graph (not under no_grad/inference_mode)?"""
+        return not frame.grad or frame.grad[-1] == "enable_grad"
+
     def _grad_context(self, expr: cst.BaseExpression) -> str | None:
         func = expr.func if isinstance(expr, cst.Call) else expr
         return _GRAD_CONTEXTS.get(self._qualname(func) or "")
@@ -1276,6 +1310,8 @@ def _by_name(name: str) -> object:
         return LoaderV(name)
     if looks_like_optimizer_name(name):
         return OptimizerV()
+    if looks_like_loss_name(name):
+        return LossFnV()  # criterion, loss_fn: called on outputs, it gives a loss
     if name[:1].islower() and _MODEL_NAME.search(low):  # Net, Model: classes, not instances
         return ModuleV()
     return UNKNOWN

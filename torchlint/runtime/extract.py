@@ -201,6 +201,11 @@ class _Apply(ast.NodeTransformer):
             pair = [ast.Lambda(_no_args(), node), ast.Lambda(_no_args(), fixed)]
             call = ast.Call(_h("compared", node), pair, [])
             return ast.fix_missing_locations(ast.copy_location(call, node))
+        if isinstance(kind, str) and kind.startswith("accumulate:"):
+            # TL102: what is added, next to the accumulator before the addition (read by a lambda).
+            old = ast.parse(kind[len("accumulate:") :], mode="eval").body
+            call = ast.Call(_h("accumulated", node), [node, ast.Lambda(_no_args(), old)], [])
+            return ast.fix_missing_locations(ast.copy_location(call, node))
         if kind == "watch":
             # TL206: the object whose misspelt attribute is set, kept for a look afterwards.
             return ast.copy_location(ast.Call(_h("watched", node), [node], []), node)

@@ -44,6 +44,7 @@ CONFIRMER_MODULES = {
     "TL402": "torchlint.runtime.confirmers.tl402",
     "TL106": "torchlint.runtime.confirmers.tl106",
     "TL107": "torchlint.runtime.confirmers.tl107",
+    "TL102": "torchlint.runtime.confirmers.tl102",
 }
 
 

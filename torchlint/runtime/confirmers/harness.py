@@ -200,6 +200,41 @@ def compared(original: Callable[[], Any], fixed: Callable[[], Any]) -> Any:
     return value
 
 
+def _graph_nodes(value: Any, limit: int = 200_000) -> int:
+    """How many autograd nodes ``value``'s graph holds (the memory an accumulator keeps alive)."""
+    roots = [v.grad_fn for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, torch.Tensor)]
+    seen: set[int] = set()
+    stack = [r for r in roots if r is not None]
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(n for n, _ in node.next_functions if n is not None)
+    return len(seen)
+
+
+def accumulated(value: Any, old: Callable[[], Any]) -> Any:
+    """TL102: ``acc += value`` / ``acc.append(value)``: the accumulator before each addition, and its graph."""
+    try:
+        acc = old()
+    except Exception:  # noqa: BLE001 - not bound yet
+        acc = None
+    items = acc if isinstance(acc, (list, tuple)) else [acc]
+    with_graph = [v for v in items if isinstance(v, torch.Tensor) and v.grad_fn is not None]
+    STATE.measure.setdefault("accumulator", []).append(
+        {
+            "type": type(acc).__name__,
+            "grad_fn": type(with_graph[-1].grad_fn).__name__ if with_graph else None,
+            "with_graph": len(with_graph),
+            "nodes": _graph_nodes(acc),
+        }
+    )
+    if isinstance(value, torch.Tensor):
+        STATE.measure["added_grad_fn"] = type(value.grad_fn).__name__ if value.grad_fn is not None else None
+    return value
+
+
 def watched(obj: Any) -> Any:
     """TL206: the object whose ``require_grad`` the flagged line sets; looked at after the line ran."""
     STATE.measure["_watched"] = obj

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.analysis.model import program_model
+from torchlint.analysis.values import TensorV
+from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
+
+_NO_GRAPH = ("no_grad", "inference_mode")
+# Uses of the accumulator after which a plain float is just as good (the fix is then safe).
+_NUMERIC_USES = frozenset({"print", "float", "str", "round", "format"})
+
+
+class LossAccumulatesGraph(Rule):
+    """
+    ## What it does
+    Checks for a loss (a tensor that carries an autograd graph: a loss
+    function's result, a model's output) added to an accumulator that lives
+    across the iterations of a loop, `total_loss += loss`, or appended to a
+    list, `losses.append(loss)`, without `.item()` or `.detach()`.
+
+    The rule is silent when the accumulator is rebound in the same loop (it
+    holds one iteration only), when the accumulated value is meant to carry the
+    graph (the accumulator, or a value computed from it, reaches `backward()`
+    or `torch.autograd.grad`, or is returned), under `torch.no_grad()` or
+    `torch.inference_mode()`, and whenever the program model does not know that
+    the added value carries a graph. For `append`, the appended expression must
+    mention a loss.
+
+    ## Why is this bad?
+    Adding a tensor that has a `grad_fn` makes the sum a node of the same
+    graph: every iteration's graph (and the activations it saved) stays alive
+    as long as the accumulator does. Memory grows with every batch until the
+    epoch ends or the process runs out of memory, although the total is only
+    ever read as a number.
+
+    ## Example
+    ```python
+    running_loss = 0.0
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss
+    ```
+
+    ## Use instead
+    ```python
+    running_loss = 0.0
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()
+    ```
+
+    ## Fix safety
+    The fix adds `.item()`. It is safe when the accumulator is otherwise only
+    printed or converted (`print`, an f-string, `float`, `str`, `round`):
+    then a Python float serves the same. Otherwise it is unsafe: code that
+    later uses the accumulator as a tensor (`total.item()`, `total.cpu()`)
+    would break on a float.
+    """
+
+    code = "TL102"
+    name = "loss-accumulates-graph"
+    message = "`{text}` keeps every iteration's autograd graph alive: `{value}` carries a graph; accumulate `{value}.item()` (or `.detach()`)"
+    triggers = ("+=", ".append(")
+    confirmable = True
+
+    VALID = [
+        "total = 0.0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss.item()\n",
+        "total = 0.0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss.detach()\n",
+        # The sum is what backward() is called on (an RNN's loss over time steps).
+        "loss = 0\nfor t in range(steps):\n    loss += criterion(model(x[t]), y[t])\nloss.backward()\n",
+        # Evaluation under no_grad builds no graph.
+        "import torch\ntotal = 0\nwith torch.no_grad():\n    for x, y in loader:\n        total += criterion(model(x), y)\n",
+        # The accumulator is rebound every iteration.
+        "for x, y in loader:\n    total = 0\n    total += criterion(model(x), y)\n    total.backward()\n",
+        # The losses are stacked and backpropagated together.
+        "import torch\nlosses = []\nfor x, y in loader:\n    losses.append(criterion(model(x), y))\ntorch.stack(losses).mean().backward()\n",
+    ]
+    INVALID = [
+        Invalid(
+            "running_loss = 0.0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    running_loss += loss\nprint(running_loss)\n",
+            "running_loss = 0.0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    running_loss += loss.item()\nprint(running_loss)\n",
+        ),
+        Invalid(
+            "history = []\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    history.append(loss)\n",
+            "history = []\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    history.append(loss.item())\n",
+        ),
+        Invalid(
+            "import torch.nn.functional as F\nepoch_loss = 0\nfor x, y in loader:\n    out = model(x)\n    loss = F.cross_entropy(out, y)\n    loss.backward()\n    epoch_loss += loss * x.size(0)\n",
+            "import torch.nn.functional as F\nepoch_loss = 0\nfor x, y in loader:\n    out = model(x)\n    loss = F.cross_entropy(out, y)\n    loss.backward()\n    epoch_loss += (loss * x.size(0)).item()\n",
+        ),
+    ]
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._loops = 0
+        self._candidates: list[tuple[cst.CSTNode, cst.BaseExpression, str]] = []  # (node, added value, accumulator)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._loops += 1
+
+    def leave_For(self, node: cst.For) -> None:
+        self._loops -= 1
+
+    visit_While = visit_For  # type: ignore[assignment]
+    leave_While = leave_For  # type: ignore[assignment]
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if self._loops and isinstance(node.operator, cst.AddAssign) and isinstance(node.target, cst.Name):
+            self._candidates.append((node, node.value, node.target.value))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if (
+            self._loops and isinstance(func, cst.Attribute) and func.attr.value == "append"
+            and isinstance(func.value, cst.Name) and len(node.args) == 1 and node.args[0].keyword is None
+            and "loss" in self.context.code(node.args[0].value).lower()
+        ):
+            self._candidates.append((node, node.args[0].value, func.value.value))
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if not self._candidates:
+            return
+        model = program_model(self.context)
+        for stmt, value_node, acc in self._candidates:
+            fact = model.update(stmt) if isinstance(stmt, cst.AugAssign) else model.fact(stmt)  # type: ignore[arg-type]
+            if fact is None or not fact.loops or fact.grad_mode in _NO_GRAPH:
+                continue
+            value = fact.value if isinstance(stmt, cst.AugAssign) else fact.args[0]  # type: ignore[union-attr]
+            if not (isinstance(value, TensorV) and value.grad is True):
+                continue  # not known to carry a graph
+            scope = fact.function if fact.function is not None else model.module
+            if _rebound_in(fact.loops[-1], acc) or _feeds_graph(scope, acc):
+                continue
+            self._report(stmt, value_node, acc, scope)
+
+    def _report(self, stmt: cst.CSTNode, value_node: cst.BaseExpression, acc: str, scope: cst.CSTNode) -> None:
+        simple = isinstance(value_node, (cst.Name, cst.Attribute, cst.Call, cst.Subscript))
+        value_text = self.context.code(value_node)
+        new = f"{value_text}.item()" if simple else f"({value_text}).item()"
+        safe = _numeric_only(scope, acc, stmt)
+        fix = FixSpec(f"Accumulate `{new}`", (Replace(value_node, new),), "safe" if safe else "unsafe")
+        text = f"{acc} += {value_text}" if isinstance(stmt, cst.AugAssign) else f"{acc}.append({value_text})"
+        shown = value_text if len(value_text) <= 30 else "the loss"
+        self.report(stmt, self.message.format(text=text if len(text) <= 50 else f"{acc} += ...", value=shown), fix=fix, data={"accumulator": acc})
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, cst.Name):
+            out.add(cur.value)
+        stack.extend(cur.children)
+    return out
+
+
+def _walk(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        yield cur
+        stack.extend(cur.children)
+
+
+def _rebound_in(loop: cst.CSTNode, acc: str) -> bool:
+    """A plain ``acc = ...`` in the loop: each iteration starts a new accumulator."""
+    for cur in _walk(loop.body):  # type: ignore[attr-defined]
+        if isinstance(cur, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == acc for t in cur.targets):
+            return True
+    return False
+
+
+def _feeds_graph(scope: cst.CSTNode, acc: str) -> bool:
+    """Does ``acc`` (or a name computed from it) reach backward(), autograd.grad, a return or a yield?"""
+    derived = {acc}
+    stmts = [n for n in _walk(scope) if isinstance(n, (cst.SimpleStatementLine, cst.Return))]
+    for _ in range(3):  # names computed from names computed from acc
+        for line in stmts:
+            for small in getattr(line, "body", ()):
+                if isinstance(small, cst.Assign) and _names(small.value) & derived:
+                    derived |= {t.target.value for t in small.targets if isinstance(t.target, cst.Name)}
+    for line in stmts:
+        names = _names(line)
+        if not names & derived:
+            continue
+        for cur in _walk(line):
+            if isinstance(cur, (cst.Return, cst.Yield)):
+                return True
+            if isinstance(cur, cst.Call):
+                func = cur.func
+                name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+                if name in ("backward", "grad", "manual_backward"):
+                    return True
+    return False
+
+
+def _numeric_only(scope: cst.CSTNode, acc: str, stmt: cst.CSTNode) -> bool:
+    """Is every other read of ``acc`` inside print/float/str/round/format or an f-string?"""
+    allowed: set[int] = set()
+    for cur in _walk(scope):
+        if cur is stmt:
+            allowed |= {id(n) for n in _walk(cur)}
+        elif isinstance(cur, cst.FormattedStringExpression):
+            allowed |= {id(n) for n in _walk(cur)}
+        elif isinstance(cur, cst.Call) and isinstance(cur.func, cst.Name) and cur.func.value in _NUMERIC_USES:
+            allowed |= {id(n) for a in cur.args for n in _walk(a)}
+        elif isinstance(cur, (cst.Assign, cst.AugAssign)):
+            targets = cur.targets if isinstance(cur, cst.Assign) else [cur]
+            for t in targets:
+                if isinstance(t.target, cst.Name) and t.target.value == acc:
+                    allowed.add(id(t.target))
+    for cur in _walk(scope):
+        if isinstance(cur, cst.Name) and cur.value == acc and id(cur) not in allowed:
+            return False
+    return True
