@@ -78,3 +78,23 @@ def test_undefined_names_are_reported(findings, name, needle):
     for n, line, d in reported:
         src = (SEEDS / n).read_text(encoding="utf-8").splitlines()[line - 1]
         assert needle.strip() in src and src[d["column"] - 1 :].startswith(name)
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_dataiter_next_is_confirmed_by_running_the_article():
+    """--confirm runs a Markdown article's blocks as one program: `.next()` fails as it would for a reader."""
+    pytest.importorskip("torch")
+    files = sorted(str(p) for p in SEEDS.glob("*.txt"))
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TORCHLINT_CACHE_DIR")}
+    env["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "torchlint", "check", "--no-cache", "--confirm", "--select", "TL201", "--extension", "txt:markdown",
+         "--output-format", "json", *files],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+    )
+    data = [d for d in json.loads(p.stdout) if d["code"] == "TL201"]  # (TL001 is always on)
+    assert {(Path(d["path"]).name, d["line"]) for d in data} == set(lines_with("dataiter.next()"))
+    for d in data:
+        assert d["confirmation"]["status"] == "confirmed", d
+        assert "object has no attribute 'next'" in d["confirmation"]["evidence"]
