@@ -10,7 +10,8 @@ runs it, so interpreter start-up and imports are included everywhere:
     python benchmarks/bench_lint.py --limit 200 --profile 25   # where torchlint's time goes
 
 Prints the median wall time of each measurement, files/second and the ratios
-(torchlint vs TorchFix throughput, torchlint vs the bare parse).
+(torchlint vs TorchFix throughput, torchlint vs the bare parse), and the CPU
+time of torchlint next to ``ruff check --select ALL`` on the same files.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -94,12 +96,24 @@ def bare_parse_main(list_file: str, jobs: int) -> int:
 # --- measurements -------------------------------------------------------------------------
 
 
+# CPU seconds (user + system, every process the command started) of the last timed() call, per run.
+LAST_CPU: list[float] = []
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], runs: int, env: dict, ok_codes=(0, 1)) -> list[float]:
     times = []
+    LAST_CPU.clear()
     for _ in range(runs):
         t = time.perf_counter()
+        cpu = _children_cpu()
         p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - t)
+        LAST_CPU.append(_children_cpu() - cpu)
         if p.returncode not in ok_codes:
             tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
             raise SystemExit(f"error: {' '.join(cmd[:6])}... exited {p.returncode}: {' | '.join(tail)}")
@@ -143,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="cores for the parallel measurements")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--profile", type=int, metavar="N", help="afterwards, cProfile torchlint on one core (top N)")
-    ap.add_argument("--skip", action="append", default=[], help="skip a measurement: bare1, bare, torchlint, no-tl301, warm, torchfix")
+    ap.add_argument("--skip", action="append", default=[], help="skip a measurement: bare1, bare, torchlint, no-tl301, warm, ruff, torchfix")
     ap.add_argument(
         "--live",
         action="store_true",
@@ -180,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     codes = rule_codes()
 
     results: dict[str, float] = {}
+    cpu: dict[str, float] = {}
 
     def measure(key: str, label: str, cmd: list[str], runs: int, ok=(0, 1)) -> None:
         if key in args.skip:
@@ -187,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         times = timed(cmd, runs, env, ok)
         med = statistics.median(times)
         results[label] = med
+        cpu[key] = statistics.median(LAST_CPU)
         spread = f"  (min {min(times):.2f}, max {max(times):.2f})" if len(times) > 1 else ""
-        print(f"{label:<48} {med:8.2f} s {len(files) / med:9.1f} files/s{spread}", flush=True)
+        print(f"{label:<48} {med:8.2f} s {len(files) / med:9.1f} files/s  cpu {cpu[key]:7.2f} s{spread}", flush=True)
 
     me = [sys.executable, str(Path(__file__).resolve()), "--_bare-parse", str(list_file)]
     try:
@@ -203,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         if "warm" not in args.skip:
             timed(tl + ["--cache-dir", str(cache_dir)], 1, env)  # fill it
         measure("warm", "torchlint, warm cache", tl + ["--cache-dir", str(cache_dir)], args.runs)
+        # ruff on the same files: the yardstick of issue #11 (torchlint <= 4x ruff's CPU time).
+        ruff = shutil.which("ruff")
+        if ruff:
+            measure("ruff", "ruff check --select ALL, no cache", [ruff, "check", "--select", "ALL", "--no-cache", "--exit-zero",
+                    "--quiet", "--no-respect-gitignore", *targets], args.runs, (0, 1, 2))
+        else:
+            print("ruff: not installed (pip install ruff) - skipped")
         torchfix = shutil.which("torchfix")
         if torchfix and not args.no_torchfix:
             tf_runs = args.torchfix_runs or args.runs
@@ -219,10 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if lint and bare:
         print(f"torchlint time / bare parse time ({jobs} cores): {lint / bare:.2f}x  (target: <= 1.5x)")
+    if "torchlint" in cpu and "ruff" in cpu:
+        print(f"torchlint CPU time / ruff --select ALL CPU time: {cpu['torchlint'] / cpu['ruff']:.2f}x  (target: <= 4x)")
     if lint and tf:
         print(f"torchlint throughput / torchfix throughput: {tf / lint:.1f}x")
     if args.json:
-        args.json.write_text(json.dumps({"tree": str(root), "files": len(files), "lines": lines, "cores": jobs, "seconds": results}, indent=2))
+        args.json.write_text(json.dumps({"tree": str(root), "files": len(files), "lines": lines, "cores": jobs, "seconds": results, "cpu_seconds": cpu}, indent=2))
     if args.profile:
         profile(files, args.profile)
     return 0

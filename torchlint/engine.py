@@ -79,6 +79,7 @@ class LintOptions:
             if (self.document is not None or not r.documents_only)
             and (not r.triggers or any(t in source for t in r.triggers))
             and (r.trigger_pattern is None or r.trigger_pattern.search(source) is not None)
+            and r.applies_to(source)
         ]
 
 

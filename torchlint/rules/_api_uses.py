@@ -10,6 +10,7 @@ of ``torchlint/knowledge/deprecations.py``; and the package's own sources
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 
 import libcst as cst
@@ -36,9 +37,20 @@ def _inside_package(directory: str, package: str) -> bool:
         d = head
 
 
-def is_version_test(test: str) -> bool:
-    """Does an ``if`` test look at the installed release (``torch.__version__``, ``hasattr(torch, ...)``)?"""
-    return "__version__" in test or "hasattr(" in test or "VERSION" in test or "version" in test.lower()
+def is_version_test(test: cst.BaseExpression) -> bool:
+    """Does an ``if`` test look at the installed release (``torch.__version__``, ``hasattr(torch, ...)``)?
+
+    Walks the (small) test expression for a name mentioning a version, or a ``hasattr`` call; no codegen.
+    """
+    stack: list[cst.CSTNode] = [test]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name) and ("version" in node.value.lower() or node.value == "hasattr"):
+            return True
+        if isinstance(node, cst.SimpleString) and "version" in node.value.lower():
+            return True
+        stack.extend(node.children)
+    return False
 
 
 def _int_literal(expr: cst.BaseExpression) -> int | None:
@@ -55,10 +67,34 @@ def _bool_literal(expr: cst.BaseExpression) -> bool | None | str:
     return "?"
 
 
+# Only files naming some entry (or a deprecated keyword, or a removed module) are walked.
+# A name is reached as ``x.name``, imported (``from m import a, name``), or a keyword (``reduce=``).
+_TRIGGER = re.compile(
+    r"(?:\.|\bimport\b[^\n]*\b)(?P<name>" + "|".join(sorted({re.escape(n) for n in _LAST_NAMES} | {"functional_tensor", "_six"}))
+    + r")\b|\b(?:size_average|reduce|volatile)\s*=(?!=)"
+)
+# The module each name is reached through (``.grad`` matters only next to ``functorch``, ``.uniform`` next to ``init``).
+_PARENTS: dict[str, set[str]] = {}
+for _api in _APIS:
+    _parts = _api.split(".")
+    _PARENTS.setdefault(_parts[-1], set()).add(_parts[-2] if len(_parts) > 1 else _parts[0])
+_PARENTS.setdefault("functional_tensor", set()).add("transforms")
+_PARENTS.setdefault("_six", set()).add("torch")
+
+
 class ApiUseRule(Rule):
-    """Base of TL203/TL204; subclasses define ``_entry``, ``_verb`` and the class attributes."""
+    """Base of TL203/TL204; subclasses define ``_entry``, ``_describe`` and the class attributes."""
 
     triggers = ("torch", "functorch")
+    trigger_pattern = _TRIGGER
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        for m in _TRIGGER.finditer(source):
+            name = m.group("name")
+            if name is None or any(parent in source for parent in _PARENTS.get(name, ())):
+                return True
+        return False
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
@@ -74,11 +110,11 @@ class ApiUseRule(Rule):
         self._compat -= 1
 
     def visit_If(self, node: cst.If) -> None:
-        if is_version_test(self.context.code(node.test)):
+        if is_version_test(node.test):
             self._compat += 1
 
     def leave_If(self, node: cst.If) -> None:
-        if is_version_test(self.context.code(node.test)):
+        if is_version_test(node.test):
             self._compat -= 1
 
     # -- which entries --

@@ -224,6 +224,14 @@ class Rule:
         self.pending: list[PendingFinding] = []
 
     @classmethod
+    def applies_to(cls, source: str) -> bool:
+        """A last, cheaper pre-filter than the CST walk (after ``triggers``/``trigger_pattern``): False skips the file.
+
+        It must never be False where the rule would report something.
+        """
+        return True
+
+    @classmethod
     def documentation(cls) -> str:
         return textwrap.dedent(cls.__doc__ or "").strip()
 

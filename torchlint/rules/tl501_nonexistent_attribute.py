@@ -71,6 +71,13 @@ class NonexistentAttribute(LocalTypes, Rule):
     confirmable = True
     triggers = ("torch",)
 
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # Most files mention torch: a C-speed scan spares them the CST walk (knowledge/prescan.py).
+        from torchlint.knowledge.prescan import may_fire
+
+        return "TL501" in may_fire(source)
+
     VALID = [
         "import torch\nlayer = torch.nn.Sequential(torch.nn.Linear(2, 2))\n",
         "import torchvision.models as models\nresnet = models.resnet18()\nn = resnet.fc.in_features\n",
@@ -143,11 +150,11 @@ class NonexistentAttribute(LocalTypes, Rule):
         self._try_guards -= 1
 
     def visit_If(self, node: cst.If) -> None:
-        if is_version_test(self.context.code(node.test)):
+        if is_version_test(node.test):
             self._try_guards += 1
 
     def leave_If(self, node: cst.If) -> None:
-        if is_version_test(self.context.code(node.test)):
+        if is_version_test(node.test):
             self._try_guards -= 1
 
     def visit_Try(self, node: cst.Try) -> None:

@@ -58,6 +58,13 @@ class UnexpectedKeyword(Rule):
     confirmable = True
     triggers = ("torch",)
 
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # Most files mention torch: a C-speed scan spares them the CST walk (knowledge/prescan.py).
+        from torchlint.knowledge.prescan import may_fire
+
+        return "TL502" in may_fire(source)
+
     VALID = [
         "import torch.nn as nn\nconv = nn.Conv2d(3, 6, kernel_size=5)\n",
         "import torch.nn as nn\nlstm = nn.LSTM(10, 20, batch_first=True)\n",
