@@ -92,14 +92,14 @@ def test_nesting_beyond_python_or_the_analyzer_never_crashes_the_run(tmp_path):
         assert "All checks passed!" not in p.stdout + p.stderr
 
 
-def test_python_is_judged_at_its_own_recursion_limit_not_ours():
+def test_python_is_judged_at_its_own_recursion_limit_not_ours(tmp_path):
     # torchlint raises the recursion limit for deep CST walks; `python file.py` does not.
-    ok = "x = it" + ".next()" * 400 + "\n"
-    too_deep_for_python = "x = it" + ".next()" * 2500 + "\n"
-    assert lint_source(ok, "t.py", LintOptions(codes=frozenset())).findings == []
-    (f,) = lint_source(too_deep_for_python, "t.py", LintOptions(codes=frozenset())).findings
-    assert f.code == "TL001"
-    fresh = subprocess.run([sys.executable, "-c", too_deep_for_python], capture_output=True, text=True)
+    (tmp_path / "ok.py").write_text("x = it" + ".next()" * 400 + "\n")
+    (tmp_path / "deep.py").write_text("x = it" + ".next()" * 2500 + "\n")
+    p = check("--select", "TL202", ".", cwd=tmp_path, timeout=60)  # in a subprocess: libcst must never see deep.py
+    assert p.stdout.splitlines()[0].startswith("deep.py:1:1: TL001 too deeply nested for Python to compile")
+    assert flagged(p) == ["deep.py"]
+    fresh = subprocess.run([sys.executable, str(tmp_path / "deep.py")], capture_output=True, text=True)
     assert "RecursionError" in fresh.stderr
 
 
