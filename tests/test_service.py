@@ -400,3 +400,17 @@ def test_the_server_answers_initialize_without_libcst_the_rules_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_projects_max_file_size_applies_in_the_editor(tmp_path):
+    from torchlint.server.service import _unlintable
+    from torchlint.server.settings import ClientSettings, ProjectConfigs
+
+    (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nmax-file-size = "2KB"\n')
+    path = str(tmp_path / "gen.py")
+    config = ProjectConfigs(cwd=str(tmp_path)).for_file(path, ClientSettings())
+    assert config.max_bytes == 2048
+    assert _unlintable("x = 1\n" * 600, path, config.max_bytes) == (
+        "file is too large to lint (4 KB > 2 KB); skipped (the `max-file-size` setting raises the limit)"
+    )
+    assert _unlintable("x = 1\n" * 600, path) is None  # the default limit: 1 MB

@@ -38,8 +38,8 @@ class SourceError(Exception):
     """A file that cannot be linted; ``str()`` is the one-line message for the user."""
 
 
-def too_large(path: str, size: int, limit: int) -> str:
-    return f"{path}: file is too large to lint ({_size(size)} > {_size(limit)}); skipped (the `max-file-size` setting raises the limit)"
+def too_large(size: int, limit: int) -> str:
+    return f"file is too large to lint ({_size(size)} > {_size(limit)}); skipped (the `max-file-size` setting raises the limit)"
 
 
 def _size(n: int) -> str:
@@ -51,7 +51,7 @@ def _size(n: int) -> str:
 def decode(data: bytes, path: str, max_bytes: int | None = None) -> str:
     limit = MAX_BYTES if max_bytes is None else max_bytes
     if len(data) > limit:
-        raise SourceError(too_large(path, len(data), limit))
+        raise SourceError(f"{path}: {too_large(len(data), limit)}")
     if b"\x00" in data[:8192]:
         raise SourceError(f"{path}: binary file (contains NUL bytes), not Python source")
     try:

@@ -54,7 +54,7 @@ from torchlint.server.convert import (
 )
 from torchlint.server.settings import ClientSettings, FileConfig, ProjectConfigs, parse_settings
 from torchlint.server.worker import WorkerDied, WorkerPool
-from torchlint.sources import MAX_BYTES
+from torchlint.sources import MAX_BYTES, too_large
 
 if TYPE_CHECKING:
     from torchlint.rules.base import Rule
@@ -477,7 +477,7 @@ class TorchlintService:
             return None
         if config.error:
             self.show_once(lsp.MessageType.Warning, f"torchlint: {config.error} (using the default rules until it is fixed)")
-        notice = _unlintable(source, st.path or st.uri)
+        notice = _unlintable(source, st.path or st.uri, config.max_bytes)
         report: FileReport | None = None
         while notice is None and report is None:
             if st.crashed_text == source and st.crashes >= CRASHES_PER_TEXT:
@@ -896,11 +896,11 @@ class TorchlintService:
         return results
 
 
-def _unlintable(source: str, path: str) -> str | None:
+def _unlintable(source: str, path: str, max_bytes: int | None = None) -> str | None:
     """The same limits as files read from disk (torchlint.sources)."""
-    if len(source) * 4 > MAX_BYTES and len(source.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        size = len(source.encode("utf-8", "surrogatepass")) / 1e6
-        return f"file is too large to lint ({size:.1f} MB > {MAX_BYTES // 1_000_000} MB); torchlint skipped it"
+    limit = MAX_BYTES if max_bytes is None else max_bytes
+    if len(source) * 4 > limit and len(source.encode("utf-8", "surrogatepass")) > limit:
+        return too_large(len(source.encode("utf-8", "surrogatepass")), limit)
     if "\x00" in source[:8192]:
         return "binary content (contains NUL bytes), not Python source; torchlint skipped it"
     return None

@@ -166,6 +166,7 @@ class FileConfig:
     codes: frozenset[str]
     config_path: str | None  # the pyproject.toml that applied, if any
     error: str | None = None  # a broken config: shown to the user, defaults used meanwhile
+    max_bytes: int | None = None  # the project's max-file-size (None: torchlint.sources.MAX_BYTES)
 
 
 def merge_selections(project: Selection, client: ClientSettings, preference: str) -> Selection:
@@ -234,7 +235,7 @@ class ProjectConfigs:
         self._remember_candidates(abspath)
         merged = merge_selections(settings.selection, client, client.configuration_preference)
         codes = resolve_codes([merged], settings.ignored_codes(abspath))
-        return FileConfig(codes, settings.path)
+        return FileConfig(codes, settings.path, max_bytes=settings.max_file_size)
 
     def _remember_candidates(self, abspath: str) -> None:
         # Every pyproject.toml between the file and the root can start or stop
