@@ -234,7 +234,9 @@ def test_markdown_fix_in_an_indented_block_keeps_its_indentation():
 def test_unlabelled_fence_that_opens_with_an_import_but_does_not_parse_is_code():
     md = "```\nimport torch\nx = torch.ones(\n```\n"
     doc = build(md, "t.md", "markdown")
-    assert [c.state for c in doc.chunks] == ["broken"]
+    # Code: its TL001 is reported, and its import (the statement that parses) is kept.
+    assert [c.state for c in doc.chunks] == ["code"] and doc.chunks[0].error is not None
+    assert doc.chunks[0].lines[0] == "import torch"
     assert build("```\nSome prose (with a paren\n```\n", "t.md", "markdown").chunks == []
 
 
@@ -281,3 +283,10 @@ def test_confirm_runs_a_markdown_tutorial_and_a_notebook(tmp_path):
         assert (d.get("cell"), d["line"]) == where
         assert d["confirmation"]["status"] == "confirmed", d["confirmation"]
         assert "has no attribute 'next'" in d["confirmation"]["evidence"]
+
+
+def test_an_exercise_placeholder_does_not_hide_the_rest_of_its_cell():
+    cells = (("code", "import torch\nloader = torch.utils.data.DataLoader([1])"),
+             ("code", "dataiter = iter(loader)\nimages = dataiter.next()\n\n# TODO: compute the probabilities\nps = \n\nprint(ps)"))
+    report = lint_text(notebook(*cells), "ex.ipynb", "notebook", None)
+    assert [(f.cell, f.range.line, f.code) for f in report.findings] == [(2, 2, "TL201"), (2, 5, "TL001")]

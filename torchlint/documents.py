@@ -342,6 +342,8 @@ def _chunk(number: int, origin: int, lines: list[str], originals: list[str], cel
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*)$")
 _MYST_OPTION = re.compile(r"^:[\w-]+:")
+# Top-level lines that continue a statement rather than start one.
+_CONTINUATION = re.compile(r"^(?:else|elif|except|finally|case)\b|^[)\]}]")
 _IMPORT_LINE = re.compile(r"^(import [\w.]+|from [\w.]+ import [\w(*])")
 
 
@@ -586,8 +588,39 @@ class Document:
                 continue
             if self.kind != "notebook" and self._repair_elision(c):
                 continue
+            error = _syntax_error(code, self.path, c)
+            if self._salvage(c):
+                c.error = error  # its TL001 stands; the statements that parse are linted
+                continue
             c.state = "broken"
-            c.error = _syntax_error(code, self.path, c)
+            c.error = error
+
+    def _salvage(self, c: Chunk) -> bool:
+        """Keep the top-level statements of a chunk that parse (an exercise cell's ``ps = `` placeholder
+        must not hide the ``it.next()`` above it); each one that does not becomes an unknown marker."""
+        starts = []
+        previous = ""
+        for k, line in enumerate(c.lines):
+            if line[:1] not in ("", " ", "\t", "#") and not _CONTINUATION.match(line) and not previous.startswith("@"):
+                starts.append(k)
+            if line[:1] not in ("", " ", "\t", "#"):
+                previous = line
+        if len(starts) < 2:
+            return False
+        starts[0] = 0
+        lines, editable = list(c.lines), list(c.editable)
+        kept = False
+        for a, b in zip(starts, starts[1:] + [len(lines)]):
+            if _parses("\n".join(c.lines[a:b]) + "\n"):
+                kept = kept or any(line.strip() and not line.lstrip().startswith("#") for line in c.lines[a:b])
+                continue
+            lines[a : b] = [UNKNOWN_LINE] + [""] * (b - a - 1)
+            editable[a : b] = [False] * (b - a)
+        if not kept or not _parses("\n".join(lines) + "\n"):
+            return False
+        c.lines, c.editable = lines, editable
+        c.deltas = [0 if line == UNKNOWN_LINE else d for line, d in zip(lines, c.deltas)]
+        return True
 
     def _repair_elision(self, c: Chunk) -> bool:
         """Tutorials elide bodies (``for x in loader:`` then ``# ...``): such a block gets a ``...`` body
@@ -789,7 +822,7 @@ class Document:
         """The TL001 of every chunk that does not parse, in original coordinates."""
         out = []
         for c in self.chunks:
-            if c.state == "broken" and c.error is not None:
+            if c.state in ("broken", "code") and c.error is not None:
                 r = c.error.range
                 k = min(max(r.line - 1, 0), max(len(c.originals) - 1, 0))
                 orig = c.originals[k] if c.originals else ""

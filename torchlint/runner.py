@@ -336,7 +336,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
                     results[idx] = Result(job, hit, from_cache=True)
                     continue
             try:
-                text = decode(data, job.path, job.max_bytes)
+                text = decode(data, job.path, _size_limit(job))
             except SourceError as exc:
                 results[idx] = Result(job, FileReport(job.path, errors=[str(exc)]))
                 continue
@@ -415,6 +415,18 @@ def write_if_unchanged(path: str, expected: bytes | None, data: bytes) -> bool:
             pass
         raise
     return True
+
+
+# A notebook's bytes are mostly its outputs (images, tables): the limit is for its code.
+NOTEBOOK_SIZE_FACTOR = 20
+
+
+def _size_limit(job: Job) -> int | None:
+    if job.language != "notebook":
+        return job.max_bytes
+    from torchlint.sources import MAX_BYTES
+
+    return (MAX_BYTES if job.max_bytes is None else job.max_bytes) * NOTEBOOK_SIZE_FACTOR
 
 
 def _conventions(conventions: tuple[tuple[str, str], ...] | None) -> dict[str, str] | None:
