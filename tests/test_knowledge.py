@@ -156,3 +156,19 @@ def test_config_validates_versions(tmp_path):
 def test_data_is_small():
     total = sum(p.stat().st_size for p in store.DATA_DIR.glob("*.json.gz"))
     assert total < 5 * 1024 * 1024
+
+
+def test_facts_differ_between_releases():
+    # torch.qr raises from 2.14; the profiler dropped use_cuda= in 2.14.
+    assert kb("2.13").accepts_keyword("torch.autograd.profiler.profile", "use_cuda") is True
+    assert kb("2.14").accepts_keyword("torch.autograd.profiler.profile", "use_cuda") is False
+    assert Version(2, 9, 1) in kb().versions_with("torch.nn.Linear")
+
+
+def test_prescan_finds_what_the_rules_report():
+    from torchlint.knowledge.prescan import may_fire
+
+    assert may_fire("import torchvision.models as models\nm = models.Sequential()\n") == {"TL501"}
+    assert may_fire("import torch.nn as nn\nc = nn.Conv2d(3, 6, kernal_size=5)\n") == {"TL502"}
+    assert may_fire("import torchvision.models as models\nr = models.resnet18()\nr.fc.in_files\n") == {"TL501"}
+    assert may_fire("import torch\nx = torch.nn.Linear(2, 2)\ny = x.in_features\n") == frozenset()

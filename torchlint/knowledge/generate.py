@@ -292,6 +292,12 @@ class Recorder:
                 entry["names"][attr] = "?"
                 continue
             entry["names"][attr] = self.describe(value)
+        # A module whose class was swapped for a ModuleType subclass serves that class's
+        # properties and methods too (torch.utils.deterministic.fill_uninitialized_memory).
+        if type(module) is not types.ModuleType:
+            for attr in dir(type(module)):
+                if attr not in dir(types.ModuleType):
+                    entry["names"].setdefault(attr, "v")
         # Names the source binds at module level in any branch (``if HAS_X: def f``, ``try: import``):
         # another environment may have them, so they are not missing.
         bound, dynamic = _module_level_names(module)

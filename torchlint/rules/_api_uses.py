@@ -37,6 +37,13 @@ def _inside_package(directory: str, package: str) -> bool:
         d = head
 
 
+def inside_own_package(path: str, qualname: str) -> bool:
+    """Is the file part of the package that defines ``qualname`` (torch's own sources using torch)?"""
+    if not path or path.startswith("<"):
+        return False
+    return _inside_package(os.path.dirname(os.path.abspath(path)), qualname.split(".", 1)[0])
+
+
 def is_version_test(test: cst.BaseExpression) -> bool:
     """Does an ``if`` test look at the installed release (``torch.__version__``, ``hasattr(torch, ...)``)?
 

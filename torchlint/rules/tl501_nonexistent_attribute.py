@@ -8,7 +8,7 @@ from torchlint.knowledge import Instance, Knowledge
 from torchlint.knowledge.deprecations import by_api
 from torchlint.knowledge.infer import Deferred, LocalTypes
 from torchlint.names import dotted_name
-from torchlint.rules._api_uses import is_version_test
+from torchlint.rules._api_uses import inside_own_package, is_version_test
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Handlers that make a missing attribute an expected, handled case.
@@ -213,8 +213,8 @@ class NonexistentAttribute(LocalTypes, Rule):
         if f"{owner}.{attr}" in _DEPRECATED_APIS or attr.startswith("_") or "._" in owner:
             return  # TL203/TL204 say more about it
         names = kb.attribute_names(owner)
-        if names is None or attr in names or self._file_defines(attr):
-            return
+        if names is None or attr in names or self._file_defines(attr) or inside_own_package(self.context.path, owner):
+            return  # (a package's own sources follow its installed release, not the target)
         package = owner.split(".", 1)[0]
         elsewhere = kb.versions_with(f"{owner}.{attr}")
         if elsewhere and not kb.exact(package):
@@ -233,7 +233,7 @@ class NonexistentAttribute(LocalTypes, Rule):
         if "._" in instance.cls:
             return  # a private class: its own package's business
         names = kb.instance_attribute_names(instance.cls)
-        if names is None or attr in names or self._file_defines(attr):
+        if names is None or attr in names or self._file_defines(attr) or inside_own_package(self.context.path, instance.cls):
             return
         shown = self.context.code(node.value)
         cls = _public_name(kb, instance.cls)

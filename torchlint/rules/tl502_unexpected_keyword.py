@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchlint.knowledge import Knowledge
+from torchlint.rules._api_uses import inside_own_package
 from torchlint.rules._hub import HUB_NAMESPACES, HUB_OWN_KEYWORDS, vision_hub_model, vision_hub_tag
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
@@ -125,8 +126,8 @@ class UnexpectedKeyword(Rule):
         else:
             shown = f"`{shown}`"
         accepted = kb.accepted_keywords(q)
-        if accepted is None:
-            return
+        if accepted is None or inside_own_package(self.context.path, q):
+            return  # (a package's own sources follow its installed release, not the target)
         package = q.split(".", 1)[0]
         given = {a.keyword.value for a in node.args if a.keyword is not None}
         for arg in node.args:
@@ -137,11 +138,14 @@ class UnexpectedKeyword(Rule):
                 continue
             if kb.deprecation(q, kw) is not None or kb.removal(q, kw) is not None:
                 continue  # TL203/TL204 explain it
-            if not kb.exact(package) and kb.keyword_in_any_release(q, kw):
+            elsewhere = kb.keyword_in_any_release(q, kw)
+            if not kb.exact(package) and elsewhere:
                 continue  # the target release is not recorded and some release takes it
             guess = Knowledge.close_match(kw, accepted)
             release = kb.target.torchvision if package == "torchvision" else kb.target.torch
             message = f"{shown} does not take the keyword `{kw}` in {package} {release} (a TypeError when called)"
+            if elsewhere:
+                message += "; another recorded release may take it"
             fix = None
             if guess is not None:
                 message += f"; did you mean `{guess}`?"
