@@ -92,6 +92,7 @@ def test_nesting_beyond_python_or_the_analyzer_never_crashes_the_run(tmp_path):
         assert "All checks passed!" not in p.stdout + p.stderr
 
 
+@pytest.mark.slow
 def test_python_is_judged_at_its_own_recursion_limit_not_ours(tmp_path):
     # torchlint raises the recursion limit for deep CST walks; `python file.py` does not.
     (tmp_path / "ok.py").write_text("x = it" + ".next()" * 400 + "\n")
@@ -294,6 +295,7 @@ def test_text_output_splits_a_file_once_not_once_per_finding(monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_files_over_the_size_limit_are_skipped_with_a_message_and_a_setting(tmp_path):
     big = "x = 1\n" * 200_000  # 1.2 MB (no rule triggers: linted at C speed once allowed)
     (tmp_path / "generated.py").write_text(big + "y = x.next\n")

@@ -11,6 +11,9 @@ from lsprotocol import types as t
 
 from test_server import session
 
+# The language server over stdio, end to end: the full run, not the inner loop.
+pytestmark = pytest.mark.slow
+
 CELL_TEXTS = {
     "md": "# Training",
     "c1": "%matplotlib inline\nimport torch\nloader = torch.utils.data.DataLoader([1, 2])",

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from torchlint.testing import RuleTester
 
 RULE = RuleTester("TL402")
@@ -25,6 +27,7 @@ def test_modules_and_unknown_values_are_never_reported():
     assert RULE.lines("x = load()\nx.cuda()\n") == []
 
 
+@pytest.mark.slow
 def test_a_document_block_ending_with_the_call_displays_it(tmp_path):
     doc = tmp_path / "t.md"
     doc.write_text("```python\nimport torch\nx = torch.randn(3)\nx.cuda()\n```\n\n```python\ny = torch.randn(2)\ny.float()\nprint(y)\n```\n")
