@@ -17,7 +17,7 @@ from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, st
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-RULES = {"TL107": "tl107_*"}
+RULES = {"TL107": "tl107_*", "TL110": "tl110_*"}
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,15 @@ def test_tl107_called_module_runs_its_hooks(worker):
     c = confirm_claim(source, "prog.py", _claim(source, "TL107", "layer(torch", {"receiver_span": [4, 4, 4, 9]}), worker=worker)
     assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"
     assert "1 pre, 1 post" in c.evidence
+
+
+@pytest.mark.parametrize(
+    ("source", "needle", "form"),
+    [
+        ("import torch\nimport torch.nn.functional as F\np = F.softmax(torch.randn(2, 3), dim=1)\n", "F.softmax", "functional"),
+        ("import torch\nimport torch.nn as nn\nsm = nn.Softmax(dim=1)\n", "nn.Softmax(dim=1)", "module"),
+    ],
+)
+def test_tl110_explicit_dim_does_not_warn(worker, source, needle, form):
+    c = confirm_claim(source, "prog.py", _claim(source, "TL110", needle, {"form": form}), worker=worker)
+    assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"

@@ -251,6 +251,13 @@ def watched(obj: Any) -> Any:
 
 def _after_target() -> None:
     obj = STATE.measure.pop("_watched", None)
+    if STATE.config.get("mode") == "tl110" and isinstance(obj, torch.nn.Module):
+        # TL110: the layer the flagged line built, called once as the model would call it.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obj(torch.randn(2, 3))
+        STATE.measure["module"] = type(obj).__name__
+        STATE.measure["probe_warnings"] = [str(w.message) for w in caught]
     hooks = STATE.measure.pop("_hooks", None)
     if hooks is not None:
         STATE.measure["hook_calls"] = dict(hooks)
