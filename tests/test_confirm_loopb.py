@@ -17,7 +17,7 @@ from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, st
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-RULES = {"TL107": "tl107_*", "TL110": "tl110_*"}
+RULES = {"TL107": "tl107_*", "TL109": "tl109_*", "TL110": "tl110_*"}
 
 
 @pytest.fixture(scope="module")

@@ -206,6 +206,11 @@ class _Apply(ast.NodeTransformer):
             old = ast.parse(kind[len("accumulate:") :], mode="eval").body
             call = ast.Call(_h("accumulated", node), [node, ast.Lambda(_no_args(), old)], [])
             return ast.fix_missing_locations(ast.copy_location(call, node))
+        if isinstance(kind, str) and kind.startswith("eval:") and isinstance(node, ast.Call):
+            # TL109: the call run twice with its module in eval mode, by the harness.
+            owner = ast.Name(kind[len("eval:") :], ast.Load())
+            call = ast.Call(_h("in_eval", node), [owner, ast.Lambda(_no_args(), node)], [])
+            return ast.fix_missing_locations(ast.copy_location(call, node))
         if kind == "watch":
             # TL206: the object whose misspelt attribute is set, kept for a look afterwards.
             return ast.copy_location(ast.Call(_h("watched", node), [node], []), node)

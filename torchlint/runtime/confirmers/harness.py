@@ -235,6 +235,26 @@ def accumulated(value: Any, old: Callable[[], Any]) -> Any:
     return value
 
 
+def in_eval(module: Any, thunk: Callable[[], Any]) -> Any:
+    """TL109: the flagged call, twice, with its module switched to eval mode as evaluation would."""
+    was = getattr(module, "training", None)
+    if isinstance(module, torch.nn.Module):
+        module.eval()
+    try:
+        first, second = thunk(), thunk()
+    finally:
+        if isinstance(module, torch.nn.Module) and was is not None:
+            module.train(was)
+    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and first.shape == second.shape:
+        STATE.measure.update(
+            training=bool(getattr(module, "training", True)) if was is None else False,
+            elements=int(first.numel()),
+            zeroed=int((first == 0).sum()),
+            runs_differ=not torch.equal(first, second),
+        )
+    return first
+
+
 def watched(obj: Any) -> Any:
     """TL206: the object whose ``require_grad`` the flagged line sets; looked at after the line ran."""
     STATE.measure["_watched"] = obj

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchlint.analysis.apicalls import add_keyword, argument
+from torchlint.analysis.model import program_model
+from torchlint.rules.base import FixSpec, Invalid, Rule
+
+# These default to training=True; alpha_dropout and feature_alpha_dropout default to False.
+_DROPOUTS = frozenset(f"torch.nn.functional.{n}" for n in ("dropout", "dropout1d", "dropout2d", "dropout3d"))
+
+
+class FunctionalDropoutTraining(Rule):
+    """
+    ## What it does
+    Checks for `F.dropout(x, p)` (and `dropout1d`/`2d`/`3d`) called in the
+    `forward` method of an `nn.Module` subclass (resolved through the imports
+    and the file's own classes) without a `training` argument.
+
+    A call that only runs under a test of `.training` (`if self.training:`,
+    `... if self.training else x`) is left alone.
+
+    ## Why is this bad?
+    `F.dropout` is a plain function: it does not know the module's mode, and
+    its `training` parameter defaults to `True`. After `model.eval()` the
+    `nn.Dropout` layers stop dropping, but this call keeps zeroing activations
+    and rescaling the rest: evaluation and inference are noisy and worse than
+    the trained model. Passing `training=self.training` ties it to the mode,
+    as `nn.Dropout` does.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Net(nn.Module):
+        def forward(self, x):
+            return F.dropout(self.fc(x), p=0.5)
+    ```
+
+    ## Use instead
+    ```python
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Net(nn.Module):
+        def forward(self, x):
+            return F.dropout(self.fc(x), p=0.5, training=self.training)
+    ```
+
+    ## Fix safety
+    The fix adds `training=self.training`. It is unsafe: it changes what the
+    model computes in eval mode, which is the point, but code that relies on
+    dropout staying on (Monte Carlo dropout) would want `training=True` written
+    out instead.
+    """
+
+    code = "TL109"
+    name = "functional-dropout-training"
+    message = "`F.dropout` in `forward` without `training=self.training` stays on after `model.eval()`"
+    severity = "warning"
+    confirmable = True
+    triggers = ("dropout",)
+
+    VALID = [
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        return F.dropout(x, 0.5, self.training)\n",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        return F.dropout(x, p=0.2, training=True)\n",
+        # Not in a module's forward: a plain function decides for itself.
+        "import torch.nn.functional as F\n\ndef augment(x):\n    return F.dropout(x, 0.1)\n",
+        # alpha_dropout defaults to training=False.
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        return F.alpha_dropout(x, 0.5)\n",
+        # A flax module is no torch module.
+        "from flax import linen as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        return F.dropout(x, 0.5)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"
+            "    def forward(self, x):\n        return F.dropout(x, 0.5)\n",
+            "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"
+            "    def forward(self, x):\n        return F.dropout(x, 0.5, training=self.training)\n",
+        ),
+        Invalid(
+            "import torch\nfrom torch.nn.functional import dropout2d\n\nclass Net(torch.nn.Conv2d):\n"
+            "    def forward(m, x):\n        return dropout2d(super().forward(x), p=0.1)\n",
+            "import torch\nfrom torch.nn.functional import dropout2d\n\nclass Net(torch.nn.Conv2d):\n"
+            "    def forward(m, x):\n        return dropout2d(super().forward(x), p=0.1, training=m.training)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Base(nn.Module):\n    pass\n\n"
+            "class Net(Base):\n    def forward(self, x):\n        x = F.dropout(x)\n        return x\n",
+            "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Base(nn.Module):\n    pass\n\n"
+            "class Net(Base):\n    def forward(self, x):\n        x = F.dropout(x, training=self.training)\n        return x\n",
+        ),
+    ]
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        # (class, method) for every enclosing def; None where the def is not directly in a class.
+        self._scopes: list[tuple[str | None, cst.FunctionDef | None]] = []
+        self._class: list[str] = []
+        self._guards: list[bool] = []
+
+    def _guard(self, test: cst.BaseExpression) -> None:
+        # `if self.training: F.dropout(x)` only runs in training mode: nothing to say.
+        self._guards.append(".training" in self.context.code(test))
+
+    def visit_If(self, node: cst.If) -> None:
+        self._guard(node.test)
+
+    def leave_If(self, original_node: cst.If) -> None:
+        self._guards.pop()
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self._guard(node.test)
+
+    def leave_IfExp(self, original_node: cst.IfExp) -> None:
+        self._guards.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._class.append(node.name.value)
+        self._scopes.append((node.name.value, None))
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._class.pop()
+        self._scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        owner = self._scopes[-1][0] if self._scopes and self._scopes[-1][1] is None else None
+        self._scopes.append((owner, node))
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._scopes.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self._scopes or self.context.qualname(node.func) not in _DROPOUTS:
+            return
+        cls, method = self._scopes[-1]
+        if cls is None or method is None or method.name.value != "forward" or method.decorators:
+            return
+        if any(self._guards) or any(a.star for a in node.args) or argument(node, "training", 2) is not None:
+            return
+        params = method.params.params
+        if not params or not program_model(self.context).is_torch_module_class(cls):
+            return
+        me = params[0].name.value
+        self.report(
+            node,
+            f"`{self.context.code(node.func)}` in `forward` without `training={me}.training` keeps dropping after `model.eval()`",
+            fix=FixSpec(f"Pass `training={me}.training`", add_keyword(node, f"training={me}.training"), applicability="unsafe"),
+            data={"self": me},
+        )
