@@ -98,6 +98,7 @@ _ITERTOOLS = frozenset(
 _LIGHTNING_MODULES = frozenset({"pytorch_lightning.LightningModule", "lightning.LightningModule", "lightning.pytorch.LightningModule"})
 _MAX_DEPTH = 2  # nested same-file calls followed for a return value
 _MAX_RUNS = 3  # times one body is interpreted while the facts it read settle
+_RETURN_BUDGET = 400  # callee bodies run for a return value, per file
 _LOOP = (cst.For, cst.While)
 
 
@@ -148,6 +149,7 @@ class _FuncInfo:
     locals: frozenset[str]
     params: list[str]
     is_static: bool = False
+    returns_value: bool = False  # has a ``return <value>`` of its own
 
 
 @dataclass
@@ -179,7 +181,9 @@ class ProgramModel:
         self._attrs: dict[str, dict[str, object]] = {}  # class name -> attr -> joined value
         self._params: dict[int, list[object]] = {}  # function -> joined argument per parameter
         self._summary: dict[int, dict[str, object]] = {0: {}}  # scope (0: module) -> name -> joined value
-        self._returns: dict[tuple, object] = {}
+        self._returns: dict[tuple, object] = {}  # (function, arguments, _version) -> its return value
+        self._version = 0
+        self._budget = _RETURN_BUDGET
         self._stack: list[int] = []
         self._recording = True
         self._clears_memo: dict[int, bool] = {}
@@ -345,7 +349,7 @@ class ProgramModel:
                 p = stmt.params
                 params = [x.name.value for x in (*p.posonly_params, *p.params)]
                 static = any(isinstance(d.decorator, cst.Name) and d.decorator.value == "staticmethod" for d in stmt.decorators)
-                info = _FuncInfo(stmt, chain, cls, frozenset(scope.bindings), params, static)
+                info = _FuncInfo(stmt, chain, cls, frozenset(scope.bindings), params, static, _returns_value(stmt.body))
                 self._infos[id(stmt)] = info
                 self.functions.setdefault(stmt.name.value, []).append(stmt)
                 self._summary[id(stmt)] = {}
@@ -390,7 +394,6 @@ class ProgramModel:
                 continue
             runs[key] = runs.get(key, 0) + 1
             self._current = key
-            self._returns.clear()
             if key == 0:
                 self._run_module()
             else:
@@ -407,6 +410,7 @@ class ProgramModel:
     def _changed(self, key: tuple) -> None:
         readers = self._readers.get(key)
         if readers:
+            self._version += 1  # return values computed from the old fact may be stale
             self._dirty.extend(r for r in readers if r != self._current or key[0] == "p")
 
     def _run_module(self) -> None:
@@ -558,6 +562,15 @@ class ProgramModel:
             self.regions[id(stmt)] = Region(stmt, frame.info.node if frame.info else None)
         start = dict(frame.env)
         frame.loops.append(stmt)
+        if not recording:
+            # Inside another loop's first pass (or a return-value run): one pass is enough
+            # for the join the outer pass needs, and nesting stays linear.
+            self._loop_body(stmt, element, frame)
+            frame.loops.pop()
+            frame.env = _join_envs(start, frame.env)
+            if stmt.orelse is not None:
+                self._suite(stmt.orelse, frame)
+            return
         # Pass one finds what the body rebinds; pass two starts from the join (the back edge).
         self._recording = False
         first = replace(frame, env=dict(start))
@@ -775,15 +788,17 @@ class ProgramModel:
             if attr in ("shape", "device", "dtype", "ndim", "is_cuda", "grad_fn"):
                 return UNKNOWN
             return TensorV(base.placement, _no_root(base.origin), base.grad)
-        if isinstance(base, ModuleV | LoaderV):
+        if isinstance(base, (ModuleV, LoaderV)):
             return UNKNOWN
         return _by_name(attr) if base is UNKNOWN else UNKNOWN
 
     # ------------------------------------------------------------------ expressions
     def _ev(self, expr: cst.BaseExpression, frame: _Frame, discarded: bool = False) -> object:
-        if isinstance(expr, cst.Name):
+        # Exact type tests: libcst's classes are ABCs, and isinstance on them is slow.
+        t = type(expr)
+        if t is cst.Name:
             return self._lookup(expr.value, frame)
-        if isinstance(expr, cst.Attribute):
+        if t is cst.Attribute:
             dotted = dotted_name(expr)
             if dotted is not None and dotted in frame.env:
                 return self._lookup(dotted, frame)
@@ -799,9 +814,9 @@ class ProgramModel:
             if "." in dotted and isinstance(base, (InstanceV, ModuleV)) and base.cls in self.classes:
                 return value
             return _by_name(attr) if base is UNKNOWN and not self._qualname(expr) else value
-        if isinstance(expr, cst.Call):
+        if t is cst.Call:
             return self._call(expr, frame, discarded)
-        if isinstance(expr, cst.Subscript):
+        if t is cst.Subscript:
             base = self._ev(expr.value, frame)
             for el in expr.slice:
                 if isinstance(el.slice, cst.Index):
@@ -820,12 +835,12 @@ class ProgramModel:
             if isinstance(base, LoaderV):
                 return LoaderV(self.code(expr), base.yields_cpu)
             return UNKNOWN
-        if isinstance(expr, (cst.Tuple, cst.List)):
+        if t in (cst.Tuple, cst.List):
             items = tuple(self._ev(e.value, frame) for e in expr.elements)
             if any(isinstance(e, cst.StarredElement) for e in expr.elements):
                 return UNKNOWN
             return TupleV(items)
-        if isinstance(expr, cst.Dict):
+        if t is cst.Dict:
             values = []
             for el in expr.elements:
                 if isinstance(el, cst.DictElement):
@@ -838,10 +853,10 @@ class ProgramModel:
             if values and len(loaders) == len(values) and all(v.yields_cpu for v in loaders):
                 return _Container(LoaderV(""))
             return UNKNOWN
-        if isinstance(expr, cst.UnaryOperation):
+        if t is cst.UnaryOperation:
             v = self._ev(expr.expression, frame)
             return _derived(v)
-        if isinstance(expr, cst.BinaryOperation):
+        if t is cst.BinaryOperation:
             left, right = self._ev(expr.left, frame), self._ev(expr.right, frame)
             if isinstance(expr.right, (cst.Integer, cst.Float)):
                 return _derived(left)
@@ -852,31 +867,31 @@ class ProgramModel:
             if any(isinstance(v, TensorV) and v.grad is True for v in (left, right)):
                 return TensorV(None, None, True)  # ``loss * x.size(0)``: still in the graph, device unknown
             return UNKNOWN
-        if isinstance(expr, cst.IfExp):
+        if t is cst.IfExp:
             self._ev(expr.test, frame)
             return join(self._ev(expr.body, frame), self._ev(expr.orelse, frame))
-        if isinstance(expr, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+        if t in (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp):
             self._comprehension(expr, frame)
             return IteratorV(UNKNOWN, True) if isinstance(expr, cst.GeneratorExp) else UNKNOWN
-        if isinstance(expr, cst.NamedExpr):
+        if t is cst.NamedExpr:
             value = self._ev(expr.value, frame)
             self._bind(expr.target, value, expr, frame)
             return value
-        if isinstance(expr, (cst.Lambda, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis)):
+        if t in (cst.Lambda, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis):
             return UNKNOWN
-        if isinstance(expr, cst.Comparison):
+        if t is cst.Comparison:
             self._ev(expr.left, frame)
             for target in expr.comparisons:
                 self._ev(target.comparator, frame)
             return UNKNOWN
-        if isinstance(expr, cst.BooleanOperation):
+        if t is cst.BooleanOperation:
             return join(self._ev(expr.left, frame), self._ev(expr.right, frame))
-        if isinstance(expr, cst.FormattedString):
+        if t is cst.FormattedString:
             for part in expr.parts:
                 if isinstance(part, cst.FormattedStringExpression):
                     self._ev(part.expression, frame)
             return UNKNOWN
-        if isinstance(expr, cst.SimpleString):
+        if t is cst.SimpleString:
             raw = expr.value
             if len(raw) > 16 or not any(d in raw for d in ("cpu", "cuda", "mps", "xpu", "xla")):
                 return UNKNOWN  # only short device strings matter
@@ -1150,9 +1165,14 @@ class ProgramModel:
         info = self._infos.get(id(f.node))
         if info is None or frame.depth >= _MAX_DEPTH or id(f.node) in self._stack:
             return UNKNOWN
-        key = (id(f.node), full if all(a.keyword is None and not a.star for a in call.args) else None)
+        if not info.returns_value:
+            return UNKNOWN
+        key = (id(f.node), full if all(a.keyword is None and not a.star for a in call.args) else None, self._version)
         if key in self._returns:
             return self._returns[key]
+        if self._budget <= 0:
+            return UNKNOWN  # a huge file: values from further calls stay unknown (rules stay silent)
+        self._budget -= 1
         self._returns[key] = UNKNOWN
         positional = list(full) if key[1] is not None else None
         sub = self._enter(info, positional, frame.depth + 1)
@@ -1414,3 +1434,16 @@ def program_model(context: Any) -> ProgramModel:
         found = ProgramModel(context.module, context.names, context.code)
         context.cache[_KEY] = found
     return found
+
+
+def _returns_value(node: cst.CSTNode) -> bool:
+    """Does a function body hold a ``return <value>`` (not counting nested defs and lambdas)?"""
+    stack: list[cst.CSTNode] = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, cst.Return) and cur.value is not None:
+            return True
+        if isinstance(cur, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) or isinstance(cur, cst.BaseExpression):
+            continue
+        stack.extend(cur.children)
+    return False
