@@ -193,7 +193,23 @@ async function driveNotebook(folder) {
     if (listed !== 1) {
         throw new Error(`TL201 is listed ${listed} times in the cell`);
     }
-    const actions = (await vscode.commands.executeCommand('vscode.executeCodeActionProvider', cell.uri, tl201.range)) || [];
+    // The workbench makes a cell's text model when its editor is shown: select the cell and
+    // enter it (as a user clicking into it), then ask for the code actions there.
+    const editor = await vscode.window.showNotebookDocument(nb, { selections: [new vscode.NotebookRange(2, 3)] });
+    editor.revealRange(new vscode.NotebookRange(2, 3));
+    try {
+        await vscode.commands.executeCommand('notebook.cell.edit');
+    } catch (err) {
+        out.cellEditError = String(err);
+    }
+    const actions = await poll('code actions in the notebook cell', async () => {
+        try {
+            return (await vscode.commands.executeCommand('vscode.executeCodeActionProvider', cell.uri, tl201.range)) || [];
+        } catch (err) {
+            out.codeActionError = String(err);
+            return undefined;
+        }
+    }, 60000);
     out.codeActions = actions.map(describeAction);
     const quickFix = actions.find(
         (a) => a.kind && vscode.CodeActionKind.QuickFix.contains(a.kind) && /TL201/.test(a.title) && /next\(/.test(a.title),
