@@ -686,7 +686,8 @@ class TorchlintService:
         actions: list[lsp.CodeAction] = []
         if _kind_wanted(lsp.CodeActionKind.QuickFix, only):
             actions += self._quick_fixes(uri, a, here)
-        if self.settings.runtime_enabled and _kind_wanted(CONFIRM_KIND, only):
+        # (Confirming in an editor's Markdown buffer is not offered yet: `torchlint check --confirm` does it.)
+        if self.settings.runtime_enabled and st.language == "python" and _kind_wanted(CONFIRM_KIND, only):
             for _, f, d in here:
                 if self.confirmable(f):
                     arg = {"uri": uri, "code": f.code, "line": f.range.line, "column": f.range.column}
