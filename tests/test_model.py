@@ -239,3 +239,11 @@ def test_batches_drawn_through_iter_name_their_loader():
     )
     (arg,) = fact_of(model, module, "f(images)").args
     assert isinstance(arg, TensorV) and arg.origin.loader == "testloader" and arg.origin.root == "images"
+
+
+def test_a_helper_called_for_its_effect_on_a_batch_may_move_it_in_place():
+    lines = RuleTester("TL401").lines
+    code = "from utils import to_device\nmodel = Net().to(device)\nfor batch in train_loader:\n    to_device(batch, device)\n    model(**batch)\n"
+    assert lines(code) == []
+    # Its result used instead: the batch itself was not given away to be changed.
+    assert lines(code.replace("    to_device(batch, device)", "    n = count(batch)")) == [5]

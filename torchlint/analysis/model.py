@@ -631,6 +631,15 @@ class ProgramModel:
             return
         self._ev(expr, frame, discarded=True)
         func = expr.func
+        qual = self._qualname(func) or ""
+        if not qual.startswith("torch."):
+            # A helper called for its effect on a batch (``to_device(batch, device)``) may move
+            # a batch structure's tensors in place: where they are is no longer known.
+            for arg in expr.args:
+                name = dotted_name(arg.value)
+                value = None if name is None else frame.env.get(name)
+                if isinstance(value, TensorV) and value.origin is not None:
+                    self._assign_dotted(name, replace(value, placement=None), frame)  # type: ignore[arg-type]
         if not isinstance(func, cst.Attribute):
             return
         target = dotted_name(func.value)
