@@ -26,7 +26,7 @@ torch = pytest.importorskip("torch")
 # Programs run in the sandbox with real torch: the full run, not the inner loop.
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*", "TL106": "tl106_*", "TL102": "tl102_*"}
+CONFIRMABLE = {"TL101": "tl101_*", "TL201": "tl201_*", "TL301": "tl301_*", "TL401": "tl401_*", "TL402": "tl402_*", "TL106": "tl106_*", "TL102": "tl102_*", "TL104": "tl104_*"}
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,17 @@ def negative_claims(code: str, path: Path) -> list[Claim]:
                         if "loss" in ast.unparse(m.args[0]) and isinstance(m.func.value, ast.Name):
                             claims.append(_claim_at(code, source, m, {"accumulator": m.func.value.id}))
         claims = list({(c.line, c.column): c for c in claims}.values())
+    elif code == "TL104":
+        # The first call of a model-like name in each loop over a loader that does not train
+        # (a loop with backward() or step() is where the rule never looks).
+        for loop in ast.walk(tree):
+            if isinstance(loop, ast.For) and "loader" in ast.unparse(loop.iter).lower():
+                if any(isinstance(n, ast.Attribute) and n.attr in ("backward", "step") for n in ast.walk(loop)):
+                    continue
+                for n in ast.walk(loop):
+                    if isinstance(n, ast.Call) and ast.unparse(n.func).split(".")[-1] in ("model", "net"):
+                        claims.append(_claim_at(code, source, n))
+                        break
     return claims
 
 

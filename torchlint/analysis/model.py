@@ -86,7 +86,14 @@ _TENSOR_FACTORIES = frozenset(
         "eye", "as_tensor", "from_numpy", "zeros_like", "ones_like", "randn_like", "rand_like", "stack", "cat",
     }
 )
-_GRAD_CONTEXTS = {"torch.no_grad": "no_grad", "torch.inference_mode": "inference_mode", "torch.enable_grad": "enable_grad"}
+_GRAD_CONTEXTS = {
+    "torch.no_grad": "no_grad",
+    "torch.inference_mode": "inference_mode",
+    "torch.enable_grad": "enable_grad",
+    "torch.set_grad_enabled": "set_grad_enabled",  # on or off, the code does not say statically
+    "torch.autograd.grad_mode.no_grad": "no_grad",
+    "torch.autograd.grad_mode.inference_mode": "inference_mode",
+}
 _BUILTIN_ITERATORS = frozenset({"builtins.map", "builtins.zip", "builtins.filter", "builtins.enumerate", "builtins.reversed"})
 _ITERTOOLS = frozenset(
     {
@@ -139,6 +146,7 @@ class Region:
     function: cst.FunctionDef | None
     calls: list[CallFact] = field(default_factory=list)
     grad_clears: list[cst.CSTNode] = field(default_factory=list)
+    over: object = None  # a for loop: what it binds each iteration (a TensorV from a loader: a loop over batches)
 
 
 @dataclass
@@ -450,7 +458,9 @@ class ProgramModel:
         for x in (*p.kwonly_params, p.star_arg, p.star_kwarg):
             if isinstance(x, cst.Param):
                 env[x.name.value] = _by_name(x.name.value)
-        return _Frame(info, env, depth=depth)
+        # @torch.no_grad() / @torch.inference_mode() on the def: its whole body runs in that mode.
+        grad = [m for d in info.node.decorators if (m := self._grad_context(d.decorator)) is not None]
+        return _Frame(info, env, grad=grad, depth=depth)
 
     def _self_name(self, frame: _Frame) -> str | None:
         info = frame.info
@@ -559,7 +569,7 @@ class ProgramModel:
             self._ev(stmt.test, frame)
             element = None
         if recording:
-            self.regions[id(stmt)] = Region(stmt, frame.info.node if frame.info else None)
+            self.regions[id(stmt)] = Region(stmt, frame.info.node if frame.info else None, over=element)
         start = dict(frame.env)
         frame.loops.append(stmt)
         if not recording:
@@ -1291,8 +1301,10 @@ class ProgramModel:
         return dotted_name(first.func.value)
 
     @staticmethod
-    def _graph(frame: _Frame) -> bool:
+    def _graph(frame: _Frame) -> bool | None:
         """Does a result computed here carry an autograd graph (not under no_grad/inference_mode)?"""
+        if frame.grad and frame.grad[-1] == "set_grad_enabled":
+            return None  # type: ignore[return-value]  # on or off: unknown
         return not frame.grad or frame.grad[-1] == "enable_grad"
 
     def _grad_context(self, expr: cst.BaseExpression) -> str | None:

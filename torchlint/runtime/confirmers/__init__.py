@@ -47,6 +47,7 @@ CONFIRMER_MODULES = {
     "TL102": "torchlint.runtime.confirmers.tl102",
     "TL109": "torchlint.runtime.confirmers.tl109",
     "TL110": "torchlint.runtime.confirmers.tl110",
+    "TL104": "torchlint.runtime.confirmers.tl104",
 }
 
 

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
+from torchlint.analysis.positions import positions
+from torchlint.analysis.values import FunctionV, ModuleV, TensorV, TupleV
+from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
+
+_IMPORTS_TORCH = re.compile(r"^[ \t]*import torch(?:[ \t]*$|[ \t]*[,#]|\.)", re.M)
+_EVAL_LOADER = re.compile(r"(?:^|[^a-z])(?:test|val|valid|validation|eval|dev|predict|inference)(?:[^a-z]|$)|^(?:test|val|valid|eval)")
+_EVAL_FUNCTION = re.compile(r"^(?:_*)(?:test|eval|evaluate|validate|validation|valid|predict|infer|inference)(?:_|$)|_(?:eval|evaluate|test|validate|validation|predict|inference)(?:_|$)")
+# Calls that mean the loop trains, or needs gradients, after all.
+_TRAINING = frozenset({"backward", "step", "zero_grad", "grad", "requires_grad_", "manual_backward", "optimizer_step"})
+
+
+class EvalWithoutNoGrad(Rule):
+    """
+    ## What it does
+    Checks for evaluation or inference loops over a DataLoader's batches that
+    apply a model outside `torch.no_grad()` or `torch.inference_mode()`.
+
+    A loop counts as evaluation when nothing in it trains or asks for
+    gradients: no `backward()`, no `step()`, no `zero_grad()`, no
+    `torch.autograd.grad`, no `requires_grad`, no call to a function of the
+    file that does, and no call into unknown code that is given the model or an
+    optimizer; and no `backward()` follows the loop in the same function. The
+    rule is silent under `no_grad`/`inference_mode`/`set_grad_enabled`
+    (including a `@torch.no_grad()` decorator), in a function that any call
+    site in the file calls under one, and in a function the file never calls
+    (its caller may wrap it).
+
+    ## Why is this bad?
+    Outside `no_grad` every operation on the model's parameters records an
+    autograd graph and keeps the activations it needs for a backward pass
+    that never comes. Evaluation is slower and uses much more memory (often
+    the reason a validation loop runs out of memory when training did not),
+    and any output kept across batches keeps its graph alive too.
+
+    ## Example
+    ```python
+    model.eval()
+    for images, labels in test_loader:
+        outputs = model(images)
+        correct += (outputs.argmax(1) == labels).sum().item()
+    ```
+
+    ## Use instead
+    ```python
+    model.eval()
+    with torch.no_grad():
+        for images, labels in test_loader:
+            outputs = model(images)
+            correct += (outputs.argmax(1) == labels).sum().item()
+    ```
+
+    ## Fix safety
+    The fix wraps the loop in `with torch.no_grad():` (offered when `torch` is
+    imported under that name). It is unsafe: code in the loop that the rule
+    cannot see could still need gradients.
+    """
+
+    code = "TL104"
+    name = "eval-without-no-grad"
+    message = "`{call}` runs in an evaluation loop over `{loader}` outside `torch.no_grad()`: an autograd graph is built for every batch and never used"
+    triggers = ("oader",)
+    confirmable = True
+
+    VALID = [
+        "import torch\nwith torch.no_grad():\n    for x, y in test_loader:\n        correct += (model(x).argmax(1) == y).sum().item()\n",
+        "import torch\nwith torch.inference_mode():\n    for x, y in test_loader:\n        preds.append(model(x))\n",
+        # A 'validation' loop that really trains.
+        "for x, y in val_loader:\n    optimizer.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        # A decorated evaluation function.
+        "import torch\n@torch.no_grad()\ndef evaluate(model, loader):\n    for x, y in loader:\n        print(model(x).argmax(1))\n",
+        # Called under no_grad by its caller.
+        "import torch\ndef evaluate(model, loader):\n    for x, y in loader:\n        print(model(x).argmax(1))\n\nwith torch.no_grad():\n    evaluate(net, test_loader)\n",
+        # Saliency maps need the gradient.
+        "for x, y in test_loader:\n    x.requires_grad_()\n    model(x)[0, y[0]].backward()\n    maps.append(x.grad)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch\nmodel.eval()\nfor images, labels in test_loader:\n    outputs = model(images)\n    correct += (outputs.argmax(1) == labels).sum().item()\n",
+            "import torch\nmodel.eval()\nwith torch.no_grad():\n    for images, labels in test_loader:\n        outputs = model(images)\n        correct += (outputs.argmax(1) == labels).sum().item()\n",
+        ),
+        Invalid(
+            "import torch\ndef test(model, loader):\n    model.eval()\n    for x, y in loader:\n        print(model(x).argmax(1))\n\ntest(net, test_loader)\n",
+            "import torch\ndef test(model, loader):\n    model.eval()\n    with torch.no_grad():\n        for x, y in loader:\n            print(model(x).argmax(1))\n\ntest(net, test_loader)\n",
+        ),
+        # Inference: predictions collected, each with its graph.
+        Invalid(
+            "import torch\nnet = torch.nn.Linear(4, 2)\npreds = []\nfor batch, _ in predict_loader:\n    preds.append(net(batch).argmax(1))\n",
+            "import torch\nnet = torch.nn.Linear(4, 2)\npreds = []\nwith torch.no_grad():\n    for batch, _ in predict_loader:\n        preds.append(net(batch).argmax(1))\n",
+        ),
+    ]
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._loops: list[cst.For] = []
+
+    def visit_For(self, node: cst.For) -> None:
+        self._loops.append(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if not self._loops:
+            return
+        model = program_model(self.context)
+        flagged: set[int] = set()
+        for loop in self._loops:
+            region = model.loop(loop)
+            if region is None or not _over_batches(region.over) or any(id(l) in flagged for l in _outer(model, region)):
+                continue
+            call = self._evaluation_call(region, model)
+            if call is None:
+                continue
+            flagged.add(id(loop))
+            self._report(loop, region, call)
+
+    def _evaluation_call(self, region: Region, model: ProgramModel) -> CallFact | None:
+        """The first model call of a loop that only evaluates, outside any no_grad; None otherwise."""
+        found = None
+        for fact in region.calls:
+            func = fact.node.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+            if name in _TRAINING or fact.grad_mode is not None:
+                return None
+            if isinstance(fact.func, FunctionV) and _trains(model, fact.func.node, set()):
+                return None
+            if not isinstance(fact.func, (FunctionV, ModuleV)) and model.may_clear_grads(fact):
+                return None  # unknown code given the model or optimizer: it may train
+            if found is None and isinstance(fact.func, ModuleV):
+                found = fact
+        if found is None or _sets_requires_grad(region.node):
+            return None
+        if not self._evaluates(found, region):
+            return None  # a loop without backward() is not evaluation unless something says so
+        function = region.function
+        if function is not None and not self._called_with_grad(function, model):
+            return None
+        if _backward_after(model, region):
+            return None
+        return found
+
+    def _evaluates(self, call: CallFact, region: Region) -> bool:
+        """Evidence of evaluation: the model is in eval mode (per the model), or the loader or
+        the enclosing function is named for it (``test_loader``, ``def validate``)."""
+        if isinstance(call.func, ModuleV) and call.func.training is False:
+            return True
+        loader = _loader_of(region.over) or ""
+        name = region.function.name.value if region.function is not None else ""
+        return bool(_EVAL_LOADER.search(loader.lower()) or _EVAL_FUNCTION.search(name.lower()))
+
+    @staticmethod
+    def _called_with_grad(function: cst.FunctionDef, model: ProgramModel) -> bool:
+        """Every call site of ``function`` in the file runs with gradients on (and there is one)."""
+        if any(model._grad_context(d.decorator) for d in function.decorators):
+            return False
+        sites = [f for f in model.calls() if isinstance(f.func, FunctionV) and f.func.node is function]
+        if not sites:
+            return False
+        return all(f.grad_mode is None and (f.function is None or EvalWithoutNoGrad._called_with_grad(f.function, model)) for f in sites if f.function is not function)
+
+    def _report(self, loop: cst.For, region: Region, call: CallFact) -> None:
+        loader = self.context.code(loop.iter)
+        loader = loader if len(loader) <= 30 else "its loader"
+        text = self.context.code(call.node)
+        fix = None
+        if _IMPORTS_TORCH.search(self.context.source):
+            wrapped = cst.With(
+                items=[cst.WithItem(cst.parse_expression("torch.no_grad()"))],
+                body=cst.IndentedBlock(body=[loop.with_changes(leading_lines=())]),
+            )
+            # Rendered at column 0, then every line after the first indented like the loop.
+            indent = positions(self.context).indent(loop)
+            lines = self.context.module.code_for_node(wrapped).rstrip("\n").split("\n")
+            rendered = "\n".join([lines[0], *(indent + ln if ln else ln for ln in lines[1:])])
+            fix = FixSpec("Wrap the loop in `with torch.no_grad():`", (Replace(loop, rendered),), "unsafe")
+        self.report(
+            call.node,
+            self.message.format(call=text if len(text) <= 30 else "the model", loader=loader),
+            fix=fix,
+            related=[RelatedSpec(loop, "this loop only evaluates: nothing in it calls backward() or step()")],
+            data={"loader": loader},
+        )
+
+
+def _loader_of(value: object) -> str | None:
+    if isinstance(value, TensorV) and value.origin is not None:
+        return value.origin.loader
+    if isinstance(value, TupleV):
+        return next((x for v in value.items if (x := _loader_of(v)) is not None), None)
+    return None
+
+
+def _over_batches(value: object) -> bool:
+    if isinstance(value, TensorV):
+        return value.origin is not None
+    if isinstance(value, TupleV):
+        return any(_over_batches(v) for v in value.items)
+    return False
+
+
+def _outer(model: ProgramModel, region: Region) -> list[cst.CSTNode]:
+    fact = region.calls[0] if region.calls else None
+    return list(fact.loops) if fact is not None else []
+
+
+def _trains(model: ProgramModel, func: cst.FunctionDef, seen: set[int]) -> bool:
+    """Does a function of the file (or one it calls) train or ask for gradients?"""
+    if id(func) in seen:
+        return False
+    seen.add(id(func))
+    region = model.function_region(func)
+    if region is None:
+        return True  # never interpreted: cannot tell
+    for fact in region.calls:
+        f = fact.node.func
+        name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+        if name in _TRAINING:
+            return True
+        if isinstance(fact.func, FunctionV) and _trains(model, fact.func.node, seen):
+            return True
+    return _sets_requires_grad(func)
+
+
+def _sets_requires_grad(node: cst.CSTNode) -> bool:
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, cst.Attribute) and cur.attr.value in ("requires_grad", "retain_grad"):
+            return True
+        stack.extend(cur.children)
+    return False
+
+
+def _backward_after(model: ProgramModel, region: Region) -> bool:
+    """A backward() in the same function after the loop (the outputs may be what it runs on)."""
+    inside = {id(f.node) for f in region.calls}
+    after = False
+    for fact in model.calls():
+        if fact.function is not region.function:
+            continue
+        if id(fact.node) in inside:
+            after = True
+            continue
+        f = fact.node.func
+        if after and isinstance(f, cst.Attribute) and f.attr.value in ("backward", "grad") and region.node not in fact.loops:
+            return True
+    return False
