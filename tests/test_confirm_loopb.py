@@ -17,7 +17,7 @@ from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, st
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-RULES = {"TL107": "tl107_*", "TL109": "tl109_*", "TL110": "tl110_*"}
+RULES = {"TL107": "tl107_*", "TL108": "tl108_*", "TL109": "tl109_*", "TL110": "tl110_*"}
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,14 @@ def test_tl107_called_module_runs_its_hooks(worker):
 def test_tl110_explicit_dim_does_not_warn(worker, source, needle, form):
     c = confirm_claim(source, "prog.py", _claim(source, "TL110", needle, {"form": form}), worker=worker)
     assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"
+
+
+def test_tl108_module_initialized_first_works(worker):
+    source = (
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 2)\n\nnet = Net()\n"
+    )
+    before = confirm_claim(source, "prog.py", _claim(source, "TL108", "self.fc = nn.Linear", {"kind": "before"}), worker=worker)
+    assert before.status == "not-reproduced", f"{before.status}: {before.evidence}"
+    never = confirm_claim(source, "prog.py", _claim(source, "TL108", "__init__(self)", {"kind": "never", "self_span": [6, 8, 6, 12]}), worker=worker)
+    assert never.status == "not-reproduced", f"{never.status}: {never.evidence}"

@@ -45,6 +45,7 @@ CONFIRMER_MODULES = {
     "TL106": "torchlint.runtime.confirmers.tl106",
     "TL107": "torchlint.runtime.confirmers.tl107",
     "TL102": "torchlint.runtime.confirmers.tl102",
+    "TL108": "torchlint.runtime.confirmers.tl108",
     "TL109": "torchlint.runtime.confirmers.tl109",
     "TL110": "torchlint.runtime.confirmers.tl110",
     "TL104": "torchlint.runtime.confirmers.tl104",

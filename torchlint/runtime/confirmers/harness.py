@@ -278,6 +278,14 @@ def _after_target() -> None:
             obj(torch.randn(2, 3))
         STATE.measure["module"] = type(obj).__name__
         STATE.measure["probe_warnings"] = [str(w.message) for w in caught]
+    if STATE.config.get("mode") == "tl108" and isinstance(obj, torch.nn.Module):
+        # TL108: the module its __init__ built, used as a training script would.
+        STATE.measure["module"] = type(obj).__name__
+        try:
+            list(obj.parameters())
+        except AttributeError as exc:
+            STATE.measure["use_error"] = f"AttributeError: {exc}"
+        return
     hooks = STATE.measure.pop("_hooks", None)
     if hooks is not None:
         STATE.measure["hook_calls"] = dict(hooks)

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from torchlint.analysis.model import program_model
+from torchlint.analysis.values import ClassV
+from torchlint.rules.base import Invalid, Rule
+
+_PARAMETERS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
+
+
+def _is_init_call(node: cst.CSTNode) -> bool:
+    """``super().__init__(...)``, ``super(Net, self).__init__()``, ``nn.Module.__init__(self)``, ``Base.__init__(self)``."""
+    return bool(m.findall(node, m.Call(func=m.Attribute(attr=m.Name("__init__")))))
+
+
+def _self_target(stmt: cst.CSTNode, me: str) -> cst.BaseExpression | None:
+    """The value stored by ``self.x = value`` / ``self.x: T = value`` (None: another statement)."""
+    if isinstance(stmt, cst.Assign):
+        for t in stmt.targets:
+            if m.matches(t.target, m.Attribute(value=m.Name(me))):
+                return stmt.value
+    if isinstance(stmt, cst.AnnAssign) and stmt.value is not None and m.matches(stmt.target, m.Attribute(value=m.Name(me))):
+        return stmt.value
+    return None
+
+
+def _passes_self(node: cst.CSTNode, me: str) -> bool:
+    # `self.setup()`, `init_weights(self)`: code we do not follow may call Module.__init__.
+    for call in m.findall(node, m.Call()):
+        assert isinstance(call, cst.Call)
+        if m.matches(call.func, m.Attribute(value=m.Name(me))) or any(m.matches(a.value, m.Name(me)) for a in call.args):
+            return True
+    return False
+
+
+class ModuleMissingSuperInit(Rule):
+    """
+    ## What it does
+    Checks `nn.Module` subclasses (their bases resolved through the imports,
+    subclasses of the file's own module classes included) whose `__init__`
+    stores a submodule or an `nn.Parameter` on `self` before calling
+    `super().__init__()`, or never calls it at all. An `__init__` that hands
+    `self` to other code first (`self.setup()`, `init(self)`) is not checked:
+    that code may call it.
+
+    ## Why is this bad?
+    `nn.Module.__init__` creates the tables (`_parameters`, `_modules`,
+    `_buffers`, the hook dictionaries) that `nn.Module.__setattr__` and
+    `__call__` use. Storing a layer before it runs raises `AttributeError:
+    cannot assign module before Module.__init__() call`; a module that never
+    runs it builds, but its first call, `.parameters()` or `.to()` fails with
+    `AttributeError: 'Net' object has no attribute '_parameters'`. Plain values
+    (`self.hidden = 64`) may be stored before the call.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(4, 2)
+            super().__init__()
+    ```
+
+    ## Use instead
+    ```python
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+    ```
+
+    ## Fix safety
+    No fix is offered: where the call belongs, and with which arguments for a
+    base class of the file, is the author's choice.
+    """
+
+    code = "TL108"
+    name = "module-missing-super-init"
+    message = "`nn.Module` subclass stores a layer before calling `super().__init__()`: AttributeError"
+    severity = "error"
+    confirmable = True
+    triggers = ("__init__",)
+
+    VALID = [
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n",
+        # A plain value first is fine.
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self, h):\n        self.h = h\n        super().__init__()\n        self.fc = nn.Linear(4, h)\n",
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        nn.Module.__init__(self)\n        self.fc = nn.Linear(4, 2)\n",
+        # Not a torch module: a base named Module from elsewhere.
+        "from flax import linen as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Dense(2)\n",
+        # `self` handed to code we do not see first.
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        self._setup()\n        self.fc = nn.Linear(4, 2)\n",
+    ]
+    INVALID = [
+        Invalid("import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(4, 2)\n        super().__init__()\n"),
+        Invalid("import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n        self.w = torch.nn.Parameter(torch.zeros(3))\n"),
+        Invalid("import torch.nn as nn\n\nclass Base(nn.Module):\n    pass\n\nclass Net(Base):\n    def __init__(self, n):\n        self.n = n\n\n    def forward(self, x):\n        return x * self.n\n"),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        init = next((s for s in _body(node) if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+        if init is None or not init.params.params or not node.bases:
+            return
+        model = program_model(self.context)
+        if not model.is_torch_module_class(node.name.value):
+            return
+        me = init.params.params[0].name.value
+        called = _is_init_call(init.body)
+        for stmt in _statements(init.body):
+            if _is_init_call(stmt):
+                return
+            stores = [stmt] if not isinstance(stmt, cst.BaseCompoundStatement) else m.findall(stmt, m.Assign() | m.AnnAssign())
+            found = [(x, v) for x in stores if (v := _self_target(x, me)) is not None and self._is_layer(v, model)]
+            if found:
+                store, value = found[0]
+                target = store.targets[0].target if isinstance(store, cst.Assign) else store.target
+                self.report(store, f"`{self.context.code(target)}` (a module or parameter) is stored before `super().__init__()` ran: "
+                            "AttributeError: cannot assign it before Module.__init__() call", data={"kind": "before"})  # fmt: skip
+                return
+            if _passes_self(stmt, me):
+                return
+        if not called:
+            data: dict[str, object] = {"kind": "never"}
+            # For the runtime check: a `self` in __init__'s last statement, to look at the object built.
+            stmts = _statements(init.body)
+            names = m.findall(stmts[-1], m.Name(me)) if stmts else []
+            if names:
+                r = self.context.range_of(names[0])
+                data["self_span"] = [r.start.line, r.start.column, r.end.line, r.end.column]
+            self.report(init.name, f"`{node.name.value}.__init__` never calls `super().__init__()`: calling the module, "
+                        "`.parameters()` or `.to()` raises AttributeError", data=data)  # fmt: skip
+
+    def _is_layer(self, value: cst.BaseExpression, model) -> bool:  # type: ignore[no-untyped-def]
+        """A submodule or a Parameter, as far as the imports and the file's classes say."""
+        if not isinstance(value, cst.Call):
+            return False
+        qual = self.context.qualname(value.func) or ""
+        if qual in _PARAMETERS:
+            return True
+        head, _, last = qual.rpartition(".")
+        if head in ("torch.nn", "torch.nn.modules") and last[:1].isupper():
+            return True
+        fact = model.fact(value)
+        return fact is not None and isinstance(fact.func, ClassV) and model.is_torch_module_class(fact.func.node.name.value)
+
+
+def _body(node: cst.ClassDef) -> list[cst.CSTNode]:
+    body = node.body
+    return list(body.body) if isinstance(body, cst.IndentedBlock) else []
+
+
+def _statements(block: cst.BaseSuite) -> list[cst.CSTNode]:
+    """The statements of ``__init__`` in order: small statements one by one, a compound
+    statement (if/for/with/try) as one unit, checked as a whole."""
+    out: list[cst.CSTNode] = []
+    for stmt in getattr(block, "body", ()):
+        if isinstance(stmt, cst.SimpleStatementLine):
+            out.extend(stmt.body)
+        elif isinstance(stmt, cst.BaseSmallStatement):
+            out.append(stmt)
+        elif not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            out.append(stmt)
+    return out
