@@ -17,7 +17,7 @@ from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, st
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-RULES = {"TL107": "tl107_*", "TL108": "tl108_*", "TL109": "tl109_*", "TL110": "tl110_*"}
+RULES = {"TL107": "tl107_*", "TL108": "tl108_*", "TL109": "tl109_*", "TL110": "tl110_*", "TL403": "tl403_*"}
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,10 @@ def test_tl108_module_initialized_first_works(worker):
     assert before.status == "not-reproduced", f"{before.status}: {before.evidence}"
     never = confirm_claim(source, "prog.py", _claim(source, "TL108", "__init__(self)", {"kind": "never", "self_span": [6, 8, 6, 12]}), worker=worker)
     assert never.status == "not-reproduced", f"{never.status}: {never.evidence}"
+
+
+def test_tl403_cpu_lengths_are_accepted_on_the_simulated_gpu(worker):
+    source = (FIXTURES / "tl403_packed_lengths_on_device" / "clean_cpu_lengths.py").read_text()
+    c = confirm_claim(source, "prog.py", _claim(source, "TL403", "lengths, batch_first", {}), worker=worker)
+    assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"
+    assert "simulated CUDA" in c.evidence

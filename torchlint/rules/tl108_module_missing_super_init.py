@@ -93,6 +93,8 @@ class ModuleMissingSuperInit(Rule):
         "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        nn.Module.__init__(self)\n        self.fc = nn.Linear(4, 2)\n",
         # Not a torch module: a base named Module from elsewhere.
         "from flax import linen as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Dense(2)\n",
+        # A declaration in a stub.
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self, n: int) -> None: ...\n",
         # `self` handed to code we do not see first.
         "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        self._setup()\n        self.fc = nn.Linear(4, 2)\n",
     ]
@@ -124,7 +126,7 @@ class ModuleMissingSuperInit(Rule):
                 return
             if _passes_self(stmt, me):
                 return
-        if not called:
+        if not called and not self.context.path.endswith(".pyi") and not _is_stub(init):
             data: dict[str, object] = {"kind": "never"}
             # For the runtime check: a `self` in __init__'s last statement, to look at the object built.
             stmts = _statements(init.body)
@@ -147,6 +149,12 @@ class ModuleMissingSuperInit(Rule):
             return True
         fact = model.fact(value)
         return fact is not None and isinstance(fact.func, ClassV) and model.is_torch_module_class(fact.func.node.name.value)
+
+
+def _is_stub(func: cst.FunctionDef) -> bool:
+    """``def __init__(self) -> None: ...``: a declaration (a stub, a protocol), not code."""
+    stmts = _statements(func.body)
+    return all(isinstance(x, cst.Expr) and isinstance(x.value, (cst.Ellipsis, cst.SimpleString)) for x in stmts)
 
 
 def _body(node: cst.ClassDef) -> list[cst.CSTNode]:
