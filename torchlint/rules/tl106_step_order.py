@@ -11,7 +11,9 @@ from torchlint.rules.base import Invalid, RelatedSpec, Rule
 class StepOrder(Rule):
     """
     ## What it does
-    Checks the order of the training calls within one iteration of a loop:
+    Checks the order of the training calls within one iteration of a loop.
+
+    It reports:
 
     - `scheduler.step()` before the loop's `optimizer.step()` (or
       `scaler.step(optimizer)`), with no optimizer step earlier in the
