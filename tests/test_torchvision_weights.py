@@ -267,9 +267,20 @@ def _builder_calls(source: str) -> list[tuple[object, cst.Call, cst.Module]]:
             qualname = names.qualname(node.func)
             if qualname in BUILDERS:
                 calls.append((_resolve(qualname), node, module))
+            elif qualname == "torch.hub.load" and _vision_hub(node):
+                # The hub passes the rest of the call to the builder that pytorch/vision's hubconf exports.
+                from torchvision.models import get_model_builder
+
+                builder = get_model_builder(node.args[1].value.evaluated_value)
+                calls.append((builder, node.with_changes(args=node.args[2:]), module))
 
     module.visit(Collect())
     return calls
+
+
+def _vision_hub(call: cst.Call) -> bool:
+    strings = [a.value for a in call.args[:2] if a.keyword is None and isinstance(a.value, cst.SimpleString)]
+    return len(strings) == 2 and strings[0].evaluated_value == "pytorch/vision"
 
 
 def _call_args(call: cst.Call, module: cst.Module, ns: dict, truthy: bool) -> tuple[list, dict]:

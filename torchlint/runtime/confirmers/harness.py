@@ -790,6 +790,7 @@ def _install(config: dict[str, Any]) -> None:
     argparse.ArgumentParser.parse_args = parse_args  # type: ignore[method-assign]
     _patch_dataloader(config)
     _block_weights()
+    _serve_vision_hub()
     if config.get("mode") == "tl101":
         _install_gradient_probe()
     if config.get("simulate_cuda"):
@@ -868,6 +869,32 @@ def _block_weights() -> None:
     api = sys.modules.get("torchvision.models._api")
     if api is not None and hasattr(api, "load_state_dict_from_url"):
         api.load_state_dict_from_url = blocked
+
+
+def _serve_vision_hub() -> None:
+    """torch.hub.load("pytorch/vision", name, ...) from the installed torchvision.
+
+    The hub would clone the repository (no network in the sandbox); its hubconf
+    re-exports torchvision's builders, so the installed package runs the same code.
+    """
+    import torch.hub
+
+    real_load = torch.hub.load
+
+    def load(repo_or_dir: Any, model: Any, *args: Any, source: str = "github", trust_repo: Any = None,
+             force_reload: bool = False, verbose: bool = True, skip_validation: bool = False, **kwargs: Any) -> Any:  # fmt: skip
+        repo, _, tag = str(repo_or_dir).partition(":")
+        if _REAL_TORCHVISION and source == "github" and repo == "pytorch/vision" and tag in ("", "main"):
+            import torchvision.models
+
+            if hasattr(torchvision.models, "get_model_builder"):
+                _note(f"torch.hub.load('{repo_or_dir}', '{model}') served by the installed torchvision "
+                      f"{torchvision.__version__} (no network in the sandbox)")  # fmt: skip
+                return torchvision.models.get_model_builder(str(model))(*args, **kwargs)
+        return real_load(repo_or_dir, model, *args, source=source, trust_repo=trust_repo, force_reload=force_reload,
+                         verbose=verbose, skip_validation=skip_validation, **kwargs)  # fmt: skip
+
+    torch.hub.load = load
 
 
 def _record_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
