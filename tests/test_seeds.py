@@ -98,3 +98,41 @@ def test_dataiter_next_is_confirmed_by_running_the_article():
     for d in data:
         assert d["confirmation"]["status"] == "confirmed", d
         assert "object has no attribute 'next'" in d["confirmation"]["evidence"]
+
+
+@pytest.mark.torch
+def test_confirm_every_article_with_statuses_a_reader_understands():
+    """The issue #16 command: `.next()` confirmed, the unmoved test batch confirmed on the simulated GPU
+    (its program gets past the `.next()` above it, which runs as its fix would), and every other finding a
+    status that says why, not a generic failure."""
+    pytest.importorskip("torch")
+    files = sorted(str(p) for p in SEEDS.glob("*.txt"))
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TORCHLINT_CACHE_DIR")}
+    env["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "torchlint", "check", "--no-cache", "--confirm", "--extension", "txt:markdown",
+         "--output-format", "json", *files],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert "Traceback" not in p.stderr and "confirmation failed" not in p.stderr, p.stderr
+    data = json.loads(p.stdout)
+    confirmed = [d for d in data if d.get("confirmation")]
+    assert confirmed, "no finding was confirmed"
+    unmoved = [d for d in data if d["code"] == "TL401"]
+    assert unmoved, "the unmoved test batch is not flagged"
+    assert {(Path(d["path"]).name, d["line"]) for d in unmoved} <= set(lines_with("outputs = net(images)"))
+    for d in unmoved:
+        c = d["confirmation"]
+        assert c["status"] == "confirmed", c
+        assert "Input type (torch.FloatTensor) and weight type (torch.cuda.FloatTensor)" in c["evidence"], c
+        assert c["detail"]["device"] == "cuda (simulated on the CPU)"
+    for d in data:
+        if d["code"] == "TL201":
+            assert d["confirmation"]["status"] == "confirmed", d
+        c = d.get("confirmation")
+        if c is None:
+            continue
+        for generic in ("failed before reaching", "failed for another reason", "torchlint could not", "was not reached"):
+            assert generic not in c["evidence"], d
+        if c["status"] == "could-not-run" and "torchvision" in c["evidence"]:
+            assert "torchvision is not installed in the sandbox's Python" in c["evidence"], d

@@ -816,7 +816,25 @@ class Document:
             w = self.map_range(r.range)
             if w is not None:
                 related.append(Related(w[1], r.message, cell=w[0]))
-        return replace(f, range=rng, cell=cell, fix=self.map_fix(f.fix), related=tuple(related))
+        return replace(f, range=rng, cell=cell, fix=self.map_fix(f.fix), related=tuple(related), message=self.relabel(f.message))
+
+    def relabel(self, text: str) -> str:
+        """A notebook's "line N" (of the joined Python text, in a rule's message or a runtime verdict) as
+        the reader finds it: "cell 3, line 2". Markdown and RST keep their own line numbers."""
+        if self.kind != "notebook" or "line " not in text:
+            return text
+
+        def shown(m: re.Match) -> str:
+            n = int(m.group(1))
+            entry = self.line_map[n] if 0 < n < len(self.line_map) else None
+            if entry is None:
+                return m.group(0)
+            chunk = self.chunks[entry[0]]
+            if chunk.cell is None:
+                return m.group(0)
+            return f"cell {chunk.cell}, line {chunk.origin + entry[1]}"
+
+        return re.sub(r"\bline (\d+)\b", shown, text)
 
     def chunk_errors(self) -> list[Finding]:
         """The TL001 of every chunk that does not parse, in original coordinates."""

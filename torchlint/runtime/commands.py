@@ -152,16 +152,7 @@ def confirm_reports(
         own = worker = new_worker(device, torchvision=wants_tv)
     try:
         for report, chosen in todo:
-            if report.source is not None and not _python_file(report):
-                # A notebook or tutorial: its code blocks/cells joined as one program (magics
-                # neutralised), run like a .py file; the evidence goes back to the documents' findings.
-                try:
-                    done = _confirm_document(report, chosen, device, timeout, worker, bar)
-                except Exception as exc:  # noqa: BLE001 - one file's failure must not lose the others
-                    errors.append(f"{report.path}: confirmation failed: {type(exc).__name__}: {exc}")
-                    continue
-                report.findings = [done.get(id(f), f) for f in report.findings]
-                continue
+            language = _language(report, args)
             if report.source is None:
                 reason = "the file's text is not available"
                 done = {id(f): f.with_confirmation(Confirmation("could-not-run", reason)) for f in chosen}
@@ -175,9 +166,20 @@ def confirm_reports(
                     bar.done += 1
 
             try:
-                confirmed = confirm_findings(
-                    report.source, report.path, chosen, device=device, timeout=timeout, worker=worker, progress=progress
-                )
+                if language != "python":
+                    # A notebook or tutorial: its code cells/blocks joined as one program (magics
+                    # neutralised), run like a .py file; the verdicts go back to the cells and blocks.
+                    from torchlint.runtime.documents import confirm_document
+
+                    confirmed = confirm_document(
+                        report.source, report.path, chosen, language=language, device=device, timeout=timeout,
+                        worker=worker, progress=progress,
+                    )  # fmt: skip
+                else:
+                    confirmed = confirm_findings(
+                        report.source, report.path, chosen, device=device, timeout=timeout, worker=worker,
+                        progress=progress,
+                    )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - one file's failure must not lose the others
                 errors.append(f"{report.path}: confirmation failed: {type(exc).__name__}: {exc}")
                 continue
@@ -190,70 +192,20 @@ def confirm_reports(
     return errors
 
 
-def _document_language(path: str) -> str:
-    lower = path.lower()
-    return "notebook" if lower.endswith(".ipynb") else "rst" if lower.endswith(".rst") else "markdown"
+def _language(report: FileReport, args: argparse.Namespace) -> str:
+    """python, markdown, notebook or rst: what `check` linted the file as (--extension first, then its name)."""
+    from torchlint.runtime.documents import document_language
 
-
-def _confirm_document(report: FileReport, chosen: list[Finding], device: str, timeout: float, worker: Any, bar: Any) -> dict[int, Finding]:
-    """Confirm a document's findings: run its Python text, attach the verdicts to the findings shown."""
-    from torchlint.diagnostics import Confirmation
-    from torchlint.documents import text_findings
-    from torchlint.runtime.confirm import confirm_findings
-
-    codes = frozenset(f.code for f in chosen)
-    doc, pairs = text_findings(report.source or "", report.path, _document_language(report.path), codes | {"TL002"})
-    undefined = {f.data.get("name"): f for f, _ in pairs if f.code == "TL002"}
-    pairs = [(f, m) for f, m in pairs if f.code in codes]
-    source = _with_conventional_imports(doc, [f for f in undefined.values()])
-    by_place = {(m.code, m.cell, m.range): f for f, m in pairs}
-    text_chosen, originals, done = [], [], {}
-    for f in chosen:
-        inner = by_place.get((f.code, f.cell, f.range))
-        if inner is None:
-            done[id(f)] = f.with_confirmation(Confirmation("could-not-run", "the finding is not in the document's code as run"))
-            bar.done += 1
-            continue
-        text_chosen.append(inner)
-        originals.append(f)
-
-    def progress(n: int, of: int, finding: Finding) -> None:
-        if n < of:
-            bar.show(report.path, finding)
-            bar.done += 1
-
-    confirmed = confirm_findings(
-        source, report.path, text_chosen, device=device, timeout=timeout, worker=worker, progress=progress,
-        context=[f for f, _ in pairs],
-    )
-    for f, c in zip(originals, confirmed):
-        verdict = c.confirmation
-        if verdict is not None and verdict.status == "could-not-run":
-            m = re.search(r"NameError: name '(\w+)' is not defined", verdict.evidence)
-            if m and m.group(1) in undefined:
-                verdict = Confirmation(
-                    "could-not-run", f"`{m.group(1)}` is never defined in this document (TL002), so the code cannot run", verdict.detail
-                )
-        done[id(f)] = f.with_confirmation(verdict) if verdict is not None else f
-    return done
-
-
-def _with_conventional_imports(doc: Any, undefined: list[Finding]) -> str:
-    """The document's text with the imports TL002 would add (``F`` -> torch.nn.functional) written on a
-    blank line before the first code line, so a tutorial that imported them on an earlier page runs."""
-    statements = []
-    for f in undefined:
-        m = re.search(r"add `([^`]+)`", f.message)
-        if m and "defined later" not in f.message:
-            statements.append(m.group(1))
-    if not statements:
-        return doc.text
-    lines = doc.text.split("\n")
-    first_code = next((n for n in range(1, len(doc.line_map)) if doc.line_map[n] is not None), None)
-    if first_code is None or first_code < 2 or lines[first_code - 2].strip():
-        return doc.text  # no blank line before the code to put them on (a notebook's first cell)
-    lines[first_code - 2] = "; ".join(statements)
-    return "\n".join(lines)
+    name = report.path.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    for value in getattr(args, "extension", None) or ():
+        for item in str(value).split(","):
+            e, sep, lang = item.strip().partition(":")
+            if sep and e.strip().lstrip(".").lower() == ext and lang.strip().lower() in ("python", "markdown", "notebook", "rst"):
+                return lang.strip().lower()
+    if _python_file(report):
+        return "python"
+    return document_language(report.path)
 
 
 # --- hooks for `torchlint check` ------------------------------------------------
@@ -276,7 +228,17 @@ def after_check(args: argparse.Namespace, reports: list[FileReport]) -> list[str
 def configure(parser: argparse.ArgumentParser) -> None:
     from torchlint.output import FORMATS
 
-    parser.add_argument("target", metavar="FILE[:LINE]", help="the file, optionally with the line of the finding to confirm")
+    parser.add_argument(
+        "target",
+        metavar="FILE[:LINE]",
+        help="the file, optionally with the line of the finding to confirm; for a notebook FILE:cell N[:LINE]",
+    )
+    parser.add_argument(
+        "--extension",
+        action="append",
+        metavar="EXT:LANG",
+        help="read files with extension EXT as LANG (python, markdown, notebook or rst), e.g. txt:markdown",
+    )
     parser.add_argument("--select", metavar="CODES", help="only these rules (comma-separated codes)")
     parser.add_argument("--output-format", choices=FORMATS, default="text", help="default: text")
     parser.add_argument(
@@ -287,22 +249,56 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_confirm_arguments(parser, flag=False)
 
 
-def _split_target(target: str) -> tuple[str, int | None]:
-    path, sep, line = target.rpartition(":")
-    if sep and line.isdigit() and path:
-        return path, int(line)
-    return target, None
+_TARGET = re.compile(r"^(?P<path>.+?)(?::cell ?(?P<cell>\d+))?(?::(?P<line>\d+))?$")
+
+
+def _split_target(target: str) -> tuple[str, int | None, int | None]:
+    """``FILE``, ``FILE:LINE``, ``NOTEBOOK:cell N`` or ``NOTEBOOK:cell N:LINE`` (as the text output prints
+    places) -> (path, cell, line). A file whose own name ends like that wins."""
+    if os.path.exists(target):
+        return target, None, None
+    m = _TARGET.match(target)
+    if m is None:
+        return target, None, None
+    cell, line = m.group("cell"), m.group("line")
+    return m.group("path"), int(cell) if cell else None, int(line) if line else None
+
+
+def _target_language(path: str, args: argparse.Namespace) -> str | None:
+    from torchlint.config import Resolver
+    from torchlint.discovery import language_of
+
+    try:
+        settings = Resolver().settings_for_file(os.path.abspath(path))
+    except Exception:  # noqa: BLE001 - the configuration's own errors are reported by codes_for
+        settings = None
+    extensions: dict[str, str] = {}
+    for value in getattr(args, "extension", None) or ():
+        for item in str(value).split(","):
+            e, sep, lang = item.strip().partition(":")
+            if sep:
+                extensions[e.strip().lstrip(".").lower()] = lang.strip().lower()
+    if settings is None:
+        return extensions.get(path.rsplit(".", 1)[-1].lower(), "python" if path.endswith((".py", ".pyw")) else None)
+    return language_of(os.path.basename(path), settings, extensions, explicit=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from torchlint.engine import LintOptions, lint_source
     from torchlint.output import OutputOptions, write
     from torchlint.output.text import use_color, write_error
+    from torchlint.runner import lint_text
     from torchlint.sources import SourceError, read_source
 
-    path, line = _split_target(args.target)
+    path, cell, line = _split_target(args.target)
     if line is not None and line < 1:
         write_error(f"{args.target}: line numbers start at 1")
+        return EXIT_ERROR
+    if cell is not None and cell < 1:
+        write_error(f"{args.target}: cells are numbered from 1")
+        return EXIT_ERROR
+    language = _target_language(path, args) or "python"
+    if cell is not None and language != "notebook":
+        write_error(f"{args.target}: `:cell N` is for notebooks (.ipynb); {path} is read as {language}")
         return EXIT_ERROR
     try:
         source = read_source(path)
@@ -319,43 +315,69 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     if args.select:
         codes = codes & frozenset(c.strip().upper() for c in args.select.split(",") if c.strip())
-    report = lint_source(source, path, LintOptions(codes=codes))
+    report = lint_text(source, path, language, codes)
+    if cell is not None:
+        report.findings = [f for f in report.findings if f.cell == cell]
     if line is not None:
         report.findings = [f for f in report.findings if f.range.line <= line <= f.range.end_line]
     from torchlint.runtime.confirm import confirmable
 
     report.findings = [f for f in report.findings if confirmable(f)]
     if not report.findings:
-        where = f"{path}:{line}" if line is not None else path
+        where = args.target if (line is not None or cell is not None) else path
         sys.stderr.write(f"{where}: no finding that can be confirmed by running\n")
         return EXIT_ERROR if report.errors else EXIT_OK
+    args.extension = [f"{path.rsplit('.', 1)[-1]}:{language}"] if "." in os.path.basename(path) else None
     errors = confirm_reports([report], args)
     for e in [*errors, *report.errors]:
         write_error(e)
     out = sys.stdout
     write(args.output_format, [report], out, OutputOptions(color=use_color(out) and args.output_format in ("text", "full", "concise")))
     if args.show_program:
-        _show_programs(source, path, report.findings, args, out)
+        _show_programs(source, path, language, report.findings, args, out)
     if errors:
         return EXIT_ERROR
     confirmed = any(f.confirmation is not None and f.confirmation.status == "confirmed" for f in report.findings)
     return EXIT_CONFIRMED if confirmed else EXIT_OK
 
 
-def _show_programs(source: str, path: str, findings: Sequence[Finding], args: argparse.Namespace, out: TextIO) -> None:
+def _show_programs(source: str, path: str, language: str, findings: Sequence[Finding], args: argparse.Namespace, out: TextIO) -> None:
     from torchlint.diagnostics import Confirmation
-    from torchlint.runtime.confirm import Claim, prepare
+    from torchlint.runtime.confirm import AS_FIXED, Claim, prepare, with_passes
     from torchlint.runtime.confirmers import Options
     from torchlint.runtime.extract import render
 
     options = Options(device=args.device, timeout=args.confirm_timeout)
+    shown: dict[int, Finding | None] = {id(f): f for f in findings}
+    program = source
+    codes = frozenset(f.code for f in findings) | frozenset(AS_FIXED)
+    if language != "python":
+        from torchlint.runtime.documents import document_program
+
+        _, program, pairs, _ = document_program(source, path, language, codes)
+        inner = {(m.code, m.cell, m.range): f for f, m in pairs}
+        shown = {id(f): inner.get((f.code, f.cell, f.range)) for f in findings}
+        context = [f for f, _ in pairs]
+    else:
+        from torchlint.engine import LintOptions, lint_source
+
+        context = lint_source(source, path, LintOptions(codes=codes)).findings
+        by_place = {(c.code, c.range): c for c in context}
+        shown = {id(f): by_place.get((f.code, f.range), f) for f in findings}
     for f in findings:
-        out.write(f"\n# --- the program run for {path}:{f.range.line} {f.code} ---\n")
-        job = prepare(source, path, Claim.from_finding(f), options)
+        where = f"cell {f.cell}:{f.range.line}" if f.cell is not None else str(f.range.line)
+        out.write(f"\n# --- the program run for {path}:{where} {f.code} ---\n")
+        target = shown.get(id(f))
+        if target is None:
+            out.write("# (none: the finding is not in the document's code)\n")
+            continue
+        claim = Claim.from_finding(target)
+        others = [Claim.from_finding(c) for c in context if c.code == claim.code and c is not target]
+        job = prepare(program, path, claim, with_passes(options, claim, [Claim.from_finding(c) for c in context]), others)
         if isinstance(job, Confirmation):
             out.write(f"# (none: {job.evidence})\n")
             continue
-        out.write(render(source, job.plan) + "\n")
+        out.write(render(program, job.plan) + "\n")
 
 
 def confirm_command(argv: Sequence[str] | None = None) -> int:

@@ -186,17 +186,19 @@ def confirm_findings(
         index = None
     claims = {i: Claim.from_finding(findings[i]) for i in todo}
     if context is None:
-        context = _all_findings(source, path, {c.code for c in claims.values()})
+        context = _all_findings(source, path, {c.code for c in claims.values()} | set(AS_FIXED))
     context_claims = [Claim.from_finding(f) for f in context]
     jobs: dict[int, Job | Confirmation] = {}
     others: dict[int, list[Claim]] = {}
+    claim_options: dict[int, Options] = {}
     for i in todo:
         claim = claims[i]
         if index is None:
             jobs[i] = Confirmation("could-not-run", "the file does not parse", {"stage": "extraction"})
             continue
         others[i] = [c for c in context_claims if c.code == claim.code and _place(c) != _place(claim)]
-        jobs[i] = prepare(source, path, claim, options, others[i], index=index)
+        claim_options[i] = with_passes(options, claim, context_claims)
+        jobs[i] = prepare(source, path, claim, claim_options[i], others[i], index=index)
 
     own_worker = None
     if worker is None and any(isinstance(j, Job) for j in jobs.values()):
@@ -216,7 +218,10 @@ def confirm_findings(
             if progress is not None:
                 progress(n, len(todo), findings[i])
             job = jobs[i]
-            confirmation = job if isinstance(job, Confirmation) else _run(job, options, worker, source, path, others.get(i, ()))
+            confirmation = (
+                job if isinstance(job, Confirmation)
+                else _run(job, claim_options.get(i, options), worker, source, path, others.get(i, ()))
+            )
             out[i] = findings[i].with_confirmation(confirmation)
         if progress is not None:
             progress(len(todo), len(todo), findings[todo[-1]])
@@ -224,6 +229,21 @@ def confirm_findings(
         if own_worker is not None:
             own_worker.close()
     return out
+
+
+# Findings of other rules that would stop the program before the flagged code, and how they run
+# instead (as their fix would): see confirmers.Options.passes.
+AS_FIXED = {"TL201": "next", "TL401": "move"}
+
+
+def with_passes(options: Options, claim: Claim, context: Sequence[Claim]) -> Options:
+    """The options for one claim: the other rules' findings in ``context`` that run as fixed."""
+    passes = tuple(
+        (c.line, c.column, c.end_line or c.line, c.end_column or 0, AS_FIXED[c.code])
+        for c in context
+        if c.code in AS_FIXED and c.code != claim.code
+    )
+    return replace(options, passes=passes) if passes else options
 
 
 def _place(claim: Claim) -> tuple[int, int, int | None, int | None]:

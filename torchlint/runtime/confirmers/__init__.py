@@ -59,6 +59,10 @@ class Options:
     timeout: float = 20.0
     memory_mb: int = 2048
     force_branches: bool = False
+    # Other rules' findings that run before the flagged code, run as their fix would so that they do not
+    # stop the program first: (line, column, end_line, end_column, kind) rewrites, kind "next" (TL201's
+    # `it.next()` -> `next(it)`) or "move" (TL401's tensor to the model's device, on a (simulated) GPU only).
+    passes: tuple[tuple[int, int, int, int, str], ...] = ()
 
 
 @dataclass
@@ -134,6 +138,7 @@ def build_job(
     full.update(config)
     simulate = needs_gpu(index.source, options) if simulate_cuda is None else simulate_cuda
     full["simulate_cuda"] = simulate
+    _add_passes(planner.plan, claim, options, gpu=simulate or options.device == "cuda")
     return Job(
         claim,
         snippet(full, index.source, planner.plan),
@@ -143,6 +148,29 @@ def build_job(
         simulate_cuda=simulate,
         memory_mb=options.memory_mb if memory_mb is None else memory_mb,
     )
+
+
+_PASS_NOTES = {
+    "next": "the other flagged `.next()` call on line {lines} ran as `next(...)` (TL201's fix)",
+    "move": "the other flagged tensor on line {lines} was moved to the model's device (TL401's fix)",
+}
+
+
+def _add_passes(plan: Plan, claim: Claim, options: Options, *, gpu: bool) -> None:
+    """Other rules' findings on the way to the flagged code run as their fix would (Options.passes)."""
+    added: dict[str, list[int]] = {}
+    for rewrite in options.passes:
+        line, column, _, _, kind = rewrite
+        if (line, column) == (claim.line, claim.column) or rewrite in plan.rewrites:
+            continue
+        if any(tuple(r[:2]) == (line, column) for r in plan.rewrites):
+            continue  # the confirmer already rewrites that expression its own way
+        if kind == "move" and not gpu:
+            continue  # without a GPU, real or simulated, there is nothing to move to (and no error to avoid)
+        plan.rewrites.append(tuple(rewrite))
+        added.setdefault(kind, []).append(line)
+    for kind, lines in added.items():
+        plan.notes.append(_PASS_NOTES[kind].format(lines=", ".join(map(str, sorted(set(lines))))))
 
 
 # --------------------------------------------------------------------------

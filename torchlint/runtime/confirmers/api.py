@@ -37,7 +37,25 @@ def expected(claim: Claim) -> tuple[str, str]:
     return "error", rf"unexpected keyword argument '{keyword}'|got an unexpected keyword.*{keyword}"
 
 
+def _about_torchvision(claim: Claim) -> bool:
+    """Is the claim about torchvision's API (its message names the release it was checked against)?"""
+    data = claim.data or {}
+    named = " ".join(str(data.get(k) or "") for k in ("owner", "callable", "api", "module"))
+    return "torchvision" in named or " in torchvision " in claim.message or "`torchvision." in claim.message
+
+
 def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Claim] = ()) -> Job | Confirmation:  # type: ignore[assignment]
+    if _about_torchvision(claim):
+        from torchlint.runtime.confirmers.tl202 import torchvision_available
+
+        if not torchvision_available():
+            # The sandbox's stand-in torchvision accepts any transform name: it cannot say what is missing.
+            return Confirmation(
+                "could-not-run",
+                "torchvision is not installed in the sandbox's Python, and only torchvision itself can show "
+                "whether this part of its API exists",
+                {"stage": "environment"},
+            )
     stmt = index.statement_at(claim.line, claim.column)
     setup = guess_setup(index)
     planner = Planner(index, force_branches=options.force_branches)
@@ -64,6 +82,8 @@ def interpret(job: Job, result: Any) -> Confirmation:
         detail["exception"] = exc
         if pattern.search(exc.get("message") or "") or pattern.search(exc.get("type") or ""):
             return Confirmation("confirmed", quote(exc), detail)
+        if exc.get("type") == "ModuleNotFoundError":
+            return Confirmation("could-not-run", f"a module it needs is not installed in the sandbox: {quote(exc)}", detail)
         return Confirmation("could-not-run", f"line {job.claim.line} failed for another reason: {quote(exc)}", detail)
     what = "the warning" if job.config["expect"] == "warning" else "the error"
     return Confirmation("not-reproduced", f"line {job.claim.line} ran without {what}", detail)

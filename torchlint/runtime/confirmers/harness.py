@@ -655,6 +655,18 @@ def _fake_torchvision() -> types.ModuleType:
 
     tv.__getattr__ = _unavailable
     tv.transforms, tv.datasets, tv.utils = transforms, datasets, utils
+
+    import importlib.abc
+
+    class _Uncovered(importlib.abc.MetaPathFinder):
+        """``import torchvision.models``: the stand-in has no such part; the error says why."""
+
+        def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+            if fullname.startswith("torchvision.") and fullname not in sys.modules:
+                raise ModuleNotFoundError(f"No module named '{fullname}': {reason}", name=fullname)
+            return None
+
+    sys.meta_path.insert(0, _Uncovered())
     sys.modules.update(
         {
             "torchvision": tv,
