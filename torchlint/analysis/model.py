@@ -102,6 +102,48 @@ _ITERTOOLS = frozenset(
         "permutations", "product", "repeat", "starmap", "takewhile", "zip_longest",
     }
 )  # fmt: skip
+# The activations TL103 follows: what a call applies last.
+ACTIVATIONS = {
+    "torch.softmax": "softmax", "torch.nn.functional.softmax": "softmax", "torch.special.softmax": "softmax",
+    "torch.log_softmax": "log_softmax", "torch.nn.functional.log_softmax": "log_softmax",
+    "torch.special.log_softmax": "log_softmax", "torch.sigmoid": "sigmoid", "torch.nn.functional.sigmoid": "sigmoid",
+    "torch.special.expit": "sigmoid",
+}  # fmt: skip
+ACTIVATION_MODULES = {"Softmax": "softmax", "LogSoftmax": "log_softmax", "Sigmoid": "sigmoid"}
+_ACTIVATION_METHODS = frozenset({"softmax", "log_softmax", "sigmoid"})
+# Tensor methods that keep what the values are (probabilities stay probabilities).
+_SHAPE_METHODS = frozenset(
+    {"view", "reshape", "squeeze", "unsqueeze", "flatten", "float", "double", "half", "contiguous", "permute",
+     "transpose", "view_as", "reshape_as", "squeeze_", "unsqueeze_", "t"}
+)  # fmt: skip
+# torch.nn classes that behave differently in train and eval mode, and those that do not
+# (containers are looked into; other classes are unknown).
+_MODE_DEPENDENT = frozenset(
+    {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "BatchNorm1d",
+     "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "RReLU",
+     "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer"}
+)  # fmt: skip
+_MODE_INDEPENDENT = frozenset(
+    {"Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+     "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d", "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU",
+     "CELU", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid", "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign",
+     "Tanhshrink", "Threshold", "GLU", "LogSigmoid", "Softmax", "LogSoftmax", "Softmin", "Softmax2d", "MaxPool1d",
+     "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+     "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
+     "Flatten", "Unflatten", "Identity", "Embedding", "EmbeddingBag", "LayerNorm", "GroupNorm", "RMSNorm",
+     "LocalResponseNorm", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
+     "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d",
+     "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d",
+     "CosineSimilarity", "PairwiseDistance", "ChannelShuffle", "Fold", "Unfold", "Parameter"}
+)  # fmt: skip
+# Depend on the mode only when given a nonzero dropout (or running statistics).
+_MODE_BY_KEYWORD = {"RNN": "dropout", "LSTM": "dropout", "GRU": "dropout", "MultiheadAttention": "dropout",
+                    "InstanceNorm1d": "track_running_stats", "InstanceNorm2d": "track_running_stats",
+                    "InstanceNorm3d": "track_running_stats"}  # fmt: skip
+_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+_MODE_FUNCTIONS = frozenset(
+    {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "batch_norm", "rrelu"}
+)
 _LIGHTNING_MODULES = frozenset({"pytorch_lightning.LightningModule", "lightning.LightningModule", "lightning.pytorch.LightningModule"})
 _MAX_DEPTH = 2  # nested same-file calls followed for a return value
 _MAX_RUNS = 3  # times one body is interpreted while the facts it read settle
@@ -190,6 +232,8 @@ class ProgramModel:
         self._params: dict[int, list[object]] = {}  # function -> joined argument per parameter
         self._summary: dict[int, dict[str, object]] = {0: {}}  # scope (0: module) -> name -> joined value
         self._returns: dict[tuple, object] = {}  # (function, arguments, _version) -> its return value
+        self._forward_returns: dict[int, object] = {}  # forward methods: the join of what they return
+        self._class_modes: dict[str, bool | None] = {}
         self._version = 0
         self._budget = _RETURN_BUDGET
         self._stack: list[int] = []
@@ -260,6 +304,116 @@ class ProgramModel:
                     break
         self._torch_classes[name] = result
         return result
+
+    def module_output(self, value: object) -> TensorV | None:
+        """What calling a module gives when the file shows its last step: a ``TensorV`` with
+        ``act`` for ``nn.Softmax``/``LogSoftmax``/``Sigmoid``, an ``nn.Sequential`` ending in one,
+        or a class of the file whose every ``return`` in ``forward`` is such an activation; else None."""
+        if not isinstance(value, ModuleV):
+            return None
+        if value.output is not None:
+            return TensorV(act=value.output)
+        if value.cls in self.classes:
+            forward = self.method(value.cls, "forward")
+            if forward is None:
+                return None
+            self._read(("r", id(forward)))
+            returned = self._forward_returns.get(id(forward))
+            if isinstance(returned, TensorV) and returned.act is not None:
+                return returned
+        return None
+
+    def mode_dependent(self, value: object) -> bool | None:
+        """Does this module behave differently in train and eval mode? True: it has dropout or
+        batch norm (``nn.Dropout*``, ``nn.BatchNorm*``, ``F.dropout``, a ``self.training`` test...);
+        False: every layer the file shows is known not to; None: the file does not say."""
+        if not isinstance(value, ModuleV):
+            return None
+        if value.mode_dependent is not None:
+            return value.mode_dependent
+        if value.cls in self.classes:
+            return self.class_mode_dependent(value.cls)
+        return None
+
+    def class_mode_dependent(self, name: str) -> bool | None:
+        """:meth:`mode_dependent` for a module class of this file (and its bases in the file)."""
+        if name in self._class_modes:
+            return self._class_modes[name]
+        self._class_modes[name] = None  # a cycle: unknown
+        result: bool | None = False
+        seen: set[int] = set()
+        node: cst.ClassDef | None = self.classes.get(name)
+        while node is not None:
+            found = self._scan_modes(node, seen, 0)
+            if found is True:
+                result = True
+                break
+            if found is None:
+                result = None
+            bases = [dotted_name(b.value) or "" for b in node.bases]
+            local = [b for b in bases if b in self.classes and b != node.name.value]
+            if not local:
+                if not any(
+                    (q := self._qualname(b.value) or "") in ("torch.nn.Module", "torch.nn.modules.module.Module") for b in node.bases
+                ):
+                    result = None if result is False else result  # a base class the file does not show
+                break
+            node = self.classes[local[0]]
+        self._class_modes[name] = result
+        return result
+
+    def _scan_modes(self, root: cst.CSTNode, seen: set[int], depth: int) -> bool | None:
+        """True: a mode-dependent layer or ``self.training``; None: a submodule of unknown kind."""
+        if id(root) in seen or depth > 4:
+            return False
+        seen.add(id(root))
+        unknown = False
+        stack: list[cst.CSTNode] = [root]
+        while stack:
+            cur = stack.pop()
+            stack.extend(cur.children)
+            if isinstance(cur, cst.Attribute) and cur.attr.value == "training" and isinstance(cur.value, cst.Name) and cur.value.value == "self":
+                return True
+            if isinstance(cur, cst.Assign) and isinstance(cur.value, cst.Call):
+                if any(isinstance(t.target, cst.Attribute) for t in cur.targets) and self._builds_unknown(cur.value):
+                    unknown = True
+            if not isinstance(cur, cst.Call):
+                continue
+            qual = self._qualname(cur.func) or ""
+            head, _, last = qual.rpartition(".")
+            if qual.startswith("torch.nn.functional.") and last in _MODE_FUNCTIONS:
+                return True
+            if head.startswith("torch.nn") and last[:1].isupper():
+                mode = _torch_class_mode(last, cur)
+                if mode:
+                    return True
+                if mode is None and last not in _CONTAINERS:
+                    unknown = True
+            elif qual.startswith("torchvision.models.") and last[:1].islower():
+                return True  # every torchvision classification model has batch norm or dropout
+            elif isinstance(cur.func, cst.Name) and cur.func.value in self.classes:
+                if self.is_module_class(cur.func.value):
+                    inner = self.class_mode_dependent(cur.func.value)
+                    if inner:
+                        return True
+                    unknown = unknown or inner is None
+            elif isinstance(cur.func, cst.Name) and cur.func.value in self.functions:
+                inner = self._scan_modes(self.functions[cur.func.value][0], seen, depth + 1)
+                if inner:
+                    return True
+                unknown = unknown or inner is None
+        return None if unknown else False
+
+    def _builds_unknown(self, call: cst.Call) -> bool:
+        """``self.x = Block(...)`` with ``Block`` neither torch's, nor of this file, nor a builtin."""
+        func = call.func
+        if isinstance(func, cst.Name) and (func.value in self.classes or func.value in self.functions):
+            return False
+        qual = self._qualname(func)
+        if qual is None:
+            return isinstance(func, cst.Name) and func.value[:1].isupper()
+        root = qual.split(".", 1)[0]
+        return root not in SAFE_ROOTS and qual.rpartition(".")[2][:1].isupper()
 
     def class_attrs(self, cls: str) -> dict[str, object]:
         return self._attrs.get(cls, {})
@@ -437,6 +591,12 @@ class ProgramModel:
         finally:
             for _ in (*info.chain, info.node):
                 self.names.pop_function()
+        if info.cls is not None and info.node.name.value == "forward":
+            returned = UNKNOWN if frame.returns is None else frame.returns
+            key = id(info.node)
+            if key not in self._forward_returns or self._forward_returns[key] != returned:
+                self._forward_returns[key] = returned
+                self._changed(("r", key))
 
     def _enter(self, info: _FuncInfo, args: list[object] | None, depth: int) -> _Frame:
         if depth == 0:
@@ -841,7 +1001,7 @@ class ProgramModel:
                 if isinstance(el.slice, cst.Index):
                     self._ev(el.slice.value, frame)
             if isinstance(base, TensorV):
-                return TensorV(base.placement, _no_root(base.origin), base.grad)
+                return TensorV(base.placement, _no_root(base.origin), base.grad, base.act, base.act_site)
             if isinstance(base, TupleV) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
                 idx = expr.slice[0].slice.value
                 if isinstance(idx, cst.Integer) and int(idx.value) < len(base.items):
@@ -1004,8 +1164,14 @@ class ProgramModel:
             method = func.attr.value
             if isinstance(receiver, TensorV):
                 return self._tensor_method(call, method, receiver, frame)
+            if isinstance(receiver, ModuleV) and isinstance(callee, ModuleV):
+                out = self.module_output(callee)  # self.softmax(x), self.classifier(x)
+                if out is not None:
+                    return TensorV(None, None, None, out.act, out.act_site or call)
             if isinstance(receiver, ModuleV) and not isinstance(callee, FunctionV):
                 return self._module_method(call, method, receiver, frame)
+            if method in _ACTIVATION_METHODS and receiver is UNKNOWN and self._qualname(func) is None:
+                return TensorV(None, None, None, method, call)  # x.softmax(dim=1) on a value the model does not know
             if method in ("to", "cuda") and receiver is UNKNOWN and self._qualname(func) is None:
                 placement = self._move_placement(call, frame)
                 if placement is not None and placement != CPU:
@@ -1024,7 +1190,10 @@ class ProgramModel:
             forward = self.method(callee.cls, "forward") if callee.cls in self.classes else None
             if forward is not None:
                 self._pass_arguments(forward, (callee, *args), call)
-            return TensorV(callee.placement, None, self._graph(frame), self.code(func))
+            out = self.module_output(callee)
+            if out is not None:
+                return TensorV(callee.placement, None, self._graph(frame), out.act, out.act_site or call, via=self.code(func))
+            return TensorV(callee.placement, None, self._graph(frame), via=self.code(func))
         if isinstance(callee, LossFnV):
             return TensorV(None, None, self._graph(frame))
         qual = self._qualname(func)
@@ -1064,9 +1233,19 @@ class ProgramModel:
             return LossFnV(qual)
         if is_loss_function_qualname(qual):
             return TensorV(None, None, self._graph(frame))
+        if qual in ACTIVATIONS:
+            return TensorV(None, None, None, ACTIVATIONS[qual], call)
         head, _, name = qual.rpartition(".")
         if head in ("torch.nn", "torch.nn.modules") and name[:1].isupper():
-            return ModuleV(qual)
+            output = ACTIVATION_MODULES.get(name)
+            mode = _torch_class_mode(name, call)
+            if name == "Sequential":
+                layers = [a for a, arg in zip(args, call.args) if not arg.star]
+                if layers and len(layers) == len(call.args):
+                    output = self.module_output(layers[-1]).act if self.module_output(layers[-1]) is not None else None  # type: ignore[union-attr]
+                    modes = [self.mode_dependent(v) for v in layers]
+                    mode = True if any(modes) else (False if all(m is False for m in modes) else None)
+            return ModuleV(qual, output=output, mode_dependent=mode)
         if head == "torch" and name in _TENSOR_FACTORIES:
             device = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "device"), None)
             if name in ("stack", "cat", "zeros_like", "ones_like", "randn_like", "rand_like") and isinstance(first, TensorV):
@@ -1084,6 +1263,10 @@ class ProgramModel:
             return TensorV(placement, t.origin, t.grad)
         if method in ("detach", "detach_"):
             return TensorV(t.placement, t.origin, False)
+        if method in _ACTIVATION_METHODS:
+            return TensorV(t.placement, t.origin, t.grad, method, call)
+        if method in _SHAPE_METHODS and t.act is not None:
+            return TensorV(t.placement, t.origin, t.grad, t.act, t.act_site)
         if method in DERIVING_METHODS:
             return TensorV(t.placement, t.origin, t.grad)  # x.view(...) is still x for a fix
         if method in ("next", "__next__"):
@@ -1363,8 +1546,31 @@ def _as_module(value: object) -> ModuleV:
 
 
 def _derived(value: object) -> object:
-    """``-x``, ``x / 255``: the same tensor, as far as devices go."""
-    return value if isinstance(value, TensorV) else UNKNOWN
+    """``-x``, ``x / 255``: the same tensor, as far as devices go (no longer an activation's output)."""
+    if isinstance(value, TensorV):
+        return replace(value, act=None, act_site=None) if value.act is not None else value
+    return UNKNOWN
+
+
+def _torch_class_mode(name: str, call: cst.Call) -> bool | None:
+    """Does ``torch.nn.<name>(...)`` behave differently in train and eval mode? None: unknown."""
+    if name in _MODE_DEPENDENT:
+        return True
+    if name in _MODE_INDEPENDENT or name in _CONTAINERS and not call.args:
+        return False
+    keyword = _MODE_BY_KEYWORD.get(name)
+    if keyword is not None:
+        value = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == keyword), None)
+        if any(a.star == "**" for a in call.args):
+            return None
+        if value is None:
+            return False
+        if isinstance(value, (cst.Integer, cst.Float)):
+            return float(value.value) != 0
+        if isinstance(value, cst.Name) and value.value in ("True", "False"):
+            return value.value == "True"
+        return None
+    return None
 
 
 def _no_root(origin: Batch | None) -> Batch | None:

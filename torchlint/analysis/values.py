@@ -56,12 +56,21 @@ class ModuleV:
     """An ``nn.Module``. ``cls``: its class (a class of this file, or a qualified
     ``torch.nn.X``); ``placement``: None when not known to be on a device;
     ``moves_inputs``: DataParallel/DDP, or a ``forward`` that moves its inputs;
-    ``training``: True after ``.train()``, False after ``.eval()``, None unknown."""
+    ``training``: True after ``.train()`` (or when just built), False after ``.eval()``,
+    None unknown; ``back``: at the top of a loop whose iterations disagree (``training`` None),
+    the mode the loop's back edge brings (an ``eval()`` late in the body of an epoch loop: False);
+    ``output``: the activation its output ends with ("softmax", "log_softmax", "sigmoid"),
+    for ``nn.Softmax`` and friends and an ``nn.Sequential`` ending in one;
+    ``mode_dependent``: for torch classes, whether it behaves differently in train and eval
+    mode (dropout, batch norm: True; Linear, ReLU: False; None unknown)."""
 
     cls: str | None = None
     placement: Placement | None = None
     moves_inputs: bool = False
     training: bool | None = None
+    back: bool | None = None
+    output: str | None = None
+    mode_dependent: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,9 @@ class TensorV:
     placement: Placement | None = None
     origin: Batch | None = None
     grad: bool | None = None
+    # The activation applied last ("softmax", "log_softmax", "sigmoid") and where (for messages).
+    act: str | None = None
+    act_site: cst.CSTNode | None = field(default=None, repr=False, compare=False)
     # For a module's output: the callee's text (``model``), for messages only.
     via: str | None = field(default=None, compare=False)
 
@@ -199,6 +211,9 @@ def join(a: object, b: object) -> object:
             a.placement if a.placement == b.placement else None,
             a.moves_inputs and b.moves_inputs,
             a.training if a.training == b.training else None,
+            a.back if a.back == b.back else None,
+            a.output if a.output == b.output else None,
+            a.mode_dependent if a.mode_dependent == b.mode_dependent else None,
         )
     if isinstance(a, TensorV):
         assert isinstance(b, TensorV)
@@ -209,6 +224,8 @@ def join(a: object, b: object) -> object:
             a.placement if a.placement == b.placement else None,
             origin,
             a.grad if a.grad == b.grad else None,
+            a.act if a.act == b.act else None,
+            a.act_site if a.act == b.act else None,
         )
     if isinstance(a, TupleV):
         assert isinstance(b, TupleV)

@@ -211,6 +211,15 @@ class _Apply(ast.NodeTransformer):
             owner = ast.Name(kind[len("eval:") :], ast.Load())
             call = ast.Call(_h("in_eval", node), [owner, ast.Lambda(_no_args(), node)], [])
             return ast.fix_missing_locations(ast.copy_location(call, node))
+        if isinstance(kind, str) and kind.startswith("loss:") and isinstance(node, ast.Call):
+            # TL103: the loss call, handed to the harness with its function and arguments.
+            _, act, loss = kind.split(":", 2)
+            call = ast.Call(_h("activated_loss", node), [ast.Constant(act), ast.Constant(loss), node.func, *node.args], node.keywords)
+            return ast.fix_missing_locations(ast.copy_location(call, node))
+        if kind == "mode" and isinstance(node, ast.Call):
+            # TL105: the model call, with the module's mode looked at while it runs.
+            call = ast.Call(_h("moded", node), [node.func, ast.Lambda(_no_args(), node)], [])
+            return ast.fix_missing_locations(ast.copy_location(call, node))
         if kind == "watch":
             # TL206: the object whose misspelt attribute is set, kept for a look afterwards.
             return ast.copy_location(ast.Call(_h("watched", node), [node], []), node)

@@ -49,6 +49,7 @@ CONFIRMER_MODULES = {
     "TL109": "torchlint.runtime.confirmers.tl109",
     "TL110": "torchlint.runtime.confirmers.tl110",
     "TL104": "torchlint.runtime.confirmers.tl104",
+    "TL103": "torchlint.runtime.confirmers.tl103",
     "TL403": "torchlint.runtime.confirmers.tl403",
 }
 

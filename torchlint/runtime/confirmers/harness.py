@@ -103,6 +103,10 @@ def _should_stop() -> bool:
     mode = STATE.config.get("mode")
     if mode == "tl101":
         return len(STATE.measure.get("steps", ())) >= 2
+    if mode == "tl105":
+        # The flagged mode (eval during training, or the converse on a later epoch) seen, or enough passes.
+        want = STATE.config.get("expect_training")
+        return any(c.get("training") == want for c in STATE.measure.get("calls", ())) or STATE.passed >= STATE.stop_after
     return STATE.passed >= STATE.stop_after
 
 
@@ -252,6 +256,97 @@ def in_eval(module: Any, thunk: Callable[[], Any]) -> Any:
             zeroed=int((first == 0).sum()),
             runs_differ=not torch.equal(first, second),
         )
+    return first
+
+
+def activated_loss(act: str, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """TL103: the loss as written, then the same loss on the activation's input (the logits).
+
+    The flagged loss is called as written (the program goes on with its value). Its input is
+    an activation's output ``p``; the logits it came from are recovered (``log p`` for a
+    softmax, whose softmax is ``p`` again; ``logit(p)`` for a sigmoid), and the loss is
+    computed both ways on them: as written (activation, then the loss) and as meant (the loss
+    on the logits; ``log_softmax`` for NLL). Recorded: both losses, the gradient norms with
+    respect to the logits, and the least loss the written form can reach (the activation's
+    ideal output: the targets themselves).
+    """
+    result = fn(*args, **kwargs)
+    rest = dict(kwargs)
+    if args:
+        inp, others = args[0], list(args[1:])
+    else:
+        inp, others = rest.pop("input", None), []
+    if not isinstance(inp, torch.Tensor) or not inp.is_floating_point():
+        return result
+    measure = STATE.measure
+    try:
+        with torch.enable_grad():
+            p = inp.detach().double()
+            dim = 1 if p.dim() > 1 else 0
+            if act == "softmax":
+                measure["sums_to_one"] = bool(torch.allclose(p.sum(dim), torch.ones((), dtype=p.dtype), atol=1e-4))
+                logits = p.clamp_min(1e-30).log()
+                activate = lambda z: torch.softmax(z, dim)  # noqa: E731
+            else:
+                measure["in_unit_range"] = bool(((p >= 0) & (p <= 1)).all())
+                logits = torch.logit(p.clamp(1e-12, 1 - 1e-12))
+                activate = torch.sigmoid
+            cast = lambda t: t.to(inp.dtype)  # noqa: E731
+            z = logits.clone().requires_grad_()
+            written = fn(cast(activate(z)), *others, **rest)
+            (g_written,) = torch.autograd.grad(written.sum(), z)
+            z2 = logits.clone().requires_grad_()
+            meant = fn(cast(torch.log_softmax(z2, dim) if kind == "nll" else z2), *others, **rest)
+            (g_meant,) = torch.autograd.grad(meant.sum(), z2)
+            measure.update(
+                loss_written=float(written.detach().sum()),
+                loss_meant=float(meant.detach().sum()),
+                grad_written=float(g_written.norm()),
+                grad_meant=float(g_meant.norm()),
+                shape=list(inp.shape),
+            )
+            target = others[0] if others else rest.get("target")
+            ideal = None
+            if act == "softmax" and isinstance(target, torch.Tensor) and not target.is_floating_point() and p.dim() == 2:
+                ideal = torch.nn.functional.one_hot(target.long(), p.shape[1]).to(inp.dtype)
+            elif act == "sigmoid" and isinstance(target, torch.Tensor) and target.shape == p.shape:
+                ideal = target.to(inp.dtype)
+            if ideal is not None:
+                floor_args = [target, *others[1:]] if others else []
+                measure["floor_written"] = float(fn(ideal, *floor_args, **rest).detach().sum())
+    except Exception as exc:  # noqa: BLE001 - reported as evidence
+        measure["compare_error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def _mode_layers(module: Any) -> dict[str, int]:
+    kinds = {"dropout": 0, "batchnorm": 0}
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+            kinds["dropout"] += 1
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            kinds["batchnorm"] += 1
+    return kinds
+
+
+def moded(module: Any, thunk: Callable[[], Any]) -> Any:
+    """TL105: the model call as written, with ``module.training`` read while it runs; then once more
+    (without a graph) to see whether two passes agree, and whether batch norm's running statistics moved."""
+    if not isinstance(module, torch.nn.Module):
+        return thunk()
+    stats = [m.running_mean.clone() for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+    first = thunk()
+    record = {"training": bool(module.training), **_mode_layers(module), "module": type(module).__name__}
+    with torch.no_grad():
+        second = thunk()
+    after = [m.running_mean for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+    record["stats_moved"] = any(not torch.equal(a, b) for a, b in zip(stats, after))
+    a, b = first, second
+    while isinstance(a, (tuple, list)) and a and isinstance(b, (tuple, list)) and b:
+        a, b = a[0], b[0]
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
+        record["runs_differ"] = not torch.equal(a.detach(), b.detach())
+    STATE.measure.setdefault("calls", []).append(record)
     return first
 
 

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from torchlint.analysis.model import program_model
+from torchlint.analysis.training import last_part
+from torchlint.analysis.values import LossFnV, TensorV
+from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
+
+# The loss -> the activation it applies itself (or, for NLL, the one it cannot take), and what to say.
+_LOSSES = {
+    "CrossEntropyLoss": "cross_entropy",
+    "cross_entropy": "cross_entropy",
+    "NLLLoss": "nll",
+    "nll_loss": "nll",
+    "BCEWithLogitsLoss": "bce_logits",
+    "binary_cross_entropy_with_logits": "bce_logits",
+}
+_WRONG = {"cross_entropy": "softmax", "nll": "softmax", "bce_logits": "sigmoid"}
+_WHY = {
+    "cross_entropy": "{loss} applies log_softmax itself: `{arg}` is already a softmax's output, so the classes are "
+    "softmaxed twice: the loss cannot fall below a floor and its gradients shrink; pass the logits",
+    "nll": "{loss} expects log-probabilities: `{arg}` is a softmax's output (probabilities), so the loss is just -p "
+    "of the target class: bounded in [-1, 0], with gradients scaled down by p; use log_softmax",
+    "bce_logits": "{loss} applies sigmoid itself: `{arg}` is already a sigmoid's output, so it is squashed twice: "
+    "the loss cannot fall below a floor and its gradients shrink at least 4x; pass the logits (or use BCELoss)",
+}
+_FUNCTIONAL = "torch.nn.functional."
+
+
+class ActivationBeforeLoss(Rule):
+    """
+    ## What it does
+    Checks for a loss given the output of the activation it applies itself, or
+    of one it cannot take: a `softmax` output passed to `nn.CrossEntropyLoss` /
+    `F.cross_entropy` (which apply `log_softmax` to their input), a `softmax`
+    output passed to `nn.NLLLoss` / `F.nll_loss` (which expect
+    log-probabilities), and a `sigmoid` output passed to
+    `nn.BCEWithLogitsLoss` / `F.binary_cross_entropy_with_logits` (which apply
+    `sigmoid` themselves).
+
+    The activation is found where the loss is called (`criterion(F.softmax(out,
+    dim=1), y)`), through a name (`probs = out.softmax(1)`), and through the
+    model: an `nn.Softmax`/`nn.Sigmoid` last in an `nn.Sequential`, or a module
+    class of the file whose `forward` returns the activation on every path.
+    The rule is silent when the file does not say which loss it is (a
+    `criterion` parameter), for the file's own loss functions, when the
+    activation only feeds metrics (`argmax`, accuracy) or the target
+    (distillation's soft labels), when `forward` returns the activation only in
+    eval mode (`if not self.training`), and for `log_softmax` before
+    `CrossEntropyLoss`: `log_softmax` is idempotent, so the loss and its
+    gradients are exactly those of the logits (only an extra operation).
+
+    ## Why is this bad?
+    Training still runs, so the mistake goes unnoticed, but it optimizes the
+    wrong function. A softmax before `CrossEntropyLoss` squeezes the inputs of
+    the loss's own softmax into [0, 1]: the loss can never get near zero
+    (with 10 classes it stays above 1.46), and its gradients become much
+    smaller, so training is slow and stalls early. Probabilities passed to
+    `NLLLoss` make the loss `-p[target]`, bounded in [-1, 0], whose gradient
+    is `p[target]` times the right one. A sigmoid before `BCEWithLogitsLoss`
+    squashes twice: the loss cannot fall below 0.31 and the gradient is at
+    least 4 times too small.
+
+    ## Example
+    ```python
+    logits = model(images)
+    loss = nn.CrossEntropyLoss()(F.softmax(logits, dim=1), labels)
+    ```
+
+    ## Use instead
+    ```python
+    logits = model(images)
+    loss = nn.CrossEntropyLoss()(logits, labels)
+    ```
+
+    ## Fix safety
+    A fix is offered only when the activation is written at the loss's call
+    (`F.softmax(logits, dim=1)` as its argument): for `CrossEntropyLoss` and
+    `BCEWithLogitsLoss` it removes the activation, for `NLLLoss` it turns
+    `softmax` into `log_softmax` (same arguments). It is unsafe: the loss's
+    values change (that is the point), so logged curves, thresholds tuned on
+    the old values and checkpoints' behaviour change with it. When the
+    activation comes from a name or from the model's `forward`, there is no
+    fix: the activation may be used elsewhere too (predictions, metrics).
+    """
+
+    code = "TL103"
+    name = "activation-before-loss"
+    message = "CrossEntropyLoss applies log_softmax itself: the softmax before it makes the loss bounded and its gradients shrink; pass the logits"
+    triggers = ("oftmax", "igmoid")
+    trigger_pattern = re.compile(r"[Cc]ross_?[Ee]ntropy|NLL|nll_loss|[Ww]ith_?[Ll]ogits")
+    confirmable = True
+
+    VALID = [
+        # Softmax for the metrics only: the loss gets the logits.
+        "import torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\n"
+        "for x, y in loader:\n    logits = model(x)\n    probs = F.softmax(logits, dim=1)\n"
+        "    acc = (probs.argmax(1) == y).float().mean()\n    loss = criterion(logits, y)\n",
+        # log_softmax + NLLLoss is the correct pair.
+        "import torch.nn.functional as F\nloss = F.nll_loss(F.log_softmax(model(x), dim=1), y)\n",
+        # sigmoid + BCELoss is the correct pair.
+        "import torch\nimport torch.nn as nn\nloss = nn.BCELoss()(torch.sigmoid(model(x)), y)\n",
+        # A loss function of the file.
+        "import torch.nn.functional as F\ndef cross_entropy(p, y):\n    return -(p.log() * y).sum(1).mean()\n"
+        "loss = cross_entropy(F.softmax(model(x), dim=1), y)\n",
+        # Distillation: the softmax is the soft target, not the input.
+        "import torch.nn.functional as F\nloss = F.cross_entropy(student(x), F.softmax(teacher(x) / 4, dim=1))\n",
+        # log_softmax before CrossEntropyLoss: idempotent, the same loss and gradients.
+        "import torch.nn as nn\nimport torch.nn.functional as F\nloss = nn.CrossEntropyLoss()(F.log_softmax(out, dim=1), y)\n",
+        # The criterion's kind is not known.
+        "import torch.nn.functional as F\ndef step(criterion, out, y):\n    return criterion(F.softmax(out, dim=1), y)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(F.softmax(logits, dim=1), labels)\n",
+            "import torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(logits, labels)\n",
+        ),
+        Invalid(
+            "import torch.nn.functional as F\nloss = F.nll_loss(F.softmax(out, dim=1), y)\n",
+            "import torch.nn.functional as F\nloss = F.nll_loss(F.log_softmax(out, dim=1), y)\n",
+        ),
+        Invalid(
+            "import torch\nimport torch.nn as nn\nloss = nn.BCEWithLogitsLoss()(torch.sigmoid(z), t)\n",
+            "import torch\nimport torch.nn as nn\nloss = nn.BCEWithLogitsLoss()(z, t)\n",
+        ),
+        # Through the model: its forward ends in a softmax.
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\n"
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 3)\n"
+            "    def forward(self, x):\n        return F.softmax(self.fc(x), dim=1)\n"
+            "model = Net()\ncriterion = nn.CrossEntropyLoss()\nfor x, y in loader:\n    loss = criterion(model(x), y)\n"
+        ),
+        # Through an nn.Sequential ending in nn.Sigmoid.
+        Invalid(
+            "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())\n"
+            "loss_fn = nn.BCEWithLogitsLoss()\nloss = loss_fn(model(x), y)\n"
+        ),
+    ]
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._calls: list[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if node.args:
+            self._calls.append(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if not self._calls:
+            return
+        model = program_model(self.context)
+        for call in self._calls:
+            kind, loss = self._loss_kind(call, model)
+            if kind is None:
+                continue
+            index = _input_index(call)
+            fact = model.fact(call)
+            if index is None or fact is None or index >= len(fact.args):
+                continue
+            value = fact.args[index]
+            if not (isinstance(value, TensorV) and value.act == _WRONG[kind]):
+                continue
+            self._report(call, call.args[index].value, value, kind, loss)
+
+    def _loss_kind(self, call: cst.Call, model) -> tuple[str | None, str]:
+        fact = model.fact(call)
+        if fact is not None and isinstance(fact.func, LossFnV) and fact.func.qual:
+            name = last_part(fact.func.qual)
+            return _LOSSES.get(name), name
+        qual = self.context.qualname(call.func) or ""
+        if qual.startswith(_FUNCTIONAL) and last_part(qual) in _LOSSES:
+            return _LOSSES[last_part(qual)], f"F.{last_part(qual)}"
+        return None, ""
+
+    def _report(self, call: cst.Call, arg: cst.BaseExpression, value: TensorV, kind: str, loss: str) -> None:
+        text = self.context.code(arg)
+        shown = text if len(text) <= 40 else "its input"
+        message = "`" + loss + "`" + _WHY[kind].format(loss="", arg=shown)
+        fix = None
+        related: list[RelatedSpec] = []
+        site = value.act_site
+        if site is arg and isinstance(arg, cst.Call):
+            fix = _fix(arg, kind, self.context)
+        elif site is not None:
+            related.append(RelatedSpec(site, f"the {value.act} is applied here"))
+        self.report(call, message, fix=fix, related=related, data={"activation": value.act, "loss": kind})
+
+
+def _input_index(call: cst.Call) -> int | None:
+    for i, arg in enumerate(call.args):
+        if arg.star:
+            return None
+        if arg.keyword is None:
+            return i
+        if arg.keyword.value == "input":
+            return i
+    return None
+
+
+def _fix(arg: cst.Call, kind: str, context) -> FixSpec | None:
+    """Remove the activation (CrossEntropyLoss, BCEWithLogitsLoss) or make it log_softmax (NLLLoss)."""
+    func = arg.func
+    method = isinstance(func, cst.Attribute) and context.qualname(func) is None  # x.softmax(1)
+    if kind == "nll":
+        if not isinstance(func, cst.Attribute):
+            return None
+        fixed = arg.with_changes(func=func.with_changes(attr=cst.Name("log_softmax")))
+        return FixSpec("Use `log_softmax`", (Replace(arg, fixed),), "unsafe")
+    if method:
+        inner = func.value  # type: ignore[union-attr]
+    else:
+        positional = [a for a in arg.args if a.keyword is None and not a.star]
+        given = [a for a in arg.args if a.keyword is not None and a.keyword.value == "input"]
+        if not positional and not given:
+            return None
+        inner = (positional or given)[0].value
+    what = "softmax" if kind == "cross_entropy" else "sigmoid"
+    return FixSpec(f"Pass the logits (remove the {what})", (Replace(arg, context.code(inner)),), "unsafe")

@@ -1,0 +1,68 @@
+"""TL103: the flagged loss on the program's own tensors, with and without the extra activation.
+
+The loss call is handed to the harness (``activated_loss``) with its function and
+arguments: it runs as written, and the logits behind its input are recovered
+(``log p`` for a softmax, ``logit(p)`` for a sigmoid: the activation gives ``p``
+back) to compute the loss both ways and the gradients with respect to the
+logits. Confirmed when the input is an activation's output (rows summing to 1,
+values in [0, 1]) and the written loss's gradient is smaller than the meant
+one's; the least loss the written form can reach (the activation's ideal
+output) is reported too. Not reproduced when the input is no such output, or
+the gradients agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchlint.diagnostics import Confirmation
+from torchlint.runtime.confirmers import Job, Options, build_job, detail_of, failure, quote, target_exception
+from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
+
+_NAMES = {"cross_entropy": "CrossEntropyLoss", "nll": "NLLLoss", "bce_logits": "BCEWithLogitsLoss"}
+
+
+def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Claim] = ()) -> Job | Confirmation:  # type: ignore[assignment]
+    act, loss = claim.data.get("activation"), claim.data.get("loss")
+    if act not in ("softmax", "sigmoid") or loss not in _NAMES or claim.end_line is None:
+        return Confirmation("could-not-run", "the finding does not say which activation and loss", {"stage": "extract"})
+    stmt = index.statement_at(claim.line, claim.column)
+    setup = guess_setup(index)
+    planner = Planner(index, force_branches=options.force_branches)
+    planner.plan.rewrites.append((claim.line, claim.column, claim.end_line, claim.end_column or 0, f"loss:{act}:{loss}"))
+    planner.reach(stmt, "T", setup)
+    return build_job(index, claim, options, setup, planner, interpret, "tl103")
+
+
+def interpret(job: Job, result: Any) -> Confirmation:
+    failed = failure(job, result)
+    if failed is not None:
+        return failed
+    detail = detail_of(job, result)
+    exc = target_exception(result)
+    if exc is not None:
+        detail["exception"] = exc
+        return Confirmation("could-not-run", f"line {job.claim.line} failed: {quote(exc)}", detail)
+    m = result.payload.get("measure") or {}
+    detail["measure"] = m
+    act = job.claim.data.get("activation")
+    if m.get("compare_error"):
+        return Confirmation("could-not-run", f"the loss could not be recomputed on the logits: {m['compare_error']}", detail)
+    if "grad_written" not in m:
+        return Confirmation("could-not-run", f"line {job.claim.line} gave the loss no floating-point input to look at", detail)
+    shaped = m.get("sums_to_one") if act == "softmax" else m.get("in_unit_range")
+    if not shaped:
+        what = "rows summing to 1" if act == "softmax" else "values in [0, 1]"
+        return Confirmation("not-reproduced", f"the loss's input is not a {act}'s output (no {what})", detail)
+    written, meant = m["grad_written"], m["grad_meant"]
+    if meant > 0 and written < meant * 0.99:
+        loss = _NAMES[job.claim.data["loss"]]
+        floor = f"; the written form cannot go below {m['floor_written']:.3f} even for perfect predictions" if m.get("floor_written") is not None else ""
+        return Confirmation(
+            "confirmed",
+            f"on the program's batch ({'x'.join(map(str, m.get('shape') or []))}) {loss} as written gives loss {m['loss_written']:.4f} "
+            f"with gradient norm {written:.3g} w.r.t. the logits; without the {act}: loss {m['loss_meant']:.4f}, gradient norm "
+            f"{meant:.3g} ({meant / max(written, 1e-300):.1f}x larger){floor}",
+            detail,
+        )
+    return Confirmation("not-reproduced", f"the gradients with and without the {act} agree ({written:.3g} vs {meant:.3g})", detail)
