@@ -211,3 +211,91 @@ async def test_markdown_buffer_is_linted_when_the_client_sends_it(tmp_path):
         fix = next(a for a in actions if a.title.startswith("TL201:"))
         assert fix.edit.document_changes[0].edits[0].new_text == "next(it)"
         assert fix.edit.document_changes[0].edits[0].range.start == t.Position(line=5, character=8)
+
+
+# --- confirm by running, in notebook cells and Markdown buffers (the real runtime checker) ----------
+
+GPU_CELLS = {
+    "g1": "import torch\nimport torch.nn as nn\nfrom torch.utils.data import DataLoader, TensorDataset",
+    "g2": "loader = DataLoader(TensorDataset(torch.randn(64, 13), torch.randn(64, 1)), batch_size=8)\n"
+          "model = nn.Sequential(nn.Linear(13, 32), nn.ReLU(), nn.Linear(32, 1)).cuda()",
+    "g3": "!nvidia-smi\ndataiter = iter(loader)\nfeatures, prices = dataiter.next()",
+    "g4": "predicted = model(features)",
+}  # fmt: skip
+
+
+async def confirm_at(c, uri: str, line: int, character: int) -> tuple[t.CodeAction, dict]:
+    actions = await c.text_document_code_action_async(
+        t.CodeActionParams(
+            text_document=t.TextDocumentIdentifier(uri=uri),
+            range=t.Range(start=t.Position(line=line, character=character), end=t.Position(line=line, character=character)),
+            context=t.CodeActionContext(diagnostics=[], only=["quickfix.torchlint.confirm"]),
+        )
+    )
+    (action,) = actions
+    result = await asyncio.wait_for(
+        c.workspace_execute_command_async(t.ExecuteCommandParams(command=action.command.command, arguments=action.command.arguments)),
+        240,
+    )
+    return action, result
+
+
+@pytest.mark.torch
+@pytest.mark.asyncio
+async def test_confirm_by_running_in_notebook_cells(tmp_path):
+    pytest.importorskip("torch")
+    nb = tmp_path / "gpu.ipynb"
+    names = ("md", "g1", "g2", "g3", "g4")
+    async with session(tmp_path, "vscode", {"runtime": {"enabled": True}}) as c:
+        c.notebook_document_did_open(
+            t.DidOpenNotebookDocumentParams(
+                notebook_document=t.NotebookDocument(uri=nb.as_uri(), notebook_type="jupyter-notebook", version=1, cells=[cell(nb, n) for n in names]),
+                cell_text_documents=[item(nb, n, {**CELL_TEXTS, **GPU_CELLS}[n]) for n in names],
+            )
+        )
+        g3, g4 = cell_uri(nb, "g3"), cell_uri(nb, "g4")
+        await wait_for(lambda: codes(c, g3) == [("TL201", 2)] and codes(c, g4) == [("TL401", 0)])
+
+        # Cell 5 first: its program gets past cell 4's `.next()` (run as next(...)) to the unmoved batch.
+        action, result = await confirm_at(c, g4, 0, 20)
+        assert action.title == "Confirm TL401 by running the code"
+        assert list(action.command.arguments) == [{"uri": g4, "code": "TL401", "line": 1, "column": 18}]
+        assert (result["confirmed"], result["message"]) == (1, "1 confirmed")
+        await wait_for(lambda: any("confirmed by running" in d.message for d in c.diagnostics.get(g4, [])))
+        (d,) = c.diagnostics[g4]
+        assert "Expected all tensors to be on the same device" in d.message
+        token = next(k for k in c.progress_reports if str(k).startswith("torchlint-confirm-"))
+        kinds = [type(v).__name__ for v in c.progress_reports[token]]
+        assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+        assert any("TL401 at cell 5, line 1 (1/1)" in (getattr(v, "message", "") or "") for v in c.progress_reports[token])
+
+        # Then cell 4's own finding; cell 5 keeps its verdict (same notebook text).
+        _, result = await confirm_at(c, g3, 2, 25)
+        assert result["confirmed"] == 1
+        await wait_for(lambda: any("has no attribute 'next'" in d.message for d in c.diagnostics.get(g3, [])))
+        assert "confirmed by running" in c.diagnostics[g4][0].message
+
+        # An edit of any cell drops the verdicts: they belong to the text that ran.
+        edit_cell(c, nb, 2, "g2", GPU_CELLS["g2"] + "\n", 2)
+        await wait_for(lambda: c.diagnostics.get(g4) and "confirmed" not in c.diagnostics[g4][0].message)
+
+
+@pytest.mark.torch
+@pytest.mark.asyncio
+async def test_confirm_by_running_in_a_markdown_buffer(tmp_path):
+    pytest.importorskip("torch")
+    doc = tmp_path / "tutorial.md"
+    text = (
+        "# Data\n\n```python\nimport torch\nit = iter(torch.utils.data.DataLoader([1, 2]))\nbatch = it.next()\n```\n\n"
+        "Prose.\n\n```python\nimshow(batch)\nmore = iter(make_loader()).next()\n```\n"
+    )
+    async with session(tmp_path, "vscode", {"runtime": {"enabled": True}}) as c:
+        c.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri=doc.as_uri(), language_id="markdown", version=1, text=text)))
+        await wait_for(lambda: [x for x in codes(c, doc.as_uri()) if x[0] == "TL201"] == [("TL201", 5), ("TL201", 12)])
+        action, result = await confirm_at(c, doc.as_uri(), 5, 9)
+        assert list(action.command.arguments) == [{"uri": doc.as_uri(), "code": "TL201", "line": 6, "column": 8}]
+        assert result["confirmed"] == 1
+        await wait_for(lambda: any("confirmed by running: AttributeError" in d.message for d in c.diagnostics.get(doc.as_uri(), [])))
+        _, result = await confirm_at(c, doc.as_uri(), 12, 9)
+        assert result["couldNotRun"] == 1
+        await wait_for(lambda: any("make_loader` is never defined in this document" in d.message for d in c.diagnostics.get(doc.as_uri(), [])))

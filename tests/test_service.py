@@ -414,3 +414,32 @@ def test_the_projects_max_file_size_applies_in_the_editor(tmp_path):
         "file is too large to lint (4 KB > 2 KB); skipped (the `max-file-size` setting raises the limit)"
     )
     assert _unlintable("x = 1\n" * 600, path) is None  # the default limit: 1 MB
+
+
+@pytest.mark.asyncio
+async def test_confirm_in_a_markdown_buffer_tells_the_runtime_it_is_a_document(tmp_path):
+    class DocumentRuntime(FakeRuntime):
+        def confirm(self, source, path, findings, *, cancel, progress, context, language="python"):
+            self.calls.append((language, [(f.code, f.range.line) for f in findings]))
+            return [f.with_confirmation(Confirmation("could-not-run", "`imshow` is never defined in this document")) for f in findings]
+
+    runtime = DocumentRuntime()
+    service, client, docs = make_service(tmp_path, options={"runtime": {"enabled": True}}, runtime=runtime)
+    uri = (tmp_path / "tutorial.md").as_uri()
+    docs[uri] = (1, "# Peek\n\n```python\nimport torch\nit = iter(torch.utils.data.DataLoader([1]))\nbatch = it.next()\n```\n")
+    await service.did_open(uri, "markdown")
+    a = await service.analysis_for(uri)
+    (f,) = [f for f in a.findings if f.code == "TL201"]
+    actions = await service.code_actions(uri, a.diagnostics[0].range, [], ["quickfix.torchlint.confirm"])
+    assert [x.title for x in actions] == ["Confirm TL201 by running the code"]
+    assert actions[0].command.arguments == [{"uri": uri, "code": "TL201", "line": 6, "column": 8}]
+    result = await service.confirm(actions[0].command.arguments)
+    assert result["couldNotRun"] == 1
+    assert runtime.calls == [("markdown", [("TL201", 6)])]
+    a = service.docs[uri].analysis
+    assert "`imshow` is never defined in this document" in a.diagnostics[0].message
+    # A .py file's runtime call stays as it was (no language keyword: older Runtime implementations).
+    py = (tmp_path / "t.py").as_uri()
+    await open_doc(service, docs, py, TL201)
+    await service.confirm([{"uri": py}])
+    assert runtime.calls[-1] == ("python", [("TL201", 2)])

@@ -36,8 +36,12 @@ class Runtime(Protocol):
         cancel: threading.Event,
         progress: Progress,
         context: Sequence[Finding],
+        language: str = "python",
     ) -> list[Finding]:
-        """The findings with a Confirmation attached (blocking: called on a worker thread)."""
+        """The findings with a Confirmation attached (blocking: called on a worker thread).
+
+        For a document (``language`` "markdown", "rst" or "notebook"; the keyword is only passed then),
+        ``source`` is its text (a notebook's JSON) and the findings are in its coordinates (cell, line)."""
 
     def close(self) -> None: ...
 
@@ -60,9 +64,10 @@ class SandboxRuntime:
             return True  # confirm() then says what is missing
         return confirmable(finding)
 
-    def confirm(self, source, path, findings, *, cancel, progress, context):
+    def confirm(self, source, path, findings, *, cancel, progress, context, language="python"):
         try:
             from torchlint.runtime.confirm import confirm_findings, start_worker
+            from torchlint.runtime.documents import confirm_document
         except ImportError as exc:
             raise RuntimeUnavailable(
                 "the runtime checker is not available in this installation "
@@ -74,6 +79,9 @@ class SandboxRuntime:
                 # torchvision is preloaded when installed (TL202 confirmations need it).
                 self._worker = start_worker(torchvision=True)
             worker = self._worker
+        if language != "python":
+            # A notebook or Markdown buffer: its cells/blocks run as one program, as `check --confirm` runs them.
+            return confirm_document(source, path, findings, language=language, worker=worker, cancel=cancel, progress=progress)
         return list(
             confirm_findings(source, path, findings, worker=worker, cancel=cancel, progress=progress, context=context)
         )

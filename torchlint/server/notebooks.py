@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
-from torchlint.diagnostics import FileReport, Finding
+from torchlint.diagnostics import Confirmation, FileReport, Finding
 from torchlint.server.convert import LineIndex, diff_edits, lsp_range_overlaps, text_edits, to_diagnostic
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class NotebookState:
     task: asyncio.Task | None = None
     analysis: NotebookAnalysis | None = None
     published: set[str] = field(default_factory=set)
+    # "Confirm by running" verdicts, for the notebook text they were run on: (code, cell, range) -> verdict.
+    confirmations: dict[tuple[str, int | None, Any], Confirmation] = field(default_factory=dict)
+    confirmed_raw: str | None = None
 
 
 def notebook_json(cells: Sequence[Cell]) -> str:
@@ -165,7 +168,13 @@ class Notebooks:
             return None  # the notebook changed while it was linted: a newer lint is coming
         for message in report.errors:
             self.service.log(lsp.MessageType.Warning, f"torchlint: {message}")
-        analysis = self._convert(version, cells, raw, report.findings)
+        findings = report.findings
+        if st.confirmed_raw == raw and st.confirmations:
+            findings = [
+                f.with_confirmation(st.confirmations[(f.code, f.cell, f.range)]) if (f.code, f.cell, f.range) in st.confirmations else f
+                for f in findings
+            ]
+        analysis = self._convert(version, cells, raw, findings)
         st.analysis = analysis
         for c in cells:
             self.cell_owner[c.uri] = st.uri
@@ -245,7 +254,7 @@ class Notebooks:
     ) -> list[lsp.CodeAction] | None:
         from torchlint.fixes import fix_is_applicable
         from torchlint.noqa import noqa_edits
-        from torchlint.server.service import FIX_ALL_KIND, _kind_wanted, _same_diagnostic
+        from torchlint.server.service import CONFIRM_KIND, FIX_ALL_KIND, _kind_wanted, _same_diagnostic
 
         a = await self.analysis_for_cell(cell_uri)
         if a is None:
@@ -288,6 +297,9 @@ class Notebooks:
                             edit=self._edit(a, {cell_uri: text_edits(edits, a.indexes[cell_uri])}),
                         )
                     )
+        if self.service.settings.runtime_enabled and _kind_wanted(CONFIRM_KIND, only):
+            # The notebook's code cells run as one program; the command names the cell by its URI.
+            actions += self.service.confirm_actions(cell_uri, [(a.findings[i], d) for i, d in here])
         wants_fix_all = (only is not None and _kind_wanted(FIX_ALL_KIND, only)) or (
             only is not None and _kind_wanted(lsp.CodeActionKind.SourceFixAll, only)
         )
@@ -326,6 +338,40 @@ class Notebooks:
             return None, 0
         n = sum(1 for f in a.findings if fix_is_applicable(f.fix, unsafe=False))
         return await self.fix_all_edit(cell, a), n  # type: ignore[arg-type]
+
+    # --- confirm by running ---
+
+    async def confirm(self, uri: str, target: dict[str, Any]) -> dict[str, Any]:
+        """``torchlint.confirm`` on a cell (``line``/``column`` in the cell) or on a whole notebook's URI."""
+        from torchlint.server import confirm as confirming
+        from torchlint.server.service import RequestFailed
+
+        nb = self.cell_owner.get(uri, uri)
+        st = self.open.get(nb)
+        cell = uri if self.is_cell(uri) else next(iter(self.cell_owner_of(nb)), None)
+        a = await self.analysis_for_cell(cell) if cell else None
+        if st is None or a is None:
+            raise RequestFailed(f"torchlint: {uri} has no analysis")
+        index = next((n for n, c in enumerate(a.cells, 1) if c.uri == uri), None)
+        selected = [
+            f for f in a.findings
+            if (index is None or f.cell == index) and self.service.confirmable(f) and confirming.matches(target, f)
+        ]  # fmt: skip
+        if not selected:
+            return {"confirmed": 0, "notReproduced": 0, "couldNotRun": 0, "message": "nothing to confirm"}
+        plain = [replace(f, confirmation=None) for f in a.findings]
+        chosen = [replace(f, confirmation=None) for f in selected]
+        results = await self.service.run_confirmations(a.raw, st.path or st.uri, "notebook", chosen, plain)
+        if st.confirmed_raw != a.raw:
+            st.confirmations, st.confirmed_raw = {}, a.raw
+        for f in results:
+            if f.confirmation is not None:
+                st.confirmations[(f.code, f.cell, f.range)] = f.confirmation
+        # Show the evidence on the cells' diagnostics: a fresh analysis picks the verdicts up.
+        task = self.schedule(nb, 0)
+        if task is not None:
+            await asyncio.shield(task)
+        return confirming.tally(results)
 
     def cell_owner_of(self, nb_uri: str) -> list[str]:
         return [c for c, owner in self.cell_owner.items() if owner == nb_uri]

@@ -686,19 +686,9 @@ class TorchlintService:
         actions: list[lsp.CodeAction] = []
         if _kind_wanted(lsp.CodeActionKind.QuickFix, only):
             actions += self._quick_fixes(uri, a, here)
-        # (Confirming in an editor's Markdown buffer is not offered yet: `torchlint check --confirm` does it.)
-        if self.settings.runtime_enabled and st.language == "python" and _kind_wanted(CONFIRM_KIND, only):
-            for _, f, d in here:
-                if self.confirmable(f):
-                    arg = {"uri": uri, "code": f.code, "line": f.range.line, "column": f.range.column}
-                    actions.append(
-                        lsp.CodeAction(
-                            title=f"Confirm {f.code} by running the code",
-                            kind=CONFIRM_KIND,
-                            diagnostics=[d],
-                            command=lsp.Command(title=f"Confirm {f.code} by running", command=CONFIRM_COMMAND, arguments=[arg]),
-                        )
-                    )
+        # (A Markdown buffer's code blocks run as one program, as `torchlint check --confirm` runs them.)
+        if self.settings.runtime_enabled and _kind_wanted(CONFIRM_KIND, only):
+            actions += self.confirm_actions(uri, [(f, d) for _, f, d in here])
         explicit_fix_all = only is not None and _kind_wanted(FIX_ALL_KIND, only)
         resolve = self.features.resolve_edits
         if (explicit_fix_all or (only is None and resolve)) and any(fix_is_applicable(f.fix, unsafe=False) for f in a.findings):
@@ -712,6 +702,22 @@ class TorchlintService:
             if action.edit is not None or (resolve and not explicit_fix_all):
                 actions.append(action)
         return actions or None
+
+    def confirm_actions(self, uri: str, here: Iterable[tuple[Finding, lsp.Diagnostic]]) -> list[lsp.CodeAction]:
+        """"Confirm TLxxx by running the code" for each confirmable finding (of a file, a Markdown buffer or a cell)."""
+        actions = []
+        for f, d in here:
+            if self.confirmable(f):
+                arg = {"uri": uri, "code": f.code, "line": f.range.line, "column": f.range.column}
+                actions.append(
+                    lsp.CodeAction(
+                        title=f"Confirm {f.code} by running the code",
+                        kind=CONFIRM_KIND,
+                        diagnostics=[d],
+                        command=lsp.Command(title=f"Confirm {f.code} by running", command=CONFIRM_COMMAND, arguments=[arg]),
+                    )
+                )
+        return actions
 
     def _quick_fixes(self, uri: str, a: Analysis, here: list[tuple[int, Finding, lsp.Diagnostic]]) -> list[lsp.CodeAction]:
         actions = []
@@ -829,6 +835,8 @@ class TorchlintService:
             )
         uri = target["uri"]
         st = self.docs.get(uri)
+        if st is None and (self.notebooks.is_cell(uri) or uri in self.notebooks.open):
+            return await self.notebooks.confirm(uri, target)
         if st is None:
             raise RequestFailed(f"torchlint: {uri} is not open")
         a = await self.analysis_for(uri)
@@ -837,7 +845,7 @@ class TorchlintService:
         selected = [f for f in a.findings if self.confirmable(f) and confirming.matches(target, f)]
         if not selected:
             return {"confirmed": 0, "notReproduced": 0, "couldNotRun": 0, "message": "nothing to confirm"}
-        results = await self._run_confirmations(st, a, selected)
+        results = await self.run_confirmations(a.source, st.path or st.uri, st.language, selected, a.findings)
         if st.confirmed_source != a.source:
             st.confirmations, st.confirmed_source = {}, a.source
         for f in results:
@@ -851,8 +859,13 @@ class TorchlintService:
             self.client.refresh_diagnostics()
         return confirming.tally(results)
 
-    async def _run_confirmations(self, st: DocState, a: Analysis, selected: list[Finding]) -> list[Finding]:
-        """The runtime on its thread, with cancellable progress where the client shows it."""
+    async def run_confirmations(
+        self, source: str, path: str, language: str, selected: list[Finding], context: list[Finding]
+    ) -> list[Finding]:
+        """The runtime on its thread, with cancellable progress where the client shows it.
+
+        ``language`` is "python", or "markdown"/"notebook" for a document: its code blocks or cells
+        then run as one program, and ``selected``/``context`` are its findings as shown (cell, line)."""
         cancel = threading.Event()
         progress = None
         if self.features.progress_support:
@@ -869,13 +882,15 @@ class TorchlintService:
         def report(done: int, total: int, finding: Finding) -> None:
             # Called on the runtime thread: messages are sent from the event loop only.
             if progress is not None and done < total:
-                message = f"{finding.code} at line {finding.range.line} ({done + 1}/{total})"
+                where = f"cell {finding.cell}, line {finding.range.line}" if finding.cell is not None else f"line {finding.range.line}"
+                message = f"{finding.code} at {where} ({done + 1}/{total})"
                 loop.call_soon_threadsafe(progress.report, message, int(100 * done / max(total, 1)))
 
+        # A Runtime written for Python files only (the protocol before documents) is not told a language.
+        document = {} if language == "python" else {"language": language}
+
         def run() -> list[Finding]:
-            return self.runtime.confirm(
-                a.source, st.path or st.uri, selected, cancel=cancel, progress=report, context=a.findings
-            )
+            return self.runtime.confirm(source, path, selected, cancel=cancel, progress=report, context=context, **document)
 
         try:
             results = await loop.run_in_executor(self.runtime_pool, run)
