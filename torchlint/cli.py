@@ -267,7 +267,7 @@ def _run_check(args: argparse.Namespace) -> int:
         cache = Cache(args.cache_dir or default_cache_dir(resolver.project_root()))
     results = run(
         jobs,
-        RunOptions(fix=args.fix or args.diff, unsafe_fixes=args.unsafe_fixes, write=args.fix and not stdin_mode, jobs=args.jobs, cache=cache),
+        RunOptions(fix=args.fix or args.diff, unsafe_fixes=args.unsafe_fixes, write=args.fix and not stdin_mode, jobs=args.jobs, cache=cache, contain_crashes=True),
     )
     reports = [r.report for r in results]
 

@@ -73,6 +73,9 @@ class RunOptions:
     write: bool = False  # write fixed text back to the files
     jobs: int | None = None  # worker processes; None: every core
     cache: Cache | None = None
+    # The CLI's in-process path runs in a forked child, so that a crash in native code
+    # (libcst's parser) loses one file, not the run; library callers stay in their process.
+    contain_crashes: bool = False
 
 
 def _target_key(job: Job) -> str:
@@ -208,13 +211,68 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _execute(work: list[tuple], jobs: int | None):
+def _sequential_main(conn, start: int) -> None:
+    _ignore_sigint()
+    assert _WORK is not None
+    for i in range(start, len(_WORK)):
+        conn.send(("start", i))
+        report, applied, error = _do(_WORK[i])
+        fixed = report.source if applied else None
+        report.source = None
+        conn.send(("done", (i, report, applied, error, fixed)))
+    conn.close()
+
+
+def _sequential_contained(work: list[tuple]):
+    """``_do`` over ``work`` in one forked child at a time; the file a child dies on is reported as crashed."""
+    global _WORK
+    ctx = multiprocessing.get_context("fork")
+    _WORK = work
+    start = 0
+    try:
+        while start < len(work):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_sequential_main, args=(send, start), daemon=True)
+            proc.start()
+            send.close()
+            current, first = None, start
+            try:
+                while True:
+                    try:
+                        kind, payload = receive.recv()
+                    except EOFError:
+                        break
+                    if kind == "start":
+                        current = payload
+                    else:
+                        current = None
+                        start = payload[0] + 1
+                        yield payload
+            except BaseException:
+                proc.terminate()
+                raise
+            finally:
+                receive.close()
+                proc.join()
+            if current is None and start == first and start < len(work):
+                current = start  # died before it could say which file: charge the next one, never loop
+            if current is not None:  # the child died on this file
+                yield (current, *_crashed(work[current][0], proc.exitcode))
+                start = current + 1
+    finally:
+        _WORK = None
+
+
+def _execute(work: list[tuple], jobs: int | None, contain_crashes: bool = False):
     """Run ``_do`` over ``work``; yields (index, report, applied, error, fixed)."""
     global _WORK
     n = len(work)
     workers = min(jobs or cpu_count(), n)
     costs = [_cost(w) for w in work] if workers > 1 else []
     if workers <= 1 or (jobs is None and (n < PARALLEL_MIN_FILES or sum(costs) < PARALLEL_MIN_COST)):
+        if contain_crashes and n and "fork" in multiprocessing.get_all_start_methods():
+            yield from _sequential_contained(work)
+            return
         for i, item in enumerate(work):
             report, applied, error = _do(item)
             fixed = report.source if applied else None
@@ -280,7 +338,10 @@ def _isolated(item: tuple[str, str, str, frozenset[str] | None, bool, bool], ctx
         proc.join()
     if result is not None:
         return result
-    code = proc.exitcode
+    return _crashed(path, proc.exitcode)
+
+
+def _crashed(path: str, code: int | None) -> tuple[FileReport, int, None, None]:
     how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 and -code in signal.valid_signals() else f"exit status {code}"
     report = FileReport(path=path)
     report.errors.append(f"{path}: internal error: the analyzer crashed on this file ({how}); it was not checked (please report this)")
@@ -344,7 +405,7 @@ def run(jobs: Sequence[Job], options: RunOptions = RunOptions(), on_result: Call
         work.append((job.path, text, job.language, job.codes, options.fix, options.unsafe_fixes, job.conventions))
         work_meta.append((idx, key, encoding, data if options.write else None))
 
-    for i, report, applied, error, fixed in _execute(work, options.jobs):
+    for i, report, applied, error, fixed in _execute(work, options.jobs, options.contain_crashes):
         idx, key, encoding, read = work_meta[i]
         job = jobs[idx]
         original = work[i][1]
