@@ -432,3 +432,95 @@ def test_markdown_buffers_are_opt_in(generation: str, tmp_path: Path) -> None:
     init.write_text(lua, encoding="utf-8")
     subprocess.run([nvim, "--headless", "--clean", "-u", str(init), "+qa!"], timeout=60, capture_output=True)
     assert out.read_text(encoding="utf-8").splitlines() == ["python", "python,markdown,quarto"]
+
+
+MARKDOWN_CONFIRM = r"""
+local out_path, doc = @OUT@, @DOC@
+local result = { notifications = {}, steps = {} }
+vim.notify = function(msg) table.insert(result.notifications, tostring(msg)) end
+local function finish(ok, err)
+  result.ok, result.error = ok, err and tostring(err) or nil
+  local f = assert(io.open(out_path, "w"))
+  f:write(vim.json.encode(result))
+  f:close()
+  vim.cmd("qall!")
+end
+local function diagnostics(bufnr)
+  local out = {}
+  for _, d in ipairs(vim.diagnostic.get(bufnr)) do
+    if d.source == "torchlint" then table.insert(out, { code = d.code, lnum = d.lnum, message = d.message }) end
+  end
+  return out
+end
+local function wait_for(what, timeout, fn)
+  if not vim.wait(timeout, fn, 50) then error("timed out waiting for " .. what) end
+  table.insert(result.steps, what)
+end
+local function run()
+  vim.cmd("edit " .. vim.fn.fnameescape(doc))
+  local bufnr = vim.api.nvim_get_current_buf()
+  result.filetype = vim.bo[bufnr].filetype
+  wait_for("TL201 in the Markdown buffer", 90000, function()
+    for _, d in ipairs(diagnostics(bufnr)) do if d.code == "TL201" then return true end end
+    return false
+  end)
+  vim.cmd("TorchlintConfirm")
+  wait_for("confirm answered", 240000, function() return #result.notifications > 0 end)
+  wait_for("the verdict on the diagnostic", 60000, function()
+    for _, d in ipairs(diagnostics(bufnr)) do
+      if d.code == "TL201" and d.message:find("confirmed by running", 1, true) then return true end
+    end
+    return false
+  end)
+  result.diagnostics = diagnostics(bufnr)
+end
+local ok, err = xpcall(run, debug.traceback)
+finish(ok, err)
+"""
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("generation", ["0.7", "0.11"])
+def test_torchlint_confirm_runs_a_markdown_buffer(generation: str, tmp_path: Path) -> None:
+    """`:TorchlintConfirm` in a Markdown buffer (lint_markdown, runtime.enabled): its code blocks run as one
+    program in the sandbox and the real AttributeError lands on the TL201 diagnostic."""
+    pytest.importorskip("torch")
+    found = _find(want_new=generation == "0.11")
+    if found is None:
+        pytest.skip(f"no Neovim {generation} here")
+    nvim, _ = found
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n", encoding="utf-8")
+    doc = project / "tutorial.md"
+    doc.write_text(
+        "# Peek at a batch\n\n```python\nimport torch\nloader = torch.utils.data.DataLoader(torch.arange(8), batch_size=2)\n```\n\n"
+        "Then:\n\n```python\nit = iter(loader)\nbatch = it.next()\n```\n",
+        encoding="utf-8",
+    )
+    init = tmp_path / "init.lua"
+    init.write_text(
+        f"vim.opt.runtimepath:append({_lua(str(PLUGIN))})\n"
+        f"require('torchlint').setup({{ cmd = {{ {_lua(sys.executable)}, '-m', 'torchlint', 'server' }}, lint_markdown = true,\n"
+        "  settings = { torchlint = { runtime = { enabled = true } } } })\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "result.json"
+    driver = tmp_path / "driver.lua"
+    driver.write_text(MARKDOWN_CONFIRM.replace("@OUT@", _lua(str(out))).replace("@DOC@", _lua(str(doc))), encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    proc = subprocess.run([nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.exists(), f"Neovim wrote no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["ok"], f"{result.get('error')}\nsteps: {result.get('steps')}\nnotifications: {result.get('notifications')}"
+    assert result["filetype"] == "markdown"
+    assert "torchlint: 1 confirmed" in result["notifications"]
+    (d,) = [d for d in result["diagnostics"] if d["code"] == "TL201"]
+    assert d["lnum"] == 11 and "has no attribute 'next'" in d["message"]

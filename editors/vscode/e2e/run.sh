@@ -8,7 +8,10 @@
 # the extension host runs. The built torchlint .vsix and a test-driver extension
 # (e2e/driver) are installed into a throwaway profile; the driver opens
 # e2e/workspace/iterator_next.py, waits for torchlint's TL201 diagnostic, lists
-# code actions, applies the quick fix and writes what it saw as JSON.
+# code actions, applies the quick fix and writes what it saw as JSON; then the same
+# in e2e/workspace/notebook.ipynb's cell 3, where it first runs "Confirm TL201 by
+# running the code" (the notebook's cells as one program, in the sandbox: the base
+# interpreter needs torch) and waits for the real AttributeError on the diagnostic.
 #
 # The Python extension cannot be installed offline, so this also exercises the
 # fallback interpreter path (torchlint.interpreter) and "Install torchlint":
@@ -27,6 +30,7 @@
 #   TORCHLINT_E2E_IMPORT_STRATEGY  torchlint.importStrategy (fromEnvironment | useBundled)
 #   TORCHLINT_E2E_DIAGNOSTIC_MODE  torchlint.diagnosticMode (default: the extension's, pull); with
 #                          auto the server also pushes and the test must fail (TL201 listed twice)
+#   TORCHLINT_E2E_RUNTIME  torchlint.runtime.enabled (true); TORCHLINT_E2E_CONFIRM=0 skips confirming
 #   TORCHLINT_E2E_TIMEOUT  seconds to wait for the result (300)
 #   TORCHLINT_E2E_KEEP=1   keep the temporary profile/logs directory
 #
@@ -107,7 +111,8 @@ unset PYTHONPATH
 "$BASE" -m venv --system-site-packages "$WORK/venv"
 PYTHON="$WORK/venv/bin/python"
 INSTALL=0
-if ! "$PYTHON" -c 'import torchlint' 2>/dev/null; then
+# (From /: run from the checkout's root, `import torchlint` would find the checkout itself.)
+if ! (cd / && "$PYTHON" -c 'import torchlint') 2>/dev/null; then
   INSTALL=1
 else
   log "$BASE already has torchlint: install-from-bundle is not exercised"
@@ -133,6 +138,7 @@ cat >"$WORK/user-data/User/settings.json" <<EOF
   "workbench.enableExperiments": false,
   "chat.disableAIFeatures": true,
   "torchlint.importStrategy": "${TORCHLINT_E2E_IMPORT_STRATEGY:-fromEnvironment}",
+  "torchlint.runtime.enabled": ${TORCHLINT_E2E_RUNTIME:-true},
   $MODE_SETTING
   "torchlint.trace.server": "messages"
 }

@@ -27,6 +27,7 @@ import {
 import { PythonEnvironments } from './python';
 import {
     classifyConfigChange,
+    confirmableDocument,
     effectiveRuntimeEnabled,
     readSettings,
     documentSelector,
@@ -534,6 +535,19 @@ class Controller implements vscode.Disposable {
         return doc?.languageId === 'python' ? doc.uri : undefined;
     }
 
+    /** The palette's target for "Confirm by running": the argument, else the active editor's
+     * document when torchlint lints it (a Python file, a notebook cell, Markdown when opted in). */
+    private confirmTargetUri(arg: unknown): vscode.Uri | undefined {
+        if (arg instanceof vscode.Uri || (typeof arg === 'string' && arg)) {
+            return this.targetUri(arg);
+        }
+        const doc = vscode.window.activeTextEditor?.document;
+        if (doc && confirmableDocument({ languageId: doc.languageId, scheme: doc.uri.scheme }, this.settings())) {
+            return doc.uri;
+        }
+        return undefined;
+    }
+
     private runningClient(): TorchlintClient | undefined {
         const client = this.client;
         if (client?.isRunning()) {
@@ -629,9 +643,11 @@ class Controller implements vscode.Disposable {
         }
         const first = args[0];
         const target = isFindingTarget(first) ? first : undefined;
-        const uri = target ? vscode.Uri.parse(target.uri) : this.targetUri(first);
+        const uri = target ? vscode.Uri.parse(target.uri) : this.confirmTargetUri(first);
         if (!uri) {
-            void vscode.window.showInformationMessage('torchlint: open a Python file to confirm its findings.');
+            void vscode.window.showInformationMessage(
+                'torchlint: open a Python file, a notebook cell or (with torchlint.lintMarkdown) a Markdown file to confirm its findings.',
+            );
             return;
         }
         const client = this.runningClient();
@@ -642,7 +658,7 @@ class Controller implements vscode.Disposable {
             void this.notify('error', 'This torchlint server does not offer runtime confirmation (torchlint.confirm).');
             return;
         }
-        const name = vscode.workspace.asRelativePath(uri);
+        const name = describeDocument(uri);
         let result: unknown;
         try {
             // The server reports (cancellable) work-done progress itself.
@@ -664,6 +680,19 @@ class Controller implements vscode.Disposable {
         await this.stop();
         this.disposables.forEach((d) => d.dispose());
     }
+}
+
+/** "train.py", or "tutorial.ipynb, cell 3" for a notebook cell. */
+function describeDocument(uri: vscode.Uri): string {
+    if (uri.scheme === 'vscode-notebook-cell') {
+        for (const nb of vscode.workspace.notebookDocuments) {
+            const index = nb.getCells().findIndex((c) => c.document.uri.toString() === uri.toString());
+            if (index >= 0) {
+                return `${vscode.workspace.asRelativePath(nb.uri)}, cell ${index + 1}`;
+            }
+        }
+    }
+    return vscode.workspace.asRelativePath(uri);
 }
 
 function isFindingTarget(value: unknown): value is { uri: string } {

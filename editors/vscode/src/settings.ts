@@ -102,6 +102,18 @@ export function documentSelector(settings: Pick<TorchlintSettings, 'lintMarkdown
 }
 
 /**
+ * Documents whose findings "Confirm findings … by running" can run from the palette: those the
+ * server lints (see documentSelector). A notebook cell runs the notebook's code cells as one
+ * program, a Markdown/Quarto file its Python blocks, as `torchlint check --confirm` does.
+ */
+export function confirmableDocument(
+    doc: { languageId: string; scheme: string },
+    settings: Pick<TorchlintSettings, 'lintMarkdown'>,
+): boolean {
+    return documentSelector(settings).some((s) => s.scheme === doc.scheme && s.language === doc.languageId);
+}
+
+/**
  * Running a file executes the workspace's code, so it is only allowed when the
  * user opted in AND trusts the workspace. VS Code already ignores workspace
  * values of restricted settings in untrusted workspaces, but a user-level

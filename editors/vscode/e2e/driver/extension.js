@@ -167,14 +167,15 @@ async function drive(result) {
 
     if (process.env.TORCHLINT_E2E_NOTEBOOK !== '0') {
         result.notebook = await driveNotebook(folder);
-        result.steps.push('notebook: TL201 in a cell, fixed by its quick fix');
+        result.steps.push('notebook: TL201 in a cell, confirmed by running the notebook, fixed by its quick fix');
     }
     result.ok = true;
 }
 
 // A Jupyter notebook in VS Code's own notebook editor (no Jupyter extension): the
 // cells are synced to the server as one notebook document (LSP 3.17); the finding
-// in cell 3 uses `loader` from cell 2 and is fixed by the quick fix inside the cell.
+// in cell 3 uses `loader` from cell 2, is confirmed by running the notebook (the
+// real AttributeError on its diagnostic) and is fixed by the quick fix inside the cell.
 async function driveNotebook(folder) {
     const out = {};
     const uri = vscode.Uri.joinPath(folder.uri, 'notebook.ipynb');
@@ -211,6 +212,29 @@ async function driveNotebook(folder) {
         }
     }, 60000);
     out.codeActions = actions.map(describeAction);
+
+    // "Confirm TL201 by running the code" on the cell's diagnostic: the notebook's code cells run
+    // as one program in the sandbox (the extension's torchlint.confirm forwards to the server's),
+    // and the verdict lands on the cell's diagnostic.
+    if (process.env.TORCHLINT_E2E_CONFIRM !== '0') {
+        const confirm = actions.find(
+            (a) => a.kind && a.kind.value === 'quickfix.torchlint.confirm' && /TL201/.test(a.title) && a.command,
+        );
+        if (!confirm) {
+            throw new Error('no "Confirm TL201 by running the code" action in the notebook cell');
+        }
+        out.confirmAction = describeAction(confirm);
+        out.confirmArguments = confirm.command.arguments;
+        await vscode.commands.executeCommand(confirm.command.command, ...(confirm.command.arguments || []));
+        const verdict = await poll('the verdict on the cell\'s TL201 diagnostic', () =>
+            torchlintDiagnostics(cell.uri).find((d) => codeOf(d) === 'TL201' && /confirmed by running/.test(d.message)),
+        180000);
+        out.confirmedDiagnostic = describeDiagnostic(verdict);
+        if (!/has no attribute 'next'/.test(verdict.message)) {
+            throw new Error(`the verdict is not the real AttributeError: ${verdict.message}`);
+        }
+    }
+
     const quickFix = actions.find(
         (a) => a.kind && vscode.CodeActionKind.QuickFix.contains(a.kind) && /TL201/.test(a.title) && /next\(/.test(a.title),
     );

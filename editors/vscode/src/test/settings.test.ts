@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
     classifyConfigChange,
+    confirmableDocument,
     documentSelector,
     effectiveRuntimeEnabled,
     readSettings,
@@ -231,5 +232,19 @@ describe('documentSelector', () => {
 
     it('restarts the client when lintMarkdown changes (the selector is fixed at start)', () => {
         assert.equal(classifyConfigChange((k) => k === 'torchlint.lintMarkdown'), 'restart');
+    });
+});
+
+describe('confirmableDocument (the palette\'s "Confirm findings ... by running it")', () => {
+    it('offers Python files and notebook cells; Markdown and Quarto files only with lintMarkdown', () => {
+        const off = { lintMarkdown: false };
+        const on = { lintMarkdown: true };
+        assert.equal(confirmableDocument({ languageId: 'python', scheme: 'file' }, off), true);
+        assert.equal(confirmableDocument({ languageId: 'python', scheme: 'vscode-notebook-cell' }, off), true);
+        assert.equal(confirmableDocument({ languageId: 'markdown', scheme: 'vscode-notebook-cell' }, on), false);
+        assert.equal(confirmableDocument({ languageId: 'markdown', scheme: 'file' }, off), false);
+        assert.equal(confirmableDocument({ languageId: 'markdown', scheme: 'file' }, on), true);
+        assert.equal(confirmableDocument({ languageId: 'quarto', scheme: 'file' }, on), true);
+        assert.equal(confirmableDocument({ languageId: 'json', scheme: 'file' }, on), false);
     });
 });
