@@ -17,7 +17,7 @@ from torchlint.runtime.confirm import Claim, confirm_claim, confirm_findings, st
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
-RULES = {"TL103": "tl103_*"}
+RULES = {"TL103": "tl103_*", "TL105": "tl105_*"}
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,24 @@ def test_tl103_logits_are_not_confirmed(worker, fixture, needle, data):
     c = confirm_claim(source, fixture, _claim(source, "TL103", needle, data), worker=worker)
     assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"
     assert "is not a softmax's output" in c.evidence
+
+
+@pytest.mark.parametrize(
+    ("fixture", "needle", "occurrence", "expect_training", "evidence"),
+    [
+        # eval() through a helper before the validation pass: not in training mode there.
+        ("clean_eval_in_helper.py", "model(x)", 1, True, "was False at every one"),
+        # No dropout or batch norm: training mode, but both passes agree.
+        ("clean_no_dropout_or_batchnorm.py", "model(x)", 1, True, "two passes agree"),
+        # train() at the top of every epoch: the training call never sees eval mode.
+        ("clean_train_at_top_of_epoch.py", "model(x)", 0, False, "was True at every one"),
+        # train(False) is eval mode for the test pass.
+        ("clean_train_false.py", "model(x)", 1, True, "was False at every one"),
+    ],
+)
+def test_tl105_correct_modes_are_not_confirmed(worker, fixture, needle, occurrence, expect_training, evidence):
+    source = (FIXTURES / "tl105_missing_eval" / fixture).read_text()
+    claim = _claim(source, "TL105", needle, {"model": "model", "expect_training": expect_training}, occurrence)
+    c = confirm_claim(source, fixture, claim, worker=worker)
+    assert c.status == "not-reproduced", f"{c.status}: {c.evidence}"
+    assert evidence in c.evidence

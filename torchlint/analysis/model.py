@@ -234,6 +234,7 @@ class ProgramModel:
         self._returns: dict[tuple, object] = {}  # (function, arguments, _version) -> its return value
         self._forward_returns: dict[int, object] = {}  # forward methods: the join of what they return
         self._class_modes: dict[str, bool | None] = {}
+        self._mode_exits: dict[int, tuple] = {}  # function -> each parameter's train/eval mode at its end
         self._version = 0
         self._budget = _RETURN_BUDGET
         self._stack: list[int] = []
@@ -591,6 +592,10 @@ class ProgramModel:
         finally:
             for _ in (*info.chain, info.node):
                 self.names.pop_function()
+        exits = tuple(v.training if isinstance(v := frame.env.get(p), ModuleV) else None for p in info.params)
+        if self._mode_exits.get(id(info.node)) != exits:
+            self._mode_exits[id(info.node)] = exits
+            self._changed(("x", id(info.node)))
         if info.cls is not None and info.node.name.value == "forward":
             returned = UNKNOWN if frame.returns is None else frame.returns
             key = id(info.node)
@@ -747,6 +752,14 @@ class ProgramModel:
         self._loop_body(stmt, element, first)
         self._recording = recording
         frame.env = _join_envs(start, first.env)
+        for name, value in frame.env.items():
+            # A mode the back edge brings that the first iteration did not have (eval() late in an epoch).
+            a, b = start.get(name), first.env.get(name)
+            if (
+                isinstance(value, ModuleV) and value.training is None and isinstance(a, ModuleV)
+                and isinstance(b, ModuleV) and b.training is not None and a.training != b.training
+            ):
+                frame.env[name] = replace(value, back=b.training)
         self._loop_body(stmt, element, frame)
         frame.loops.pop()
         frame.env = _join_envs(start, frame.env)
@@ -832,8 +845,7 @@ class ProgramModel:
             moved = replace(base, placement=None if placement == CPU else placement)
             self._assign_dotted(target, moved, frame)
         elif method in ("train", "eval") and isinstance(receiver, ModuleV):
-            mode = method == "train" and not _false_arg(expr)
-            self._assign_dotted(target, replace(receiver, training=mode), frame)
+            self._assign_dotted(target, replace(receiver, training=_mode_arg(expr), back=None), frame)
 
     def _grad_clear(self, node: cst.CSTNode, frame: _Frame) -> None:
         if not self._recording:
@@ -1156,7 +1168,109 @@ class ProgramModel:
                 self.regions[id(loop)].calls.append(fact)
             if frame.info is not None:
                 self.regions[id(frame.info.node)].calls.append(fact)
-        return self._result(call, callee, receiver, args, frame)
+        result = self._result(call, callee, receiver, args, frame)
+        if any(type(v) is ModuleV for v in frame.env.values()):
+            self._mode_effects(call, callee, receiver, args, frame)
+        return result
+
+    # ------------------------------------------------------------------ train/eval mode
+    def _mode_effects(self, call: cst.Call, callee: object, receiver: object, args: tuple, frame: _Frame) -> None:
+        """What a call does to the train/eval mode of the modules this frame holds: a function of
+        the file that sets the mode of a module it is given leaves it in the mode it ends with;
+        a call that may set modes otherwise (a function of the file that calls train()/eval(), unknown
+        code given a module or an object holding one) leaves every mode unknown."""
+        if isinstance(callee, (ModuleV, LossFnV)):
+            return
+        func = call.func
+        passed: dict[str, int | None] = {}
+        exits: tuple = ()
+        if isinstance(callee, FunctionV):
+            if not self._touches_modes(callee.node, set()):
+                return
+            info = self._infos.get(id(callee.node))
+            self._read(("x", id(callee.node)))
+            exits = self._mode_exits.get(id(callee.node)) or (self._written_exits(info) if info is not None else ())
+            offset = (0 if callee.bound is None else 1) + len(callee.partial)
+            if callee.bound is not None and isinstance(func, cst.Attribute) and (d := dotted_name(func.value)) is not None:
+                passed[d] = 0
+            for i, arg in enumerate(call.args):
+                if arg.star:
+                    break
+                d = dotted_name(arg.value)
+                if d is None or info is None:
+                    continue
+                if arg.keyword is None:
+                    passed[d] = offset + i
+                elif arg.keyword.value in info.params:
+                    passed[d] = info.params.index(arg.keyword.value)
+        elif isinstance(callee, ClassV):
+            init = self.method(callee.node.name.value, "__init__")
+            if init is None or not self._touches_modes(init, set()):
+                return
+        else:
+            qual = self._qualname(func)
+            if qual is not None and qual.split(".", 1)[0] in SAFE_ROOTS:
+                return
+            if isinstance(receiver, (ModuleV, OptimizerV, SchedulerV, ScalerV, TensorV, LoaderV, LossFnV)):
+                return  # torch's own methods (train()/eval() are followed where they are called)
+            if not any(isinstance(v, (ModuleV, InstanceV)) for v in (receiver, *args)):
+                return
+        for name, value in list(frame.env.items()):
+            if not isinstance(value, ModuleV):
+                continue
+            index = passed.get(name)
+            mode = exits[index] if index is not None and index < len(exits) else None
+            if value.training != mode or value.back is not None:
+                self._assign_dotted(name, replace(value, training=mode, back=None), frame)
+
+    @staticmethod
+    def _written_exits(info: _FuncInfo) -> tuple:
+        """Before a function has run: the mode its body's own top-level ``p.train()``/``p.eval()``
+        statements leave each parameter in (so that early joins are not poisoned by "unknown")."""
+        modes: dict[str, bool | None] = {}
+        for stmt in _body(info.node.body):
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                call = small.value if isinstance(small, cst.Expr) else None
+                if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value in ("train", "eval"):
+                    if isinstance(call.func.value, cst.Name) and call.func.value.value in info.params:
+                        modes[call.func.value.value] = _mode_arg(call)
+        return tuple(modes.get(p) for p in info.params)
+
+    def _touches_modes(self, func: cst.FunctionDef, seen: set[int]) -> bool:
+        """May a function of the file change a module's train/eval mode? It calls ``train``/``eval``,
+        or gives a module (or an object) to code the file does not show, or calls a function that may.
+        A function not interpreted yet may."""
+        if id(func) in seen:
+            return False
+        seen.add(id(func))
+        region = self.regions.get(id(func))
+        if region is None:
+            return True
+        for fact in region.calls:
+            f = fact.node.func
+            if isinstance(f, cst.Attribute) and f.attr.value in ("train", "eval"):
+                return True
+            if isinstance(fact.func, FunctionV):
+                if self._touches_modes(fact.func.node, seen):
+                    return True
+                continue
+            if isinstance(fact.func, ClassV):
+                init = self.method(fact.func.node.name.value, "__init__")
+                if init is not None and self._touches_modes(init, seen):
+                    return True
+                continue
+            if isinstance(fact.func, (ModuleV, LossFnV)):
+                continue
+            qual = self._qualname(f)
+            if qual is not None and qual.split(".", 1)[0] in SAFE_ROOTS:
+                continue
+            if isinstance(fact.receiver, (ModuleV, OptimizerV, SchedulerV, ScalerV, TensorV, LoaderV, LossFnV)):
+                continue
+            if any(isinstance(v, (ModuleV, InstanceV)) for v in (fact.receiver, *fact.args)):
+                return True
+        return False
 
     def _result(self, call: cst.Call, callee: object, receiver: object, args: tuple, frame: _Frame) -> object:
         func = call.func
@@ -1245,7 +1359,7 @@ class ProgramModel:
                     output = self.module_output(layers[-1]).act if self.module_output(layers[-1]) is not None else None  # type: ignore[union-attr]
                     modes = [self.mode_dependent(v) for v in layers]
                     mode = True if any(modes) else (False if all(m is False for m in modes) else None)
-            return ModuleV(qual, output=output, mode_dependent=mode)
+            return ModuleV(qual, training=True, output=output, mode_dependent=mode)  # a new module trains
         if head == "torch" and name in _TENSOR_FACTORIES:
             device = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "device"), None)
             if name in ("stack", "cat", "zeros_like", "ones_like", "randn_like", "rand_like") and isinstance(first, TensorV):
@@ -1280,7 +1394,7 @@ class ProgramModel:
                 return m
             return replace(m, placement=None if placement == CPU else placement)
         if method in ("train", "eval"):
-            return replace(m, training=method == "train" and not _false_arg(call))
+            return replace(m, training=_mode_arg(call), back=None)
         if method in _MODULE_SELF_METHODS:
             return m
         if method in ("parameters", "named_parameters"):
@@ -1355,7 +1469,7 @@ class ProgramModel:
 
     def _construct(self, cls: ClassV, call: cst.Call, args: tuple, frame: _Frame) -> object:
         name = cls.node.name.value
-        instance: object = ModuleV(name, None, self._forward_moves_inputs(name)) if cls.is_module else InstanceV(name)
+        instance: object = ModuleV(name, None, self._forward_moves_inputs(name), True) if cls.is_module else InstanceV(name)
         init = self.method(name, "__init__")
         if init is not None:
             self._pass_arguments(init, (instance, *args), call)
@@ -1598,8 +1712,18 @@ def _join_envs(a: dict[str, object], b: dict[str, object]) -> dict[str, object]:
     return {k: _join_missing([a.get(k), b.get(k)]) for k in set(a) | set(b)}
 
 
-def _false_arg(call: cst.Call) -> bool:
-    return bool(call.args) and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "False"
+def _mode_arg(call: cst.Call) -> bool | None:
+    """The mode ``m.train(...)``/``m.eval()`` sets: None for ``m.train(flag)``."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "eval":
+        return False
+    args = [a for a in call.args if a.keyword is None or a.keyword.value == "mode"]
+    if not args:
+        return True
+    value = args[0].value
+    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+        return value.value == "True"
+    return None
 
 
 def _is_zero_grad(call: cst.Call) -> bool:

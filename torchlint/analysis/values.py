@@ -211,7 +211,8 @@ def join(a: object, b: object) -> object:
             a.placement if a.placement == b.placement else None,
             a.moves_inputs and b.moves_inputs,
             a.training if a.training == b.training else None,
-            a.back if a.back == b.back else None,
+            # None says nothing about later iterations: the other path's back edge is kept.
+            a.back if b.back is None or a.back == b.back else (b.back if a.back is None else None),
             a.output if a.output == b.output else None,
             a.mode_dependent if a.mode_dependent == b.mode_dependent else None,
         )

@@ -50,6 +50,7 @@ CONFIRMER_MODULES = {
     "TL110": "torchlint.runtime.confirmers.tl110",
     "TL104": "torchlint.runtime.confirmers.tl104",
     "TL103": "torchlint.runtime.confirmers.tl103",
+    "TL105": "torchlint.runtime.confirmers.tl105",
     "TL403": "torchlint.runtime.confirmers.tl403",
 }
 
