@@ -267,3 +267,57 @@ def test_confirm_command_takes_a_cell_and_a_line(tmp_path):
     assert (d["code"], d["cell"], d["line"]) == ("TL401", 5, 1)
     assert d["confirmation"]["status"] == "confirmed"
     assert "same device" in d["confirmation"]["evidence"]
+
+
+HUB = """# Fine-tune a pretrained model
+
+```python
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+state = torch.hub.load_state_dict_from_url("https://download.pytorch.org/models/tiny-0123.pth")
+model.load_state_dict(state)
+model = model.cuda()
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 3, 2, 2), torch.arange(8)), batch_size=4)
+for x, y in loader:
+    out = model(x)
+```
+"""
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_a_weights_download_on_the_way_is_random_weights_not_a_download_error(worker):
+    """A tutorial's pretrained weights (a state dict from a URL, as torchvision's `weights=` fetches them)
+    are random weights in the sandbox: the program goes on to the flagged line, no download is tried."""
+    from torchlint.runtime.documents import confirm_document
+
+    report = lint_text(HUB, "hub.md", "markdown", None)
+    (done,) = [f for f in confirm_document(HUB, "hub.md", report.findings, worker=worker) if f.confirmation]
+    assert (done.code, done.range.line, done.confirmation.status) == ("TL401", 12, "confirmed"), done.confirmation
+    notes = done.confirmation.detail["notes"]
+    assert "pretrained weights: random instead of https://download.pytorch.org/models/tiny-0123.pth (no network in the sandbox)" in notes
+    assert "side_effects" not in done.confirmation.detail
+
+
+def test_a_mistake_flagged_earlier_in_the_same_statement_is_named_as_what_fails_first():
+    """`models.Sequential(transforms.TensorOfX(...))` (a seed article): the outer name fails before the inner
+    one is looked up; the inner finding's verdict says so instead of "failed for another reason"."""
+    from types import SimpleNamespace
+
+    from torchlint.runtime.confirmers import api
+
+    source = "import torch.nn as nn\nmodel = nn.Sequentail(\n    nn.Linaer(2, 3))\n"
+    findings = [f for f in lint_text(source, "t.py", "python", None).findings if f.code == "TL501"]
+    assert [f.range.line for f in findings] == [2, 3]
+    outer, inner = (Claim.from_finding(f) for f in findings)
+    job = prepare(source, "t.py", inner, Options(), [outer])
+    assert job.config["earlier"] == [(2, api.expected(outer)[1])]
+    exc = {"type": "AttributeError", "message": "module 'torch.nn' has no attribute 'Sequentail'", "line": 2, "user_lines": [2]}
+    result = SimpleNamespace(status="ok", payload={"reached": True, "target_exception": exc, "warnings": []})
+    verdict = api.interpret(job, result)
+    assert (verdict.status, verdict.evidence) == (
+        "could-not-run",
+        "line 3 is not reached: the mistake flagged on line 2 fails first (AttributeError: module 'torch.nn' has no attribute 'Sequentail')",
+    )
+    assert api.interpret(prepare(source, "t.py", outer, Options(), [inner]), result).status == "confirmed"

@@ -61,8 +61,11 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
     planner = Planner(index, force_branches=options.force_branches)
     planner.reach(stmt, "T", setup)
     kind, pattern = expected(claim)
+    # The other flagged names of the same rule: one that fails first (`models.Sequential(transforms.X(...))`
+    # fails at `Sequential` before `X` is looked up) is said as such, not as "another reason".
+    earlier = [(o.line, expected(o)[1]) for o in others if o.line <= claim.line and o.code == claim.code and expected(o)[0] == "error"]
     return build_job(index, claim, options, setup, planner, interpret, "warned", simulate_cuda=False,
-                     rule=claim.code, expect=kind, pattern=pattern)  # fmt: skip
+                     rule=claim.code, expect=kind, pattern=pattern, earlier=earlier)  # fmt: skip
 
 
 def interpret(job: Job, result: Any) -> Confirmation:
@@ -84,6 +87,13 @@ def interpret(job: Job, result: Any) -> Confirmation:
             return Confirmation("confirmed", quote(exc), detail)
         if exc.get("type") == "ModuleNotFoundError":
             return Confirmation("could-not-run", f"a module it needs is not installed in the sandbox: {quote(exc)}", detail)
+        for line, other in job.config.get("earlier") or ():
+            if re.search(other, exc.get("message") or ""):
+                return Confirmation(
+                    "could-not-run",
+                    f"line {job.claim.line} is not reached: the mistake flagged on line {line} fails first ({quote(exc)})",
+                    detail,
+                )
         return Confirmation("could-not-run", f"line {job.claim.line} failed for another reason: {quote(exc)}", detail)
     what = "the warning" if job.config["expect"] == "warning" else "the error"
     return Confirmation("not-reproduced", f"line {job.claim.line} ran without {what}", detail)

@@ -896,7 +896,7 @@ def _install(config: dict[str, Any]) -> None:
 
     argparse.ArgumentParser.parse_args = parse_args  # type: ignore[method-assign]
     _patch_dataloader(config)
-    _block_weights()
+    _block_weights(random_weights=config.get("mode") != "tl202")
     _serve_vision_hub()
     if config.get("mode") == "tl101":
         _install_gradient_probe()
@@ -964,18 +964,42 @@ def _simulated_data_parallel() -> None:
     _note("DataParallel: one simulated GPU (inputs moved to cuda:0, as DataParallel scatters them)")
 
 
-def _block_weights() -> None:
+class _RandomWeights(dict):
+    """What a pretrained-weights download gives in the sandbox: nothing to load (the model keeps its
+    random initialisation), so ``models.resnet18(weights=...)`` builds and the program goes on."""
+
+
+def _block_weights(random_weights: bool = True) -> None:
+    """No download ever: a file download fails (WeightsBlocked); a state dict from a URL (torchvision's
+    ``weights=``, ``torch.hub.load_state_dict_from_url``) is random weights, or for TL202, which asks
+    whether the call would download, WeightsBlocked too."""
     import torch.hub
 
     def blocked(url: Any = None, *args: Any, **kwargs: Any) -> Any:
         raise WeightsBlocked(f"torchlint blocked the download of {url} (no network in the sandbox)")
 
+    def random_state(url: Any = None, *args: Any, **kwargs: Any) -> Any:
+        _note(f"pretrained weights: random instead of {url} (no network in the sandbox)")
+        return _RandomWeights()
+
+    from_url = random_state if random_weights else blocked
     torch.hub.download_url_to_file = blocked
-    torch.hub.load_state_dict_from_url = blocked
+    torch.hub.load_state_dict_from_url = from_url
     # A torchvision imported before this (preloaded by the worker) holds its own reference.
     api = sys.modules.get("torchvision.models._api")
     if api is not None and hasattr(api, "load_state_dict_from_url"):
-        api.load_state_dict_from_url = blocked
+        api.load_state_dict_from_url = from_url
+    if random_weights:
+        real_load = torch.nn.Module.load_state_dict
+
+        def load_state_dict(self: torch.nn.Module, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(state_dict, _RandomWeights):
+                from torch.nn.modules.module import _IncompatibleKeys
+
+                return _IncompatibleKeys([], [])
+            return real_load(self, state_dict, *args, **kwargs)
+
+        torch.nn.Module.load_state_dict = load_state_dict  # type: ignore[method-assign]
 
 
 def _serve_vision_hub() -> None:
