@@ -321,3 +321,19 @@ def test_a_mistake_flagged_earlier_in_the_same_statement_is_named_as_what_fails_
         "line 3 is not reached: the mistake flagged on line 2 fails first (AttributeError: module 'torch.nn' has no attribute 'Sequentail')",
     )
     assert api.interpret(prepare(source, "t.py", outer, Options(), [inner]), result).status == "confirmed"
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_rst_and_doctest_blocks_are_confirmed_like_markdown(worker):
+    from torchlint.runtime.documents import confirm_document
+
+    rst = (
+        "Peek\n====\n\n.. code-block:: python\n\n    import torch\n"
+        "    loader = torch.utils.data.DataLoader(torch.arange(8), batch_size=2)\n\n"
+        ".. doctest::\n\n    >>> it = iter(loader)\n    >>> batch = it.next()\n"
+    )
+    report = lint_text(rst, "peek.rst", "rst", None)
+    (done,) = [f for f in confirm_document(rst, "peek.rst", report.findings, worker=worker) if f.confirmation]
+    assert (done.code, done.range.line, done.confirmation.status) == ("TL201", 12, "confirmed"), done.confirmation
+    assert "has no attribute 'next'" in done.confirmation.evidence
