@@ -93,7 +93,7 @@ def test_a_crashing_rule_raises_lint_error_with_the_other_findings():
         from torchlint import engine
 
         original = engine.LintOptions.active_rule_classes
-        mp.setattr(engine.LintOptions, "active_rule_classes", lambda self, s: [*original(self, s), Crashing])
+        mp.setattr(engine.LintOptions, "active_rule_classes", lambda self, s, *a: [*original(self, s, *a), Crashing])
         with pytest.raises(LintError) as info:
             api.lint_source(NEXT, "t.py")
     assert "rule XX901 (crashing-rule) crashed" in info.value.errors[0]

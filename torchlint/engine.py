@@ -62,7 +62,22 @@ class LintOptions:
     # a torchlint.documents.DocumentFacts; rules read it as ``Context.document``.
     document: Any = field(default=None, compare=False)
 
-    def active_rule_classes(self, source: str) -> list[type[Rule]]:
+    def may_parse(self, source: str) -> bool:
+        """Might some selected rule need the CST of ``source``? Substring triggers only: a cheap
+        over-approximation of :meth:`active_rule_classes` (the runner's estimate of a file's cost)."""
+        rules = all_rules()
+        classes = [
+            r
+            for c, r in rules.items()
+            if c != SYNTAX_ERROR_CODE and (r.default_enabled if self.codes is None else c in self.codes)
+        ]
+        classes.extend(self.extra_rules)
+        return any(
+            (self.document is not None or not r.documents_only) and (not r.triggers or any(t in source for t in r.triggers))
+            for r in classes
+        )
+
+    def active_rule_classes(self, source: str, path: str | None = None) -> list[type[Rule]]:
         rules = all_rules()
         classes = [
             r
@@ -78,6 +93,7 @@ class LintOptions:
             for r in classes
             if (self.document is not None or not r.documents_only)
             and (not r.triggers or any(t in source for t in r.triggers))
+            and (path is None or r.applies_to_path(source, path))
             and (r.trigger_pattern is None or r.trigger_pattern.search(source) is not None)
             and r.applies_to(source)
         ]
@@ -289,7 +305,7 @@ def _parse(source: str, path: str, options: LintOptions, report: FileReport) -> 
 
 def _lint(source: str, path: str, options: LintOptions) -> FileReport:
     report = FileReport(path=path, source=source)
-    classes = options.active_rule_classes(source)
+    classes = options.active_rule_classes(source, path)
     # CPython first, whatever rules are selected: what it cannot compile is TL001
     # (and so never fixed), and libcst never sees nesting it chokes on.
     try:

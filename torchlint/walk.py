@@ -11,8 +11,9 @@ are half of all nodes.
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 
@@ -94,6 +95,45 @@ def walk(node: cst.CSTNode, on_visit: Callable[[cst.CSTNode], object], on_leave:
                 if t == 1:
                     walk(item, on_visit, on_leave)
     on_leave(node)
+
+
+# type -> its fields in visiting order, or None where libcst visits some field only
+# conditionally (the recorded order of one instance may then miss a field).
+_CHILD_ORDER: dict[type, tuple[str, ...] | None] = {}
+
+
+def _child_order(node: cst.CSTNode) -> tuple[str, ...] | None:
+    kind = type(node)
+    import inspect
+
+    try:
+        code = inspect.getsource(kind._visit_and_replace_children)
+    except (OSError, TypeError):
+        code = None
+    order = None if code is None or re.search(r"\bif\b", code) else _fields(node)
+    _CHILD_ORDER[kind] = order
+    return order
+
+
+def children(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    """``node.children`` (the same nodes in the same order, whitespace included) without its cost.
+
+    libcst computes ``children`` by visiting the node and rebuilding it (constructor and
+    validation included); here the fields are read in libcst's visiting order. Node types
+    that visit a field only conditionally fall back to libcst.
+    """
+    kind = type(node)
+    order = _CHILD_ORDER[kind] if kind in _CHILD_ORDER else _child_order(node)
+    if order is None:
+        return node.children
+    out: list[cst.CSTNode] = []
+    for name in order:
+        child = getattr(node, name)
+        if type(child) in (tuple, list):
+            out.extend(c for c in child if isinstance(c, cst.CSTNode))
+        elif isinstance(child, cst.CSTNode):
+            out.append(child)
+    return out
 
 
 # Deeply nested expressions (long operator chains) recurse once per level, as libcst does.

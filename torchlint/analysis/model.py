@@ -32,6 +32,8 @@ from typing import Any
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.analysis.training import (
     DERIVING_METHODS,
     is_dtype_expr,
@@ -804,7 +806,7 @@ class ProgramModel:
         elif isinstance(stmt, (cst.Global, cst.Nonlocal, cst.Import, cst.ImportFrom, cst.Pass, cst.Break, cst.Continue)):
             return
         else:
-            for child in stmt.children:
+            for child in _children(stmt):
                 if isinstance(child, cst.BaseExpression):
                     self._ev(child, frame)
 
@@ -1092,11 +1094,11 @@ class ProgramModel:
             if text.startswith(("cuda", "mps", "xpu", "xla")):
                 return DeviceV(Placement("accel", self.code(expr), expr))
             return UNKNOWN
-        for child in expr.children:
+        for child in _children(expr):
             if isinstance(child, cst.BaseExpression):
                 self._ev(child, frame)
             elif isinstance(child, (cst.Arg, cst.Element, cst.ComparisonTarget, cst.FormattedStringExpression)):
-                for c in child.children:
+                for c in _children(child):
                     if isinstance(c, cst.BaseExpression):
                         self._ev(c, frame)
         return UNKNOWN
@@ -1580,7 +1582,7 @@ class ProgramModel:
                 root = dotted_name(cur.func.value)
                 if root is not None and root.split(".", 1)[0] in params:
                     return True
-            stack.extend(cur.children)
+            stack.extend(_children(cur))
         return False
 
     def _on_device(self, expr: cst.BaseExpression, frame: _Frame) -> bool:
@@ -1796,5 +1798,5 @@ def _returns_value(node: cst.CSTNode) -> bool:
             return True
         if isinstance(cur, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) or isinstance(cur, cst.BaseExpression):
             continue
-        stack.extend(cur.children)
+        stack.extend(_children(cur))
     return False

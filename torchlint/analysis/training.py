@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.names import dotted_name, target_names
 
 __all__ = [
@@ -165,7 +167,7 @@ def calls_in(node: cst.CSTNode) -> Iterator[cst.Call]:
             continue
         if isinstance(cur, cst.Call):
             yield cur
-        stack.extend(reversed(cur.children))
+        stack.extend(reversed(_children(cur)))
 
 
 

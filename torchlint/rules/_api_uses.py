@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.knowledge.deprecations import Deprecation, by_api
 from torchlint.names import dotted_name
 from torchlint.rules.base import FixOp, FixSpec, InsertAfter, InsertBefore, Replace, Rule
@@ -44,6 +46,20 @@ def inside_own_package(path: str, qualname: str) -> bool:
     return _inside_package(os.path.dirname(os.path.abspath(path)), qualname.split(".", 1)[0])
 
 
+def may_concern_other_packages(source: str, path: str, packages: tuple[str, ...], also: "re.Pattern[str] | None" = None) -> bool:
+    """Could ``source`` name an API of one of ``packages`` other than the one(s) the file belongs to?
+
+    TL203/TL204/TL501/TL502 never report a package's own sources using that package
+    (``inside_own_package``), and a qualified name of another package comes from an import
+    that names it. ``also``: a pattern of further words that let such a name in (``hub``:
+    ``torch.hub.load`` of a torchvision model). False skips the file before any parse.
+    """
+    own = [p for p in packages if inside_own_package(path, p)]
+    if not own:
+        return True
+    return any(p in source for p in packages if p not in own) or (also is not None and also.search(source) is not None)
+
+
 def is_version_test(test: cst.BaseExpression) -> bool:
     """Does an ``if`` test look at the installed release (``torch.__version__``, ``hasattr(torch, ...)``)?
 
@@ -56,7 +72,7 @@ def is_version_test(test: cst.BaseExpression) -> bool:
             return True
         if isinstance(node, cst.SimpleString) and "version" in node.value.lower():
             return True
-        stack.extend(node.children)
+        stack.extend(_children(node))
     return False
 
 
@@ -94,6 +110,11 @@ class ApiUseRule(Rule):
 
     triggers = ("torch", "functorch")
     trigger_pattern = _TRIGGER
+
+    @classmethod
+    def applies_to_path(cls, source: str, path: str) -> bool:
+        # Every entry names its package; within that package's own sources none is reported.
+        return may_concern_other_packages(source, path, _PACKAGES)
 
     @classmethod
     def applies_to(cls, source: str) -> bool:

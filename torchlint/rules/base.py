@@ -232,6 +232,15 @@ class Rule:
         return True
 
     @classmethod
+    def applies_to_path(cls, source: str, path: str) -> bool:
+        """A pre-filter that may also look at where the file is (checked after ``triggers``, before
+        ``trigger_pattern`` and :meth:`applies_to`): False skips the file.
+
+        It must never be False where the rule would report something.
+        """
+        return True
+
+    @classmethod
     def documentation(cls) -> str:
         return textwrap.dedent(cls.__doc__ or "").strip()
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.analysis.model import program_model
 from torchlint.analysis.values import TensorV
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
@@ -156,7 +158,7 @@ def _names(node: cst.CSTNode) -> set[str]:
         cur = stack.pop()
         if isinstance(cur, cst.Name):
             out.add(cur.value)
-        stack.extend(cur.children)
+        stack.extend(_children(cur))
     return out
 
 
@@ -165,7 +167,7 @@ def _walk(node: cst.CSTNode):
     while stack:
         cur = stack.pop()
         yield cur
-        stack.extend(cur.children)
+        stack.extend(_children(cur))
 
 
 def _rebound_in(loop: cst.CSTNode, acc: str) -> bool:

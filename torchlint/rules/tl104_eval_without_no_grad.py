@@ -4,6 +4,8 @@ import re
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.values import FunctionV, ModuleV, TensorV, TupleV
@@ -231,7 +233,7 @@ def _sets_requires_grad(node: cst.CSTNode) -> bool:
         cur = stack.pop()
         if isinstance(cur, cst.Attribute) and cur.attr.value in ("requires_grad", "retain_grad"):
             return True
-        stack.extend(cur.children)
+        stack.extend(_children(cur))
     return False
 
 

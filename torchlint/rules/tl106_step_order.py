@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.analysis.model import CallFact, ProgramModel, program_model
 from torchlint.analysis.training import dotted_name, last_part, looks_like_optimizer_name
 from torchlint.analysis.values import UNKNOWN, OptimizerV, ScalerV, SchedulerV
@@ -186,7 +188,7 @@ def _statement_index(body: cst.IndentedBlock) -> dict[int, tuple[int, bool]]:
                 continue  # defined here, not run here
             if isinstance(cur, cst.Call):
                 out[id(cur)] = (i, top)
-            stack.extend(cur.children)
+            stack.extend(_children(cur))
     return out
 
 

@@ -8,12 +8,15 @@ from torchlint.knowledge import Instance, Knowledge
 from torchlint.knowledge.deprecations import by_api
 from torchlint.knowledge.infer import Deferred, LocalTypes
 from torchlint.names import dotted_name
-from torchlint.rules._api_uses import inside_own_package, is_version_test
+from torchlint.rules._api_uses import inside_own_package, may_concern_other_packages, is_version_test
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Handlers that make a missing attribute an expected, handled case.
 _GUARDS = frozenset({"AttributeError", "ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 _DEPRECATED_APIS = frozenset(by_api())
+
+
+_HUB = re.compile(r"\bhub\b")
 
 
 class NonexistentAttribute(LocalTypes, Rule):
@@ -70,6 +73,12 @@ class NonexistentAttribute(LocalTypes, Rule):
     # Confirmed by running the line under the installed torch (see runtime/confirmers/api.py).
     confirmable = True
     triggers = ("torch",)
+
+    @classmethod
+    def applies_to_path(cls, source: str, path: str) -> bool:
+        # A package's own sources are not checked against its API (inside_own_package): only
+        # another package's names (or a torchvision model through torch.hub) can be reported there.
+        return may_concern_other_packages(source, path, ("torch", "torchvision", "torchaudio"), also=_HUB)
 
     @classmethod
     def applies_to(cls, source: str) -> bool:

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from torchlint.knowledge import Knowledge
-from torchlint.rules._api_uses import inside_own_package
+from torchlint.rules._api_uses import inside_own_package, may_concern_other_packages
 from torchlint.rules._hub import HUB_NAMESPACES, HUB_OWN_KEYWORDS, vision_hub_model, vision_hub_tag
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Keywords another rule reports with a better message (TL206 require-grad-typo).
 _OTHER_RULES = frozenset({"require_grad"})
+
+
+_HUB = re.compile(r"\bhub\b")
 
 
 class UnexpectedKeyword(Rule):
@@ -58,6 +63,12 @@ class UnexpectedKeyword(Rule):
     # Confirmed by running the line under the installed torch (see runtime/confirmers/api.py).
     confirmable = True
     triggers = ("torch",)
+
+    @classmethod
+    def applies_to_path(cls, source: str, path: str) -> bool:
+        # A package's own sources are not checked against its API (inside_own_package): only
+        # another package's names (or a torchvision model through torch.hub) can be reported there.
+        return may_concern_other_packages(source, path, ("torch", "torchvision", "torchaudio"), also=_HUB)
 
     @classmethod
     def applies_to(cls, source: str) -> bool:

@@ -24,6 +24,8 @@ from typing import Any
 
 import libcst as cst
 
+from torchlint.walk import children as _children
+
 from torchlint.shapes import layers as L
 from torchlint.shapes import ops
 from torchlint.shapes.collect import Binding, CallSite, Collector, ScopeInfo
@@ -218,7 +220,7 @@ def names_in(node: cst.CSTNode) -> set[str]:
         elif isinstance(n, cst.Arg):
             stack.append(n.value)
         else:
-            stack.extend(n.children)
+            stack.extend(_children(n))
     return out
 
 
@@ -1975,7 +1977,7 @@ class Interpreter:
                     if isinstance(frame.self_value, ModuleV):
                         frame.self_value.attrs.clear()
                         frame.self_value.complete = False
-            stack.extend(n.children)
+            stack.extend(_children(n))
         if loop_escape:
             raise _LoopUnknown()
 
