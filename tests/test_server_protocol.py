@@ -227,3 +227,29 @@ def test_a_document_that_crashes_the_analysis_never_kills_the_server(tmp_path):
     finally:
         wire.close()
     assert wire.proc.returncode == 0
+
+
+def test_initialize_is_answered_early_with_what_pygls_announces(wire):
+    # The process answers before pygls is imported (torchlint/server/early.py); pygls then
+    # handles the same message, compares its answer and logs any difference as an error.
+    import pytest_lsp
+
+    caps = json.loads((Path(pytest_lsp.__file__).parent / "clients" / "neovim_v0.11.0.json").read_text())["capabilities"]
+    started = time.monotonic()
+    wire.send(wire.request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": caps, "initializationOptions": {"diagnosticMode": "pull"}}))
+    result = wire.response(1)["result"]
+    assert result["capabilities"]["positionEncoding"] == "utf-8"
+    assert result["capabilities"]["diagnosticProvider"]["identifier"] == "torchlint"
+    # A document opened at once (pygls may still be loading) is linted as usual.
+    wire.send(wire.notify("initialized", {}))
+    wire.send(wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///tmp/e.py", "languageId": "python", "version": 1, "text": "it = iter(loader)\nbatch = it.next()\n"}}))
+    wire.send(wire.request(2, "textDocument/diagnostic", {"textDocument": {"uri": "file:///tmp/e.py"}}))
+    items = wire.response(2, timeout=60)["result"]["items"]
+    assert [(d["code"], d["range"]["start"]) for d in items] == [("TL201", {"line": 1, "character": 8})]
+    wire.send(wire.request(3, "shutdown"))
+    assert wire.response(3)["result"] is None
+    wire.send(wire.notify("exit"))
+    assert wire.proc.wait(10) == 0
+    log = b"".join(wire.stderr).decode()
+    assert "answered early" not in log, log
+    assert time.monotonic() - started < 60

@@ -504,6 +504,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def _main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["server"]:
+        # What editors start: no other command's options to build (the server answers
+        # `initialize` within milliseconds of starting, see torchlint/server/early.py).
+        from torchlint.server.launch import add_arguments, serve
+
+        help_text = EXTERNAL_COMMANDS["server"][0]
+        server_parser = _Parser(prog="torchlint server", description=help_text)
+        add_arguments(server_parser)
+        return serve(server_parser.parse_args(argv[1:]))
     parser = build_parser(argv)
     if not argv:
         parser.print_help(sys.stderr)

@@ -20,8 +20,9 @@ def main(
     argv: Sequence[str] | None = None, *, extra_rules: Iterable[type["Rule"]] = (), runtime: "Runtime | None" = None
 ) -> int:
     """``runtime``: what runs "Confirm by running" (default: torchlint.runtime's sandbox)."""
-    # pygls is imported only when the server runs: `torchlint check` never pays for it.
-    from torchlint.server.app import main as run
+    # pygls is imported only when the server runs (and then on a thread while
+    # `initialize` is answered): `torchlint check` never pays for it.
+    from torchlint.server.launch import main as run
 
     return run(argv, extra_rules=extra_rules, runtime=runtime)
 

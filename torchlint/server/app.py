@@ -14,10 +14,7 @@ edits) while a file is analysed.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -123,9 +120,10 @@ class TorchlintServer(LanguageServer):
         self.service = TorchlintService(self, _WorkspaceDocuments(self), extra_rules, runtime=runtime)
         handlers.register(self)
 
-    def start_io(self, stdin=None, stdout=None) -> None:
-        # A reader that survives framing errors (see protocol.py).
-        start_io(self, stdin, stdout)
+    def start_io(self, stdin=None, stdout=None, prefix: bytes = b"", answered: tuple[Any, dict] | None = None) -> None:
+        # A reader that survives framing errors (see protocol.py); ``prefix``: bytes
+        # already read from stdin, ``answered``: an initialize answered early (early.py).
+        start_io(self, stdin, stdout, prefix=prefix, answered=answered)
 
     # --- the service's Client ---
 
@@ -166,62 +164,9 @@ class TorchlintServer(LanguageServer):
             log.exception("cannot report server error")
 
 
-def _python_level(level: str) -> int:
-    return {"error": logging.ERROR, "warning": logging.WARNING, "warn": logging.WARNING, "info": logging.INFO}.get(
-        level, logging.DEBUG
-    )
-
-
 def create_server(extra_rules: Iterable[type[Rule]] = (), runtime: Runtime | None = None) -> TorchlintServer:
     return TorchlintServer(tuple(extra_rules), runtime)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stdio", action="store_true", help="use stdin/stdout (the default; accepted for editors that pass it)")
-    parser.add_argument(
-        "--log-level",
-        choices=("error", "warning", "info", "debug"),
-        default="warning",
-        help="what the server writes to stderr (default: warning); clients set what reaches them with the logLevel setting",
-    )
-
-
-def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runtime: Runtime | None = None) -> int:
-    """Serve LSP on stdin/stdout until the client says exit (or goes away)."""
-    logging.basicConfig(stream=sys.stderr, level=_python_level(args.log_level), format="torchlint server %(levelname)s: %(message)s")
-    # Failed requests are answered with an error response and problems outside
-    # requests go to report_server_error: pygls' own tracebacks are only for debugging.
-    logging.getLogger("pygls").setLevel(logging.CRITICAL if args.log_level in ("error", "warning") else _python_level(args.log_level))
-    server = create_server(extra_rules, runtime)
-    # Editors show the server's stderr as its log: say which torchlint and which Python this is.
-    print(f"torchlint server {__version__} (Python {sys.version.split()[0]}, {sys.executable})", file=sys.stderr, flush=True)
-    # The LSP streams get private descriptors; fd 0 becomes /dev/null and fd 1 stderr, so
-    # that nothing printed by accident (a rule, a library, a child process such as the
-    # runtime's sandbox) can corrupt the protocol or swallow the client's messages.
-    lsp_in = os.fdopen(os.dup(0), "rb")  # buffered: read(n) returns n bytes, as pygls expects
-    lsp_out = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    server.start_io(lsp_in, lsp_out)
-    # The client said exit: a lint still running in a worker thread is of no use
-    # to anyone, and waiting for it (interpreter shutdown joins pool threads)
-    # could keep the editor waiting for seconds.
-    server.service.shutdown()
-    sys.stderr.flush()
-    os._exit(0 if server.protocol._shutdown else 1)
-
-
-def main(
-    argv: Sequence[str] | None = None, *, extra_rules: Iterable[type[Rule]] = (), runtime: Runtime | None = None
-) -> int:
-    """``torchlint server``: serve LSP over stdin/stdout until the client says exit."""
-    parser = argparse.ArgumentParser(
-        prog="torchlint server",
-        description="Run the torchlint language server (LSP over stdin/stdout).",
-    )
-    add_arguments(parser)
-    return serve(parser.parse_args(list(argv) if argv is not None else None), extra_rules, runtime)
+# The process entry points live in launch.py (importing only the standard library).
+from torchlint.server.launch import add_arguments, main, serve  # noqa: E402,F401

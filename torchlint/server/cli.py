@@ -7,12 +7,12 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = "Run the torchlint language server: LSP over stdin/stdout, for editors."
-    from torchlint.server.app import add_arguments
+    from torchlint.server.launch import add_arguments
 
     add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from torchlint.server.app import serve
+    from torchlint.server.launch import serve
 
     return serve(args)

@@ -155,6 +155,23 @@ class LifecycleProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._initialize_seen = False
+        # (request id, result): an initialize the process answered before pygls was
+        # imported (early.py). pygls handles that request as usual; its response is
+        # not sent again, only compared.
+        self.answered: tuple[Any, dict] | None = None
+
+    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        answered = self.answered
+        if answered is None or msg_id != answered[0]:
+            return super()._send_response(msg_id, result, error)
+        self.answered = None
+        if error is not None:
+            log.error("initialize was answered early, but pygls failed it: %s", getattr(error, "message", error))
+            return None
+        ours = json.loads(json.dumps(result, default=self._serialize_message))
+        if ours != answered[1]:
+            log.error("initialize was answered early with %s; pygls would have answered %s", json.dumps(answered[1]), json.dumps(ours))
+        return None
 
     def handle_message(self, message: Any) -> Any:
         method = getattr(message, "method", None)
@@ -179,11 +196,25 @@ class LifecycleProtocol(LanguageServerProtocol):
         return super().handle_message(message)
 
 
-def start_io(server: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-    """pygls' ``start_io`` with :func:`read_frames` as the reader."""
+def start_io(
+    server: Any,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    *,
+    prefix: bytes = b"",
+    answered: tuple[Any, dict] | None = None,
+) -> None:
+    """pygls' ``start_io`` with :func:`read_frames` as the reader.
+
+    ``prefix``: bytes already read from ``stdin`` (they are read first);
+    ``answered``: the id and result of an ``initialize`` in them that the
+    process already answered (see early.py).
+    """
     stdin = stdin or sys.stdin.buffer
     server._stop_event = stop = Event()
     server.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+    server.protocol.answered = answered
+    pending = [prefix] if prefix else []
     # read1: whatever is there (at least a byte), so a message is handled as soon as it is complete.
     read_some = getattr(stdin, "read1", None) or stdin.read
 
@@ -200,6 +231,10 @@ def start_io(server: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None
         running = asyncio.get_running_loop()
 
         def read() -> Awaitable[bytes]:
+            if pending:
+                done = running.create_future()
+                done.set_result(pending.pop())
+                return done
             return running.run_in_executor(server.thread_pool, read_some, _CHUNK)
 
         async for body in read_frames(read, on_error):

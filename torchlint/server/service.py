@@ -53,7 +53,7 @@ from torchlint.server.convert import (
     to_diagnostic,
 )
 from torchlint.server.settings import ClientSettings, FileConfig, ProjectConfigs, parse_settings
-from torchlint.server.worker import WorkerDied, WorkerPool
+from torchlint.server.worker import CannotStart, WorkerDied, WorkerPool
 from torchlint.sources import MAX_BYTES, too_large
 
 if TYPE_CHECKING:
@@ -314,12 +314,7 @@ class TorchlintService:
         self.features = negotiate(caps, self.settings, encoding)
         # A client that syncs notebooks sends their cells with the notebook, not one by one.
         self.notebook_sync = capability(caps, "notebook_document.synchronization") is not None
-        if self.pool is not None:
-            try:
-                self.pool.warm_up()
-            except Exception as exc:  # e.g. a sandbox that forbids processes
-                log.warning("cannot start analysis processes (%s); linting in the server process", exc)
-                self.pool = None
+        # No analysis process starts here: the first lint starts them (worker.WorkerPool).
         return self.features
 
     def initialized(self) -> None:
@@ -532,6 +527,11 @@ class TorchlintService:
         if self.pool is not None:
             try:
                 result = await self.pool.run(job, wanted)
+            except CannotStart as exc:  # e.g. a sandbox that forbids processes
+                log.warning("%s; linting in the server process", exc)
+                self.pool.close()
+                self.pool = None
+                return await self.run_job(job, wanted)
             except WorkerDied as exc:
                 if self.pool.closed or await self._pool_works():
                     raise  # the job's own input killed its process: the caller deals with that file

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
+from torchlint.server.early import DIAGNOSTIC_MODES, settings_section  # shared with the early initialize answer
+
 if TYPE_CHECKING:
     from torchlint.config import Selection
 
@@ -48,7 +50,6 @@ LOG_LEVELS = {
 DEFAULT_DEBOUNCE_MS = 150
 # auto: push to every client, and answer pulls where the client can pull; push: push only;
 # pull: pull only, for clients that would show pushed and pulled diagnostics twice.
-DIAGNOSTIC_MODES = ("auto", "push", "pull")
 PREFERENCES = ("editorFirst", "filesystemFirst", "editorOnly")
 
 
@@ -74,11 +75,7 @@ class ClientSettings:
         return Selection(select=self.select, ignore=self.ignore or ())
 
 
-def _section(raw: Any) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        return {}
-    inner = raw.get("torchlint")
-    return inner if isinstance(inner, Mapping) else raw
+_section = settings_section  # shared with early.py, which reads diagnosticMode before this module loads
 
 
 def parse_settings(raw: Any, base: ClientSettings | None = None) -> ClientSettings:

@@ -36,6 +36,10 @@ class WorkerDied(Exception):
     """The analysis process ended without answering (crash, out of memory, stopped)."""
 
 
+class CannotStart(Exception):
+    """No analysis process can be started here (e.g. a sandbox that forbids them)."""
+
+
 def _rule_spec(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
@@ -179,7 +183,12 @@ class _Worker:
 
 
 class WorkerPool:
-    """Up to ``size`` analysis processes, started on demand and replaced when stopped."""
+    """Up to ``size`` analysis processes, started on demand and replaced when stopped.
+
+    Nothing starts before the first job: that job starts the process that runs
+    it, and the rest of the pool starts while it runs (so that the next file
+    does not wait for a process to import the engine).
+    """
 
     def __init__(self, extra_rules: Sequence[type] = (), size: int = 2) -> None:
         self._extra_rules = tuple(extra_rules)
@@ -188,6 +197,7 @@ class WorkerPool:
         self._all: set[_Worker] = set()
         self._count = 0
         self._available: asyncio.Condition | None = None
+        self._warmed = False
         self.closed = False
 
     def _condition(self) -> asyncio.Condition:
@@ -196,14 +206,27 @@ class WorkerPool:
         return self._available
 
     def warm_up(self) -> None:
-        """Start one process now, so the first lint does not wait for it."""
-        if self._count == 0 and not self.closed:
+        """Start the processes not started yet (idle until a job comes)."""
+        self._warmed = True
+        while self._count < self._size and not self.closed:
             self._idle.append(self._spawn())
+
+    def adopt(self, worker: _Worker) -> None:
+        """A process started before the pool existed (launch.py starts one as the first file opens)."""
+        if self.closed or self._count >= self._size:
+            worker.stop()
+            return
+        self._count += 1
+        self._all.add(worker)
+        self._idle.append(worker)
 
     def _spawn(self) -> _Worker:
         self._count += 1
         try:
             worker = _Worker(self._extra_rules)
+        except OSError as exc:
+            self._count -= 1
+            raise CannotStart(f"cannot start an analysis process: {exc}") from exc
         except BaseException:
             self._count -= 1
             raise
@@ -259,6 +282,12 @@ class WorkerPool:
         path = job[2] if len(job) > 2 and isinstance(job[2], str) else None
         worker = await self._acquire(path)
         worker.last_path = path
+        if not self._warmed:
+            # The first job: the other processes start while it runs.
+            try:
+                self.warm_up()
+            except CannotStart as exc:
+                log.warning("%s; using fewer analysis processes", exc)
         if not wanted():
             await self._release(worker)
             return None
