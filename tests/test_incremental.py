@@ -157,3 +157,46 @@ def test_a_file_too_large_for_the_cache_is_parsed_whole():
     source = "import torch\n" * 20
     assert cache.parse(source, ast.parse(source)) is None
     assert _key(lint_source(source, "f.py", LintOptions(parse_cache=cache))) == _key(lint_source(source, "f.py"))
+
+
+def test_a_cache_serving_many_documents_keeps_two_documents_statements():
+    # The language server's analysis processes see every open file: the statements
+    # of the document being edited and of the one before stay, the others go.
+    sources = {f"d{i}.py": p.read_text(encoding="utf-8") for i, p in enumerate(sorted(FIXTURES.rglob("flagged_*.py"))[:12])}
+    cache = ParseCache()
+    options = LintOptions(parse_cache=cache)
+
+    def lint(path: str, source: str):
+        cache.begin(path)
+        report = lint_source(source, path, options)
+        cache.end()
+        return report
+
+    for path, source in sources.items():
+        lint(path, source)
+    last_two = "".join(list(sources.values())[-2:])
+    assert cache.chars <= len(last_two)
+    # Back and forth between two documents: neither is parsed again.
+    a, b = list(sources)[-2:]
+    before = cache.misses
+    for path in (a, b, a, b):
+        assert _key(lint(path, sources[path])) == _key(lint_source(sources[path], path))
+    assert cache.misses == before
+
+
+@pytest.mark.slow
+def test_random_edits_across_documents_agree_with_whole_file_lints():
+    # As in the server: several documents edited in turn through one cache that keeps two.
+    rng = random.Random(14)
+    paths = sorted(FIXTURES.rglob("flagged_*.py"))[1::7][:5]
+    docs = {p.name: p.read_text(encoding="utf-8") for p in paths}
+    cache = ParseCache()
+    options = LintOptions(parse_cache=cache)
+    for _ in range(60):
+        name = rng.choice(list(docs))
+        for _ in range(rng.randrange(1, 4)):
+            docs[name] = _random_edit(rng, docs[name])
+            cache.begin(name)
+            got = lint_source(docs[name], name, options)
+            cache.end()
+            assert _key(got) == _key(lint_source(docs[name], name)), docs[name]

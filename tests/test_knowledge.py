@@ -172,3 +172,18 @@ def test_prescan_finds_what_the_rules_report():
     assert may_fire("import torch.nn as nn\nc = nn.Conv2d(3, 6, kernal_size=5)\n") == {"TL502"}
     assert may_fire("import torchvision.models as models\nr = models.resnet18()\nr.fc.in_files\n") == {"TL501"}
     assert may_fire("import torch\nx = torch.nn.Linear(2, 2)\ny = x.in_features\n") == frozenset()
+
+
+def test_snapshots_load_with_shared_strings_and_the_same_content():
+    import gzip
+    import json
+
+    path = sorted(store.DATA_DIR.glob("torchvision-*.json.gz"))[0]
+    plain = json.loads(gzip.open(path).read())
+    package, _, version = path.name[: -len(".json.gz")].partition("-")
+    snap = store.load(package, Version.parse(version))
+    assert (snap.modules, snap.classes, snap.functions) == (plain["modules"], plain["classes"], plain["functions"])
+    # The same name in two releases is one string object.
+    other = store.load(package, [v for v in store.available()[package] if v != Version.parse(version)][0])
+    shared = next(name for name in snap.classes if name in other.classes)
+    assert next(k for k in other.classes if k == shared) is next(k for k in snap.classes if k == shared)

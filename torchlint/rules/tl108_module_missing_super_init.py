@@ -1,36 +1,58 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.analysis.model import program_model
 from torchlint.analysis.values import ClassV
 from torchlint.rules.base import Invalid, Rule
+from torchlint.walk import walk
 
 _PARAMETERS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
+
+# (libcst.matchers is not used here: importing it costs an analysis process a third
+# of its start-up, and findall() rebuilds every node it passes.)
+
+
+def _findall(node: cst.CSTNode, kinds: type | tuple[type, ...]) -> list[cst.CSTNode]:
+    """The nodes of these types in ``node``'s subtree (``node`` included), in visiting order."""
+    out: list[cst.CSTNode] = []
+    walk(node, lambda n: out.append(n) if isinstance(n, kinds) else None, lambda n: None)
+    return out
+
+
+def _is_name(node: cst.CSTNode, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _is_self_attribute(node: cst.CSTNode, me: str) -> bool:
+    """``self.x``"""
+    return isinstance(node, cst.Attribute) and _is_name(node.value, me)
 
 
 def _is_init_call(node: cst.CSTNode) -> bool:
     """``super().__init__(...)``, ``super(Net, self).__init__()``, ``nn.Module.__init__(self)``, ``Base.__init__(self)``."""
-    return bool(m.findall(node, m.Call(func=m.Attribute(attr=m.Name("__init__")))))
+    return any(
+        isinstance(c.func, cst.Attribute) and _is_name(c.func.attr, "__init__")  # type: ignore[attr-defined]
+        for c in _findall(node, cst.Call)
+    )
 
 
 def _self_target(stmt: cst.CSTNode, me: str) -> cst.BaseExpression | None:
     """The value stored by ``self.x = value`` / ``self.x: T = value`` (None: another statement)."""
     if isinstance(stmt, cst.Assign):
         for t in stmt.targets:
-            if m.matches(t.target, m.Attribute(value=m.Name(me))):
+            if _is_self_attribute(t.target, me):
                 return stmt.value
-    if isinstance(stmt, cst.AnnAssign) and stmt.value is not None and m.matches(stmt.target, m.Attribute(value=m.Name(me))):
+    if isinstance(stmt, cst.AnnAssign) and stmt.value is not None and _is_self_attribute(stmt.target, me):
         return stmt.value
     return None
 
 
 def _passes_self(node: cst.CSTNode, me: str) -> bool:
     # `self.setup()`, `init_weights(self)`: code we do not follow may call Module.__init__.
-    for call in m.findall(node, m.Call()):
+    for call in _findall(node, cst.Call):
         assert isinstance(call, cst.Call)
-        if m.matches(call.func, m.Attribute(value=m.Name(me))) or any(m.matches(a.value, m.Name(me)) for a in call.args):
+        if _is_self_attribute(call.func, me) or any(_is_name(a.value, me) for a in call.args):
             return True
     return False
 
@@ -116,7 +138,7 @@ class ModuleMissingSuperInit(Rule):
         for stmt in _statements(init.body):
             if _is_init_call(stmt):
                 return
-            stores = [stmt] if not isinstance(stmt, cst.BaseCompoundStatement) else m.findall(stmt, m.Assign() | m.AnnAssign())
+            stores = [stmt] if not isinstance(stmt, cst.BaseCompoundStatement) else _findall(stmt, (cst.Assign, cst.AnnAssign))
             found = [(x, v) for x in stores if (v := _self_target(x, me)) is not None and self._is_layer(v, model)]
             if found:
                 store, value = found[0]
@@ -130,7 +152,7 @@ class ModuleMissingSuperInit(Rule):
             data: dict[str, object] = {"kind": "never"}
             # For the runtime check: a `self` in __init__'s last statement, to look at the object built.
             stmts = _statements(init.body)
-            names = m.findall(stmts[-1], m.Name(me)) if stmts else []
+            names = [n for n in _findall(stmts[-1], cst.Name) if _is_name(n, me)] if stmts else []
             if names:
                 r = self.context.range_of(names[0])
                 data["self_span"] = [r.start.line, r.start.column, r.end.line, r.end.column]

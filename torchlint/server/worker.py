@@ -95,7 +95,9 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
         try:
             options = LintOptions(codes=codes, extra_rules=extra, parse_cache=parse_cache)
             if kind == "lint":
+                parse_cache.begin(path)
                 report = lint_source(source, path, options)
+                parse_cache.end()
                 report.source = None  # the parent has the text
                 answer: tuple[str, Any] = ("ok", report)
             elif kind in NOTEBOOK_JOBS:
