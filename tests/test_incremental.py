@@ -200,3 +200,14 @@ def test_random_edits_across_documents_agree_with_whole_file_lints():
             got = lint_source(docs[name], name, options)
             cache.end()
             assert _key(got) == _key(lint_source(docs[name], name)), docs[name]
+
+
+def test_a_tree_parsed_for_the_prescan_is_reused_once_for_the_same_text():
+    from torchlint.incremental import python_ast
+
+    source = "import torch\nx = torch.zeros(3)\n"
+    held = python_ast(source, keep=True)
+    assert python_ast(source) is held  # the engine takes it...
+    assert python_ast(source) is not held  # ...and it is not held any longer
+    assert python_ast("".join(source), keep=True) is not python_ast(source)  # equal text, another object: parsed again
+    assert ast.dump(python_ast(source)) == ast.dump(ast.parse(source))

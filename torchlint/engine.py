@@ -22,7 +22,7 @@ from typing import Any
 import libcst as cst
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
-from torchlint.incremental import ParseCache
+from torchlint.incremental import ParseCache, python_ast
 from torchlint.names import NameResolver
 from torchlint.noqa import noqa_comments
 from torchlint.sources import python_lines
@@ -286,7 +286,7 @@ def _parse(source: str, path: str, options: LintOptions, report: FileReport) -> 
     # CPython has already accepted the text (see _lint).
     if options.parse_cache is not None:
         try:
-            tree = ast.parse(source, filename=path)
+            tree = python_ast(source)  # (the prescan of TL501/TL502 may have parsed this text already)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             tree = None  # the whole-file parse below reports it as libcst sees it
         built = options.parse_cache.parse(source, tree) if tree is not None else None

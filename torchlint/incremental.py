@@ -62,6 +62,27 @@ def _has_indentation(node: cst.CSTNode) -> bool:
     return any(_has_indentation(child) for child in node.children)
 
 
+_last_ast: tuple[str, ast.Module] | None = None
+
+
+def python_ast(source: str, keep: bool = False) -> ast.Module:
+    """``ast.parse(source)``; one text is parsed once per lint by the CPython parser.
+
+    ``keep``: hold the tree for the next call with this very text (the
+    prescan of TL501/TL502 parses the text before the engine does); a call
+    without ``keep`` takes a held tree and lets it go.
+    """
+    global _last_ast
+    held = _last_ast
+    if held is not None and held[0] is source:
+        if not keep:
+            _last_ast = None
+        return held[1]
+    tree = ast.parse(source)
+    _last_ast = (source, tree) if keep else None
+    return tree
+
+
 def split_statements(source: str, tree: ast.Module) -> list[tuple[str, int]] | None:
     """The source cut into pieces of one top-level statement each: (text, first line).
 

@@ -171,8 +171,10 @@ def may_fire(source: str) -> frozenset[str]:
     global _last
     if _last is not None and _last[0] is source:
         return _last[1]
+    from torchlint.incremental import python_ast
+
     try:
-        tree = ast.parse(source)
+        tree = python_ast(source, keep=True)  # the engine's parse cache cuts the file with the same tree
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         result = frozenset({"TL501", "TL502"})
     else:

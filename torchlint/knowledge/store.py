@@ -145,6 +145,7 @@ class Snapshot:
         self.functions: dict[str, dict[str, Any]] = doc["functions"]
         self.builders: dict[str, dict[str, Any]] = doc.get("builders", {})
         self._mro: dict[str, tuple[str, ...]] = {}
+        self._attributes: dict[tuple[str, bool], frozenset[str] | None] = {}
 
     # -- what a dotted name is ------------------------------------------------------
 
@@ -215,6 +216,14 @@ class Snapshot:
 
     def class_attributes(self, cls: str, instance: bool) -> frozenset[str] | None:
         """Every name the class (or, with ``instance``, its instances) has; None when it cannot be known."""
+        # Asked for the same classes on every lint (the prescan, TL501): a snapshot never changes.
+        key = (cls, instance)
+        if key in self._attributes:
+            return self._attributes[key]
+        names = self._attributes[key] = self._class_attributes(cls, instance)
+        return names
+
+    def _class_attributes(self, cls: str, instance: bool) -> frozenset[str] | None:
         names: set[str] = set(_OBJECT_ATTRS)
         for c in self.mro(cls):
             entry = self.classes.get(c)
