@@ -1,9 +1,17 @@
 import os
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+
+
+def escape_target() -> Path:
+    """A host path a sandboxed snippet must not write: next to the checkout, unless the checkout
+    lies under /tmp or /dev/shm, which the sandbox replaces with private scratch space."""
+    base = ROOT if not str(ROOT).startswith(("/tmp/", "/dev/shm/")) else Path("/var/tmp")
+    return base / f"torchlint-escape-{uuid.uuid4().hex}"
 sys.path.insert(0, str(ROOT))
 
 

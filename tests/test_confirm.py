@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, escape_target
 from torchlint.diagnostics import Finding, Range
 from torchlint.analysis.training import looks_like_optimizer_name
 from torchlint.engine import lint_source
@@ -456,7 +456,6 @@ def test_device_cuda_without_a_gpu_says_so():
 def test_a_confirmation_says_what_the_sandbox_denied(worker, tmp_path):
     """A confirmed status must not hide that the program tried the network or wrote outside its directory."""
     import socket
-    import uuid
 
     if worker.isolation != "bwrap":
         pytest.skip("only bubblewrap denies writes (elsewhere the evidence says they were not contained)")
@@ -464,7 +463,7 @@ def test_a_confirmation_says_what_the_sandbox_denied(worker, tmp_path):
     listener.bind(("127.0.0.1", 0))  # loopback, opened by this test: the only address it may target
     listener.listen(1)
     port = listener.getsockname()[1]
-    target = Path(__file__).resolve().parent.parent / f"torchlint-escape-{uuid.uuid4().hex}"
+    target = escape_target()
     source = (
         "import socket, torch\n"
         "def load():\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import escape_target
 from torchlint.runtime import sandbox
 from torchlint.runtime.sandbox import SandboxError, SandboxWorker, build_command, detect_isolation, run_snippet
 
@@ -875,7 +876,7 @@ def test_bwrap_without_size_still_limits_nothing_silently(monkeypatch):
 
 
 def test_denied_network_and_writes_are_reported(bwrap_worker, listeners):
-    target = ROOT / f"torchlint-escape-{uuid.uuid4().hex}"
+    target = escape_target()
     tcp = next(address for name, _, address in listeners.targets if name == "tcp4")
     code = listeners.code() + _code(
         f"""
