@@ -1784,7 +1784,18 @@ def program_model(context: Any) -> ProgramModel:
     """The model of the file behind a rule ``Context``: built on first use, then shared."""
     found = context.cache.get(_KEY)
     if not isinstance(found, ProgramModel):
-        found = ProgramModel(context.module, context.names, context.code)
+        # Built from the module's point of view, wherever the traversal is when a rule first
+        # asks (rules ask lazily, from inside functions too): the resolver's function stack
+        # is set aside meanwhile, so the model does not depend on which rule asked first.
+        names = context.names
+        stack = getattr(names, "_stack", None)
+        if stack:
+            names._stack = []
+        try:
+            found = ProgramModel(context.module, names, context.code)
+        finally:
+            if stack:
+                names._stack = stack
         context.cache[_KEY] = found
     return found
 

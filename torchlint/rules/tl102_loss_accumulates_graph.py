@@ -13,6 +13,9 @@ _NO_GRAPH = ("no_grad", "inference_mode")
 _NUMERIC_USES = frozenset({"print", "float", "str", "round", "format"})
 
 
+_CLASS = object()  # a class body: code the model does not run as such
+
+
 class LossAccumulatesGraph(Rule):
     """
     ## What it does
@@ -101,19 +104,59 @@ class LossAccumulatesGraph(Rule):
         super().__init__(context)
         self._loops = 0
         self._candidates: list[tuple[cst.CSTNode, cst.BaseExpression, str]] = []  # (node, added value, accumulator)
+        # Where each candidate is, as the program model will see it (to drop, before building the
+        # model, the candidates it would drop for reasons that need no model): the enclosing def
+        # (None: the module; _CLASS: a class body) and its loops, each with "inside its body".
+        self._frames: list[tuple[object, list[list]]] = [(None, [])]
+        self._where: dict[int, tuple[object, cst.CSTNode | None]] = {}
 
     def visit_For(self, node: cst.For) -> None:
         self._loops += 1
+        self._frames[-1][1].append([node, False])
 
     def leave_For(self, node: cst.For) -> None:
         self._loops -= 1
+        self._frames[-1][1].pop()
 
     visit_While = visit_For  # type: ignore[assignment]
     leave_While = leave_For  # type: ignore[assignment]
 
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._frames.append((node, []))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._frames.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._frames.append((_CLASS, []))
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self._frames.pop()
+
+    def _block(self, node: cst.CSTNode, inside: bool) -> None:
+        loops = self._frames[-1][1]
+        if loops and loops[-1][0].body is node:
+            loops[-1][1] = inside
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._block(node, True)
+
+    def leave_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._block(node, False)
+
+    visit_SimpleStatementSuite = visit_IndentedBlock  # type: ignore[assignment]
+    leave_SimpleStatementSuite = leave_IndentedBlock  # type: ignore[assignment]
+
+    def _note(self, node: cst.CSTNode) -> None:
+        func, loops = self._frames[-1]
+        # Only in a loop's body (not its iterable, test or else) of a def or the module is the
+        # innermost loop the one the model records.
+        self._where[id(node)] = (func, loops[-1][0] if loops and loops[-1][1] and func is not _CLASS else None)
+
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if self._loops and isinstance(node.operator, cst.AddAssign) and isinstance(node.target, cst.Name):
             self._candidates.append((node, node.value, node.target.value))
+            self._note(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -123,8 +166,18 @@ class LossAccumulatesGraph(Rule):
             and "loss" in self.context.code(node.args[0].value).lower()
         ):
             self._candidates.append((node, node.args[0].value, func.value.value))
+            self._note(node)
 
     def leave_Module(self, node: cst.Module) -> None:
+        # What needs no model first: an accumulator rebound in its loop, or one that feeds a
+        # graph, is never reported (the same checks as below, on the same loop and scope).
+        kept = []
+        for stmt, value_node, acc in self._candidates:
+            func, loop = self._where.get(id(stmt), (None, None))
+            if loop is not None and (_rebound_in(loop, acc) or _feeds_graph(func if func is not None else node, acc)):
+                continue
+            kept.append((stmt, value_node, acc))
+        self._candidates = kept
         if not self._candidates:
             return
         model = program_model(self.context)

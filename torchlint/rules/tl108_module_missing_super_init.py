@@ -130,6 +130,8 @@ class ModuleMissingSuperInit(Rule):
         init = next((s for s in _body(node) if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
         if init is None or not init.params.params or not node.bases:
             return
+        if not self._may_report(init, init.params.params[0].name.value):
+            return  # whatever the class is: no need to build the program model
         model = program_model(self.context)
         if not model.is_torch_module_class(node.name.value):
             return
@@ -158,6 +160,18 @@ class ModuleMissingSuperInit(Rule):
                 data["self_span"] = [r.start.line, r.start.column, r.end.line, r.end.column]
             self.report(init.name, f"`{node.name.value}.__init__` never calls `super().__init__()`: calling the module, "
                         "`.parameters()` or `.to()` raises AttributeError", data=data)  # fmt: skip
+
+    def _may_report(self, init: cst.FunctionDef, me: str) -> bool:
+        """The checks below that need no program model: False where they cannot report."""
+        for stmt in _statements(init.body):
+            if _is_init_call(stmt):
+                return False
+            stores = [stmt] if not isinstance(stmt, cst.BaseCompoundStatement) else m.findall(stmt, m.Assign() | m.AnnAssign())
+            if any(isinstance(_self_target(x, me), cst.Call) for x in stores):
+                return True  # a store that may be a layer
+            if _passes_self(stmt, me):
+                return False
+        return not _is_init_call(init.body) and not self.context.path.endswith(".pyi") and not _is_stub(init)
 
     def _is_layer(self, value: cst.BaseExpression, model) -> bool:  # type: ignore[no-untyped-def]
         """A submodule or a Parameter, as far as the imports and the file's classes say."""
