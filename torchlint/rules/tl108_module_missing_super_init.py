@@ -166,7 +166,7 @@ class ModuleMissingSuperInit(Rule):
         for stmt in _statements(init.body):
             if _is_init_call(stmt):
                 return False
-            stores = [stmt] if not isinstance(stmt, cst.BaseCompoundStatement) else m.findall(stmt, m.Assign() | m.AnnAssign())
+            stores = [stmt] if not isinstance(stmt, cst.BaseCompoundStatement) else _findall(stmt, (cst.Assign, cst.AnnAssign))
             if any(isinstance(_self_target(x, me), cst.Call) for x in stores):
                 return True  # a store that may be a layer
             if _passes_self(stmt, me):
