@@ -247,3 +247,94 @@ def test_a_helper_called_for_its_effect_on_a_batch_may_move_it_in_place():
     assert lines(code) == []
     # Its result used instead: the batch itself was not given away to be changed.
     assert lines(code.replace("    to_device(batch, device)", "    n = count(batch)")) == [5]
+
+
+# -- TL103/TL105 facts: activations, train/eval modes, mode-dependent layers --------------
+
+
+def test_activation_flows_through_names_shapes_and_forward_returns():
+    model, module = build(
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+            def forward(self, x):
+                return F.softmax(self.fc(x), dim=1)
+        class Maybe(nn.Module):
+            def forward(self, x):
+                if not self.training:
+                    return torch.softmax(x, 1)
+                return x
+        net, maybe = Net(), Maybe()
+        p = torch.sigmoid(z).squeeze(1)
+        q = p + 1
+        seq = nn.Sequential(nn.Linear(4, 1), nn.LogSoftmax(dim=1))
+        f(p, q, net(x), maybe(x), seq(x))
+        """
+    )
+    p, q, out, maybe, seq = fact_of(model, module, "f(p, q, net(x), maybe(x), seq(x))").args
+    assert isinstance(p, TensorV) and p.act == "sigmoid"
+    assert isinstance(q, TensorV) and q.act is None  # arithmetic: no longer the activation's output
+    assert isinstance(out, TensorV) and out.act == "softmax" and out.act_site is not None
+    assert isinstance(maybe, TensorV) and maybe.act is None  # softmax on one path only
+    assert isinstance(seq, TensorV) and seq.act == "log_softmax"
+
+
+def test_modes_follow_construction_eval_helpers_and_loop_back_edges():
+    model, module = build(
+        """
+        import torch.nn as nn
+        def validate(m):
+            m.eval()
+        net = nn.Sequential(nn.Linear(4, 4), nn.Dropout())
+        a(net)
+        net.train(flag)
+        b(net)
+        net.train()
+        validate(net)
+        c(net)
+        net.train()
+        for epoch in range(3):
+            d(net)
+            validate(net)
+        """
+    )
+    mode = lambda text: fact_of(model, module, text).args[0]  # noqa: E731
+    assert mode("a(net)").training is True  # a new module is in training mode
+    assert mode("b(net)").training is None  # train(flag): unknown
+    assert mode("c(net)").training is False  # validate() leaves it in eval mode
+    d = mode("d(net)")
+    assert d.training is None and d.back is False  # the epoch loop's back edge brings eval mode
+
+
+def test_mode_dependent_layers():
+    model, module = build(
+        """
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from blocks import Block
+        class Plain(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+        class Drop(nn.Module):
+            def forward(self, x):
+                return F.dropout(x, 0.5, self.training)
+        class Unknown(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+        class Lstm(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = nn.LSTM(4, 4, num_layers=2, dropout=0.2)
+        """
+    )
+    assert model.class_mode_dependent("Plain") is False
+    assert model.class_mode_dependent("Drop") is True
+    assert model.class_mode_dependent("Unknown") is None
+    assert model.class_mode_dependent("Lstm") is True

@@ -20,13 +20,20 @@ every function and method in it (see docs/architecture-model.md). Queries:
   optimizer, parameters or an object holding one, or is an inherited method).
 - ``model.classes``, ``model.functions``, ``model.method(cls, name)``,
   ``model.is_module_class(name)``, ``model.class_attrs(cls)`` (``self.x`` joins).
+- ``model.module_output(value)``: for a module whose last step the file shows (``nn.Softmax``
+  and friends, an ``nn.Sequential`` ending in one, a class of the file whose ``forward``
+  returns the activation on every path), a ``TensorV`` with ``act``; else None (TL103).
+- ``model.mode_dependent(value)`` / ``model.class_mode_dependent(name)``: does the module
+  behave differently in train and eval mode (dropout, batch norm, ``self.training``: True;
+  only layers known not to: False; layers the file does not show: None) (TL105).
 - ``model.is_torch_module_class(name)`` (bases resolved through the imports to
   ``torch.nn``, not any ``*Module``) and ``model.is_torch_module(value)`` (a
   ``ModuleV`` of such a class, or of a ``torch.nn`` class: not a name guess).
 
 Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
-moves_inputs, training), ``TensorV`` (placement, origin: the loader and binding,
-grad; ``cpu_batch``), ``LoaderV``, ``IteratorV``, ``OptimizerV`` (params),
+moves_inputs, training, back: the mode a loop's back edge brings, output,
+mode_dependent), ``TensorV`` (placement, origin: the loader and binding,
+grad, act: the activation applied last and act_site; ``cpu_batch``), ``LoaderV``, ``IteratorV``, ``OptimizerV`` (params),
 ``SchedulerV``, ``ScalerV``, ``LossFnV``, ``DatasetV``, ``DeviceV``,
 ``ParamsV``, ``FunctionV``, ``ClassV``, ``InstanceV``, ``TupleV`` and
 ``UNKNOWN``; ``Placement`` says where a module or tensor was put (``CPU``, or an
