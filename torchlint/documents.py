@@ -686,7 +686,9 @@ class Document:
                 c = self.chunks[entry[0]]
                 labels[n] = (c.label, c.origin + entry[1])
         used = _unbound_conventional(self.text, conventions)
-        trigger_text = "\n" + " ".join(conventions[n] for n in sorted(used)) if used else ""
+        # The imports a reader would add: valid Python, so that pre-filters that parse (the
+        # knowledge prescan) see the conventional names bound, not a syntax error.
+        trigger_text = "".join("\n" + conventional_import(n, conventions[n]) for n in sorted(used))
         weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak)
 
