@@ -4,18 +4,14 @@ import re
 
 import libcst as cst
 
-from torchlint.walk import children as _children
-
+from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_CALLS, loader_of, over_batches, sets_requires_grad, trains
 from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
 from torchlint.analysis.positions import positions
-from torchlint.analysis.values import FunctionV, ModuleV, TensorV, TupleV
+from torchlint.analysis.values import FunctionV, ModuleV
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 
 _IMPORTS_TORCH = re.compile(r"^[ \t]*import torch(?:[ \t]*$|[ \t]*[,#]|\.)", re.M)
-_EVAL_LOADER = re.compile(r"(?:^|[^a-z])(?:test|val|valid|validation|eval|dev|predict|inference)(?:[^a-z]|$)|^(?:test|val|valid|eval)")
-_EVAL_FUNCTION = re.compile(r"^(?:_*)(?:test|eval|evaluate|validate|validation|valid|predict|infer|inference)(?:_|$)|_(?:eval|evaluate|test|validate|validation|predict|inference)(?:_|$)")
-# Calls that mean the loop trains, or needs gradients, after all.
-_TRAINING = frozenset({"backward", "step", "zero_grad", "grad", "requires_grad_", "manual_backward", "optimizer_step"})
+
 
 
 class EvalWithoutNoGrad(Rule):
@@ -112,7 +108,7 @@ class EvalWithoutNoGrad(Rule):
         flagged: set[int] = set()
         for loop in self._loops:
             region = model.loop(loop)
-            if region is None or not _over_batches(region.over) or any(id(l) in flagged for l in _outer(model, region)):
+            if region is None or not over_batches(region.over) or any(id(l) in flagged for l in _outer(model, region)):
                 continue
             call = self._evaluation_call(region, model)
             if call is None:
@@ -126,15 +122,15 @@ class EvalWithoutNoGrad(Rule):
         for fact in region.calls:
             func = fact.node.func
             name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-            if name in _TRAINING or fact.grad_mode is not None:
+            if name in TRAINING_CALLS or fact.grad_mode is not None:
                 return None
-            if isinstance(fact.func, FunctionV) and _trains(model, fact.func.node, set()):
+            if isinstance(fact.func, FunctionV) and trains(model, fact.func.node, set()):
                 return None
             if not isinstance(fact.func, (FunctionV, ModuleV)) and model.may_clear_grads(fact):
                 return None  # unknown code given the model or optimizer: it may train
             if found is None and isinstance(fact.func, ModuleV):
                 found = fact
-        if found is None or _sets_requires_grad(region.node):
+        if found is None or sets_requires_grad(region.node):
             return None
         if not self._evaluates(found, region):
             return None  # a loop without backward() is not evaluation unless something says so
@@ -150,9 +146,9 @@ class EvalWithoutNoGrad(Rule):
         the enclosing function is named for it (``test_loader``, ``def validate``)."""
         if isinstance(call.func, ModuleV) and call.func.training is False:
             return True
-        loader = _loader_of(region.over) or ""
+        loader = loader_of(region.over) or ""
         name = region.function.name.value if region.function is not None else ""
-        return bool(_EVAL_LOADER.search(loader.lower()) or _EVAL_FUNCTION.search(name.lower()))
+        return bool(EVAL_LOADER.search(loader.lower()) or EVAL_FUNCTION.search(name.lower()))
 
     @staticmethod
     def _called_with_grad(function: cst.FunctionDef, model: ProgramModel) -> bool:
@@ -188,53 +184,9 @@ class EvalWithoutNoGrad(Rule):
         )
 
 
-def _loader_of(value: object) -> str | None:
-    if isinstance(value, TensorV) and value.origin is not None:
-        return value.origin.loader
-    if isinstance(value, TupleV):
-        return next((x for v in value.items if (x := _loader_of(v)) is not None), None)
-    return None
-
-
-def _over_batches(value: object) -> bool:
-    if isinstance(value, TensorV):
-        return value.origin is not None
-    if isinstance(value, TupleV):
-        return any(_over_batches(v) for v in value.items)
-    return False
-
-
 def _outer(model: ProgramModel, region: Region) -> list[cst.CSTNode]:
     fact = region.calls[0] if region.calls else None
     return list(fact.loops) if fact is not None else []
-
-
-def _trains(model: ProgramModel, func: cst.FunctionDef, seen: set[int]) -> bool:
-    """Does a function of the file (or one it calls) train or ask for gradients?"""
-    if id(func) in seen:
-        return False
-    seen.add(id(func))
-    region = model.function_region(func)
-    if region is None:
-        return True  # never interpreted: cannot tell
-    for fact in region.calls:
-        f = fact.node.func
-        name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
-        if name in _TRAINING:
-            return True
-        if isinstance(fact.func, FunctionV) and _trains(model, fact.func.node, seen):
-            return True
-    return _sets_requires_grad(func)
-
-
-def _sets_requires_grad(node: cst.CSTNode) -> bool:
-    stack = [node]
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, cst.Attribute) and cur.attr.value in ("requires_grad", "retain_grad"):
-            return True
-        stack.extend(_children(cur))
-    return False
 
 
 def _backward_after(model: ProgramModel, region: Region) -> bool:

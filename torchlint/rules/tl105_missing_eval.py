@@ -8,8 +8,8 @@ from torchlint.analysis.model import CallFact, ProgramModel, Region, program_mod
 from torchlint.analysis.training import params_overlap
 from torchlint.analysis.values import FunctionV, ModuleV, OptimizerV
 from torchlint.names import dotted_name
+from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_CALLS, loader_of, over_batches, trains
 from torchlint.rules.base import Invalid, RelatedSpec, Rule
-from torchlint.rules.tl104_eval_without_no_grad import _EVAL_FUNCTION, _EVAL_LOADER, _TRAINING, _loader_of, _over_batches, _trains
 
 _NO_GRAPH = ("no_grad", "inference_mode")
 _EVAL_DEF = re.compile(r"def \w*(?:eval|test|valid|predict|infer)", re.I)
@@ -169,18 +169,18 @@ class MissingEval(Rule):
     @staticmethod
     def _evaluates(fact: CallFact, region: Region, model: ProgramModel) -> bool:
         function = fact.function
-        loader = _loader_of(region.over) or ""
-        eval_function = function is not None and bool(_EVAL_FUNCTION.search(function.name.value.lower()))
-        if not (eval_function or _over_batches(region.over)):
+        loader = loader_of(region.over) or ""
+        eval_function = function is not None and bool(EVAL_FUNCTION.search(function.name.value.lower()))
+        if not (eval_function or over_batches(region.over)):
             return False
-        if not (fact.grad_mode in _NO_GRAPH or eval_function or _EVAL_LOADER.search(loader.lower())):
+        if not (fact.grad_mode in _NO_GRAPH or eval_function or EVAL_LOADER.search(loader.lower())):
             return False
         for other in region.calls:
             f = other.node.func
             called = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
-            if called in _TRAINING or called in ("train", "backward"):
+            if called in TRAINING_CALLS or called in ("train", "backward"):
                 return False  # it trains after all (or switches to training mode on purpose: MC dropout)
-            if isinstance(other.func, FunctionV) and _trains(model, other.func.node, set()):
+            if isinstance(other.func, FunctionV) and trains(model, other.func.node, set()):
                 return False
         return True
 
