@@ -18,7 +18,7 @@ _LOSSES = {
     "BCEWithLogitsLoss": "bce_logits",
     "binary_cross_entropy_with_logits": "bce_logits",
 }
-_WRONG = {"cross_entropy": "softmax", "nll": "softmax", "bce_logits": "sigmoid"}
+_WRONG = {"cross_entropy": ("softmax", "log_softmax"), "nll": ("softmax",), "bce_logits": ("sigmoid",)}
 _WHY = {
     "cross_entropy": "{loss} applies log_softmax itself: `{arg}` is already a softmax's output, so the classes are "
     "softmaxed twice: the loss cannot fall below a floor and its gradients shrink; pass the logits",
@@ -26,6 +26,10 @@ _WHY = {
     "of the target class: bounded in [-1, 0], with gradients scaled down by p; use log_softmax",
     "bce_logits": "{loss} applies sigmoid itself: `{arg}` is already a sigmoid's output, so it is squashed twice: "
     "the loss cannot fall below a floor and its gradients shrink at least 4x; pass the logits (or use BCELoss)",
+    # log_softmax is idempotent: not wrong numbers, but the reader (and the author) is misled about what the loss does.
+    "redundant": "{loss} applies log_softmax itself: `{arg}` is already log_softmax's output, which it leaves "
+    "unchanged: the same loss, computed twice, and the code no longer says whether logits or log-probabilities are meant; "
+    "pass the logits (or use NLLLoss)",
 }
 _FUNCTIONAL = "torch.nn.functional."
 
@@ -49,9 +53,14 @@ class ActivationBeforeLoss(Rule):
     `criterion` parameter), for the file's own loss functions, when the
     activation only feeds metrics (`argmax`, accuracy) or the target
     (distillation's soft labels), when `forward` returns the activation only in
-    eval mode (`if not self.training`), and for `log_softmax` before
-    `CrossEntropyLoss`: `log_softmax` is idempotent, so the loss and its
-    gradients are exactly those of the logits (only an extra operation).
+    eval mode (`if not self.training`).
+
+    A `log_softmax` output passed to `CrossEntropyLoss` is reported too, as
+    redundant rather than wrong: `log_softmax` is idempotent, so the loss and
+    its gradients are those of the logits, but the code says the model
+    outputs log-probabilities while the loss treats them as logits (and pays
+    for a second `log_softmax`); swapping the loss for `NLLLoss` later, or
+    reusing the output as logits elsewhere, then goes wrong.
 
     ## Why is this bad?
     Training still runs, so the mistake goes unnoticed, but it optimizes the
@@ -62,7 +71,8 @@ class ActivationBeforeLoss(Rule):
     `NLLLoss` make the loss `-p[target]`, bounded in [-1, 0], whose gradient
     is `p[target]` times the right one. A sigmoid before `BCEWithLogitsLoss`
     squashes twice: the loss cannot fall below 0.31 and the gradient is at
-    least 4 times too small.
+    least 4 times too small. A `log_softmax` before `CrossEntropyLoss` computes
+    the right loss twice over, and hides which of the two losses is meant.
 
     ## Example
     ```python
@@ -82,7 +92,9 @@ class ActivationBeforeLoss(Rule):
     `BCEWithLogitsLoss` it removes the activation, for `NLLLoss` it turns
     `softmax` into `log_softmax` (same arguments). It is unsafe: the loss's
     values change (that is the point), so logged curves, thresholds tuned on
-    the old values and checkpoints' behaviour change with it. When the
+    the old values and checkpoints' behaviour change with it. Removing a
+    redundant `log_softmax` at `CrossEntropyLoss`'s call is safe: the loss
+    and gradients stay the same (up to rounding). When the
     activation comes from a name or from the model's `forward`, there is no
     fix: the activation may be used elsewhere too (predictions, metrics).
     """
@@ -108,8 +120,9 @@ class ActivationBeforeLoss(Rule):
         "loss = cross_entropy(F.softmax(model(x), dim=1), y)\n",
         # Distillation: the softmax is the soft target, not the input.
         "import torch.nn.functional as F\nloss = F.cross_entropy(student(x), F.softmax(teacher(x) / 4, dim=1))\n",
-        # log_softmax before CrossEntropyLoss: idempotent, the same loss and gradients.
-        "import torch.nn as nn\nimport torch.nn.functional as F\nloss = nn.CrossEntropyLoss()(F.log_softmax(out, dim=1), y)\n",
+        # log_softmax feeding the metrics, NLLLoss the loss.
+        "import torch.nn as nn\nimport torch.nn.functional as F\nlogp = F.log_softmax(out, dim=1)\n"
+        "loss = nn.NLLLoss()(logp, y)\npred = logp.argmax(1)\n",
         # The criterion's kind is not known.
         "import torch.nn.functional as F\ndef step(criterion, out, y):\n    return criterion(F.softmax(out, dim=1), y)\n",
     ]
@@ -121,6 +134,11 @@ class ActivationBeforeLoss(Rule):
         Invalid(
             "import torch.nn.functional as F\nloss = F.nll_loss(F.softmax(out, dim=1), y)\n",
             "import torch.nn.functional as F\nloss = F.nll_loss(F.log_softmax(out, dim=1), y)\n",
+        ),
+        # Redundant: CrossEntropyLoss applies log_softmax itself (same loss; safe fix).
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\nloss = nn.CrossEntropyLoss()(F.log_softmax(out, dim=1), y)\n",
+            "import torch.nn as nn\nimport torch.nn.functional as F\nloss = nn.CrossEntropyLoss()(out, y)\n",
         ),
         Invalid(
             "import torch\nimport torch.nn as nn\nloss = nn.BCEWithLogitsLoss()(torch.sigmoid(z), t)\n",
@@ -161,7 +179,7 @@ class ActivationBeforeLoss(Rule):
             if index is None or fact is None or index >= len(fact.args):
                 continue
             value = fact.args[index]
-            if not (isinstance(value, TensorV) and value.act == _WRONG[kind]):
+            if not (isinstance(value, TensorV) and value.act in _WRONG[kind]):
                 continue
             self._report(call, call.args[index].value, value, kind, loss)
 
@@ -178,12 +196,13 @@ class ActivationBeforeLoss(Rule):
     def _report(self, call: cst.Call, arg: cst.BaseExpression, value: TensorV, kind: str, loss: str) -> None:
         text = self.context.code(arg)
         shown = text if len(text) <= 40 else "its input"
-        message = "`" + loss + "`" + _WHY[kind].format(loss="", arg=shown)
+        why = "redundant" if value.act == "log_softmax" else kind
+        message = "`" + loss + "`" + _WHY[why].format(loss="", arg=shown)
         fix = None
         related: list[RelatedSpec] = []
         site = value.act_site
         if site is arg and isinstance(arg, cst.Call):
-            fix = _fix(arg, kind, self.context)
+            fix = _fix(arg, kind, self.context, redundant=why == "redundant")
         elif site is not None:
             related.append(RelatedSpec(site, f"the {value.act} is applied here"))
         self.report(call, message, fix=fix, related=related, data={"activation": value.act, "loss": kind})
@@ -200,7 +219,7 @@ def _input_index(call: cst.Call) -> int | None:
     return None
 
 
-def _fix(arg: cst.Call, kind: str, context) -> FixSpec | None:
+def _fix(arg: cst.Call, kind: str, context, redundant: bool = False) -> FixSpec | None:
     """Remove the activation (CrossEntropyLoss, BCEWithLogitsLoss) or make it log_softmax (NLLLoss)."""
     func = arg.func
     method = isinstance(func, cst.Attribute) and context.qualname(func) is None  # x.softmax(1)
@@ -217,5 +236,7 @@ def _fix(arg: cst.Call, kind: str, context) -> FixSpec | None:
         if not positional and not given:
             return None
         inner = (positional or given)[0].value
+    if redundant:
+        return FixSpec("Pass the logits (remove the redundant log_softmax)", (Replace(arg, context.code(inner)),), "safe")
     what = "softmax" if kind == "cross_entropy" else "sigmoid"
     return FixSpec(f"Pass the logits (remove the {what})", (Replace(arg, context.code(inner)),), "unsafe")

@@ -287,6 +287,11 @@ def activated_loss(act: str, kind: str, fn: Any, *args: Any, **kwargs: Any) -> A
                 measure["sums_to_one"] = bool(torch.allclose(p.sum(dim), torch.ones((), dtype=p.dtype), atol=1e-4))
                 logits = p.clamp_min(1e-30).log()
                 activate = lambda z: torch.softmax(z, dim)  # noqa: E731
+            elif act == "log_softmax":
+                # Log-probabilities are logits whose log_softmax is themselves.
+                measure["sums_to_one"] = bool(torch.allclose(p.exp().sum(dim), torch.ones((), dtype=p.dtype), atol=1e-4))
+                logits = p
+                activate = lambda z: torch.log_softmax(z, dim)  # noqa: E731
             else:
                 measure["in_unit_range"] = bool(((p >= 0) & (p <= 1)).all())
                 logits = torch.logit(p.clamp(1e-12, 1 - 1e-12))

@@ -8,7 +8,9 @@ logits. Confirmed when the input is an activation's output (rows summing to 1,
 values in [0, 1]) and the written loss's gradient is smaller than the meant
 one's; the least loss the written form can reach (the activation's ideal
 output) is reported too. Not reproduced when the input is no such output, or
-the gradients agree.
+the gradients agree. A redundant ``log_softmax`` before ``CrossEntropyLoss`` is
+confirmed the other way round: its input is log-probabilities (their
+exponentials sum to 1 per row) and the loss is the same with and without it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _NAMES = {"cross_entropy": "CrossEntropyLoss", "nll": "NLLLoss", "bce_logits": "
 
 def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Claim] = ()) -> Job | Confirmation:  # type: ignore[assignment]
     act, loss = claim.data.get("activation"), claim.data.get("loss")
-    if act not in ("softmax", "sigmoid") or loss not in _NAMES or claim.end_line is None:
+    if act not in ("softmax", "log_softmax", "sigmoid") or loss not in _NAMES or claim.end_line is None:
         return Confirmation("could-not-run", "the finding does not say which activation and loss", {"stage": "extract"})
     stmt = index.statement_at(claim.line, claim.column)
     setup = guess_setup(index)
@@ -50,11 +52,22 @@ def interpret(job: Job, result: Any) -> Confirmation:
         return Confirmation("could-not-run", f"the loss could not be recomputed on the logits: {m['compare_error']}", detail)
     if "grad_written" not in m:
         return Confirmation("could-not-run", f"line {job.claim.line} gave the loss no floating-point input to look at", detail)
-    shaped = m.get("sums_to_one") if act == "softmax" else m.get("in_unit_range")
+    shaped = m.get("sums_to_one") if act in ("softmax", "log_softmax") else m.get("in_unit_range")
     if not shaped:
-        what = "rows summing to 1" if act == "softmax" else "values in [0, 1]"
+        what = {"softmax": "rows summing to 1", "log_softmax": "rows whose exponentials sum to 1"}.get(act, "values in [0, 1]")
         return Confirmation("not-reproduced", f"the loss's input is not a {act}'s output (no {what})", detail)
     written, meant = m["grad_written"], m["grad_meant"]
+    if act == "log_softmax":
+        same = abs(m["loss_written"] - m["loss_meant"]) <= 1e-6 * max(1.0, abs(m["loss_meant"])) and abs(written - meant) <= 1e-6 * max(1.0, meant)
+        if same:
+            return Confirmation(
+                "confirmed",
+                f"on the program's batch ({'x'.join(map(str, m.get('shape') or []))}) the input is log-probabilities and "
+                f"CrossEntropyLoss gives the same loss ({m['loss_written']:.4f}) and gradient norm ({written:.3g}) with "
+                "and without the log_softmax: it is redundant",
+                detail,
+            )
+        return Confirmation("not-reproduced", f"the loss differs with and without the log_softmax ({m['loss_written']:.4f} vs {m['loss_meant']:.4f})", detail)
     if meant > 0 and written < meant * 0.99:
         loss = _NAMES[job.claim.data["loss"]]
         floor = f"; the written form cannot go below {m['floor_written']:.3f} even for perfect predictions" if m.get("floor_written") is not None else ""
