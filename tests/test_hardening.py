@@ -323,3 +323,11 @@ def test_files_over_the_size_limit_are_skipped_with_a_message_and_a_setting(tmp_
     p = check(".", cwd=tmp_path)
     assert p.returncode == 2
     assert "`max-file-size` must be a size in bytes or like \"4MB\"" in p.stderr
+
+
+def test_a_file_just_over_the_limit_is_shown_in_exact_bytes():
+    from torchlint.sources import too_large
+
+    # Rounded, both sides would read "1.0 MB".
+    assert too_large(1_092_000, 1 << 20).startswith("file is too large to lint (1,092,000 bytes > 1,048,576 bytes)")
+    assert too_large(4096, 2048).startswith("file is too large to lint (4 KB > 2 KB)")

@@ -39,7 +39,10 @@ class SourceError(Exception):
 
 
 def too_large(size: int, limit: int) -> str:
-    return f"file is too large to lint ({_size(size)} > {_size(limit)}); skipped (the `max-file-size` setting raises the limit)"
+    shown, most = _size(size), _size(limit)
+    if shown == most:  # 1.04 MB over a 1 MB limit: exact figures, not "1.0 MB > 1.0 MB"
+        shown, most = f"{size:,} bytes", f"{limit:,} bytes"
+    return f"file is too large to lint ({shown} > {most}); skipped (the `max-file-size` setting raises the limit)"
 
 
 def _size(n: int) -> str:
