@@ -127,13 +127,28 @@ def children(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
     if order is None:
         return node.children
     out: list[cst.CSTNode] = []
+    nodes = _IS_NODE
     for name in order:
         child = getattr(node, name)
-        if type(child) in (tuple, list):
-            out.extend(c for c in child if isinstance(c, cst.CSTNode))
-        elif isinstance(child, cst.CSTNode):
-            out.append(child)
+        t = type(child)
+        if t is tuple or t is list:
+            for c in child:
+                k = nodes.get(type(c))
+                if k is None:
+                    k = nodes[type(c)] = issubclass(type(c), cst.CSTNode)
+                if k:
+                    out.append(c)
+        else:
+            k = nodes.get(t)
+            if k is None:
+                k = nodes[t] = issubclass(t, cst.CSTNode)
+            if k:
+                out.append(child)
     return out
+
+
+# type -> is it a CSTNode (exact-type lookups: CSTNode is an ABC, and its isinstance is slow).
+_IS_NODE: dict[type, bool] = {}
 
 
 # Deeply nested expressions (long operator chains) recurse once per level, as libcst does.

@@ -76,6 +76,17 @@ def is_version_test(test: cst.BaseExpression) -> bool:
     return False
 
 
+def version_test(context, test: cst.BaseExpression) -> bool:  # type: ignore[no-untyped-def]
+    """:func:`is_version_test`, once per ``if`` of the file for all the rules that ask (on visit and on leave)."""
+    seen = context.cache.get("version_tests")
+    if seen is None:
+        seen = context.cache["version_tests"] = {}
+    found = seen.get(id(test))
+    if found is None:
+        found = seen[id(test)] = is_version_test(test)
+    return found
+
+
 def _int_literal(expr: cst.BaseExpression) -> int | None:
     if isinstance(expr, cst.Integer):
         return int(expr.evaluated_value)
@@ -105,11 +116,15 @@ _PARENTS.setdefault("functional_tensor", set()).add("transforms")
 _PARENTS.setdefault("_six", set()).add("torch")
 
 
+# The last source ``ApiUseRule.applies_to`` judged (TL203 and TL204 ask about the same text in turn).
+_last_applies: tuple[str, bool] | None = None
+
+
 class ApiUseRule(Rule):
     """Base of TL203/TL204; subclasses define ``_entry``, ``_describe`` and the class attributes."""
 
     triggers = ("torch", "functorch")
-    trigger_pattern = _TRIGGER
+    # (``_TRIGGER`` is searched by ``applies_to``, once per source for TL203 and TL204 together.)
 
     @classmethod
     def applies_to_path(cls, source: str, path: str) -> bool:
@@ -118,11 +133,17 @@ class ApiUseRule(Rule):
 
     @classmethod
     def applies_to(cls, source: str) -> bool:
+        global _last_applies
+        if _last_applies is not None and _last_applies[0] is source:
+            return _last_applies[1]
+        found = False
         for m in _TRIGGER.finditer(source):
             name = m.group("name")
             if name is None or any(parent in source for parent in _PARENTS.get(name, ())):
-                return True
-        return False
+                found = True
+                break
+        _last_applies = (source, found)
+        return found
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
@@ -138,11 +159,11 @@ class ApiUseRule(Rule):
         self._compat -= 1
 
     def visit_If(self, node: cst.If) -> None:
-        if is_version_test(node.test):
+        if version_test(self.context, node.test):
             self._compat += 1
 
     def leave_If(self, node: cst.If) -> None:
-        if is_version_test(node.test):
+        if version_test(self.context, node.test):
             self._compat -= 1
 
     # -- which entries --

@@ -172,10 +172,17 @@ class LossAccumulatesGraph(Rule):
         # What needs no model first: an accumulator rebound in its loop, or one that feeds a
         # graph, is never reported (the same checks as below, on the same loop and scope).
         kept = []
+        judged: dict[tuple[int, int, str], bool] = {}
         for stmt, value_node, acc in self._candidates:
             func, loop = self._where.get(id(stmt), (None, None))
-            if loop is not None and (_rebound_in(loop, acc) or _feeds_graph(func if func is not None else node, acc)):
-                continue
+            if loop is not None:
+                scope = func if func is not None else node
+                key = (id(loop), id(scope), acc)
+                silent = judged.get(key)
+                if silent is None:
+                    silent = judged[key] = _rebound_in(loop, acc) or _feeds_graph(scope, acc)  # type: ignore[arg-type]
+                if silent:
+                    continue
             kept.append((stmt, value_node, acc))
         self._candidates = kept
         if not self._candidates:

