@@ -338,3 +338,70 @@ def test_mode_dependent_layers():
     assert model.class_mode_dependent("Drop") is True
     assert model.class_mode_dependent("Unknown") is None
     assert model.class_mode_dependent("Lstm") is True
+
+def _reads(module: cst.Module, name: str) -> list[cst.Name]:
+    found: list[cst.Name] = []
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            if node.value == name:
+                found.append(node)
+
+    module.visit(V())
+    return found
+
+
+def test_definitions_give_the_provenance_of_a_read():
+    model, module = build(
+        """
+        import torch
+        x = torch.randn(1, 3)
+        if cond:
+            y = x
+        else:
+            y = torch.zeros(2)
+        for a, (b, c) in pairs:
+            use(y, c)
+
+        def f(n, *, k=1):
+            return n + k + x
+
+        f(2, k=3)
+        f(4)
+        """
+    )
+    code = module.code_for_node
+    y_read = _reads(module, "y")[-1]
+    assert sorted(code(d.node) for d in model.definitions(y_read).items) == ["torch.zeros(2)", "x"]
+    (c_def,) = model.definitions(_reads(module, "c")[-1]).items
+    assert (c_def.kind, code(c_def.node), c_def.path) == ("for", "pairs", (1, 1))
+    n_read, k_read, x_read = _reads(module, "n")[-1], _reads(module, "k")[1], _reads(module, "x")[-1]
+    (n_def,) = model.definitions(n_read).items
+    (k_def,) = model.definitions(k_read).items
+    assert (n_def.kind, n_def.index, k_def.kind, k_def.index, k_def.name) == ("param", 0, "param", None, "k")
+    # A global read in a function: every definition of the module's body.
+    (x_def,) = model.definitions(x_read).items
+    assert (x_def.kind, code(x_def.node), x_def.scope) == ("assign", "torch.randn(1, 3)", None)
+    sites = model.call_sites(n_def.node)
+    assert [(code(call), plain) for call, plain in sites] == [("f(2, k=3)", True), ("f(4)", True)]
+    # Imports are not definitions: the name resolver answers them.
+    assert model.definitions(_reads(module, "torch")[0]) is None
+
+
+def test_definitions_are_opaque_where_a_name_is_also_imported_or_declared_global():
+    model, module = build(
+        """
+        try:
+            from apex import amp
+        except ImportError:
+            amp = None
+        size = 10
+        def grow():
+            global size
+            size = 20
+        use(amp, size)
+        """
+    )
+    for name in ("amp", "size"):
+        (d,) = model.definitions(_reads(module, name)[-1]).items
+        assert d.kind == "other", name

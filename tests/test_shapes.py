@@ -438,6 +438,74 @@ class TestInputEvidence:
         )
         assert m.input.description == "MNIST" and m.input_shape == [2, 1, 28, 28]
 
+    def test_module_level_sequential_applied_in_a_function_to_a_known_dataset(self):
+        # Issue #12: the values come from the program model (the model's definitions of
+        # `model` and of the loader behind `train`'s parameter), the sizes from the shape analysis.
+        code = DATA + textwrap.dedent("""
+            model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 28 * 28, 10))
+            train_loader = DataLoader(datasets.FashionMNIST('d', transform=transforms.ToTensor()), batch_size=16)
+
+            def train(loader):
+                for images, labels in loader:
+                    model(images)
+
+            train(train_loader)
+            """)
+        m = only_model(code)
+        assert m.input.description == "FashionMNIST" and m.input.batch == 16 and m.input_shape == [2, 1, 28, 28]
+        assert m.verdict == "error"
+        assert [p.data["kind"] for p in report(code).problems] == ["linear-features"]
+
+    def test_a_parameter_passed_from_a_call_the_model_cannot_follow_is_unknown(self):
+        # `train` is also called from a lambda (whose body the program model does not run):
+        # its parameter could hold anything there.
+        m = only_model(
+            DATA + MLP_784 + textwrap.dedent("""
+            def train(loader):
+                for images, labels in loader:
+                    MLP()(images.view(-1, 784))
+
+            train(DataLoader(datasets.MNIST('d', transform=transforms.ToTensor())))
+            later = lambda: train(DataLoader(datasets.CIFAR10('d', transform=transforms.ToTensor())))
+            """)
+        )
+        assert m.input is None
+
+    def test_a_class_nested_in_a_class_body_does_not_shadow_the_module_level_one(self):
+        # Class-body names are not module names: `Block()` in Net.__init__ is the module-level Block.
+        m = only_model(
+            textwrap.dedent("""
+            class Block(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(5, 5)
+
+                def forward(self, x):
+                    return self.fc(x)
+
+            class Helpers:
+                class Block(nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.fc = nn.Linear(3, 3)
+
+                    def forward(self, x):
+                        return self.fc(x)
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.sub = Block()
+                    self.out = nn.Linear(5, 2)
+
+                def forward(self, x):
+                    return self.out(self.sub(x))
+
+            Net()(torch.randn(4, 5))
+            """).replace("class Helpers", "class Helpers(object)")
+        )
+        assert m.name == "Net" and m.chain == ["sub.fc: 5 → 5", "out: 5 → 2"]
+
     def test_reshape_at_the_call_site_is_flow_sensitive(self):
         m = only_model(
             DATA + "model = nn.Linear(784, 10)\nnet = nn.Sequential(model)\n"

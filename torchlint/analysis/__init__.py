@@ -30,6 +30,12 @@ every function and method in it (see docs/architecture-model.md). Queries:
   ``torch.nn``, not any ``*Module``) and ``model.is_torch_module(value)`` (a
   ``ModuleV`` of such a class, or of a ``torch.nn`` class: not a name guess).
 
+- ``model.definitions(name_node)`` -> :class:`Defs` or None: provenance, the
+  definitions (:class:`Def`) that may give a name read its value;
+  ``model.scope_definitions(def_or_None, name)`` every definition in a body;
+  ``model.call_sites(def)`` the calls of a function the model followed. The shape
+  analysis evaluates these with its own arithmetic.
+
 Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
 moves_inputs, training, back: the mode a loop's back edge brings, output,
 mode_dependent), ``TensorV`` (placement, origin: the loader and binding,

@@ -51,6 +51,8 @@ from torchlint.analysis.values import (
     Batch,
     ClassV,
     DatasetV,
+    Def,
+    Defs,
     DeviceV,
     FunctionV,
     InstanceV,
@@ -151,6 +153,9 @@ _MAX_DEPTH = 2  # nested same-file calls followed for a return value
 _MAX_RUNS = 3  # times one body is interpreted while the facts it read settle
 _RETURN_BUDGET = 400  # callee bodies run for a return value, per file
 _LOOP = (cst.For, cst.While)
+# The environment holds, next to each name's value, the definitions that reach it under this key.
+_DEF = "\0"
+_OPAQUE = Defs(frozenset({Def("other")}))
 
 
 @dataclass
@@ -248,6 +253,11 @@ class ProgramModel:
         self._current = 0  # the body being run: 0 the module, else id(FunctionDef)
         self._dirty: list[int] = []
         self._queued: set[int] = set()
+        # Provenance: the definitions each recorded name read sees (scope, name, Defs or None:
+        # the scope's summary), and every call site of each function of the file.
+        self._reads: dict[int, tuple] = {}
+        self._sites: dict[int, dict[int, tuple[cst.Call, bool]]] = {}
+        self._rebound: set[tuple[int, str]] | None = None
         self._scan(module.body, (), None)
         for cls in self.classes.values():
             self._is_module_class(cls.name.value, 0)
@@ -273,6 +283,58 @@ class ProgramModel:
 
     def is_module_class(self, name: str) -> bool:
         return self._module_classes.get(name, False)
+
+    def definitions(self, name: cst.Name) -> Defs | None:
+        """The definitions that may give a name read its value (:class:`Def`: provenance for
+        analyses that evaluate it themselves); None: a read the model never ran, or a name the
+        file does not bind on the way there (an import, a builtin)."""
+        found = self._reads.get(id(name))
+        if found is None:
+            return None
+        scope, text, defs = found
+        if defs is None:
+            return self._scope_defs(scope, text)
+        return _OPAQUE if (scope, text) in self._rebinders() else defs
+
+    def scope_definitions(self, scope: cst.FunctionDef | None, name: str) -> Defs | None:
+        """Every definition of ``name`` in a function's body (None: the module's), joined as
+        code that runs later sees them (a function reading a global); None when it binds none."""
+        return self._scope_defs(0 if scope is None else id(scope), name)
+
+    def call_sites(self, func: cst.FunctionDef) -> list[tuple[cst.Call, bool]] | None:
+        """The calls of a function of the file the model followed, each with whether it is a
+        plain call (no bound receiver, no ``functools.partial`` values before its arguments)."""
+        sites = self._sites.get(id(func))
+        return None if sites is None else list(sites.values())
+
+    def _scope_defs(self, scope: int, name: str) -> Defs | None:
+        summary = self._summary.get(scope)
+        defs = None if summary is None else summary.get(_DEF + name)
+        if defs is not None and (scope, name) in self._rebinders():
+            return _OPAQUE
+        return defs
+
+    def _rebinders(self) -> set[tuple[int, str]]:
+        """(scope, name) that an import binds too, or a ``global``/``nonlocal`` statement elsewhere
+        (the definitions the model follows are not all of them)."""
+        if self._rebound is None:
+            out: set[tuple[int, str]] = set()
+            nonlocal_names: set[str] = set()
+            for key, body in [(0, self.module.body), *((k, _body(i.node.body)) for k, i in self._infos.items())]:
+                for stmt in _statements_of(body):
+                    if isinstance(stmt, (cst.Import, cst.ImportFrom)) and not isinstance(stmt.names, cst.ImportStar):
+                        for alias in stmt.names:
+                            target = alias.asname.name if alias.asname is not None else alias.name
+                            d = dotted_name(target)  # type: ignore[arg-type]
+                            if d:
+                                out.add((key, d.split(".")[0]))
+                    elif isinstance(stmt, cst.Global):
+                        out.update((0, n.name.value) for n in stmt.names)
+                    elif isinstance(stmt, cst.Nonlocal):
+                        nonlocal_names.update(n.name.value for n in stmt.names)
+            out.update((k, n) for k in self._infos for n in nonlocal_names)
+            self._rebound = out
+        return self._rebound
 
     def is_torch_module_class(self, name: str) -> bool:
         """A class of this file whose bases resolve, through the imports and the file's own
@@ -615,6 +677,8 @@ class ProgramModel:
                 cname = info.cls.name.value
                 value = ModuleV(cname) if self.is_module_class(cname) else InstanceV(cname)
             env[name] = value if value not in (None, UNKNOWN) else _by_name(name)
+            env[_DEF + name] = defs = Defs(frozenset({Def("param", info.node, (), info.node, i, name)}))
+            self._summary[id(info.node)].setdefault(_DEF + name, defs)
             # Closures read a parameter through the function's scope summary.
             summary = self._summary[id(info.node)]
             old = summary.get(name)
@@ -622,9 +686,14 @@ class ProgramModel:
                 summary[name] = new
                 self._changed(("s", id(info.node), name))
         p = info.node.params
-        for x in (*p.kwonly_params, p.star_arg, p.star_kwarg):
+        for x in p.kwonly_params:
+            env[x.name.value] = _by_name(x.name.value)
+            env[_DEF + x.name.value] = defs = Defs(frozenset({Def("param", info.node, (), info.node, None, x.name.value)}))
+            self._summary[id(info.node)].setdefault(_DEF + x.name.value, defs)
+        for x in (p.star_arg, p.star_kwarg):
             if isinstance(x, cst.Param):
                 env[x.name.value] = _by_name(x.name.value)
+                env[_DEF + x.name.value] = _OPAQUE
         # @torch.no_grad() / @torch.inference_mode() on the def: its whole body runs in that mode.
         grad = [m for d in info.node.decorators if (m := self._grad_context(d.decorator)) is not None]
         return _Frame(info, env, grad=grad, depth=depth)
@@ -669,8 +738,10 @@ class ProgramModel:
             for d in stmt.decorators:
                 self._ev(d.decorator, frame)
             self._bind_name(stmt.name.value, FunctionV(stmt), frame)
+            self._define_name(stmt.name.value, Def("def", stmt, (), _scope_of(frame)), frame)
         elif isinstance(stmt, cst.ClassDef):
             self._bind_name(stmt.name.value, ClassV(stmt, self.is_module_class(stmt.name.value)), frame)
+            self._define_name(stmt.name.value, Def("class", stmt, (), _scope_of(frame)), frame)
         elif isinstance(stmt, cst.If):
             self._ev(stmt.test, frame)
             body = self._branch(stmt.body, frame)
@@ -698,6 +769,7 @@ class ProgramModel:
                 if item.asname is not None:
                     # What __enter__ returns is not followed (open(), a context object, ...).
                     self._bind(item.asname.name, UNKNOWN, stmt, frame)
+                    self._define(item.asname.name, "other", None, frame)
             self._suite(stmt.body, frame)
             for _ in range(grads):
                 frame.grad.pop()
@@ -709,6 +781,7 @@ class ProgramModel:
                 sub = replace(frame, env=_join_envs(start, frame.env))
                 if handler.name is not None:
                     self._bind(handler.name.name, UNKNOWN, stmt, sub)
+                    self._define(handler.name.name, "other", None, sub)
                 self._suite(handler.body, sub)
                 envs.append(sub.env)
             if stmt.orelse is not None:
@@ -771,6 +844,7 @@ class ProgramModel:
     def _loop_body(self, stmt, element, frame: _Frame) -> None:
         if isinstance(stmt, cst.For):
             self._bind(stmt.target, element, stmt, frame)
+            self._define(stmt.target, "for", stmt.iter, frame)
         else:
             self._ev(stmt.test, frame)
         self._suite(stmt.body, frame)
@@ -781,9 +855,11 @@ class ProgramModel:
             value = self._ev(stmt.value, frame)
             for target in stmt.targets:
                 self._bind(target.target, value, site, frame, stmt.value)
+                self._define(target.target, "assign", stmt.value, frame)
         elif isinstance(stmt, cst.AnnAssign):
             if stmt.value is not None:
                 self._bind(stmt.target, self._ev(stmt.value, frame), site, frame, stmt.value)
+                self._define(stmt.target, "assign", stmt.value, frame)
         elif isinstance(stmt, cst.AugAssign):
             value = self._ev(stmt.value, frame)
             old = self._ev(stmt.target, frame)
@@ -793,6 +869,7 @@ class ProgramModel:
                 )
             new = old if isinstance(old, TensorV) and isinstance(value, TensorV) else UNKNOWN
             self._bind(stmt.target, new, site, frame)
+            self._define(stmt.target, "other", None, frame)
         elif isinstance(stmt, cst.Expr):
             self._expr_statement(stmt.value, frame)
         elif isinstance(stmt, cst.Return):
@@ -803,6 +880,7 @@ class ProgramModel:
                 self._grad_clear(stmt, frame)
             for t in _del_targets(stmt.target):
                 self._bind(t, UNKNOWN, site, frame)
+                self._define(t, "other", None, frame)
         elif isinstance(stmt, (cst.Global, cst.Nonlocal, cst.Import, cst.ImportFrom, cst.Pass, cst.Break, cst.Continue)):
             return
         else:
@@ -899,6 +977,47 @@ class ProgramModel:
         elif isinstance(target, cst.Subscript):
             self._ev(target, frame)
 
+    def _define(self, target, kind: str, node: cst.CSTNode | None, frame: _Frame, path: tuple = ()) -> None:
+        """Record where the names of a target get their values (see :class:`Def`)."""
+        if isinstance(target, cst.Name):
+            d = Def(kind, node, path, _scope_of(frame)) if kind != "other" else Def("other")
+            self._define_name(target.value, d, frame)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            starred = any(isinstance(e, cst.StarredElement) for e in target.elements)
+            for i, el in enumerate(target.elements):
+                if starred:
+                    self._define(el.value, "other", None, frame)
+                else:
+                    self._define(el.value, kind, node, frame, (*path, i))
+        elif isinstance(target, cst.StarredElement):
+            self._define(target.value, "other", None, frame)
+
+    def _define_name(self, name: str, d: Def, frame: _Frame) -> None:
+        defs = Defs(frozenset({d}))
+        key = _DEF + name
+        frame.env[key] = defs
+        summary = self._summary[0 if frame.info is None else id(frame.info.node)]
+        old = summary.get(key)
+        summary[key] = defs if old is None else Defs(old.items | defs.items)  # type: ignore[union-attr]
+
+    def _record_read(self, node: cst.Name, frame: _Frame) -> None:
+        name = node.value
+        defs = frame.env.get(_DEF + name)
+        info = frame.info
+        if defs is not None:
+            self._reads[id(node)] = (0 if info is None else id(info.node), name, defs)
+            return
+        scope = 0
+        if info is not None:
+            if name in info.locals:
+                scope = id(info.node)
+            else:
+                for outer in reversed(info.chain):
+                    if name in self._infos[id(outer)].locals:
+                        scope = id(outer)
+                        break
+        self._reads[id(node)] = (scope, name, None)
+
     def _bind_name(self, name: str, value: object, frame: _Frame) -> None:
         frame.env[name] = value
         scope = 0 if frame.info is None else id(frame.info.node)
@@ -990,6 +1109,8 @@ class ProgramModel:
         # Exact type tests: libcst's classes are ABCs, and isinstance on them is slow.
         t = type(expr)
         if t is cst.Name:
+            if self._recording:
+                self._record_read(expr, frame)
             return self._lookup(expr.value, frame)
         if t is cst.Attribute:
             dotted = dotted_name(expr)
@@ -1069,6 +1190,7 @@ class ProgramModel:
         if t is cst.NamedExpr:
             value = self._ev(expr.value, frame)
             self._bind(expr.target, value, expr, frame)
+            self._define(expr.target, "other", None, frame)
             return value
         if t in (cst.Lambda, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis):
             return UNKNOWN
@@ -1109,6 +1231,7 @@ class ProgramModel:
         while comp is not None:
             it = self._ev(comp.iter, sub)
             self._bind(comp.target, self._element(comp.iter, it, sub), comp, sub)
+            self._define(comp.target, "other", None, sub)
             for cond in comp.ifs:
                 self._ev(cond.test, sub)
             comp = comp.inner_for_in
@@ -1154,6 +1277,8 @@ class ProgramModel:
             dotted = dotted_name(func)
             callee = self._lookup(dotted, frame) if dotted is not None and dotted in frame.env else self._attribute(receiver, func.attr.value, frame)
         elif isinstance(func, cst.Name):
+            if self._recording:
+                self._record_read(func, frame)
             callee = self._lookup(func.value, frame, guess=False)  # make_model() is no model
             if callee is UNKNOWN and looks_like_loss_name(func.value):
                 callee = self._lookup(func.value, frame)  # criterion(out, y) unbound in the file: a loss by its name
@@ -1479,6 +1604,7 @@ class ProgramModel:
 
     def _call_function(self, f: FunctionV, call: cst.Call, args: tuple, frame: _Frame) -> object:
         full = (*(() if f.bound is None else (f.bound,)), *f.partial, *args)
+        self._sites.setdefault(id(f.node), {})[id(call)] = (call, f.bound is None and not f.partial)
         self._pass_arguments(f.node, full, call)
         info = self._infos.get(id(f.node))
         if info is None or frame.depth >= _MAX_DEPTH or id(f.node) in self._stack:
@@ -1687,6 +1813,37 @@ def _torch_class_mode(name: str, call: cst.Call) -> bool | None:
             return value.value == "True"
         return None
     return None
+
+
+def _scope_of(frame: _Frame) -> cst.FunctionDef | None:
+    return None if frame.info is None else frame.info.node
+
+
+def _statements_of(body) -> Iterator[cst.CSTNode]:
+    """The statements of a body, through compound statements but not into defs and classes."""
+    stack = list(reversed(list(body)))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, cst.SimpleStatementLine):
+            yield from stmt.body
+            continue
+        yield stmt
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        children = []
+        for attr in ("body", "orelse", "finalbody"):
+            child = getattr(stmt, attr, None)
+            if isinstance(child, cst.If):
+                children.append(child)
+            elif isinstance(child, (cst.Else, cst.Finally)):
+                children.extend(_body(child.body))
+            elif isinstance(child, cst.BaseSuite):
+                children.extend(_body(child))
+        for h in getattr(stmt, "handlers", ()) or ():
+            children.extend(_body(h.body))
+        for case in getattr(stmt, "cases", ()) or ():
+            children.extend(_body(case.body))
+        stack.extend(reversed(children))
 
 
 def _no_root(origin: Batch | None) -> Batch | None:

@@ -190,6 +190,33 @@ class TupleV:
     items: tuple
 
 
+@dataclass(frozen=True)
+class Def:
+    """Provenance: where a name got the value it holds at a read (the model's reaching
+    definitions, which analyses with arithmetic of their own, such as the shape analysis,
+    evaluate themselves). ``kind``: "assign" (``node`` the assigned expression, ``path`` where
+    the name sits in a destructuring target: ``(0, 1)`` is ``a`` in ``(_, (_, a)) = ...``),
+    "for" (``node`` the loop's iterable; the name is bound from its elements at ``path``),
+    "param" (``node`` the def; ``index`` the position, None for keyword-only; ``name``),
+    "def"/"class" (``node`` the statement), "other" (opaque: ``with ... as``, ``except ... as``,
+    ``x += ...``, ``del``, starred targets, comprehension variables). ``scope``: the function whose
+    code binds it (None: the module). Nodes compare by identity, so the same site is one Def."""
+
+    kind: str
+    node: cst.CSTNode | None = field(default=None, repr=False)
+    path: tuple = ()
+    scope: cst.FunctionDef | None = field(default=None, repr=False)
+    index: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Defs:
+    """The definitions that may reach a read (joined paths keep every one of them)."""
+
+    items: frozenset
+
+
 Value = Union[
     _Unknown, ModuleV, TensorV, LoaderV, IteratorV, OptimizerV, SchedulerV, ScalerV, LossFnV, DatasetV,
     DeviceV, ParamsV, FunctionV, ClassV, InstanceV, TupleV,
@@ -242,6 +269,8 @@ def join(a: object, b: object) -> object:
         return LoaderV(a.text, a.yields_cpu and b.yields_cpu, a.declared and b.declared)  # type: ignore[union-attr]
     if isinstance(a, IteratorV):
         return IteratorV(join(a.over, b.over), a.builtin and b.builtin)  # type: ignore[union-attr]
+    if isinstance(a, Defs):
+        return Defs(a.items | b.items)  # type: ignore[union-attr]
     return UNKNOWN
 
 
@@ -254,7 +283,7 @@ def with_placement(value: object, placement: Placement) -> object:
 
 
 __all__ = [
-    "CPU", "UNKNOWN", "Batch", "ClassV", "DatasetV", "DeviceV", "FunctionV", "InstanceV", "IteratorV", "LoaderV",
+    "CPU", "UNKNOWN", "Batch", "ClassV", "DatasetV", "Def", "Defs", "DeviceV", "FunctionV", "InstanceV", "IteratorV", "LoaderV",
     "LossFnV", "ModuleV", "OptimizerV", "ParamsV", "Placement", "ScalerV", "SchedulerV", "TensorV", "TupleV",
     "Value", "join", "with_placement",
 ]

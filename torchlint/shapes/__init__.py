@@ -22,6 +22,7 @@ from typing import Any
 
 import libcst as cst
 
+from torchlint.analysis.model import program_model
 from torchlint.names import NameResolver
 from torchlint.shapes.analysis import (
     ModelReport,
@@ -48,7 +49,8 @@ def analyze_module(target: Any, *, collector: Collector | None = None) -> ShapeR
         return analyze(target, NameResolver(target), collector)
     cache = target.cache
     if CACHE_KEY not in cache:
-        cache[CACHE_KEY] = analyze(target.module, target.names, collector, target.code, target.ranges)
+        cache[CACHE_KEY] = analyze(target.module, target.names, collector, target.code, target.ranges,
+                                   lambda: program_model(target))
     return cache[CACHE_KEY]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import libcst as cst
 
+from torchlint.analysis.model import ProgramModel
 from torchlint.names import NameResolver, dotted_name
 from torchlint.positions import full_positions
 from torchlint.shapes import layers as L
@@ -166,14 +167,14 @@ class Lines:
 
 class Analysis:
     def __init__(self, module: cst.Module, names: NameResolver, collector: Collector,
-                 code: Callable[[cst.CSTNode], str],
+                 code: Callable[[cst.CSTNode], str], model: Any,
                  ranges: Callable[[list[cst.CSTNode]], Any] | None = None) -> None:
         self.module = module
         self.names = names
         self.c = collector
         self.code = code
         self.lines = Lines(module, ranges)
-        self.interp = Interpreter(collector, code)
+        self.interp = Interpreter(collector, code, model)
 
     # --------------------------------------------------------------- models
     def _resolve_base(self, expr: cst.BaseExpression, scope: ScopeInfo | None) -> str | None:
@@ -246,7 +247,7 @@ class Analysis:
             f = site.node.func
             if not (isinstance(f, cst.Name) and f.value in names):
                 continue
-            target = interp.lookup(f.value, Frame(site.scope, "top", bind=True))
+            target = interp.eval(f, Frame(site.scope, "top", bind=True))
             if not isinstance(target, ClassInfo) or not target.is_module:
                 continue
             has_sites.add(id(target))
@@ -262,7 +263,7 @@ class Analysis:
             if isinstance(inst, ModuleV):
                 models[id(inst)] = (cls.name, inst, cls.node)
         for name, assign, scope in seq_assigns:
-            value = interp.binding_value(scope, name)
+            value = interp.scope_value(scope, name)
             if isinstance(value, LayerV) and value.kind == "Sequential" and value.node is assign.value:
                 if self._sequential_mutated(name):
                     continue
@@ -293,7 +294,7 @@ class Analysis:
                 continue
             call = site.node
             f = call.func
-            frame = Frame(site.scope, "top", bind=True, at=site.seq, block=site.block)
+            frame = Frame(site.scope, "top", bind=True)
             callee_expr: cst.BaseExpression | None = None
             if isinstance(f, cst.Name) or isinstance(f, cst.Call):
                 callee_expr = f
@@ -706,13 +707,31 @@ def expected_error(p: Problem, ev: InputEvidence | None) -> str:
 
 def analyze(module: cst.Module, names: NameResolver, collector: Collector | None = None,
             code: Callable[[cst.CSTNode], str] | None = None,
-            ranges: Callable[[list[cst.CSTNode]], Any] | None = None) -> ShapeReport:
+            ranges: Callable[[list[cst.CSTNode]], Any] | None = None,
+            model: Callable[[], Any] | None = None) -> ShapeReport:
+    """``model``: gives the file's program model (built on first use: files without a
+    model class or ``nn.Sequential`` never need it)."""
     if not quick_candidates(module):
         return ShapeReport()
     if collector is None:
         collector = Collector(module, names.module_scope)
         module.visit(StandaloneWalker(collector))
-    return Analysis(module, names, collector, code or module.code_for_node, ranges).run()
+    code = code or module.code_for_node
+    program = _LazyModel(model if model is not None else lambda: ProgramModel(module, names, code))
+    return Analysis(module, names, collector, code, program, ranges).run()
+
+
+class _LazyModel:
+    """The program model, built when the analysis first asks what a name holds."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._model: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._model is None:
+            self._model = self._build()
+        return getattr(self._model, attr)
 
 
 __all__ = ["Analysis", "ModelReport", "ShapeProblem", "ShapeReport", "analyze", "expected_error", "quick_candidates"]

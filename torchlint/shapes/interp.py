@@ -4,8 +4,12 @@ Two ways to evaluate names:
 
 * *executing* frames run a function body statement by statement (a module's
   ``__init__`` and ``forward``, helpers they call), with a flow-sensitive env;
-* *binding* frames answer a name at module or function level from every
-  binding of it in that scope (flow-insensitive): equal values or UNKNOWN. This
+* *binding* frames read code the interpreter does not execute (a training
+  script's module level and functions): what a name holds there is the program
+  model's answer (:mod:`torchlint.analysis`). The model gives the definitions
+  that reach the read (an assignment, a ``for`` target over an iterable, a
+  parameter with its call sites, a def or a class); this interpreter evaluates
+  them with its own arithmetic, and joins them (equal values or UNKNOWN). This
   is how ``model``, ``images`` or ``train_loader`` in a training script are known
   without running the script.
 
@@ -28,7 +32,8 @@ from torchlint.walk import children as _children
 
 from torchlint.shapes import layers as L
 from torchlint.shapes import ops
-from torchlint.shapes.collect import Binding, CallSite, Collector, ScopeInfo
+from torchlint.analysis.values import Def
+from torchlint.shapes.collect import CallSite, Collector, ScopeInfo
 from torchlint.shapes.values import (
     BATCH,
     UNKNOWN,
@@ -130,11 +135,11 @@ class Run:
 
 
 class Frame:
-    __slots__ = ("scope", "mode", "env", "bind", "self_value", "cls", "prefix", "overrides", "tainted", "at", "block")
+    __slots__ = ("scope", "mode", "env", "bind", "self_value", "cls", "prefix", "overrides", "tainted")
 
     def __init__(self, scope: ScopeInfo, mode: str, *, env: dict | None = None, bind: bool = False,
                  self_value: Any = None, cls: ClassInfo | None = None, prefix: str = "",
-                 overrides: dict | None = None, at: int | None = None, block: tuple = ()) -> None:
+                 overrides: dict | None = None) -> None:
         self.scope = scope
         self.mode = mode  # "init" | "forward" | "top"
         self.env = env if env is not None else {}
@@ -144,15 +149,10 @@ class Frame:
         self.prefix = prefix
         self.overrides = overrides
         self.tainted = False
-        # A binding frame read at one place (a call site): names of its own scope
-        # resolve to the assignment that reaches that place when one surely does.
-        self.at = at
-        self.block = block
 
     def child(self, bindings: dict) -> Frame:
         f = Frame(self.scope, self.mode, env=self.env, bind=self.bind, self_value=self.self_value,
-                  cls=self.cls, prefix=self.prefix, overrides={**(self.overrides or {}), **bindings},
-                  at=self.at, block=self.block)
+                  cls=self.cls, prefix=self.prefix, overrides={**(self.overrides or {}), **bindings})
         return f
 
 
@@ -270,19 +270,22 @@ _FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "f
 
 
 class Interpreter:
-    def __init__(self, collector: Collector, code: Callable[[cst.CSTNode], str], *, budget: int = 400_000) -> None:
+    def __init__(self, collector: Collector, code: Callable[[cst.CSTNode], str], model: Any, *,
+                 budget: int = 400_000) -> None:
         self.c = collector
+        self.model = model  # the program model: what names hold where the interpreter does not execute
         self.code = code
         self.ticks = 0
         self.budget = budget
         self.depth = 0
-        self._memo: dict[tuple[int, str], Any] = {}
-        self._inprog: set[tuple[int, str]] = set()
+        self._memo: dict[Def, Any] = {}
+        self._inprog: set[Def] = set()
         self.instances: dict[int, Any] = {}
         self.instantiated: dict[int, int] = {}  # id(ClassInfo) -> instantiations seen
         self.constructed: dict[int, int] = {}  # id(constructor node) -> layers built from it
         self.run: Run | None = None
         self._calls_by_name: dict[str, list[CallSite]] | None = None
+        self._sites: dict[int, CallSite] | None = None
         self._funcs = {id(f.node): f for f in collector.functions}
         self._classes = {id(k.node): k for k in collector.classes}
 
@@ -302,29 +305,43 @@ class Interpreter:
             self._calls_by_name = table
         return self._calls_by_name.get(name, [])
 
+    def site_of(self, call: cst.Call) -> CallSite | None:
+        if self._sites is None:
+            self._sites = {id(s.node): s for s in self.c.calls}
+        return self._sites.get(id(call))
+
+    def scope_of(self, func: cst.CSTNode | None) -> ScopeInfo:
+        info = None if func is None else self._funcs.get(id(func))
+        return self.c.module_scope if info is None else info.scope
+
     # ------------------------------------------------------------------ names
-    def lookup(self, name: str, frame: Frame) -> Any:
+    def lookup(self, name: str, frame: Frame, node: cst.Name | None = None) -> Any:
         if frame.overrides and name in frame.overrides:
             return frame.overrides[name]
-        scope: ScopeInfo | None
+        scope: ScopeInfo | None = frame.scope
         if not frame.bind:
             if name in frame.env:
                 return frame.env[name]
-            bs = frame.scope.bindings.get(name)
-            if bs:
-                if all(b.kind == "import" for b in bs):
-                    return self._import_value(frame.scope, name)
-                return UNKNOWN
+            bound = frame.scope.names.bindings.get(name)
+            if bound is not None:
+                # Local to the body being executed, and not bound on this path: unknown
+                # (an import is its qualified name).
+                return QualV(bound) if isinstance(bound, str) else UNKNOWN
             scope = frame.scope.parent
-        else:
-            scope = frame.scope
-            if frame.at is not None:
-                v = self.reaching_value(scope, name, frame.at, frame.block)
-                if v is not _NOTBOUND:
-                    return v
-                scope = scope.parent
+        # An import, or a builtin no scope rebinds, is what it is wherever it is read; anything
+        # else is what the program model says reaches this read (the model is built only then).
+        s = scope
+        while s is not None and name not in s.names.bindings:
+            s = s.parent
+        if s is not None and isinstance(s.names.bindings[name], str):
+            return QualV(s.names.bindings[name])  # type: ignore[arg-type]
+        if s is None and name in _BUILTIN_NAMES and not self.c.module_scope.names.star_modules:
+            return BuiltinV(name)
+        defs = None if node is None else self.model.definitions(node)
+        if defs is not None:
+            return self.defs_value(defs)
         while scope is not None:
-            v = self.binding_value(scope, name)
+            v = self.scope_value(scope, name)
             if v is not _NOTBOUND:
                 return v
             scope = scope.parent
@@ -335,99 +352,52 @@ class Interpreter:
             return BuiltinV(name)
         return UNKNOWN
 
-    def _import_value(self, scope: ScopeInfo, name: str) -> Any:
-        q = scope.names.bindings.get(name)
-        return QualV(q) if isinstance(q, str) else UNKNOWN
-
-    def binding_value(self, scope: ScopeInfo, name: str) -> Any:
-        bs = scope.bindings.get(name)
-        if not bs:
+    def scope_value(self, scope: ScopeInfo, name: str) -> Any:
+        """``name`` as code that runs after ``scope``'s body sees it: the join of every
+        definition the model saw in that body, or its import."""
+        defs = self.model.scope_definitions(scope.func.node if scope.func is not None else None, name)
+        if defs is not None:
+            return self.defs_value(defs)
+        bound = scope.names.bindings.get(name)
+        if bound is None:
             return _NOTBOUND
-        key = (id(scope), name)
-        if key in self._memo:
-            return self._memo[key]
-        if key in self._inprog or self.depth > MAX_DEPTH:
+        return QualV(bound) if isinstance(bound, str) else UNKNOWN
+
+    def defs_value(self, defs: Any) -> Any:
+        if len(defs.items) > 12:
             return UNKNOWN
-        self._inprog.add(key)
+        return join([self.def_value(d) for d in defs.items])
+
+    def def_value(self, d: Def) -> Any:
+        """The value a definition gives (memoized: a constructor call is one object)."""
+        if d in self._memo:
+            return self._memo[d]
+        if d in self._inprog or self.depth > MAX_DEPTH:
+            return UNKNOWN  # a definition that reads itself (``x = x + 1`` in a loop)
+        self._inprog.add(d)
         self.depth += 1
         try:
-            if len(bs) > 12:
-                value = UNKNOWN
-            elif all(b.kind == "import" for b in bs):
-                value = self._import_value(scope, name)
-            else:
-                plain = [b for b in bs if not self._self_ref(b, name)]
-                loops = [b for b in bs if b not in plain]
-                vals = [self._binding(scope, name, b, None) for b in plain]
-                value = join(vals)
-                if loops and value is not UNKNOWN:
-                    vals += [self._binding(scope, name, b, {name: value}) for b in loops]
-                    value = join(vals)
-                elif loops:
-                    value = UNKNOWN
+            value = self._def_value(d)
         finally:
-            self._inprog.discard(key)
+            self._inprog.discard(d)
             self.depth -= 1
-        self._memo[key] = value
+        self._memo[d] = value
         return value
 
-    def reaching_value(self, scope: ScopeInfo, name: str, at: int, block: tuple) -> Any:
-        """The value of ``name`` read at position ``at``: from the last binding
-        before it when that binding surely reaches (not in a branch the read is
-        not in, not overwritten around a loop); else every binding's join."""
-        bs = scope.bindings.get(name)
-        if not bs:
-            return _NOTBOUND
-        before = [b for b in bs if b.seq < at]
-        if before and self.depth <= MAX_DEPTH:
-            b = max(before, key=lambda x: x.seq)
-            if b.kind in ("assign", "for") and b.path is not None and block[: len(b.block)] == b.block and self._no_back_edge(bs, name, at, block, b):
-                self.depth += 1
-                try:
-                    frame = Frame(scope, "top", bind=True, at=b.seq, block=b.read_block)
-                    v = self.eval(b.value, frame)
-                    if b.kind == "for":
-                        v = self.element_of(v)
-                    return self.destructure(v, b.path)
-                finally:
-                    self.depth -= 1
-        return self.binding_value(scope, name)
-
-    @staticmethod
-    def _no_back_edge(bs: list[Binding], name: str, at: int, block: tuple, b: Binding) -> bool:
-        """No binding after the read can reach it around a loop: every loop it
-        could come back through also re-runs ``b`` (which then wins) first."""
-        for c in bs:
-            if c.seq < at:
-                continue
-            for loop in c.block:
-                if loop not in block or not isinstance(loop, (cst.For, cst.While)) or loop in b.block:
-                    continue
-                # A for loop that rebinds the name at each iteration cuts the back edge.
-                if isinstance(loop, cst.For) and name in names_in(loop.target):
-                    continue
-                return False
-        return True
-
-    @staticmethod
-    def _self_ref(b: Binding, name: str) -> bool:
-        return b.kind in ("assign", "for") and isinstance(b.value, cst.CSTNode) and name in names_in(b.value)
-
-    def _binding(self, scope: ScopeInfo, name: str, b: Binding, overrides: dict | None) -> Any:
-        kind = b.kind
-        if kind in ("class", "def"):
-            return b.value
-        if kind == "import":
-            return self._import_value(scope, name)
+    def _def_value(self, d: Def) -> Any:
+        kind = d.kind
+        if kind == "def":
+            return self._funcs.get(id(d.node), UNKNOWN)
+        if kind == "class":
+            return self._classes.get(id(d.node), UNKNOWN)
         if kind == "param":
-            return self.param_value(scope, b.value)
-        if kind not in ("assign", "for") or b.path is None:
+            return self.param_value(d)
+        if kind not in ("assign", "for") or d.node is None:
             return UNKNOWN
-        frame = Frame(scope, "top", bind=True, overrides=overrides)
-        v = self.eval(b.value, frame)
+        v = self.eval(d.node, Frame(self.scope_of(d.scope), "top", bind=True))  # type: ignore[arg-type]
         if kind == "for":
             v = self.element_of(v)
-        return self.destructure(v, b.path)
+        return self.destructure(v, d.path)
 
     def destructure(self, v: Any, path: tuple[int, ...]) -> Any:
         for i in path:
@@ -439,31 +409,40 @@ class Interpreter:
                 return UNKNOWN
         return v
 
-    def param_value(self, scope: ScopeInfo, info: tuple[int | None, cst.Param]) -> Any:
-        func = scope.func
+    def param_value(self, d: Def) -> Any:
+        """A parameter of a function of the file (not a method): the join of the arguments
+        of its call sites, which the program model lists."""
+        func = self._funcs.get(id(d.node))
         if func is None or func.owner is not None:
             return UNKNOWN
-        index, param = info
-        sites = [s for s in self.calls_named(func.name) if self.lookup(func.name, Frame(s.scope, "top", bind=True)) is func]
-        if not sites or len(sites) > 12:
+        found = self.model.call_sites(func.node)
+        if not found or len(found) > 12 or not all(plain for _, plain in found):
+            return UNKNOWN
+        calls = {id(call) for call, _ in found}
+        # A call by its name that the model did not follow (in a lambda, say) could pass anything.
+        if any(id(s.node) not in calls for s in self.calls_named(func.name)):
+            return UNKNOWN
+        param = next((p for p in (*func.node.params.posonly_params, *func.node.params.params,
+                                  *func.node.params.kwonly_params) if p.name.value == d.name), None)
+        if param is None:
             return UNKNOWN
         vals = []
-        for site in sites:
-            call = site.node
-            if any(a.star for a in call.args):
+        for call, _ in found:
+            site = self.site_of(call)
+            if site is None or any(a.star for a in call.args):
                 return UNKNOWN
             expr = None
             positional = [a for a in call.args if a.keyword is None]
-            if index is not None and index < len(positional):
-                expr = positional[index].value
+            if d.index is not None and d.index < len(positional):
+                expr = positional[d.index].value
             else:
                 for a in call.args:
-                    if a.keyword is not None and a.keyword.value == param.name.value:
+                    if a.keyword is not None and a.keyword.value == d.name:
                         expr = a.value
             if expr is None:
                 if param.default is None:
                     return UNKNOWN
-                vals.append(self.eval(param.default, Frame(scope.parent or scope, "top", bind=True)))
+                vals.append(self.eval(param.default, Frame(func.scope.parent or func.scope, "top", bind=True)))
             else:
                 vals.append(self.eval(expr, Frame(site.scope, "top", bind=True)))
         return join(vals)
@@ -558,7 +537,7 @@ class Interpreter:
             return False
         if n == "None":
             return None
-        return self.lookup(n, frame)
+        return self.lookup(n, frame, node)
 
     def e_Tuple(self, node: cst.Tuple, frame: Frame) -> Any:
         out: list[Any] = []
