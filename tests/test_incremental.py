@@ -211,3 +211,42 @@ def test_a_tree_parsed_for_the_prescan_is_reused_once_for_the_same_text():
     assert python_ast(source) is not held  # ...and it is not held any longer
     assert python_ast("".join(source), keep=True) is not python_ast(source)  # equal text, another object: parsed again
     assert ast.dump(python_ast(source)) == ast.dump(ast.parse(source))
+
+
+def _typing_session(rng: random.Random, source: str):
+    """What an editor sends while a line is retyped: the line erased a character at a
+    time (backspace), then typed again a character at a time, every step a version."""
+    lines = python_lines(source, keepends=True)
+    candidates = [i for i, line in enumerate(lines) if line.strip() and len(line) < 60]
+    i = rng.choice(candidates)
+    line = lines[i]
+    body, end = line.rstrip("\r\n"), line[len(line.rstrip("\r\n")) :]
+    indent = len(body) - len(body.lstrip())
+    for n in range(len(body), indent - 1, -1):  # backspace down to the indentation
+        yield "".join(lines[:i] + [body[:n] + end] + lines[i + 1 :])
+    for n in range(indent, len(body) + 1):  # and type it again
+        yield "".join(lines[:i] + [body[:n] + end] + lines[i + 1 :])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fixture",
+    sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("flagged_*.py"))[1::6],
+)
+def test_typing_sessions_agree_with_whole_file_lints(fixture):
+    # Keystroke by keystroke, as the server's analysis process sees them (its parse cache,
+    # begin/end per document, another document linted in between now and then).
+    rng = random.Random(fixture)
+    source = (FIXTURES / fixture).read_text(encoding="utf-8")
+    other = (FIXTURES / sorted(FIXTURES.rglob("flagged_*.py"))[0]).read_text(encoding="utf-8")
+    cache = ParseCache()
+    options = LintOptions(parse_cache=cache)
+    for step, version in enumerate(_typing_session(rng, source)):
+        if step % 7 == 3:
+            cache.begin("other.py")
+            lint_source(other, "other.py", options)
+            cache.end()
+        cache.begin("f.py")
+        got = lint_source(version, "f.py", options)
+        cache.end()
+        assert _key(got) == _key(lint_source(version, "f.py")), version
