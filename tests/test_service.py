@@ -390,7 +390,7 @@ def test_the_server_answers_initialize_without_libcst_the_rules_or_torch():
     import subprocess
     import sys
 
-    heavy = ("libcst", "torch", "torchlint.rules", "torchlint.engine", "torchlint.config", "torchlint.docs")
+    heavy = ("libcst", "torch", "torchlint.rules", "torchlint.engine", "torchlint.docs")
     code = (
         "import sys, torchlint.server, torchlint.server.app, torchlint.server.handlers\n"
         "from torchlint.server.app import create_server\n"
@@ -400,6 +400,50 @@ def test_the_server_answers_initialize_without_libcst_the_rules_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_server_process_never_loads_the_rules_to_lint(tmp_path):
+    # Its analysis processes resolve the selection and say which rules there are and where
+    # their documentation is: the server process stays without libcst and the rules (15 MB,
+    # unless the editor's settings select rules, which are then checked against them)
+    # and 0.4 s of CPU before the first diagnostics).
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, sys
+from lsprotocol import types as lsp
+from torchlint.server.service import TorchlintService
+
+class Client:
+    def __init__(self): self.logs, self.published = [], []
+    def publish(self, uri, version, diagnostics): self.published.append([(d.code, d.code_description.href) for d in diagnostics])
+    def log_message(self, level, message): self.logs.append(message)
+    def show_message(self, level, message): pass
+    def refresh_diagnostics(self): pass
+
+class Docs:
+    def get(self, uri): return (1, "it = iter(loader)\\nbatch = it.next()\\n")
+    def notebook(self, uri): return None
+
+async def main():
+    client = Client()
+    service = TorchlintService(client, Docs())
+    service.initialize(lsp.ClientCapabilities(), {{}})
+    await service.did_open({(tmp_path / "a.py").as_uri()!r}, "python")
+    service.shutdown()
+    print(client.published, [m for m in client.logs if "rules loaded" in m])
+    print(sorted(m for m in ("libcst", "torchlint.rules", "torchlint.engine", "torchlint.docs") if m in sys.modules))
+
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    published, imported = out.stdout.strip().splitlines()
+    assert published.startswith("[[('TL201', 'https://github.com/torchlint/torchlint/blob/main/docs/rules.md#tl201')]] ['torchlint: ")
+    assert "rules loaded (TL001.." in published
+    assert imported == "[]"
 
 
 def test_the_projects_max_file_size_applies_in_the_editor(tmp_path):

@@ -110,8 +110,20 @@ def confirmation_note(finding: Finding) -> str | None:
     return f"{label}: {evidence}" if evidence else label
 
 
+# Code -> documentation URL, as an analysis process reported it (set_rule_urls): the
+# server process itself does not load the rules.
+_RULE_URLS: dict[str, str | None] = {}
+
+
+def set_rule_urls(urls: dict[str, str | None]) -> None:
+    _RULE_URLS.update(urls)
+
+
 def rule_url(code: str) -> str | None:
-    # torchlint.docs imports the rule registry (libcst): not before the first diagnostic.
+    if code in _RULE_URLS:
+        return _RULE_URLS[code]
+    # torchlint.docs imports the rule registry (libcst, every rule): only where no
+    # analysis process has said (the embedding program's rules, lints in this process).
     from torchlint.docs import rule_url
 
     return rule_url(code)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
+from torchlint.config import Codes
 from torchlint.server.early import DIAGNOSTIC_MODES, settings_section  # shared with the early initialize answer
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def parse_settings(raw: Any, base: ClientSettings | None = None) -> ClientSettin
 class FileConfig:
     """The rule codes for one file, and where they came from."""
 
-    codes: frozenset[str]
+    codes: Codes  # resolved in the analysis processes (see torchlint.config.Codes)
     config_path: str | None  # the pyproject.toml that applied, if any
     error: str | None = None  # a broken config: shown to the user, defaults used meanwhile
     max_bytes: int | None = None  # the project's max-file-size (None: torchlint.sources.MAX_BYTES)
@@ -214,24 +215,24 @@ class ProjectConfigs:
         self._stamps.clear()
 
     def for_file(self, path: str | None, client: ClientSettings) -> FileConfig:
-        from torchlint.config import ConfigError, Resolver, posix, resolve_codes
+        from torchlint.config import ConfigError, Resolver, posix
 
         if self._resolver is None:
             self._resolver = Resolver(cwd=self._cwd)
         layers = [client.selection()]
         if path is None or not os.path.isabs(path) or client.configuration_preference == "editorOnly":
-            return FileConfig(resolve_codes(layers), None)
+            return FileConfig(Codes(tuple(layers)), None)
         abspath = posix(path)
         try:
             settings = self._resolver.settings_for_file(abspath)
         except ConfigError as exc:
             self._remember_candidates(abspath)
-            return FileConfig(resolve_codes(layers), None, str(exc))
+            return FileConfig(Codes(tuple(layers)), None, str(exc))
         if settings.path is not None:
             self._stamps.setdefault(os.path.join(settings.root, "pyproject.toml"), self._stamp(os.path.join(settings.root, "pyproject.toml")))
         self._remember_candidates(abspath)
         merged = merge_selections(settings.selection, client, client.configuration_preference)
-        codes = resolve_codes([merged], settings.ignored_codes(abspath))
+        codes = Codes((merged,), tuple(settings.ignored_codes(abspath)))
         return FileConfig(codes, settings.path, max_bytes=settings.max_file_size)
 
     def _remember_candidates(self, abspath: str) -> None:

@@ -75,9 +75,12 @@ def run_notebook_job(kind: str, source: str, path: str, options: Any) -> Any:
 
 def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type]) -> None:
     """The child's loop: one job at a time, answers in order."""
+    from torchlint.config import resolved
     from torchlint.engine import LintOptions, lint_source
     from torchlint.fixes import fix_source
     from torchlint.incremental import ParseCache
+    from torchlint.docs import rule_url
+    from torchlint.rules import all_rules
 
     extra = tuple(extra_rules)
     # Successive versions of a document differ in a statement or two: their
@@ -93,7 +96,7 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
             return
         kind, source, path, codes = job
         try:
-            options = LintOptions(codes=codes, extra_rules=extra, parse_cache=parse_cache)
+            options = LintOptions(codes=resolved(codes), extra_rules=extra, parse_cache=parse_cache)
             if kind == "lint":
                 parse_cache.begin(path)
                 report = lint_source(source, path, options)
@@ -102,6 +105,8 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
                 answer: tuple[str, Any] = ("ok", report)
             elif kind in NOTEBOOK_JOBS:
                 answer = ("ok", run_notebook_job(kind, source, path, options))
+            elif kind == "rules":  # the rules loaded and their documentation (the server does not load them)
+                answer = ("ok", {code: rule_url(code) for code in sorted(all_rules())})
             elif kind == "fix_all":
                 fixed = fix_source(source, lambda s: lint_source(s, path, options).findings, unsafe=False)[0]
                 answer = ("ok", fixed)
@@ -283,7 +288,8 @@ class WorkerPool:
         """
         path = job[2] if len(job) > 2 and isinstance(job[2], str) else None
         worker = await self._acquire(path)
-        worker.last_path = path
+        if path is not None:
+            worker.last_path = path
         if not self._warmed:
             # The first job: the other processes start while it runs.
             try:
