@@ -152,7 +152,7 @@ class Notebooks:
             return None
         version, cells = got
         raw = notebook_json(cells)
-        config = self.service.configs.for_file(st.path, self.service.settings)
+        config = await self.service.file_config(st.path)
         path = st.path or st.uri
         try:
             report: FileReport | None = await self.service.run_job(

@@ -55,7 +55,7 @@ from torchlint.server.convert import (
 )
 from torchlint.server.settings import ClientSettings, FileConfig, ProjectConfigs, parse_settings
 from torchlint.config import resolved
-from torchlint.server.worker import CannotStart, WorkerDied, WorkerPool
+from torchlint.server.worker import CannotStart, PluginFailure, WorkerDied, WorkerPool
 from torchlint.sources import MAX_BYTES, too_large
 
 if TYPE_CHECKING:
@@ -349,6 +349,26 @@ class TorchlintService:
 
         self._log_rules(sorted(all_rules()))
 
+    async def file_config(self, path: str | None) -> FileConfig:
+        """The file's settings; raises PluginFailure when the rules cannot be loaded (a broken plugin).
+
+        Analysis processes load the rules: the first lint asks one of them which rules
+        there are (and so whether they load). Lints in this process load them here.
+        """
+        config = self.configs.for_file(path, self.settings)
+        if isinstance(self.pool, WorkerPool):
+            await self._learn_rules()
+        else:
+            try:
+                config.codes.resolve()
+            except Exception as exc:
+                from torchlint.rules import PluginError
+
+                if isinstance(exc, PluginError):
+                    raise PluginFailure(str(exc)) from None
+                raise
+        return config
+
     async def _learn_rules(self) -> None:
         """The rules and their documentation URLs, from an analysis process (once): importing
         the rules here would cost this process 0.4 s of CPU and 15 MB."""
@@ -356,6 +376,8 @@ class TorchlintService:
             return
         try:
             urls = await self.run_job(("rules", "", None, None))  # (no path: any process will do)
+        except PluginFailure:
+            raise
         except Exception as exc:  # noqa: BLE001 - the rules are then loaded here when needed
             log.info("cannot list the rules of the analysis processes: %s", exc)
             return
@@ -483,12 +505,8 @@ class TorchlintService:
             return None
         version, source = current
         try:
-            config = self.configs.for_file(st.path, self.settings)
-        except Exception as exc:  # a PluginError: no rules to lint with until the plugin is fixed (and a restart)
-            from torchlint.rules import PluginError
-
-            if not isinstance(exc, PluginError):
-                raise
+            config = await self.file_config(st.path)
+        except PluginFailure as exc:  # no rules to lint with until the plugin is fixed (and a restart)
             self.show_once(lsp.MessageType.Error, f"torchlint: {exc}")
             return None
         if config.error:
@@ -523,7 +541,6 @@ class TorchlintService:
                 if report is None:
                     return None  # superseded while it ran
                 st.lint_s = self.clock() - started
-                await self._learn_rules()
         analysis = self._convert(st, version, source, config, report, notice)
         # Only the result for the text the client has now, with today's settings, is shown.
         if not self._current(st) or self.documents.get(st.uri) != (version, source):

@@ -36,6 +36,10 @@ class WorkerDied(Exception):
     """The analysis process ended without answering (crash, out of memory, stopped)."""
 
 
+class PluginFailure(Exception):
+    """The rules cannot be loaded: a plugin is broken (torchlint.rules.PluginError, from any process)."""
+
+
 class CannotStart(Exception):
     """No analysis process can be started here (e.g. a sandbox that forbids them)."""
 
@@ -80,7 +84,7 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
     from torchlint.fixes import fix_source
     from torchlint.incremental import ParseCache
     from torchlint.docs import rule_url
-    from torchlint.rules import all_rules
+    from torchlint.rules import PluginError, all_rules
 
     extra = tuple(extra_rules)
     # Successive versions of a document differ in a statement or two: their
@@ -112,6 +116,8 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
                 answer = ("ok", fixed)
             else:
                 answer = ("error", f"unknown job {kind!r}")
+        except PluginError as exc:
+            answer = ("plugin_error", str(exc))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which logs it
             answer = ("error", f"{type(exc).__name__}: {exc}")
         try:
@@ -323,6 +329,8 @@ class WorkerPool:
             await self._discard_and_notify(worker)
             raise
         await self._release(worker)
+        if status == "plugin_error":
+            raise PluginFailure(value)
         if status != "ok":
             raise RuntimeError(value)
         return value
