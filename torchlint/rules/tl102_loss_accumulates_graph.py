@@ -174,6 +174,8 @@ class LossAccumulatesGraph(Rule):
         kept = []
         judged: dict[tuple[int, int, str], bool] = {}
         for stmt, value_node, acc in self._candidates:
+            if _never_a_tensor(value_node):
+                continue  # `count += 1`, `total += loss.item()`: no graph whatever the model says
             func, loop = self._where.get(id(stmt), (None, None))
             if loop is not None:
                 scope = func if func is not None else node
@@ -228,6 +230,23 @@ def _walk(node: cst.CSTNode):
         cur = stack.pop()
         yield cur
         stack.extend(_children(cur))
+
+
+_LITERALS = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString,
+             cst.List, cst.Tuple, cst.Dict, cst.Set, cst.ListComp, cst.SetComp, cst.DictComp)  # fmt: skip
+_TO_PYTHON = frozenset({"item", "tolist"})
+
+
+def _never_a_tensor(value: cst.BaseExpression) -> bool:
+    """A literal or a tensor turned into Python numbers: never a tensor that carries a graph."""
+    if isinstance(value, cst.UnaryOperation):
+        value = value.expression
+    if isinstance(value, _LITERALS):
+        return True
+    return (
+        isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in _TO_PYTHON and not value.args
+    )  # fmt: skip
 
 
 def _rebound_in(loop: cst.CSTNode, acc: str) -> bool:
