@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from torchlint.analysis.model import program_model
@@ -55,6 +57,45 @@ def _passes_self(node: cst.CSTNode, me: str) -> bool:
         if _is_self_attribute(call.func, me) or any(_is_name(a.value, me) for a in call.args):
             return True
     return False
+
+
+def _class_inits(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The ``__init__`` methods (with a ``self``) of classes that have bases, anywhere in the file."""
+    return [
+        s
+        for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.bases
+        for s in c.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__init__" and s.args.args
+    ]  # fmt: skip
+
+
+def _init_may_store_first(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """False only where ``visit_ClassDef`` cannot report: an ``.__init__(...)`` call comes before any
+    ``self.x = <call>`` and before anything that hands ``self`` on (which is treated as "may")."""
+    me = init.args.args[0].arg
+    for stmt in init.body:
+        nodes = list(ast.walk(stmt))
+        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "__init__" for n in nodes):
+            return False
+        for n in nodes:
+            if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and any(_ast_self_attr(t, me) for t in n.targets):
+                return True
+            if isinstance(n, ast.AnnAssign) and isinstance(n.value, ast.Call) and _ast_self_attr(n.target, me):
+                return True
+            if isinstance(n, ast.Call) and (
+                _ast_self_attr(n.func, me)
+                or any(_ast_is(a.value if isinstance(a, ast.Starred) else a, me) for a in n.args)
+                or any(_ast_is(k.value, me) for k in n.keywords)
+            ):
+                return True
+    return True  # never calls it: the rule judges
+
+
+def _ast_is(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _ast_self_attr(node: ast.AST, me: str) -> bool:
+    return isinstance(node, ast.Attribute) and _ast_is(node.value, me)
 
 
 class ModuleMissingSuperInit(Rule):
@@ -125,6 +166,18 @@ class ModuleMissingSuperInit(Rule):
         Invalid("import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n        self.w = torch.nn.Parameter(torch.zeros(3))\n"),
         Invalid("import torch.nn as nn\n\nclass Base(nn.Module):\n    pass\n\nclass Net(Base):\n    def __init__(self, n):\n        self.n = n\n\n    def forward(self, x):\n        return x * self.n\n"),
     ]
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # Most classes call super().__init__() first: CPython's parser (shared with the
+        # engine's statement cut) shows that without a libcst parse.
+        from torchlint.incremental import python_ast
+
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        return any(_init_may_store_first(init) for init in _class_inits(tree))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         init = next((s for s in _body(node) if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
