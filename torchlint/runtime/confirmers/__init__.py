@@ -304,3 +304,20 @@ def failure(job: Job, result: Any) -> Confirmation | None:
 def target_exception(result: Any) -> dict[str, Any] | None:
     payload = getattr(result, "payload", None) or {}
     return payload.get("target_exception")
+
+
+def ran(job: Job, result: Any) -> Confirmation | dict[str, Any]:
+    """The detail of a run that reached the flagged line without raising; else the verdict on why not.
+
+    The common start of a measuring confirmer's ``interpret``: a sandbox or reaching failure
+    (:func:`failure`), or the flagged line itself raising (could not run: what it raised).
+    """
+    failed = failure(job, result)
+    if failed is not None:
+        return failed
+    detail = detail_of(job, result)
+    exc = target_exception(result)
+    if exc is not None:
+        detail["exception"] = exc
+        return Confirmation("could-not-run", f"line {job.claim.line} failed: {quote(exc)}", detail)
+    return detail

@@ -19,10 +19,7 @@ from torchlint.runtime.confirmers import (
     Job,
     Options,
     build_job,
-    detail_of,
-    failure,
-    quote,
-    target_exception,
+    ran,
 )
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
 
@@ -44,14 +41,9 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
 
 
 def interpret(job: Job, result: Any) -> Confirmation:
-    failed = failure(job, result)
-    if failed is not None:
-        return failed
-    detail = detail_of(job, result)
-    exc = target_exception(result)
-    if exc is not None:
-        detail["exception"] = exc
-        return Confirmation("could-not-run", f"line {job.claim.line} failed: {quote(exc)}", detail)
+    detail = ran(job, result)
+    if isinstance(detail, Confirmation):
+        return detail
     measure = result.payload.get("measure") or {}
     detail["measure"] = measure
     replacement = job.config.get("replacement")

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from torchlint.diagnostics import Confirmation
-from torchlint.runtime.confirmers import Job, Options, build_job, detail_of, failure, quote, target_exception
+from torchlint.runtime.confirmers import Job, Options, build_job, quote, ran
 from torchlint.runtime.extract import Claim, ModuleIndex, Planner, guess_setup
 
 CODE = "TL106"
@@ -32,14 +32,9 @@ def prepare(index: ModuleIndex, claim: Claim, options: Options, others: list[Cla
 
 
 def interpret(job: Job, result: Any) -> Confirmation:
-    failed = failure(job, result)
-    if failed is not None:
-        return failed
-    detail = detail_of(job, result)
-    exc = target_exception(result)
-    if exc is not None:
-        detail["exception"] = exc
-        return Confirmation("could-not-run", f"line {job.claim.line} failed: {quote(exc)}", detail)
+    detail = ran(job, result)
+    if isinstance(detail, Confirmation):
+        return detail
     if job.config.get("mode") == "tl101":
         return _gradients(job, result, detail)
     warned = [w for w in result.payload.get("warnings") or [] if w.get("in_target")]
