@@ -29,6 +29,7 @@ def _unfiltered(mp: pytest.MonkeyPatch) -> None:
     for cls in {*all_rules().values()}:
         mp.setattr(cls, "triggers", ())
         mp.setattr(cls, "trigger_pattern", None)
+        mp.setattr(cls, "qualified_triggers", frozenset())
         mp.setattr(cls, "applies_to", classmethod(lambda c, s: True))
         mp.setattr(cls, "applies_to_path", classmethod(lambda c, s, p: True))
 

@@ -22,6 +22,7 @@ from typing import Any
 import libcst as cst
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
+from torchlint.gates import may_reference
 from torchlint.incremental import ParseCache, python_ast
 from torchlint.names import NameResolver
 from torchlint.noqa import noqa_comments
@@ -95,6 +96,8 @@ class LintOptions:
             and (not r.triggers or any(t in source for t in r.triggers))
             and (path is None or r.applies_to_path(source, path))
             and (r.trigger_pattern is None or r.trigger_pattern.search(source) is not None)
+            # Documents resolve conventional names without imports (``F``): no gate there.
+            and (not r.qualified_triggers or self.document is not None or may_reference(source, r.qualified_triggers))
             and r.applies_to(source)
         ]
 

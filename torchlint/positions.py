@@ -43,8 +43,10 @@ def first_token_line(node: ast.stmt) -> int:
 
 def statement_start_lines(module: cst.Module, source: str) -> list[int] | None:
     """Line where each top-level statement's code (leading comments included) starts."""
+    from torchlint.incremental import python_ast
+
     try:
-        tree = ast.parse(source)
+        tree = python_ast(source, keep=True)  # (the pre-checks parsed this text already)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     starts: list[int] = []

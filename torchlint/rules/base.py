@@ -206,6 +206,10 @@ class Rule:
     triggers: ClassVar[tuple[str, ...]] = ()
     # A finer, regex pre-filter checked after ``triggers`` match (None: none).
     trigger_pattern: ClassVar["re.Pattern[str] | None"] = None
+    # The rule reports only where a dotted name resolves (through imports, see names.py)
+    # to one of these qualified names: other files are skipped on CPython's tree
+    # (torchlint/gates.py). Empty: no such pre-check.
+    qualified_triggers: ClassVar[frozenset[str]] = frozenset()
     # Can the runtime checker confirm findings of this rule?
     confirmable: ClassVar[bool] = False
     # Off by default (noisy or stylistic rules, like TorchFix's TOR4xx): only a

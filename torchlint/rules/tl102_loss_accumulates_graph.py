@@ -100,6 +100,18 @@ class LossAccumulatesGraph(Rule):
         ),
     ]
 
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # The candidates that need no model, judged on CPython's tree (shared with the other pre-checks).
+        from torchlint.incremental import python_ast
+        from torchlint.rules._accumulator_candidates import may_report
+
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        return may_report(tree, source)
+
     def __init__(self, context) -> None:
         super().__init__(context)
         self._loops = 0

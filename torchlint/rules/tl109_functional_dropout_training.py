@@ -61,6 +61,7 @@ class FunctionalDropoutTraining(Rule):
     severity = "warning"
     confirmable = True
     triggers = ("dropout",)
+    qualified_triggers = _DROPOUTS
 
     VALID = [
         "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"

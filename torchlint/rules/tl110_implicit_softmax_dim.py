@@ -65,6 +65,7 @@ class ImplicitSoftmaxDim(Rule):
     severity = "warning"
     confirmable = True
     triggers = ("oftm", "oftM")
+    qualified_triggers = frozenset(_DIM_AT)
 
     VALID = [
         "import torch.nn.functional as F\np = F.softmax(x, dim=-1)\n",

@@ -75,6 +75,7 @@ class TorchLoadWeightsOnly(Rule):
     message = "`torch.load` without `weights_only=`: say whether the file may unpickle arbitrary objects"
     severity = "warning"
     triggers = ("load",)
+    qualified_triggers = _LOADS
     # A call of something named load (torch.load, load, th.load): not "loader" or "download".
     trigger_pattern = re.compile(r"load(?<=\bload)\s*\(")  # = \bload\s*\(, with a literal first (20x faster to search)
 

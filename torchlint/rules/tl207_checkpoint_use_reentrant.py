@@ -69,6 +69,7 @@ class CheckpointUseReentrant(Rule):
     # Confirmed by the warning PyTorch gives when the call runs.
     confirmable = True
     triggers = ("checkpoint",)
+    qualified_triggers = frozenset(_CHECKPOINTS)
 
     VALID = [
         "from torch.utils.checkpoint import checkpoint\ny = checkpoint(block, x, use_reentrant=False)\n",

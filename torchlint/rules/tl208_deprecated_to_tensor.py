@@ -64,6 +64,7 @@ class DeprecatedToTensor(Rule):
     # Confirmed by torchvision's own warning (where torchvision is installed).
     confirmable = True
     triggers = ("ToTensor",)
+    qualified_triggers = frozenset({f"{_V2}.ToTensor"})
 
     VALID = [
         # v1 ToTensor is not deprecated.

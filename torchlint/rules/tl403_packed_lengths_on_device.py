@@ -53,6 +53,7 @@ class PackedLengthsOnDevice(Rule):
     severity = "error"
     confirmable = True
     triggers = ("pack_padded_sequence",)
+    qualified_triggers = _PACK
 
     VALID = [
         "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence\nlengths = torch.tensor([3, 2])\n"

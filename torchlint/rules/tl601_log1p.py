@@ -67,6 +67,7 @@ class Log1p(Rule):
     # Confirmed by evaluating both forms on the program's own values.
     confirmable = True
     triggers = ("log",)
+    qualified_triggers = frozenset({"torch.log"})
     # A call of log: not "logging"/"logger".
     trigger_pattern = re.compile(r"log(?<=\blog)\s*\(")  # = \blog\s*\(, with a literal first (20x faster to search)
 

@@ -46,6 +46,7 @@ class Expm1(Rule):
     # Confirmed by evaluating both forms on the program's own values.
     confirmable = True
     triggers = ("exp",)
+    qualified_triggers = frozenset({"torch.exp"})
     # A call of exp: not "except"/"expand".
     trigger_pattern = re.compile(r"exp(?<=\bexp)\s*\(")  # = \bexp\s*\(, with a literal first (20x faster to search)
 

@@ -56,6 +56,7 @@ class Logsumexp(Rule):
     # Confirmed by evaluating both forms on the program's own values.
     confirmable = True
     triggers = ("exp",)
+    qualified_triggers = frozenset({"torch.exp"})  # exp inside the log: reported only then
     # A call of exp: not "except"/"expand".
     trigger_pattern = re.compile(r"exp(?<=\bexp)\s*\(")  # = \bexp\s*\(, with a literal first (20x faster to search)
 

@@ -49,6 +49,7 @@ class DataloaderNumWorkers(Rule):
     severity = "info"
     default_enabled = False
     triggers = ("DataLoader",)
+    qualified_triggers = _LOADERS
 
     VALID = [
         "from torch.utils.data import DataLoader\nloader = DataLoader(ds, batch_size=32, num_workers=4)\n",

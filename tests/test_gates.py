@@ -1,0 +1,129 @@
+"""The CPython-tree pre-checks (torchlint/gates.py, TL102's and TL108's) skip files, never findings.
+
+Each case is linted with the pre-checks and with the rule forced to run; a case
+the pre-check skips must be one where the forced rule reports nothing, and the
+cases that exist to be reported must not be skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from torchlint.engine import LintOptions, lint_source
+from torchlint.gates import import_table, may_reference
+from torchlint.rules import all_rules
+
+
+def _active(code: str, source: str) -> bool:
+    return any(r.code == code for r in LintOptions(codes=frozenset({code})).active_rule_classes(source, "x.py"))
+
+
+def _forced(code: str, source: str, mp: pytest.MonkeyPatch) -> list[int]:
+    cls = all_rules()[code]
+    mp.setattr(cls, "qualified_triggers", frozenset())
+    mp.setattr(cls, "applies_to", classmethod(lambda c, s: True))
+    return [f.range.line for f in lint_source(source, "x.py", LintOptions(codes=frozenset({code}))).findings if f.code == code]
+
+
+def test_import_table_reads_every_import_in_every_scope():
+    src = (
+        "import torch as T\nimport torch.nn.functional\nfrom torch import load as L\nfrom . import sib\n"
+        "from torch.utils.data import *\ndef f():\n    import numpy as np\n    try:\n        from json import load\n"
+        "    except ImportError:\n        pass\nclass C:\n    import os\n"
+    )
+    table = import_table(src)
+    assert table is not None
+    assert table.bindings["T"] == {"torch"} and table.bindings["torch"] == {"torch"}
+    assert table.bindings["L"] == {"torch.load"} and table.bindings["np"] == {"numpy"}
+    assert table.bindings["load"] == {"json.load"} and table.bindings["sib"] == {"..sib"}
+    assert table.stars == {"torch.utils.data"}
+    assert table.chains("torch.load") == {"T.load", "torch.load", "L"}
+    assert table.resolve("T.nn.Module") == {"torch.nn.Module", "torch.utils.data.T.nn.Module"}  # (the star may bind T)
+    assert "DataLoader" in table.chains("torch.utils.data.DataLoader")
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import torch\nx = torch.load(f)\n", True),
+        ("import torch\nx = torch . load(f)\n", True),
+        ("import torch\nx = (torch  # the module\n     .load)(f)\n", True),
+        ("import torch as th\nth.load(f)\n", True),
+        ("from torch import load as restore\nrestore(f)\n", True),
+        ("from torch import *\nload(f)\n", True),
+        ("import torch.serialization\ntorch.serialization.load(f)\n", False),  # another name (TL205 lists both)
+        # Nothing of these can resolve to torch.load.
+        ("import json\nimport torch\njson.load(f)\n", False),
+        ("import torch\nimport pickle\npickle.load(f)\nmodel.load(f)\n", False),
+        ("import torch\n# torch.load(f) in a comment is text, but it can only make the file pass\nx = 1\n", True),
+        ("import torch\nself.torch.load(f)\n", False),
+        ("torch.load(f)\n", False),  # torch never imported: NameResolver gives None
+        ("import torch\ntorch.loader(f)\n", False),
+    ],
+)
+def test_may_reference_torch_load(source, expected):
+    assert may_reference(source, frozenset({"torch.load"})) is expected
+
+
+@pytest.mark.parametrize("code", ["TL205", "TL601", "TL602", "TL603", "TL701", "TL109", "TL110", "TL207", "TL208", "TL403"])
+def test_qualified_triggers_never_skip_a_rules_own_examples(code):
+    cls = all_rules()[code]
+    assert cls.qualified_triggers, code
+    for example in cls.INVALID:
+        assert _active(code, example.code), (code, example.code)
+
+
+# (source, TL102 reports it)
+TL102_CASES = [
+    ("total = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss\n", True),
+    ("total = 0\nwhile True:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss\n", True),
+    ("hist = []\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    hist.append(\n        loss\n    )\n", True),
+    # A def inside a loop: the rule asks the model with no loop of its own.
+    ("for x in loader:\n    def f(total):\n        total += criterion(model(x), y)\n", None),
+    # What the rule drops without the model.
+    ("n = 0\nfor x, y in loader:\n    n += 1\n    n += -1\n    n += 'a' 'b'\n    n += f'{x}'\n    n += [x]\n", False),
+    ("total = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    total += loss.item()\n", False),
+    ("for x, y in loader:\n    total = 0\n    total += criterion(model(x), y)\n", False),
+    ("total = 0\nfor x, y in loader:\n    total += criterion(model(x), y)\ntotal.backward()\n", False),
+    ("def f():\n    total = 0\n    for x, y in loader:\n        total += criterion(model(x), y)\n    return total\n", False),
+    ("hist = []\nfor x, y in loader:\n    hist.append(model(x))\n", False),  # no loss in the text
+    # True and None are names to libcst, not literals: kept.
+    ("t = 0\nfor x in loader:\n    t += True\n", None),
+    # A backward() in a one-line suite is not a statement line to the rule: it does not silence it.
+    ("total = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss\nif x: total.backward()\n", True),
+]
+
+
+@pytest.mark.parametrize("source, reported", TL102_CASES)
+def test_tl102_precheck(source, reported, monkeypatch):
+    ast.parse(source)
+    gate = _active("TL102", source)
+    forced = _forced("TL102", source, monkeypatch)
+    if forced:
+        assert gate, "the pre-check skipped a file the rule reports on"
+    if reported is not None:
+        assert bool(forced) is reported
+        assert gate is reported
+
+
+# (source, TL108 reports it)
+TL108_CASES = [
+    ("import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(2, 2)\n", True),
+    ("from torch import nn as tnn\nclass Base(tnn.Module):\n    pass\nclass Net(Base):\n    def __init__(self):\n        self.n = 1\n", True),
+    ("import pytorch_lightning as pl\nclass M(pl.LightningModule):\n    def __init__(self):\n        self.fc = make()\n", True),
+    # Not torch modules, whatever __init__ does.
+    ("class Config(object):\n    def __init__(self):\n        self.fc = make()\n", False),
+    ("import flax.linen as nn\nclass Net(nn.Module):\n    def __init__(self):\n        self.fc = nn.Dense(2)\n", False),
+    ("from enum import Enum\nclass E(Enum):\n    def __init__(self, v):\n        self.v = v\n", False),
+    ("class A(B):\n    pass\nclass B(A):\n    def __init__(self):\n        self.x = f()\n", False),  # a cycle of bases
+]
+
+
+@pytest.mark.parametrize("source, reported", TL108_CASES)
+def test_tl108_precheck(source, reported, monkeypatch):
+    gate = _active("TL108", source)
+    forced = _forced("TL108", source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is reported

@@ -1,0 +1,238 @@
+"""TL102's candidates found on CPython's tree, before any libcst parse.
+
+TL102 (loss-accumulates-graph) triggers on ``+=`` and ``.append(``, which most
+files of a large tree contain. Before it asks the program model anything it
+drops the candidates that need no model: a literal or ``.item()`` added, an
+accumulator rebound in its loop or one that feeds a graph. This module makes the
+same judgement on CPython's tree (ten times cheaper than the CST), so a file
+none of whose candidates survives is never parsed for TL102.
+
+It must never drop a candidate the rule keeps: every judgement here is the
+rule's own or a weaker one (``_feeds_graph`` looks at fewer statements than the
+rule does; anything in doubt is kept).
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import re
+
+from torchlint.sources import python_lines
+
+_CLASS = object()  # a class body
+_NUMBERS = (int, float, complex, str, bytes)
+_LITERALS = (ast.JoinedStr, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_GRAPH_CALLS = frozenset({"backward", "grad", "manual_backward"})
+_APPEND = re.compile(r"\.\s*append\b")
+
+
+def may_report(tree: ast.Module, source: str) -> bool:
+    """Could TL102 report anything in this file? False only where it surely cannot."""
+    append_lines: set[int] = set()
+    if ".append" in source or re.search(r"\.\s+append", source):
+        starts = _line_starts(source)
+        append_lines = {_line_of(starts, m.start()) for m in _APPEND.finditer(source)}
+    finder = _Finder(source, append_lines)
+    finder.block(tree.body, None, [])
+    if not finder.candidates:
+        return False
+    judged: dict[tuple[int, int, str], bool] = {}
+    for value, acc, func, loop in finder.candidates:
+        if _never_a_tensor(value):
+            continue
+        if loop is None:
+            return True  # the rule asks the model straight away
+        scope = func if func is not None else tree
+        key = (id(loop), id(scope), acc)
+        silent = judged.get(key)
+        if silent is None:
+            silent = judged[key] = _rebound_in(loop, acc) or _feeds_graph(scope, acc, finder.lines)
+        if not silent:
+            return True
+    return False
+
+
+def _line_starts(source: str) -> list[int]:
+    starts = [0]
+    for m in re.finditer(r"\r\n|\r|\n", source):
+        starts.append(m.end())
+    return starts
+
+
+def _line_of(starts: list[int], offset: int) -> int:
+    return bisect.bisect_right(starts, offset)
+
+
+class _Finder:
+    """Walks statements as the rule's visitor does, noting each ``acc += value`` / ``acc.append(value)`` in a loop."""
+
+    def __init__(self, source: str, append_lines: set[int]) -> None:
+        self.source = source
+        self._lines: list[str] | None = None
+        self.append_lines = append_lines
+        self.depth = 0  # loops around, in any frame (the rule's ``_loops``)
+        # (added value, accumulator, enclosing def or None, the loop whose body holds it or None)
+        self.candidates: list[tuple[ast.expr, str, object, ast.stmt | None]] = []
+
+    def block(self, body: list[ast.stmt], func: object, loops: list[list]) -> None:
+        for stmt in body:
+            self.statement(stmt, func, loops)
+
+    def statement(self, stmt: ast.stmt, func: object, loops: list[list]) -> None:
+        if isinstance(stmt, _DEFS):
+            frame: list[list] = []
+            for expr in (*stmt.decorator_list, *_defaults(stmt.args), stmt.returns):
+                self.expr(expr, stmt, frame)
+            self.block(stmt.body, stmt, frame)
+            return
+        if isinstance(stmt, ast.ClassDef):
+            frame = []
+            for expr in (*stmt.decorator_list, *stmt.bases, *(k.value for k in stmt.keywords)):
+                self.expr(expr, _CLASS, frame)
+            self.block(stmt.body, _CLASS, frame)
+            return
+        if isinstance(stmt, _LOOPS):
+            self.depth += 1
+            entry = [stmt, False]
+            loops.append(entry)
+            for expr in (stmt.test,) if isinstance(stmt, ast.While) else (stmt.target, stmt.iter):
+                self.expr(expr, func, loops)
+            entry[1] = True
+            self.block(stmt.body, func, loops)
+            entry[1] = False
+            self.block(stmt.orelse, func, loops)
+            loops.pop()
+            self.depth -= 1
+            return
+        if isinstance(stmt, ast.AugAssign) and self.depth and isinstance(stmt.op, ast.Add) and isinstance(stmt.target, ast.Name):
+            self.candidates.append((stmt.value, stmt.target.id, func, self._loop(func, loops)))
+        for name, value in ast.iter_fields(stmt):
+            if isinstance(value, list):
+                if value and isinstance(value[0], ast.stmt):
+                    self.block(value, func, loops)
+                else:
+                    for item in value:
+                        if isinstance(item, (ast.excepthandler, ast.match_case)):
+                            self.expr(getattr(item, "type", None) or getattr(item, "guard", None), func, loops)
+                            self.block(item.body, func, loops)
+                        elif isinstance(item, ast.AST):
+                            self.expr(item, func, loops)
+            elif isinstance(value, ast.AST):
+                self.expr(value, func, loops)
+
+    @staticmethod
+    def _loop(func: object, loops: list[list]) -> ast.stmt | None:
+        # Only in the body (not the iterable, test or else) of the innermost loop of a def
+        # or the module is that loop the one the model records.
+        return loops[-1][0] if loops and loops[-1][1] and func is not _CLASS else None
+
+    def expr(self, node: ast.AST | None, func: object, loops: list[list]) -> None:
+        """``x.append(...)`` calls inside an expression (only where a line of it says `.append`)."""
+        if node is None or not self.depth or not self.append_lines:
+            return
+        first = getattr(node, "lineno", None)
+        if first is not None:
+            last = getattr(node, "end_lineno", None) or first
+            if not any(line in self.append_lines for line in range(first, last + 1)):
+                return
+        for cur in ast.walk(node):
+            if not (
+                isinstance(cur, ast.Call) and isinstance(cur.func, ast.Attribute) and cur.func.attr == "append"
+                and isinstance(cur.func.value, ast.Name) and len(cur.args) + len(cur.keywords) == 1
+            ):  # fmt: skip
+                continue
+            if cur.args:
+                arg = cur.args[0].value if isinstance(cur.args[0], ast.Starred) else cur.args[0]
+            elif cur.keywords[0].arg is None:  # append(**kw): one argument to libcst too
+                arg = cur.keywords[0].value
+            else:
+                continue
+            # The rule wants the argument's text to mention a loss: its lines do, at least.
+            text = "".join(self.lines[arg.lineno - 1 : (arg.end_lineno or arg.lineno)]).lower()
+            if "loss" in text:
+                self.candidates.append((arg, cur.func.value.id, func, self._loop(func, loops)))
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = python_lines(self.source)
+        return self._lines
+
+
+def _defaults(args: ast.arguments) -> list[ast.expr]:
+    out = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+    for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+        if a is not None and a.annotation is not None:
+            out.append(a.annotation)
+    return out
+
+
+def _never_a_tensor(value: object) -> bool:
+    """The rule's own test (a literal or ``.item()``/``.tolist()``), on CPython's tree."""
+    if isinstance(value, ast.UnaryOp):
+        value = value.operand
+    if isinstance(value, ast.Constant):
+        return type(value.value) in _NUMBERS  # (True and None are names to libcst)
+    if isinstance(value, _LITERALS):
+        return True
+    return (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+        and value.func.attr in ("item", "tolist") and not value.args and not value.keywords
+    )  # fmt: skip
+
+
+def _rebound_in(loop: ast.stmt, acc: str) -> bool:
+    """A plain ``acc = ...`` anywhere in the loop's body."""
+    for stmt in loop.body:  # type: ignore[attr-defined]
+        for cur in ast.walk(stmt):
+            if isinstance(cur, ast.Assign) and any(isinstance(t, ast.Name) and t.id == acc for t in cur.targets):
+                return True
+    return False
+
+
+def _names(node: ast.AST) -> set[str]:
+    out = set()
+    for cur in ast.walk(node):
+        if isinstance(cur, ast.Name):
+            out.add(cur.id)
+        elif isinstance(cur, ast.Attribute):
+            out.add(cur.attr)
+    return out
+
+
+def _own_line(stmt: ast.stmt, lines: list[str]) -> bool:
+    """Does the statement start its line (a statement line of its own, not a suite after ``:`` or ``;``)?"""
+    if stmt.lineno > len(lines) or (stmt.lineno > 1 and lines[stmt.lineno - 2].endswith("\\")):
+        return False  # (a continuation line: perhaps a suite's)
+    return not lines[stmt.lineno - 1].encode("utf-8")[: stmt.col_offset].strip()
+
+
+def _feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
+    """The rule's test, on fewer statements: only those that begin a line, and every ``return``."""
+    simple = [
+        s for s in ast.walk(scope)
+        if isinstance(s, ast.stmt) and not isinstance(s, (*_DEFS, ast.ClassDef, *_LOOPS, ast.If, ast.With, ast.AsyncWith, ast.Try, ast.Match))
+        and (isinstance(s, ast.Return) or _own_line(s, lines))
+    ]  # fmt: skip
+    if hasattr(ast, "TryStar"):
+        simple = [s for s in simple if not isinstance(s, ast.TryStar)]
+    derived = {acc}
+    for _ in range(3):
+        for s in simple:
+            if isinstance(s, ast.Assign) and _names(s.value) & derived:
+                derived |= {t.id for t in s.targets if isinstance(t, ast.Name)}
+    for s in simple:
+        if not _names(s) & derived:
+            continue
+        for cur in ast.walk(s):
+            if isinstance(cur, (ast.Return, ast.Yield, ast.YieldFrom)):
+                return True
+            if isinstance(cur, ast.Call):
+                func = cur.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                if name in _GRAPH_CALLS:
+                    return True
+    return False
