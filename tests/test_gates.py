@@ -127,3 +127,36 @@ def test_tl108_precheck(source, reported, monkeypatch):
     forced = _forced("TL108", source, monkeypatch)
     assert bool(forced) is reported
     assert gate is reported
+
+
+# (rule, source, the rule reports it): calls the pre-checks look at on CPython's tree.
+CALL_CASES = [
+    ("TL205", "import torch\nstate = torch.load(path)\n", True),
+    ("TL205", "import torch\nstate = torch.load(path, weights_only=True)\n", False),
+    ("TL205", "import torch\nstate = torch.load(path, **opts)\n", False),
+    ("TL205", "import json, torch\nstate = json.load(f)\nx = torch.zeros(1)\n", False),
+    ("TL207", "from torch.utils.checkpoint import checkpoint\ny = checkpoint(f, x)\n", True),
+    ("TL207", "from torch.utils.checkpoint import checkpoint\ny = checkpoint(f, x, use_reentrant=False)\n", False),
+    ("TL110", "import torch.nn.functional as F\np = F.softmax(x)\n", True),
+    ("TL110", "import torch.nn.functional as F\np = F.softmax(x, dim=None)\n", True),
+    ("TL110", "import torch.nn.functional as F\np = F.softmax(x, None)\n", True),
+    ("TL110", "import torch.nn as nn\nsm = nn.Softmax()\n", True),
+    ("TL110", "import torch.nn.functional as F\np = F.softmax(x, dim=1)\n", False),
+    ("TL110", "import torch.nn.functional as F\np = F.softmax(x, 1)\n", False),
+    ("TL110", "import torch.nn as nn\nsm = nn.Softmax(dim=1)\n", False),
+    ("TL110", "import torch.nn.functional as F\np = F.softmax(*args)\n", False),
+    ("TL109", "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5)\n", True),
+    ("TL109", "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    if True:\n        def forward(self, x):\n            return F.dropout(x, 0.5)\n", True),
+    ("TL109", "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5, self.training)\n", False),
+    ("TL109", "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def forward(self, x):\n        def inner(y):\n            return F.dropout(y)\n        return inner(x)\n", False),
+    ("TL109", "import torch.nn.functional as F\nclass Net(object):\n    def forward(self, x):\n        return F.dropout(x)\n", False),
+    ("TL109", "import torch.nn.functional as F\ndef forward(x):\n    return F.dropout(x)\n", False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported", CALL_CASES)
+def test_call_prechecks(code, source, reported, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is reported

@@ -131,7 +131,9 @@ _GAP = r"(?:\s|\\\n|#[^\n]*)*"
 @lru_cache(maxsize=4096)
 def _chain_pattern(chain: str) -> re.Pattern[str]:
     parts = [re.escape(p) for p in chain.split(".")]
-    return re.compile(r"(?<![\w.])" + (_GAP + r"\." + _GAP).join(parts) + r"(?!\w)")
+    # The head's literal first (the regex engine then scans for it at C speed), its boundary after.
+    head = parts[0] + r"(?<![\w.]" + parts[0] + ")"
+    return re.compile((_GAP + r"\." + _GAP).join([head, *parts[1:]]) + r"(?!\w)")
 
 
 def may_reference(source: str, qualified: frozenset[str]) -> bool:
@@ -142,5 +144,76 @@ def may_reference(source: str, qualified: frozenset[str]) -> bool:
     for name in qualified:
         for chain in table.chains(name):
             if _chain_pattern(chain).search(source):
+                return True
+    return False
+
+
+_last_calls: tuple[ast.Module, list[tuple[str, ast.Call]]] | None = None
+
+
+def _dotted_calls(tree: ast.Module) -> list[tuple[str, ast.Call]]:
+    """Every call of the file whose callee is a dotted name, with that name's text (one walk per tree)."""
+    global _last_calls
+    if _last_calls is not None and _last_calls[0] is tree:
+        return _last_calls[1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            dotted = dotted_text(node.func)
+            if dotted is not None:
+                out.append((dotted, node))
+    _last_calls = (tree, out)
+    return out
+
+
+def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
+    """The calls of ``source`` whose callee may resolve to one of ``qualified`` (None: unknown, CPython cannot parse it)."""
+    table = import_table(source)
+    if table is None:
+        return None
+    if not may_reference(source, qualified):
+        return []
+    tree = python_ast(source, keep=True)
+    return [call for dotted, call in _dotted_calls(tree) if table.resolve(dotted) & qualified]
+
+
+def lacks_keyword(call: ast.Call, name: str, position: int | None = None) -> bool:
+    """``name`` is neither passed by keyword nor (at ``position``) positionally, nor possibly in ``**kwargs``/``*args``.
+
+    The CST rules' ``keyword``/``argument``/``forwards_kwargs`` say "absent" at most where this does.
+    """
+    if any(k.arg is None or k.arg == name for k in call.keywords):
+        return False
+    if position is not None:
+        for i, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred) or i == position:
+                return False
+    return True
+
+
+def classes_by_name(tree: ast.Module) -> dict[str, list[ast.ClassDef]]:
+    classes: dict[str, list[ast.ClassDef]] = {}
+    for node in statements(tree.body):
+        if isinstance(node, ast.ClassDef):
+            classes.setdefault(node.name, []).append(node)
+    return classes
+
+
+def may_be_torch_module_class(cls: ast.ClassDef, classes: dict[str, list[ast.ClassDef]], table: ImportTable, seen: set[int] | None = None) -> bool:
+    """Might the program model's ``is_torch_module_class`` hold for ``cls``? Every class of a base's
+    name and every import of it count (the model follows one of them)."""
+    from torchlint.analysis.model import _LIGHTNING_MODULES
+
+    seen = set() if seen is None else seen
+    seen.add(id(cls))
+    for base in cls.bases:
+        dotted = dotted_text(base)
+        if dotted is None:
+            continue  # (no qualified name: never a module base to the model)
+        for other in classes.get(dotted, ()):
+            if id(other) not in seen and may_be_torch_module_class(other, classes, table, seen):
+                return True
+        for qual in table.resolve(dotted):
+            if (qual.startswith("torch.nn.") and qual.rpartition(".")[2][:1].isupper()) or qual in _LIGHTNING_MODULES:
                 return True
     return False

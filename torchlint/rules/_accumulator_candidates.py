@@ -25,6 +25,7 @@ _NUMBERS = (int, float, complex, str, bytes)
 _LITERALS = (ast.JoinedStr, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_TRIES = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
 _GRAPH_CALLS = frozenset({"backward", "grad", "manual_backward"})
 _APPEND = re.compile(r"\.\s*append\b")
 
@@ -32,9 +33,8 @@ _APPEND = re.compile(r"\.\s*append\b")
 def may_report(tree: ast.Module, source: str) -> bool:
     """Could TL102 report anything in this file? False only where it surely cannot."""
     append_lines: set[int] = set()
-    if ".append" in source or re.search(r"\.\s+append", source):
-        starts = _line_starts(source)
-        append_lines = {_line_of(starts, m.start()) for m in _APPEND.finditer(source)}
+    if "append" in source:
+        append_lines = _lines_of(source, [m.start() for m in _APPEND.finditer(source)])
     finder = _Finder(source, append_lines)
     finder.block(tree.body, None, [])
     if not finder.candidates:
@@ -55,15 +55,17 @@ def may_report(tree: ast.Module, source: str) -> bool:
     return False
 
 
-def _line_starts(source: str) -> list[int]:
-    starts = [0]
-    for m in re.finditer(r"\r\n|\r|\n", source):
-        starts.append(m.end())
-    return starts
-
-
-def _line_of(starts: list[int], offset: int) -> int:
-    return bisect.bisect_right(starts, offset)
+def _lines_of(source: str, offsets: list[int]) -> set[int]:
+    """The (1-based) lines of ascending offsets, as Python counts lines."""
+    if "\r" in source:
+        starts = [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", source))]
+        return {bisect.bisect_right(starts, o) for o in offsets}
+    out, line, pos = set(), 1, 0
+    for o in offsets:
+        line += source.count("\n", pos, o)
+        pos = o
+        out.add(line)
+    return out
 
 
 class _Finder:
@@ -107,21 +109,31 @@ class _Finder:
             loops.pop()
             self.depth -= 1
             return
-        if isinstance(stmt, ast.AugAssign) and self.depth and isinstance(stmt.op, ast.Add) and isinstance(stmt.target, ast.Name):
-            self.candidates.append((stmt.value, stmt.target.id, func, self._loop(func, loops)))
-        for name, value in ast.iter_fields(stmt):
-            if isinstance(value, list):
-                if value and isinstance(value[0], ast.stmt):
-                    self.block(value, func, loops)
-                else:
-                    for item in value:
-                        if isinstance(item, (ast.excepthandler, ast.match_case)):
-                            self.expr(getattr(item, "type", None) or getattr(item, "guard", None), func, loops)
-                            self.block(item.body, func, loops)
-                        elif isinstance(item, ast.AST):
-                            self.expr(item, func, loops)
-            elif isinstance(value, ast.AST):
-                self.expr(value, func, loops)
+        if isinstance(stmt, ast.If):
+            self.expr(stmt.test, func, loops)
+            self.block(stmt.body, func, loops)
+            self.block(stmt.orelse, func, loops)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                self.expr(item.context_expr, func, loops)
+                self.expr(item.optional_vars, func, loops)
+            self.block(stmt.body, func, loops)
+        elif isinstance(stmt, _TRIES):
+            self.block(stmt.body, func, loops)
+            for handler in stmt.handlers:
+                self.expr(handler.type, func, loops)
+                self.block(handler.body, func, loops)
+            self.block(stmt.orelse, func, loops)
+            self.block(stmt.finalbody, func, loops)
+        elif isinstance(stmt, ast.Match):
+            self.expr(stmt.subject, func, loops)
+            for case in stmt.cases:  # (patterns hold no calls)
+                self.expr(case.guard, func, loops)
+                self.block(case.body, func, loops)
+        else:  # a simple statement
+            if isinstance(stmt, ast.AugAssign) and self.depth and isinstance(stmt.op, ast.Add) and isinstance(stmt.target, ast.Name):
+                self.candidates.append((stmt.value, stmt.target.id, func, self._loop(func, loops)))
+            self.expr(stmt, func, loops)
 
     @staticmethod
     def _loop(func: object, loops: list[list]) -> ast.stmt | None:

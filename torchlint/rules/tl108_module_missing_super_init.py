@@ -4,8 +4,8 @@ import ast
 
 import libcst as cst
 
-from torchlint.analysis.model import _LIGHTNING_MODULES, program_model
-from torchlint.gates import statements
+from torchlint.analysis.model import program_model
+from torchlint.gates import classes_by_name, may_be_torch_module_class, statements
 from torchlint.analysis.values import ClassV
 from torchlint.rules.base import Invalid, Rule
 from torchlint.walk import walk
@@ -67,25 +67,6 @@ def _class_inits(tree: ast.Module) -> list[tuple[ast.ClassDef, ast.FunctionDef |
         for c in statements(tree.body) if isinstance(c, ast.ClassDef) and c.bases
         for s in c.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__init__" and s.args.args
     ]  # fmt: skip
-
-
-def _may_be_torch_module(cls: ast.ClassDef, classes: dict[str, list[ast.ClassDef]], table, seen: set[int]) -> bool:  # type: ignore[no-untyped-def]
-    """Might the program model's ``is_torch_module_class`` hold? Every class of a base's name and
-    every import of it count (the model follows one of them)."""
-    from torchlint.gates import dotted_text
-
-    seen.add(id(cls))
-    for base in cls.bases:
-        dotted = dotted_text(base)
-        if dotted is None:
-            continue  # (no qualified name: never a module base to the model)
-        for other in classes.get(dotted, ()):
-            if id(other) not in seen and _may_be_torch_module(other, classes, table, seen):
-                return True
-        for qual in table.resolve(dotted):
-            if (qual.startswith("torch.nn.") and qual.rpartition(".")[2][:1].isupper()) or qual in _LIGHTNING_MODULES:
-                return True
-    return False
 
 
 def _init_may_store_first(init: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -205,11 +186,8 @@ class ModuleMissingSuperInit(Rule):
         table = import_table(source)
         if table is None:
             return True
-        classes: dict[str, list[ast.ClassDef]] = {}
-        for node in statements(tree.body):
-            if isinstance(node, ast.ClassDef):
-                classes.setdefault(node.name, []).append(node)
-        return any(_may_be_torch_module(cls, classes, table, set()) for cls, _ in inits)
+        classes = classes_by_name(tree)
+        return any(may_be_torch_module_class(cls, classes, table) for cls, _ in inits)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         init = next((s for s in _body(node) if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)

@@ -1,10 +1,40 @@
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import add_keyword, argument
 from torchlint.analysis.model import program_model
+from torchlint.gates import calls_to, classes_by_name, import_table, may_be_torch_module_class, statements
+from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Rule
+
+def _may_default_training(call: ast.Call) -> bool:
+    """No `training` (keyword or third argument) and no `*`/`**` arguments: the rule's own test."""
+    return not any(isinstance(a, ast.Starred) for a in call.args) and all(k.arg not in (None, "training") for k in call.keywords) and len(call.args) < 3
+
+
+def _methods(klass: ast.ClassDef):
+    """The defs whose scope is the class's (in its body, or in an if/try/with there)."""
+    stack = list(klass.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+        elif not isinstance(node, ast.ClassDef):
+            stack.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, (ast.stmt, ast.excepthandler, ast.match_case)))
+
+
+def _own_nodes(func: ast.AST):
+    """The nodes of a def's body, not those of the defs and classes nested in it (their own scopes)."""
+    stack = list(func.body)  # type: ignore[attr-defined]
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+
 
 # These default to training=True; alpha_dropout and feature_alpha_dropout default to False.
 _DROPOUTS = frozenset(f"torch.nn.functional.{n}" for n in ("dropout", "dropout1d", "dropout2d", "dropout3d"))
@@ -62,6 +92,29 @@ class FunctionalDropoutTraining(Rule):
     confirmable = True
     triggers = ("dropout",)
     qualified_triggers = _DROPOUTS
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # A call without `training` right in the `forward` of a class that may be a torch module.
+        calls = calls_to(source, _DROPOUTS)
+        if calls is None:
+            return True
+        candidates = {id(c) for c in calls if _may_default_training(c)}
+        if not candidates:
+            return False
+        tree = python_ast(source, keep=True)
+        table = import_table(source)
+        classes = classes_by_name(tree)
+        for klass in (s for s in statements(tree.body) if isinstance(s, ast.ClassDef)):
+            for method in _methods(klass):
+                if (
+                    method.name == "forward" and not method.decorator_list
+                    and any(id(n) in candidates for n in _own_nodes(method))
+                    # (the model judges the class by its name: every class of that name counts)
+                    and (table is None or any(may_be_torch_module_class(c, classes, table) for c in classes[klass.name]))
+                ):  # fmt: skip
+                    return True
+        return False
 
     VALID = [
         "import torch.nn as nn\nimport torch.nn.functional as F\n\nclass Net(nn.Module):\n"

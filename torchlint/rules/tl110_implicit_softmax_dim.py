@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import add_keyword, argument
+from torchlint.gates import calls_to
 from torchlint.names import dotted_name
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
@@ -14,6 +17,21 @@ _MODULES = {
     for n in ("Softmax", "LogSoftmax", "Softmin")
 }
 _DIM_AT = {**_FUNCTIONAL, **_MODULES}
+
+
+def _passes_dim(call: ast.Call) -> bool:
+    """Surely gives ``dim`` (or has ``*``/``**`` arguments, which the rule leaves alone), on CPython's tree."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return True
+    dim = next((k.value for k in call.keywords if k.arg == "dim"), None)
+    if dim is not None:
+        return not _is_none(dim)
+    # dim is the first argument of the modules and the second of the functions.
+    return len(call.args) >= 2 and not _is_none(call.args[0]) and not _is_none(call.args[1])
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _implicit_dim(rank: int) -> int:
@@ -66,6 +84,12 @@ class ImplicitSoftmaxDim(Rule):
     confirmable = True
     triggers = ("oftm", "oftM")
     qualified_triggers = frozenset(_DIM_AT)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # `dim=None` is reported too: only a call that surely passes a dim is no candidate.
+        calls = calls_to(source, cls.qualified_triggers)
+        return calls is None or any(not _passes_dim(c) for c in calls)
 
     VALID = [
         "import torch.nn.functional as F\np = F.softmax(x, dim=-1)\n",

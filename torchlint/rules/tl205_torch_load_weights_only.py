@@ -13,6 +13,7 @@ from torchlint.analysis.apicalls import (
     target_torch_version,
     version_text,
 )
+from torchlint.gates import calls_to, lacks_keyword
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
 _LOADS = frozenset({"torch.load", "torch.serialization.load"})
@@ -76,6 +77,11 @@ class TorchLoadWeightsOnly(Rule):
     severity = "warning"
     triggers = ("load",)
     qualified_triggers = _LOADS
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        calls = calls_to(source, _LOADS)
+        return calls is None or any(lacks_keyword(c, "weights_only") for c in calls)
     # A call of something named load (torch.load, load, th.load): not "loader" or "download".
     trigger_pattern = re.compile(r"load(?<=\bload)\s*\(")  # = \bload\s*\(, with a literal first (20x faster to search)
 

@@ -8,6 +8,7 @@ from torchlint.analysis.apicalls import (
     keyword,
     target_torch_version,
 )
+from torchlint.gates import calls_to, lacks_keyword
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
 # The release that started warning about a missing use_reentrant.
@@ -70,6 +71,11 @@ class CheckpointUseReentrant(Rule):
     confirmable = True
     triggers = ("checkpoint",)
     qualified_triggers = frozenset(_CHECKPOINTS)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        calls = calls_to(source, cls.qualified_triggers)
+        return calls is None or any(lacks_keyword(c, "use_reentrant") for c in calls)
 
     VALID = [
         "from torch.utils.checkpoint import checkpoint\ny = checkpoint(block, x, use_reentrant=False)\n",

@@ -16,7 +16,7 @@ _GUARDS = frozenset({"AttributeError", "ImportError", "ModuleNotFoundError", "Ex
 _DEPRECATED_APIS = frozenset(by_api())
 
 
-_HUB = re.compile(r"\bhub\b")
+_HUB = re.compile(r"hub(?<=\bhub)\b")  # (the literal first: scanned for at C speed)
 
 
 class NonexistentAttribute(LocalTypes, Rule):
