@@ -160,3 +160,47 @@ def test_call_prechecks(code, source, reported, monkeypatch):
     forced = _forced(code, source, monkeypatch)
     assert bool(forced) is reported
     assert gate is reported
+
+
+# (rule, source, the rule reports it, the pre-check lets it through)
+API_CASES = [
+    ("TL203", "import torch\nwith torch.cuda.amp.autocast():\n    pass\n", True, True),
+    ("TL203", "from torch.cuda import amp\nscaler = amp.GradScaler()\n", True, True),
+    ("TL203", "from torch.cuda.amp import autocast\nwith autocast():\n    pass\n", True, True),
+    ("TL203", "import torch.nn.functional as F\nl = F.cross_entropy(x, y, size_average=False)\n", True, True),
+    ("TL203", "import torch\n# torch.cuda.amp.autocast() is deprecated: we use torch.amp\nwith torch.amp.autocast('cuda'):\n    pass\n", False, False),
+    ("TL203", "import torch\nfrom mylib import autocast\nwith autocast():\n    pass\nf(size_average=2)\n", False, False),
+    ("TL204", "from torch._six import string_classes\n", True, True),
+    ("TL204", "import torch._six\n", True, True),
+    ("TL204", "import torch\nx = torch._six.inf\n", False, True),  # (a module's attribute: not reported, yet it names the module)
+    ("TL204", "import torch\nsix = '_six'\nx = torch.zeros(1)\n", False, False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported, passes", API_CASES)
+def test_api_prechecks(code, source, reported, passes, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is passes
+
+
+MATH_CASES = [
+    ("TL601", "import torch\ny = torch.log(1 + x)\n", True),
+    ("TL601", "import torch\ny = torch.log(input=x + 1)\n", True),
+    ("TL601", "import torch\ny = torch.log(x)\nz = 1 + x\n", False),
+    ("TL602", "import torch\ny = torch.exp(x) - 1\n", True),
+    ("TL602", "import torch\ny = torch.exp(x) + torch.exp(z) - 1\n", False),
+    ("TL602", "import torch\ny = 1 - torch.exp(x)\n", False),
+    ("TL603", "import torch\ny = torch.log(torch.exp(x).sum(dim=1))\n", True),
+    ("TL603", "import torch\ny = torch.log(torch.sum(torch.exp(x), dim=1))\n", True),
+    ("TL603", "import torch\ny = torch.exp(x)\nz = torch.log(y.sum(1))\n", False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported", MATH_CASES)
+def test_math_prechecks(code, source, reported, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is reported

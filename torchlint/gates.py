@@ -148,22 +148,30 @@ def may_reference(source: str, qualified: frozenset[str]) -> bool:
     return False
 
 
-_last_calls: tuple[ast.Module, list[tuple[str, ast.Call]]] | None = None
+_last_index: tuple[ast.Module, list[tuple[str | None, ast.Call]], list[ast.BinOp]] | None = None
 
 
-def _dotted_calls(tree: ast.Module) -> list[tuple[str, ast.Call]]:
-    """Every call of the file whose callee is a dotted name, with that name's text (one walk per tree)."""
-    global _last_calls
-    if _last_calls is not None and _last_calls[0] is tree:
-        return _last_calls[1]
-    out = []
+def _index(tree: ast.Module) -> tuple[list[tuple[str | None, ast.Call]], list[ast.BinOp]]:
+    """The calls (with their callee's dotted name, None if it has none), and the binary operations (one walk per tree)."""
+    global _last_index
+    if _last_index is not None and _last_index[0] is tree:
+        return _last_index[1], _last_index[2]
+    calls, binops = [], []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            dotted = dotted_text(node.func)
-            if dotted is not None:
-                out.append((dotted, node))
-    _last_calls = (tree, out)
-    return out
+            calls.append((dotted_text(node.func), node))
+        elif isinstance(node, ast.BinOp):
+            binops.append(node)
+    _last_index = (tree, calls, binops)
+    return calls, binops
+
+
+def binary_operations(source: str) -> list[ast.BinOp]:
+    return _index(python_ast(source, keep=True))[1]
+
+
+def all_calls(source: str) -> list[ast.Call]:
+    return [call for _, call in _index(python_ast(source, keep=True))[0]]
 
 
 def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
@@ -174,7 +182,7 @@ def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
     if not may_reference(source, qualified):
         return []
     tree = python_ast(source, keep=True)
-    return [call for dotted, call in _dotted_calls(tree) if table.resolve(dotted) & qualified]
+    return [call for dotted, call in _index(tree)[0] if dotted is not None and table.resolve(dotted) & qualified]
 
 
 def lacks_keyword(call: ast.Call, name: str, position: int | None = None) -> bool:
@@ -217,3 +225,40 @@ def may_be_torch_module_class(cls: ast.ClassDef, classes: dict[str, list[ast.Cla
             if (qual.startswith("torch.nn.") and qual.rpartition(".")[2][:1].isupper()) or qual in _LIGHTNING_MODULES:
                 return True
     return False
+
+
+_last_dotted: tuple[ast.Module, set[str], set[str]] | None = None
+
+
+def dotted_uses(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """Every dotted name of the file's code (each prefix of a chain too), and every module an import names."""
+    global _last_dotted
+    if _last_dotted is not None and _last_dotted[0] is tree:
+        return _last_dotted[1], _last_dotted[2]
+    names: set[str] = set()
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            dotted = dotted_text(node)
+            if dotted is not None:
+                names.add(dotted)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    _last_dotted = (tree, names, modules)
+    return names, modules
+
+
+def may_use_api(source: str, apis: frozenset[str]) -> bool:
+    """Might the file name one of ``apis``: a dotted name resolving to it, an import of it, or of a module inside it?"""
+    table = import_table(source)
+    if table is None:
+        return True
+    names, modules = dotted_uses(python_ast(source, keep=True))
+    for module in modules:
+        parts = module.split(".")
+        if any(".".join(parts[: i + 1]) in apis for i in range(len(parts))):
+            return True
+    return any(not table.resolve(name).isdisjoint(apis) for name in names)

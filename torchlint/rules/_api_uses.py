@@ -18,6 +18,7 @@ import libcst as cst
 from torchlint.walk import children as _children
 
 from torchlint.knowledge.deprecations import Deprecation, by_api
+from torchlint.gates import may_use_api
 from torchlint.names import dotted_name
 from torchlint.rules.base import FixOp, FixSpec, InsertAfter, InsertBefore, Replace, Rule
 
@@ -142,6 +143,8 @@ class ApiUseRule(Rule):
             if name is None or any(parent in source for parent in _PARENTS.get(name, ())):
                 found = True
                 break
+        # Then exactly: some dotted name or import of the file may resolve to an entry.
+        found = found and may_use_api(source, _APIS)
         _last_applies = (source, found)
         return found
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
 from torchlint.analysis.apicalls import argument, is_number
+from torchlint.gates import calls_to
 from torchlint.rules.base import FixOp, FixSpec, Invalid, Replace, Rule
 
 
@@ -25,6 +27,12 @@ def renamed(context, func: cst.BaseExpression, new: str) -> tuple[FixOp, ...] | 
     if context.names.lookup(new) == f"torch.{new}":
         return (Replace(func, cst.Name(new)),)
     return None
+
+
+def _input(call: ast.Call) -> ast.expr | None:
+    if call.args:
+        return call.args[0]
+    return next((k.value for k in call.keywords if k.arg == "input"), None)
 
 
 class Log1p(Rule):
@@ -68,6 +76,12 @@ class Log1p(Rule):
     confirmable = True
     triggers = ("log",)
     qualified_triggers = frozenset({"torch.log"})
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # Its input (first, or `input=`) is a sum.
+        calls = calls_to(source, cls.qualified_triggers)
+        return calls is None or any(isinstance(_input(c), ast.BinOp) and isinstance(_input(c).op, ast.Add) for c in calls)  # type: ignore[union-attr]
     # A call of log: not "logging"/"logger".
     trigger_pattern = re.compile(r"log(?<=\blog)\s*\(")  # = \blog\s*\(, with a literal first (20x faster to search)
 

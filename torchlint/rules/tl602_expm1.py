@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
 from torchlint.analysis.apicalls import is_number
+from torchlint.gates import all_calls, binary_operations, calls_to
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 
@@ -47,6 +49,15 @@ class Expm1(Rule):
     confirmable = True
     triggers = ("exp",)
     qualified_triggers = frozenset({"torch.exp"})
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # The exp call is the left side of a subtraction.
+        calls = calls_to(source, cls.qualified_triggers)
+        if calls is None:
+            return True
+        ids = {id(c) for c in calls}
+        return any(isinstance(b.op, ast.Sub) and id(b.left) in ids for b in binary_operations(source)) if ids else False
     # A call of exp: not "except"/"expand".
     trigger_pattern = re.compile(r"exp(?<=\bexp)\s*\(")  # = \bexp\s*\(, with a literal first (20x faster to search)
 

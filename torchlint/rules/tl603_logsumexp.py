@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
 from torchlint.analysis.apicalls import argument
+from torchlint.gates import all_calls, binary_operations, calls_to
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 
@@ -57,6 +59,22 @@ class Logsumexp(Rule):
     confirmable = True
     triggers = ("exp",)
     qualified_triggers = frozenset({"torch.exp"})  # exp inside the log: reported only then
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # The exp call is summed: `exp(x).sum(...)` or `sum(exp(x), ...)`.
+        calls = calls_to(source, cls.qualified_triggers)
+        if calls is None:
+            return True
+        ids = {id(c) for c in calls}
+        if not ids:
+            return False
+        for c in all_calls(source):
+            func = c.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name == "sum" and ((isinstance(func, ast.Attribute) and id(func.value) in ids) or (c.args and id(c.args[0]) in ids)):
+                return True
+        return False
     # A call of exp: not "except"/"expand".
     trigger_pattern = re.compile(r"exp(?<=\bexp)\s*\(")  # = \bexp\s*\(, with a literal first (20x faster to search)
 
