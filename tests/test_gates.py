@@ -204,3 +204,23 @@ def test_math_prechecks(code, source, reported, monkeypatch):
     forced = _forced(code, source, monkeypatch)
     assert bool(forced) is reported
     assert gate is reported
+
+
+MODEL_CASES = [
+    ("TL103", "import torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(F.softmax(model(x), dim=1), y)\n", True),
+    ("TL103", "import torch.nn.functional as F\nloss = F.nll_loss(F.softmax(model(x), dim=1), y)\n", True),
+    ("TL103", "import torch.nn.functional as F\nloss = criterion(F.softmax(model(x), dim=1), y)\n", False),  # criterion: a loss, of no known kind
+    ("TL107", "import torch.nn as nn\nlayer = nn.Linear(2, 2)\ny = layer.forward(x)\n", True),
+    ("TL107", "import torch.nn as nn\nclass Net(nn.Module):\n    def forward(self, x):\n        return x\nnet = Net()\ny = net.forward(x)\n", True),
+    ("TL107", "y = model.forward(x)\n", False),  # a name is no known class
+    ("TL107", "import torch.nn as nn\nlayer = nn.Linear(2, 2)\ny = make().forward(x)\n", False),
+    ("TL107", "from mylib import Block\nblock = Block()\ny = block.forward(x)\n", False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported", MODEL_CASES)
+def test_model_rule_prechecks(code, source, reported, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is reported

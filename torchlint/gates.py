@@ -124,6 +124,11 @@ def import_table(source: str) -> ImportTable | None:
     return table
 
 
+def python_tree_ok(source: str) -> bool:
+    """Can CPython parse the text (then the pre-checks may judge it)?"""
+    return import_table(source) is not None
+
+
 # Between the parts of a dotted name: spaces, line breaks, backslash continuations, comments.
 _GAP = r"(?:\s|\\\n|#[^\n]*)*"
 
@@ -262,3 +267,37 @@ def may_use_api(source: str, apis: frozenset[str]) -> bool:
         if any(".".join(parts[: i + 1]) in apis for i in range(len(parts))):
             return True
     return any(not table.resolve(name).isdisjoint(apis) for name in names)
+
+
+def may_hold_torch_module(source: str) -> bool:
+    """Might the program model know some value of the file as a torch module (``is_torch_module``)?
+
+    Only a ``torch.nn`` class built by its qualified name, or a class of the file whose bases
+    may lead to one, makes such a value.
+    """
+    table = import_table(source)
+    if table is None:
+        return True
+    tree = python_ast(source, keep=True)
+    classes = classes_by_name(tree)
+    if any(may_be_torch_module_class(c, classes, table) for same in classes.values() for c in same):
+        return True
+    names, _ = dotted_uses(tree)
+    for name in names:
+        for qual in table.resolve(name):
+            head, _, last = qual.rpartition(".")
+            if head in ("torch.nn", "torch.nn.modules") and last[:1].isupper():
+                return True
+    return False
+
+
+def resolved_names(source: str) -> set[str] | None:
+    """Every qualified name a dotted name of the file may resolve to (None: CPython cannot parse it)."""
+    table = import_table(source)
+    if table is None:
+        return None
+    names, _ = dotted_uses(python_ast(source, keep=True))
+    out: set[str] = set()
+    for name in names:
+        out |= table.resolve(name)
+    return out

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from torchlint.analysis.model import program_model
+from torchlint.gates import all_calls, may_hold_torch_module, python_tree_ok
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 
@@ -60,6 +63,16 @@ class ForwardCall(Rule):
     severity = "warning"
     confirmable = True
     triggers = (".forward(",)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # A `.forward(...)` on something other than a call's result, and a value the model may know as a torch module.
+        calls = all_calls(source) if python_tree_ok(source) else None
+        if calls is not None and not any(
+            isinstance(c.func, ast.Attribute) and c.func.attr == "forward" and not isinstance(c.func.value, ast.Call) for c in calls
+        ):
+            return False
+        return may_hold_torch_module(source)
 
     VALID = [
         "import torch.nn as nn\nmodel = nn.Linear(4, 2)\nout = model(x)\n",

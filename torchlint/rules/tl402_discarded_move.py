@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
@@ -7,6 +8,8 @@ import libcst as cst
 from torchlint.analysis.model import program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.values import CPU, TensorV
+from torchlint.gates import statements
+from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Tensor methods that return a new tensor (moved or converted) and leave the receiver as it was.
@@ -108,6 +111,19 @@ class DiscardedMove(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._candidates: list[cst.Call] = []
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # A statement that is such a call (the rule's candidates), on CPython's tree.
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        return any(
+            isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Attribute)
+            and s.value.func.attr in _MOVES | _CASTS and not (s.value.func.attr == "type" and not s.value.args and not s.value.keywords)
+            for s in statements(tree.body)
+        )  # fmt: skip
 
     def visit_Expr(self, node: cst.Expr) -> None:
         call = node.value
