@@ -224,3 +224,24 @@ def test_model_rule_prechecks(code, source, reported, monkeypatch):
     forced = _forced(code, source, monkeypatch)
     assert bool(forced) is reported
     assert gate is reported
+
+
+LOOP_CASES = [
+    ("TL101", "for x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n", True),
+    ("TL101", "while True:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n", True),
+    ("TL101", "loss.backward()\noptimizer.step()\nfor x in xs:\n    print(x)\n", False),
+    ("TL106", "for x, y in loader:\n    scheduler.step()\n    loss = criterion(model(x), y)\n    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n", True),
+    ("TL106", "for epoch in range(3):\n    optimizer.zero_grad()\n    optimizer.step()\n    loss = criterion(model(x), y)\n    loss.backward()\n", True),
+    ("TL106", "for x, y in loader:\n    optimizer.step()\nscheduler.step()\n", False),
+    ("TL106", "while True:\n    scheduler.step()\n    optimizer.step()\n", True),
+    ("TL106", "for x in loader:\n    optimizer.step()\nfor x in loader:\n    scheduler.step()\n", False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported", LOOP_CASES)
+def test_loop_prechecks(code, source, reported, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    if reported:
+        assert gate

@@ -301,3 +301,23 @@ def resolved_names(source: str) -> set[str] | None:
     for name in names:
         out |= table.resolve(name)
     return out
+
+
+_last_loops: tuple[ast.Module, list[tuple[ast.stmt, dict[str, int]]]] | None = None
+
+
+def loop_method_calls(tree: ast.Module) -> list[tuple[ast.stmt, dict[str, int]]]:
+    """Each loop of the file (``for``, ``async for``, ``while``) with how often each ``x.name(...)`` is called inside it."""
+    global _last_loops
+    if _last_loops is not None and _last_loops[0] is tree:
+        return _last_loops[1]
+    out = []
+    for stmt in statements(tree.body):
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            counts: dict[str, int] = {}
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    counts[node.func.attr] = counts.get(node.func.attr, 0) + 1
+            out.append((stmt, counts))
+    _last_loops = (tree, out)
+    return out

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
+from torchlint.gates import loop_method_calls
+from torchlint.incremental import python_ast
 from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.training import (
@@ -79,6 +83,16 @@ class MissingZeroGrad(Rule):
     # ``torch.autograd.backward(...)``, ``accelerator.backward(loss)``); plain
     # "backward" would also match every ``def backward(ctx, ...)``.
     triggers = (".backward(",)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # The rule's own first test, on CPython's tree: a step and a backward() called inside loops.
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        loops = loop_method_calls(tree)
+        return any("step" in c or "optimizer_step" in c for _, c in loops) and any("backward" in c for _, c in loops)
     confirmable = True
 
     VALID = [

@@ -4,6 +4,8 @@ import libcst as cst
 
 from torchlint.walk import children as _children
 
+from torchlint.gates import loop_method_calls
+from torchlint.incremental import python_ast
 from torchlint.analysis.model import CallFact, ProgramModel, program_model
 from torchlint.analysis.training import dotted_name, last_part, looks_like_optimizer_name
 from torchlint.analysis.values import UNKNOWN, OptimizerV, ScalerV, SchedulerV
@@ -74,6 +76,15 @@ class StepOrder(Rule):
     name = "step-order"
     message = "`{call}` runs before `{other}` in the same iteration"
     triggers = (".step(",)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # A loop that steps twice, or steps and calls backward().
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        return any(c.get("step", 0) >= 2 or ("step" in c and "backward" in c) for _, c in loop_method_calls(tree))
     confirmable = True
 
     VALID = [
