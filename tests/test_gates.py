@@ -245,3 +245,21 @@ def test_loop_prechecks(code, source, reported, monkeypatch):
     assert bool(forced) is reported
     if reported:
         assert gate
+
+
+EVAL_CASES = [
+    ("TL104", "import torch\nmodel = torch.nn.Linear(2, 2)\nfor x, y in test_loader:\n    out = model(x)\n", True),
+    ("TL104", "import torch\nfrom torch.utils.data import DataLoader as DL\nmodel = torch.nn.Linear(2, 2)\nmodel.eval()\nfor x, y in DL(ds):\n    out = model(x)\n", True),
+    ("TL104", "import torch\nmodel = torch.nn.Linear(2, 2)\nmodel.eval()\n# a DataLoader would be nice here\nfor x, y in batches:\n    out = model(x)\n", False),
+    ("TL105", "import torch\nmodel = torch.nn.Dropout(0.5)\ndef evaluate(xs):\n    with torch.no_grad():\n        for x in xs:\n            model(x)\n", True),
+    ("TL105", "import torch\nmodel = torch.nn.Dropout(0.5)\nfor x, y in val_loader:\n    with torch.no_grad():\n        model(x)\n", True),
+    ("TL105", "import torch\n# the loader comes later\nmodel = torch.nn.Dropout(0.5)\ndef run(xs):\n    with torch.no_grad():\n        for x in xs:\n            model(x)\n", False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported", EVAL_CASES)
+def test_evaluation_prechecks(code, source, reported, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is reported

@@ -153,30 +153,74 @@ def may_reference(source: str, qualified: frozenset[str]) -> bool:
     return False
 
 
-_last_index: tuple[ast.Module, list[tuple[str | None, ast.Call]], list[ast.BinOp]] | None = None
+class _Index:
+    """What the pre-checks ask of a file's tree, gathered in one walk."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.calls: list[tuple[str | None, ast.Call]] = []  # with the callee's dotted name (None: it has none)
+        self.binops: list[ast.BinOp] = []
+        self.names: set[str] = set()  # every dotted name (each prefix of a chain too)
+        self.modules: set[str] = set()  # every module an import names
+        self.identifiers: set[str] = set()  # names, attributes, parameters, imported and defined names
+        for node in ast.walk(tree):
+            t = type(node)
+            if t is ast.Name:
+                self.names.add(node.id)  # type: ignore[attr-defined]
+                self.identifiers.add(node.id)  # type: ignore[attr-defined]
+            elif t is ast.Attribute:
+                self.identifiers.add(node.attr)  # type: ignore[attr-defined]
+                dotted = dotted_text(node)
+                if dotted is not None:
+                    self.names.add(dotted)
+            elif t is ast.Call:
+                self.calls.append((dotted_text(node.func), node))  # type: ignore[attr-defined]
+            elif t is ast.BinOp:
+                self.binops.append(node)  # type: ignore[arg-type]
+            elif t is ast.arg:
+                self.identifiers.add(node.arg)  # type: ignore[attr-defined]
+            elif t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+                self.identifiers.add(node.name)  # type: ignore[attr-defined]
+            elif t is ast.Import:
+                for alias in node.names:  # type: ignore[attr-defined]
+                    self.modules.add(alias.name)
+                    self.identifiers.update(alias.name.split("."))
+                    if alias.asname:
+                        self.identifiers.add(alias.asname)
+            elif t is ast.ImportFrom:
+                if node.module and not node.level:  # type: ignore[attr-defined]
+                    self.modules.add(node.module)  # type: ignore[attr-defined]
+                    self.modules.update(f"{node.module}.{a.name}" for a in node.names)  # type: ignore[attr-defined]
+                for alias in node.names:  # type: ignore[attr-defined]
+                    self.identifiers.add(alias.name)
+                    if alias.asname:
+                        self.identifiers.add(alias.asname)
 
 
-def _index(tree: ast.Module) -> tuple[list[tuple[str | None, ast.Call]], list[ast.BinOp]]:
-    """The calls (with their callee's dotted name, None if it has none), and the binary operations (one walk per tree)."""
+_last_index: tuple[ast.Module, _Index] | None = None
+
+
+def index(tree: ast.Module) -> _Index:
     global _last_index
     if _last_index is not None and _last_index[0] is tree:
-        return _last_index[1], _last_index[2]
-    calls, binops = [], []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            calls.append((dotted_text(node.func), node))
-        elif isinstance(node, ast.BinOp):
-            binops.append(node)
-    _last_index = (tree, calls, binops)
-    return calls, binops
+        return _last_index[1]
+    found = _Index(tree)
+    _last_index = (tree, found)
+    return found
 
 
 def binary_operations(source: str) -> list[ast.BinOp]:
-    return _index(python_ast(source, keep=True))[1]
+    return index(python_ast(source, keep=True)).binops
 
 
 def all_calls(source: str) -> list[ast.Call]:
-    return [call for _, call in _index(python_ast(source, keep=True))[0]]
+    return [call for _, call in index(python_ast(source, keep=True)).calls]
+
+
+def identifiers(source: str) -> set[str] | None:
+    """Every identifier of the file's code (not its strings or comments); None: CPython cannot parse it."""
+    if import_table(source) is None:
+        return None
+    return index(python_ast(source, keep=True)).identifiers
 
 
 def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
@@ -187,7 +231,7 @@ def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
     if not may_reference(source, qualified):
         return []
     tree = python_ast(source, keep=True)
-    return [call for dotted, call in _index(tree)[0] if dotted is not None and table.resolve(dotted) & qualified]
+    return [call for dotted, call in index(tree).calls if dotted is not None and table.resolve(dotted) & qualified]
 
 
 def lacks_keyword(call: ast.Call, name: str, position: int | None = None) -> bool:
@@ -232,28 +276,10 @@ def may_be_torch_module_class(cls: ast.ClassDef, classes: dict[str, list[ast.Cla
     return False
 
 
-_last_dotted: tuple[ast.Module, set[str], set[str]] | None = None
-
-
 def dotted_uses(tree: ast.Module) -> tuple[set[str], set[str]]:
     """Every dotted name of the file's code (each prefix of a chain too), and every module an import names."""
-    global _last_dotted
-    if _last_dotted is not None and _last_dotted[0] is tree:
-        return _last_dotted[1], _last_dotted[2]
-    names: set[str] = set()
-    modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Attribute, ast.Name)):
-            dotted = dotted_text(node)
-            if dotted is not None:
-                names.add(dotted)
-        elif isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            modules.add(node.module)
-            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
-    _last_dotted = (tree, names, modules)
-    return names, modules
+    found = index(tree)
+    return found.names, found.modules
 
 
 def may_use_api(source: str, apis: frozenset[str]) -> bool:
@@ -321,3 +347,13 @@ def loop_method_calls(tree: ast.Module) -> list[tuple[ast.stmt, dict[str, int]]]
             out.append((stmt, counts))
     _last_loops = (tree, out)
     return out
+
+
+def may_hold_loader(source: str) -> bool:
+    """Might the program model know a value of the file as a DataLoader (so that a loop may run over batches)?
+
+    Its loaders are ``torch.utils.data.DataLoader(...)`` and names that say "loader"; either way
+    an identifier of the code (not a string or comment) says "loader".
+    """
+    names = identifiers(source)
+    return names is None or any("loader" in n.lower() for n in names)

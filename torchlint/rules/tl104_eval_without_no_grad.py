@@ -8,6 +8,7 @@ from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_C
 from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.values import FunctionV, ModuleV
+from torchlint.gates import may_hold_loader
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 
 _IMPORTS_TORCH = re.compile(r"^[ \t]*import torch(?:[ \t]*$|[ \t]*[,#]|\.)", re.M)
@@ -64,6 +65,11 @@ class EvalWithoutNoGrad(Rule):
     name = "eval-without-no-grad"
     message = "`{call}` runs in an evaluation loop over `{loader}` outside `torch.no_grad()`: an autograd graph is built for every batch and never used"
     triggers = ("oader",)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # Batches come only from a loader: a DataLoader, or a name that says it is one.
+        return may_hold_loader(source)
     confirmable = True
 
     VALID = [

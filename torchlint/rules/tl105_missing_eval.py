@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
@@ -9,6 +10,8 @@ from torchlint.analysis.training import params_overlap
 from torchlint.analysis.values import FunctionV, ModuleV, OptimizerV
 from torchlint.names import dotted_name
 from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_CALLS, loader_of, over_batches, trains
+from torchlint.gates import all_calls, may_hold_loader, statements
+from torchlint.incremental import python_ast
 from torchlint.rules.base import Invalid, RelatedSpec, Rule
 
 _NO_GRAPH = ("no_grad", "inference_mode")
@@ -139,7 +142,20 @@ class MissingEval(Rule):
 
     @classmethod
     def applies_to(cls, source: str) -> bool:
-        return "oader" in source or _EVAL_DEF.search(source) is not None
+        if not ("oader" in source or _EVAL_DEF.search(source) is not None):
+            return False
+        # Evaluation is in a function named for it or over a loader's batches; training in eval
+        # mode is a loop that steps and calls backward(). On CPython's tree, exactly:
+        if may_hold_loader(source):
+            return True
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        if any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and EVAL_FUNCTION.search(s.name.lower()) for s in statements(tree.body)):
+            return True
+        called = {c.func.attr for c in all_calls(source) if isinstance(c.func, ast.Attribute)}
+        return "backward" in called and "step" in called
 
     def leave_Module(self, node: cst.Module) -> None:
         model = program_model(self.context)
