@@ -21,9 +21,12 @@ unknown, not absent, so rules that reason about what is missing stay silent
 from __future__ import annotations
 
 import ast
+import functools
+import gc
 import json
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
@@ -102,6 +105,9 @@ class Chunk:
     state: str = "code"  # "code" | "broken" | "skipped"
     error: Finding | None = None  # its TL001, in chunk coordinates, when broken
     parses: bool = False  # known to parse as it is (no need to check again)
+    # Not yet known to parse: a notebook's cells are checked together, with one parse of
+    # the whole text (Document._joint_check); lines are as the cell has them (cell magic blanked).
+    unchecked: bool = False
     # Original lines (for notebooks: the cell's source lines), to re-indent multi-line inserts.
     originals: list[str] = field(default_factory=list)
 
@@ -116,6 +122,31 @@ class Chunk:
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
+
+
+def _whole_tree(text: str) -> ast.Module | None:
+    """``ast.parse(text)``, or None when it does not parse or when its statements might not parse
+    apart (``barry_as_FLUFL`` changes what the parser accepts after it)."""
+    if "barry_as_FLUFL" in text:
+        return None
+    with gc_paused():
+        try:
+            return ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic GC while a document is built and linted (as the engine does while it lints): the
+    trees hold no cycles, and a collection between building and linting would rescan the tree."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _parses(code: str) -> bool:
@@ -136,10 +167,20 @@ def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | No
 def _neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool], bool] | None:
     """IPython syntax made into plain Python, line for line.
 
-    Returns (lines, column shifts, editable) or None when the chunk is not
-    Python at all (a ``%%bash`` cell). Lines are only touched when the chunk
-    does not parse as it is.
+    Returns (lines, column shifts, editable, parses as it is) or None when the
+    chunk is not Python at all (a ``%%bash`` cell). Lines are only touched when
+    the chunk does not parse as it is.
     """
+    done = _cell_magic(lines)
+    if done is None:
+        return None
+    out, deltas, editable = done
+    return out, deltas, editable, _neutralise_lines(out, deltas, editable)
+
+
+def _cell_magic(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | None:
+    """(lines, column shifts, editable) with a leading ``%%time``-like line blanked, or None
+    when a cell magic says the chunk is not Python (``%%bash``)."""
     deltas = [0] * len(lines)
     editable = [True] * len(lines)
     out = list(lines)
@@ -153,8 +194,14 @@ def _neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool], boo
             return None
         out[first] = ""
         editable[first] = False
+    return out, deltas, editable
+
+
+def _neutralise_lines(out: list[str], deltas: list[int], editable: list[bool]) -> bool:
+    """Does the chunk parse as it is? If not, its IPython lines are made Python in place
+    (the caller parses the result)."""
     if _parses("\n".join(out) + "\n"):
-        return out, deltas, editable, True
+        return True
     for k, line in enumerate(out):
         if not editable[k]:
             continue
@@ -184,7 +231,7 @@ def _neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool], boo
             if m and m.group("lhs").count("=") == 1:
                 # files = !ls, x = %sx cmd: the name is bound, to something we do not model.
                 out[k], editable[k] = m.group("lhs") + "...", False
-    return out, deltas, editable, False  # changed: the caller parses the result
+    return False  # changed: the caller parses the result
 
 
 # --- notebooks -------------------------------------------------------------------------------
@@ -326,15 +373,43 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
         if vscode.get("languageId", "python") not in ("python", "ipython"):
             continue
         lines = python_lines(source)
-        chunks.append(_chunk(i, 1, lines, lines, cell=i))
+        chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=not _may_need_neutralising(lines)))
     return chunks
 
 
-def _chunk(number: int, origin: int, lines: list[str], originals: list[str], cell: int | None = None, console: bool = False) -> Chunk:
-    done = _neutralise(lines)
+def _may_need_neutralising(lines: list[str]) -> bool:
+    """Is the cell to be checked on its own? The others are checked together, by one parse of the
+    notebook's text (Document._joint_check): cells that may hold IPython syntax (``!pip``,
+    ``%matplotlib``, ``obj?``, ``x = !ls``), which would fail that parse (only a matter of cost:
+    either way gives the same chunks), and cells that end in a line continuation, whose end parses
+    differently alone and followed by other lines."""
+    return _ipython_hint(lines) or _ends_continued(lines)
+
+
+def _ipython_hint(lines: list[str]) -> bool:
+    for line in lines:
+        s = line.lstrip()
+        if s[:1] in ("%", "!") or ("?" in s and _HELP.match(line)) or (("!" in s or "%" in s) and _ASSIGN_MAGIC.match(line)):
+            return True
+    return False
+
+
+def _ends_continued(lines: list[str]) -> bool:
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    return last.endswith("\\")
+
+
+def _chunk(
+    number: int, origin: int, lines: list[str], originals: list[str], cell: int | None = None, console: bool = False, defer: bool = False
+) -> Chunk:
+    """``defer``: leave the parse check to the Document (see Chunk.unchecked)."""
+    done = _cell_magic(lines)
     if done is None:
         return Chunk(number, origin, list(lines), [0] * len(lines), [False] * len(lines), cell, console, state="skipped", originals=originals)
-    out, deltas, editable, parses = done
+    out, deltas, editable = done
+    if defer:
+        return Chunk(number, origin, out, deltas, editable, cell, console, originals=originals, unchecked=True)
+    parses = _neutralise_lines(out, deltas, editable)
     return Chunk(number, origin, out, deltas, editable, cell, console, originals=originals, parses=parses)
 
 
@@ -555,14 +630,70 @@ class DocumentFacts:
 
 def _unbound_conventional(text: str, conventions: Mapping[str, str]) -> set[str]:
     """Conventional names the text reads (``nn.``, ``F(``) without binding them itself: their modules
-    count as mentioned for rules' trigger words. A cheap look, not a scope analysis."""
+    count as mentioned for rules' trigger words. A cheap look, not a scope analysis.
+
+    A name is read where it is a whole word followed by ``.`` or ``(``, and bound where the text has
+    an import line naming it, ``as name``, ``def name``/``class name``, or a line starting
+    ``name =``. Each test is a search led by a literal word (C speed); read as one alternation,
+    they would be tried at every character of the text."""
     out = set()
-    words = set(re.findall(r"\b([A-Za-z_]\w*)\s*[.(]", text))
-    for name in words & set(conventions):
-        bound = rf"(?:import\s[^\n]*\b{name}\b|\bas\s+{name}\b|\b(?:def|class)\s+{name}\b|^\s*{name}\s*=)"
-        if not re.search(bound, text, re.M):
-            out.add(name)
+    for name in conventions:
+        patterns = _conventional_patterns(name)
+        if patterns is None:
+            continue
+        reads, *binds, assigned = patterns
+        if reads.search(text) is None or any(b.search(text) is not None for b in binds):
+            continue
+        if any(_starts_line(text, m.start()) for m in assigned.finditer(text)):
+            continue
+        out.add(name)
     return out
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+@functools.lru_cache(maxsize=256)
+def _conventional_patterns(name: str) -> tuple[re.Pattern[str], ...] | None:
+    if not _IDENTIFIER.fullmatch(name):
+        return None  # never read as a word
+    return (
+        re.compile(rf"{name}(?<=\b{name})\s*[.(]"),
+        re.compile(rf"import\s[^\n]*\b{name}\b"),
+        re.compile(rf"as(?<=\bas)\s+{name}\b"),
+        re.compile(rf"def(?<=\bdef)\s+{name}\b"),
+        re.compile(rf"class(?<=\bclass)\s+{name}\b"),
+        re.compile(rf"{name}\s*="),  # at the start of a line: _starts_line
+    )
+
+
+def _starts_line(text: str, at: int) -> bool:
+    """Is there only white space between the start of the line and ``at`` (``^\\s*`` in MULTILINE mode)?"""
+    before = text[text.rfind("\n", 0, at) + 1 : at]
+    return not before or before.isspace()
+
+
+class _Labels(Mapping[int, tuple[str, int]]):
+    """DocumentFacts.labels, computed for the lines asked about (rules ask about a few)."""
+
+    __slots__ = ("_line_map", "_chunks")
+
+    def __init__(self, line_map: list[tuple[int, int] | None], chunks: list[Chunk]) -> None:
+        self._line_map = line_map
+        self._chunks = chunks
+
+    def __getitem__(self, line: int) -> tuple[str, int]:
+        entry = self._line_map[line] if isinstance(line, int) and 0 <= line < len(self._line_map) else None
+        if entry is None:
+            raise KeyError(line)
+        c = self._chunks[entry[0]]
+        return c.label, c.origin + entry[1]
+
+    def __iter__(self):
+        return (n for n, entry in enumerate(self._line_map) if entry is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for entry in self._line_map if entry is not None)
 
 
 class Document:
@@ -574,13 +705,68 @@ class Document:
         self.original = original
         self.chunks = chunks
         self.notebook = notebook
-        self._broken_check()
-        self._layout()
+        # CPython's tree of ``text`` when building the document parsed it: (text, tree).
+        self._tree: tuple[str, ast.Module] | None = None
+        self._broken_check([c for c in chunks if not c.unchecked])
+        if not self._joint_check():
+            self._layout()
 
     # -- building --
 
-    def _broken_check(self) -> None:
-        for c in self.chunks:
+    def _joint_check(self) -> bool:
+        """Settle the unchecked chunks (a notebook's cells) with one parse of the whole text instead
+        of one per cell; True when ``text`` is laid out.
+
+        When the text parses and each of its top-level statements lies within one chunk, each
+        chunk parses on its own: its lines are tokenized as they would be alone (it starts a
+        logical line at column 0, with no bracket, string or continuation open; an indented first
+        line would continue the previous chunk's block, or fail), except at its end, where alone
+        it meets the end of input, and in the text a blank line: that differs only for a line
+        continuation, which such chunks do not end with (see _may_need_neutralising). Otherwise
+        each is checked on its own, as other chunks are."""
+        pending = [c for c in self.chunks if c.unchecked]
+        if not pending:
+            return False
+        self._layout()
+        tree = _whole_tree(self.text)
+        if tree is not None and self._statements_within_chunks(tree):
+            for c in pending:
+                c.unchecked, c.parses = False, True
+            self._tree = (self.text, tree)
+            return True
+        for c in pending:
+            c.unchecked = False
+            c.parses = _neutralise_lines(c.lines, c.deltas, c.editable)
+        self._broken_check(pending)
+        return False
+
+    def _statements_within_chunks(self, tree: ast.Module) -> bool:
+        line_map = self.line_map
+        for stmt in tree.body:
+            decorators = getattr(stmt, "decorator_list", None)
+            first = min(d.lineno for d in decorators) if decorators else stmt.lineno
+            last = stmt.end_lineno or stmt.lineno
+            a = line_map[first] if 0 < first < len(line_map) else None
+            b = line_map[last] if 0 < last < len(line_map) else None
+            if a is None or b is None or a[0] != b[0]:
+                return False
+        return True
+
+    def python_tree(self, extra: str = "") -> ast.Module | None:
+        """CPython's tree of ``text + extra`` (``extra``: whole top-level statements, a document's
+        trigger imports) if building the document parsed ``text``, else None."""
+        if self._tree is None or self._tree[0] is not self.text:
+            return None
+        tree = self._tree[1]
+        if not extra:
+            return tree
+        more = _whole_tree("\n" * self.text.count("\n") + extra)
+        if more is None:
+            return None
+        return ast.Module(body=[*tree.body, *more.body], type_ignores=[])
+
+    def _broken_check(self, chunks: list[Chunk]) -> None:
+        for c in chunks:
             if c.state != "code" or c.parses:
                 continue
             code = c.code()
@@ -680,37 +866,55 @@ class Document:
     # -- facts for rules --
 
     def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
-        labels: dict[int, tuple[str, int]] = {}
-        for n, entry in enumerate(self.line_map):
-            if entry is not None:
-                c = self.chunks[entry[0]]
-                labels[n] = (c.label, c.origin + entry[1])
+        labels = _Labels(self.line_map, self.chunks)
         used = _unbound_conventional(self.text, conventions)
         # The imports a reader would add: valid Python, so that pre-filters that parse (the
         # knowledge prescan) see the conventional names bound, not a syntax error.
         trigger_text = "".join("\n" + conventional_import(n, conventions[n]) for n in sorted(used))
-        weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
+        weak = frozenset()
+        if any(c.weak for c in self.chunks):
+            weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak)
 
     def _import_line(self) -> int | None:
         for ci, c in enumerate(self.chunks):
             if c.state != "code" or c.console:
                 continue
-            try:
-                tree = ast.parse(c.code())
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                continue
+            statements = self._chunk_statements(ci)
+            if statements is None:
+                try:
+                    tree = ast.parse(c.code())
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    continue
+                statements = [(stmt, stmt.lineno, stmt.end_lineno) for stmt in tree.body]
             k = 0
-            for stmt in tree.body:
-                if not c.editable[stmt.lineno - 1]:
-                    k = stmt.end_lineno or k  # a neutralised magic (%matplotlib inline): imports go after it
+            for stmt, lineno, end_lineno in statements:
+                if not c.editable[lineno - 1]:
+                    k = end_lineno or k  # a neutralised magic (%matplotlib inline): imports go after it
                     continue
                 is_doc = k == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
                 if not (is_doc or isinstance(stmt, (ast.Import, ast.ImportFrom))):
                     break
-                k = stmt.end_lineno or k
+                k = end_lineno or k
             return self.text_line(ci, k)
         return None
+
+    def _chunk_statements(self, ci: int) -> list[tuple[ast.stmt, int, int | None]] | None:
+        """The top-level statements of chunk ``ci`` with their lines in the chunk, from the tree
+        building the document parsed (a chunk's statements there are those it has alone), or None."""
+        if self._tree is None or self._tree[0] is not self.text or self.kind != "notebook":
+            return None
+        line_map = self.line_map
+        out = []
+        for stmt in self._tree[1].body:
+            entry = line_map[stmt.lineno]
+            if entry[0] < ci:
+                continue
+            if entry[0] > ci:
+                break
+            end = line_map[stmt.end_lineno] if stmt.end_lineno is not None else None
+            out.append((stmt, entry[1] + 1, None if end is None else end[1] + 1))
+        return out
 
     def text_line(self, ci: int, k: int) -> int | None:
         """The text line of line k (0-based) of chunk ``ci`` (one past its end allowed)."""
@@ -917,9 +1121,12 @@ def text_findings(
     checker runs) and mapped back to the document (what the user was shown)."""
     from torchlint.engine import LintOptions, lint_source
 
-    doc = build(raw, path, language)
-    table = dict(CONVENTIONAL_IMPORTS if conventions is None else conventions)
-    inner = lint_source(doc.text, path, LintOptions(codes=codes, document=doc.facts(table)))
+    with gc_paused():
+        doc = build(raw, path, language)
+        table = dict(CONVENTIONAL_IMPORTS if conventions is None else conventions)
+        facts = doc.facts(table)
+        _hand_tree(doc, facts)
+        inner = lint_source(doc.text, path, LintOptions(codes=codes, document=facts))
     pairs = [(f, m) for f, m in ((f, doc.map_finding(f)) for f in inner.findings) if m is not None]
     return doc, pairs
 
@@ -1019,6 +1226,17 @@ def _syntax_error(code: str, path: str, c: Chunk) -> Finding | None:
     return f
 
 
+def _hand_tree(doc: Document, facts: DocumentFacts) -> None:
+    """The rules' pre-checks (the TL501/TL502 prescan, TL108's) parse the text they are given, the
+    document's text plus its trigger imports: when building the document parsed the text, they get
+    that tree instead of parsing it again."""
+    tree = doc.python_tree(facts.trigger_text)
+    if tree is not None:
+        from torchlint.incremental import hold_ast
+
+        hold_ast(doc.text + facts.trigger_text, tree)
+
+
 def lint_document(doc: Document, options, conventions: Mapping[str, str] | None = None) -> FileReport:
     """Lint a document's code as one module; findings come back in original coordinates."""
     from torchlint.engine import SYNTAX_ERROR_CODE, lint_source
@@ -1028,8 +1246,9 @@ def lint_document(doc: Document, options, conventions: Mapping[str, str] | None 
     if not doc.text.strip():
         report.findings = doc.chunk_errors()
         return report
-    opts = replace(options, document=doc.facts(table))
-    inner = lint_source(doc.text, doc.path, opts)
+    facts = doc.facts(table)
+    _hand_tree(doc, facts)
+    inner = lint_source(doc.text, doc.path, replace(options, document=facts))
     findings = inner.findings
     errors = list(inner.errors)
     if any(f.code == SYNTAX_ERROR_CODE for f in findings):

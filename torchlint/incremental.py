@@ -62,7 +62,8 @@ def _has_indentation(node: cst.CSTNode) -> bool:
     return any(_has_indentation(child) for child in node.children)
 
 
-_last_ast: tuple[str, ast.Module] | None = None
+# (text, its tree, whether an equal text is the same text: see hold_ast)
+_last_ast: tuple[str, ast.Module, bool] | None = None
 
 
 def python_ast(source: str, keep: bool = False) -> ast.Module:
@@ -74,13 +75,22 @@ def python_ast(source: str, keep: bool = False) -> ast.Module:
     """
     global _last_ast
     held = _last_ast
-    if held is not None and held[0] is source:
+    if held is not None and (held[0] is source or (held[2] and held[0] == source)):
         if not keep:
             _last_ast = None
         return held[1]
     tree = ast.parse(source)
-    _last_ast = (source, tree) if keep else None
+    _last_ast = (source, tree, False) if keep else None
     return tree
+
+
+def hold_ast(source: str, tree: ast.Module) -> None:
+    """Hold ``tree``, the tree of ``source`` built some other way, for :func:`python_ast` (as a call
+    with ``keep`` would): a notebook's tree, which building the document parsed. It serves any text
+    equal to ``source``: the rules of a document see its text plus its trigger imports, a string
+    the engine makes anew for each lint."""
+    global _last_ast
+    _last_ast = (source, tree, True)
 
 
 def split_statements(source: str, tree: ast.Module) -> list[tuple[str, int]] | None:

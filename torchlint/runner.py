@@ -106,11 +106,16 @@ def lint_text(
 def lint_document_text(
     text: str, path: str, language: str, options: LintOptions = LintOptions(), conventions: Mapping[str, str] | None = None
 ) -> FileReport:
-    try:
-        doc = documents.build(text, path, language)
-    except SourceError as exc:
-        return FileReport(path=path, source=text, errors=[str(exc)])
-    return documents.lint_document(doc, options, conventions)
+    # No cyclic GC from the parse that builds the document to the end of its lint, nor while
+    # the document is still there to be scanned (its cells, its JSON).
+    with documents.gc_paused():
+        try:
+            doc = documents.build(text, path, language)
+        except SourceError as exc:
+            return FileReport(path=path, source=text, errors=[str(exc)])
+        report = documents.lint_document(doc, options, conventions)
+        del doc
+    return report
 
 
 def lint_markdown(text: str, path: str, options: LintOptions = LintOptions()) -> FileReport:

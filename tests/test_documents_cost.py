@@ -1,0 +1,186 @@
+"""What a notebook costs (issue #10): its cells are checked with one CPython parse of the whole
+text, that tree serves the rules' pre-checks, and the cheap looks at the text keep their meaning."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+
+import pytest
+
+from torchlint import documents
+from torchlint.documents import CONVENTIONAL_IMPORTS, build
+from torchlint.engine import LintOptions, lint_source
+from torchlint.rules import default_codes
+from torchlint.runner import lint_text
+from torchlint.sources import python_lines
+
+
+def notebook(*sources: str) -> str:
+    cells = []
+    for i, src in enumerate(sources):
+        cells.append({"cell_type": "markdown", "id": f"m{i}", "metadata": {}, "source": [f"Step {i}"]})
+        cells.append({"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src.splitlines(keepends=True)})
+    nb = {"cells": cells, "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb, indent=1) + "\n"
+
+
+def _shape(doc: documents.Document) -> tuple:
+    return doc.text, [(c.state, c.lines, c.deltas, c.editable, c.parses, c.error) for c in doc.chunks]
+
+
+def _built_alone(raw: str, monkeypatch) -> documents.Document:
+    """The document with every cell checked on its own (the reference)."""
+    with monkeypatch.context() as m:
+        m.setattr(documents, "_may_need_neutralising", lambda lines: True)
+        return build(raw, "nb.ipynb", "notebook")
+
+
+def _lint(raw: str, monkeypatch, alone: bool) -> list:
+    with monkeypatch.context() as m:
+        if alone:
+            m.setattr(documents, "_may_need_neutralising", lambda lines: True)
+        report = lint_text(raw, "nb.ipynb", "notebook", None)
+    return [(f.cell, f.range, f.code, f.message, f.fix) for f in report.findings] + report.errors
+
+
+# Cells that parse together but not apart, or apart but not together, and IPython syntax.
+EDGE_CASES = [
+    ("import torch", "x = torch.zeros(3)", "print(x)"),
+    ("x = (1,", "2)"),
+    ("@torch.no_grad()", "def f():\n    return 1"),
+    ("import torch\nfor i in range(3):\n    pass", "    print(i)"),
+    ("if True:", "    y = 1"),
+    ("x = 1 \\", "y = 2"),
+    ("x = 1\n\\", "y = 2"),
+    ("x = 1 \\\n", "y = 2"),
+    ("s = '''abc", "def'''"),
+    ("from __future__ import barry_as_FLUFL", "print(1 <> 2)"),
+    ("try:\n    x = 1", "except Exception:\n    pass"),
+    ("if x:\n  pass", "else:\n  pass"),
+    ("# only a comment", "", "   ", "x = 1\n\n\n"),
+    ("%%time\nx = 1", "%matplotlib inline\nimport torch", "files = !ls\nmodel?"),
+    ("\tif True:\n\t\tx = 1", "x = 2"),
+    ("x = 1;", "y = 2"),
+    ("match x:\n    case 1:\n        pass", "y = 3"),
+    ("\x0cx = 1", "  y = 2"),
+    ("def f(\n", "):\n    pass"),
+    ("x = [\n    1,\n", "]"),
+    ("print 'python 2'", "import torch\nit = iter(torch.utils.data.DataLoader([1]))\nit.next()"),
+    ("x = 1\r\ny = 2\r\n", "z = 3"),
+    ("class A:\n    def f(self):\n        return 1\n", "    def g(self):\n        return 2"),
+    ("ps = ", "import torch\nloader = torch.utils.data.DataLoader([1, 2])\nbatch = iter(loader).next()"),
+]
+
+
+@pytest.mark.parametrize("cells", EDGE_CASES, ids=range(len(EDGE_CASES)))
+def test_cells_checked_together_are_what_cells_checked_alone_are(cells, monkeypatch):
+    raw = notebook(*cells)
+    assert _shape(build(raw, "nb.ipynb", "notebook")) == _shape(_built_alone(raw, monkeypatch))
+    assert _lint(raw, monkeypatch, alone=False) == _lint(raw, monkeypatch, alone=True)
+
+
+@pytest.mark.parametrize("cells", EDGE_CASES, ids=range(len(EDGE_CASES)))
+def test_the_joint_check_alone_is_sound(cells, monkeypatch):
+    # Every cell left to the joint check, IPython-looking or not: only the continuation rule stays.
+    raw = notebook(*cells)
+    reference = _shape(_built_alone(raw, monkeypatch))
+    monkeypatch.setattr(documents, "_ipython_hint", lambda lines: False)
+    assert _shape(build(raw, "nb.ipynb", "notebook")) == reference
+
+
+_SNIPPETS = [
+    "import torch", "x = 1", "x = (1,", "2)", "    y = 2", "if x:", "else:", "    pass", "@dec", "def f():",
+    "    return 1", "'''", "s = '''a", "%time x = 1", "!ls", "y = x \\", "", "  ", "# c", "for i in x:",
+    "]", "[", "lambda: 0", "x = !ls", "obj?", "try:", "except E:", "finally:", "    \\", "class C:", "\tz = 3",
+]
+
+
+def test_random_notebooks_check_the_same_together_as_alone(monkeypatch):
+    rng = random.Random(10)
+    for _ in range(400):
+        cells = ["\n".join(rng.choice(_SNIPPETS) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 5))]
+        raw = notebook(*cells)
+        reference = _shape(_built_alone(raw, monkeypatch))
+        assert _shape(build(raw, "nb.ipynb", "notebook")) == reference, cells
+        with monkeypatch.context() as m:
+            m.setattr(documents, "_ipython_hint", lambda lines: False)
+            assert _shape(build(raw, "nb.ipynb", "notebook")) == reference, cells
+
+
+def _parses_of(code_line: str, monkeypatch) -> list[int]:
+    """Record the CPython parses of texts holding ``code_line`` (their lengths)."""
+    calls: list[int] = []
+    real = ast.parse
+
+    def parse(source, *args, **kwargs):
+        if isinstance(source, str) and code_line in source:
+            calls.append(len(source))
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", parse)
+    return calls
+
+
+@pytest.mark.parametrize("flagged", [False, True])
+def test_a_notebook_is_parsed_by_cpython_as_often_as_a_py_file(flagged, monkeypatch):
+    # The TL501/TL502 prescan needs CPython's tree of what it lints (here: the cells plus the
+    # import of the conventional `nn` the text reads): building the document parsed the cells.
+    # (Positions, computed for files with findings, parse once more in both.)
+    cells = (
+        "import torch\nimport torchvision\nmodel = torchvision.models.resnet18()",
+        "layer = nn.Linear(2, 2)\nmodel.fc.in_featurez" if flagged else "layer = nn.Linear(2, 2)\nmodel.fc.in_features",
+        "for x in range(3):\n    print(model(x).sum().item())",
+    )
+    calls = _parses_of("model.fc.in_feature", monkeypatch)
+    py = "\n".join(cells) + "\n"
+    lint_source(py, "f.py", LintOptions())
+    assert len(calls) == (2 if flagged else 1)
+    calls.clear()
+    report = lint_text(notebook(*cells), "nb.ipynb", "notebook", default_codes() - {"TL002"})  # the rules a .py file gets
+    assert len(calls) == (2 if flagged else 1)
+    assert [(f.code, f.cell) for f in report.findings if f.code == "TL501"] == ([("TL501", 4)] if flagged else [])
+
+
+def test_the_handed_tree_is_the_tree_of_the_text_the_rules_see():
+    cells = ("x = F.relu(t)", "@decorator\ndef f():\n    return nn.Linear(2, 2)", "y = 1")
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    facts = doc.facts(CONVENTIONAL_IMPORTS)
+    assert facts.trigger_text  # F and nn are read, never imported
+    tree = doc.python_tree(facts.trigger_text)
+    assert tree is not None
+    assert ast.dump(tree, include_attributes=True) == ast.dump(ast.parse(doc.text + facts.trigger_text), include_attributes=True)
+
+
+def _unbound_by_definition(text: str, conventions) -> set[str]:
+    # What _unbound_conventional means, as one regular expression per name.
+    out = set()
+    words = set(re.findall(r"\b([A-Za-z_]\w*)\s*[.(]", text))
+    for name in words & set(conventions):
+        bound = rf"(?:import\s[^\n]*\b{name}\b|\bas\s+{name}\b|\b(?:def|class)\s+{name}\b|^\s*{name}\s*=)"
+        if not re.search(bound, text, re.M):
+            out.add(name)
+    return out
+
+
+def test_unbound_conventional_names_are_what_their_definition_says():
+    conventions = dict(CONVENTIONAL_IMPORTS, né="x", Fx="y", a="b", **{"not-a-name": "z"})
+    tokens = ["nn", "F", "np", "né", "Fx", "a", "torch", "import", "as", "def", "class", " ", "\n", "\t", "=", "==",
+              ".", "(", "x", "_", "é", "\u2028", "\x0c", "\x85", "\r", "from", "#", "2", "\u00a0", "not-a-name"]
+    rng = random.Random(3)
+    texts = ["import torch.nn as nn\nnn.Linear(1, 1)\nF.relu(x)\n", "  nn = 3\nnn.x\n", "x = nn.y\n  \n nn=1\n"]
+    texts += ["".join(rng.choice(tokens) for _ in range(rng.randint(1, 14))) for _ in range(20000)]
+    for text in texts:
+        assert documents._unbound_conventional(text, conventions) == _unbound_by_definition(text, conventions), repr(text)
+
+
+def test_python_lines_are_the_lines_python_counts():
+    line = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+    rng = random.Random(4)
+    pieces = ["a", "\n", "\r", "\r\n", " ", "\x0c", "\u2028", "bc", "\x85"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert python_lines(text) == [x.rstrip("\r\n") for x in line.findall(text)], repr(text)
+        assert python_lines(text, keepends=True) == line.findall(text), repr(text)
