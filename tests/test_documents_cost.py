@@ -128,7 +128,6 @@ def _parses_of(code_line: str, monkeypatch) -> list[int]:
 def test_a_notebook_is_parsed_by_cpython_as_often_as_a_py_file(flagged, monkeypatch):
     # The TL501/TL502 prescan needs CPython's tree of what it lints (here: the cells plus the
     # import of the conventional `nn` the text reads): building the document parsed the cells.
-    # (Positions, computed for files with findings, parse once more in both.)
     cells = (
         "import torch\nimport torchvision\nmodel = torchvision.models.resnet18()",
         "layer = nn.Linear(2, 2)\nmodel.fc.in_featurez" if flagged else "layer = nn.Linear(2, 2)\nmodel.fc.in_features",
@@ -137,10 +136,11 @@ def test_a_notebook_is_parsed_by_cpython_as_often_as_a_py_file(flagged, monkeypa
     calls = _parses_of("model.fc.in_feature", monkeypatch)
     py = "\n".join(cells) + "\n"
     lint_source(py, "f.py", LintOptions())
-    assert len(calls) == (2 if flagged else 1)
+    parses = len(calls)
+    assert parses >= 1
     calls.clear()
     report = lint_text(notebook(*cells), "nb.ipynb", "notebook", default_codes() - {"TL002"})  # the rules a .py file gets
-    assert len(calls) == (2 if flagged else 1)
+    assert len(calls) == parses
     assert [(f.code, f.cell) for f in report.findings if f.code == "TL501"] == ([("TL501", 4)] if flagged else [])
 
 

@@ -1227,14 +1227,17 @@ def _syntax_error(code: str, path: str, c: Chunk) -> Finding | None:
 
 
 def _hand_tree(doc: Document, facts: DocumentFacts) -> None:
-    """The rules' pre-checks (the TL501/TL502 prescan, TL108's) parse the text they are given, the
-    document's text plus its trigger imports: when building the document parsed the text, they get
-    that tree instead of parsing it again."""
+    """The rules' pre-checks (the TL501/TL502 prescan, the gates) parse the text they are given, the
+    document's text plus its trigger imports, and the positions of findings the text: when building
+    the document parsed the text, they get that tree instead of parsing it again."""
     tree = doc.python_tree(facts.trigger_text)
     if tree is not None:
         from torchlint.incremental import hold_ast
 
-        hold_ast(doc.text + facts.trigger_text, tree)
+        if facts.trigger_text:
+            hold_ast((doc.text + facts.trigger_text, tree), (doc.text, doc.python_tree()))  # type: ignore[arg-type]
+        else:
+            hold_ast((doc.text, tree))
 
 
 def lint_document(doc: Document, options, conventions: Mapping[str, str] | None = None) -> FileReport:

@@ -62,8 +62,8 @@ def _has_indentation(node: cst.CSTNode) -> bool:
     return any(_has_indentation(child) for child in node.children)
 
 
-# (text, its tree, whether an equal text is the same text: see hold_ast)
-_last_ast: tuple[str, ast.Module, bool] | None = None
+# Held trees: (text, its tree, whether an equal text is the same text: see hold_ast).
+_held: list[tuple[str, ast.Module, bool]] = []
 
 
 def python_ast(source: str, keep: bool = False) -> ast.Module:
@@ -73,24 +73,24 @@ def python_ast(source: str, keep: bool = False) -> ast.Module:
     prescan of TL501/TL502 parses the text before the engine does); a call
     without ``keep`` takes a held tree and lets it go.
     """
-    global _last_ast
-    held = _last_ast
-    if held is not None and (held[0] is source or (held[2] and held[0] == source)):
-        if not keep:
-            _last_ast = None
-        return held[1]
+    global _held
+    for entry in _held:
+        if entry[0] is source or (entry[2] and entry[0] == source):
+            if not keep:
+                _held = [e for e in _held if e is not entry]
+            return entry[1]
     tree = ast.parse(source)
-    _last_ast = (source, tree, False) if keep else None
+    _held = [(source, tree, False)] if keep else []
     return tree
 
 
-def hold_ast(source: str, tree: ast.Module) -> None:
-    """Hold ``tree``, the tree of ``source`` built some other way, for :func:`python_ast` (as a call
-    with ``keep`` would): a notebook's tree, which building the document parsed. It serves any text
-    equal to ``source``: the rules of a document see its text plus its trigger imports, a string
-    the engine makes anew for each lint."""
-    global _last_ast
-    _last_ast = (source, tree, True)
+def hold_ast(*trees: tuple[str, ast.Module]) -> None:
+    """Hold trees built some other way, (text, tree of the text) each, for :func:`python_ast` (as calls
+    with ``keep`` would): a notebook's, which building the document parsed. Each serves any text equal
+    to its own: a document's rules see its text plus its trigger imports, a string the engine makes anew
+    for each lint (and the positions of findings, its text)."""
+    global _held
+    _held = [(text, tree, True) for text, tree in trees]
 
 
 def split_statements(source: str, tree: ast.Module) -> list[tuple[str, int]] | None:
