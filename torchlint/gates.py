@@ -357,3 +357,31 @@ def may_hold_loader(source: str) -> bool:
     """
     names = identifiers(source)
     return names is None or any("loader" in n.lower() for n in names)
+
+
+def may_carry_graph(source: str) -> bool:
+    """Might the program model know some value of the file as a tensor that carries a graph?
+
+    Only calling a module or a loss function makes one: a module or loss named so (``model``,
+    ``criterion``), built from ``torch.nn`` (or a class of the file with a ``*Module`` base), a
+    functional loss, or whatever a ``.to()``/``.cuda()`` statement moves (taken to be a module).
+    """
+    from torchlint.analysis.model import _MODEL_NAME
+    from torchlint.analysis.training import is_loss_function_qualname, looks_like_loss_name
+
+    table = import_table(source)
+    if table is None:
+        return True
+    found = index(python_ast(source, keep=True))
+    for ident in found.identifiers:
+        low = ident.lower()
+        if (ident[:1].islower() and _MODEL_NAME.search(low)) or looks_like_loss_name(ident):
+            return True
+        if ident in ("to", "cuda", "forward") or ident.endswith("Module"):
+            return True
+    for name in found.names:
+        for qual in table.resolve(name):
+            head, _, last = qual.rpartition(".")
+            if (head in ("torch.nn", "torch.nn.modules") and last[:1].isupper()) or is_loss_function_qualname(qual):
+                return True
+    return False

@@ -104,13 +104,15 @@ class LossAccumulatesGraph(Rule):
     def applies_to(cls, source: str) -> bool:
         # The candidates that need no model, judged on CPython's tree (shared with the other pre-checks).
         from torchlint.incremental import python_ast
+        from torchlint.gates import may_carry_graph
         from torchlint.rules._accumulator_candidates import may_report
 
         try:
             tree = python_ast(source, keep=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return True
-        return may_report(tree, source)
+        # ... and something that makes a tensor carrying a graph (a module or a loss called).
+        return may_report(tree, source) and may_carry_graph(source)
 
     def __init__(self, context) -> None:
         super().__init__(context)
