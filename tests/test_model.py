@@ -13,6 +13,7 @@ from torchlint.analysis.values import (
     LoaderV,
     ModuleV,
     OptimizerV,
+    Shape,
     TensorV,
 )
 from torchlint.names import NameResolver
@@ -405,3 +406,169 @@ def test_definitions_are_opaque_where_a_name_is_also_imported_or_declared_global
     for name in ("amp", "size"):
         (d,) = model.definitions(_reads(module, name)[-1]).items
         assert d.kind == "other", name
+
+
+# -- issue #12: tensor shapes from the shape analysis, on first request -------------------------
+
+SHAPES = """
+import torch
+import torch.nn as nn
+from torchvision import datasets, transforms
+from torch.utils.data import DataLoader
+
+train = datasets.MNIST("data", train=True, download=True, transform=transforms.ToTensor())
+loader = DataLoader(train, batch_size=64, shuffle=True)
+features = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten())
+head = nn.Sequential(nn.Linear(100, 10))
+
+def epoch(model, loader):
+    for images, labels in loader:
+        out = model(images)
+        log(out)
+
+epoch(features, loader)
+x = torch.randn(2, 3)
+x.sum()
+for images, labels in loader:
+    h = features(images)
+    log(h, labels)
+    out = head(h)
+    log(out)
+"""
+
+
+def _arg_shapes(model: ProgramModel, module: cst.Module, text: str):
+    fact = fact_of(model, module, text)
+    return [v.shape if isinstance(v, TensorV) else None for v in fact.args]
+
+
+def test_tensor_shapes_come_from_the_shape_analysis():
+    model, module = build(SHAPES)
+    # A batch of a DataLoader over a known dataset, and what a known nn.Sequential makes of it.
+    [images] = _arg_shapes(model, module, "features(images)")
+    assert images == Shape((64, 1, 28, 28), batch=True)
+    assert _arg_shapes(model, module, "log(h, labels)")[0] == Shape((64, 8 * 26 * 26), batch=True)
+    # The same Sequential given as an argument and applied inside a function.
+    assert _arg_shapes(model, module, "model(images)") == [Shape((64, 1, 28, 28), batch=True)]
+    outs = {f.function is None: f.args[0].shape for f in model.calls() if module.code_for_node(f.node) == "log(out)"}
+    assert outs[False] == Shape((64, 8 * 26 * 26), batch=True)  # features' output, in epoch()
+    assert outs[True] is None  # head's Linear(100) does not fit 5408: no output
+    # A tensor factory: its first size is not a loader's batch.
+    receiver = fact_of(model, module, "x.sum()").receiver
+    assert receiver.shape == Shape((2, 3)) and receiver.shape.dtype == "float"
+    # Labels: one dimension, whose size the shape analysis does not give; integer class indices.
+    labels = _arg_shapes(model, module, "log(h, labels)")[1]
+    assert labels == Shape((None,), dtype="long")
+
+
+def test_tensor_shapes_are_computed_only_when_asked_and_once_per_expression():
+    model, module = build(SHAPES)
+    assert model._oracle is None and model._shapes == {}  # building the model asks nothing
+    fact = fact_of(model, module, "features(images)")
+    first = fact.args[0].shape
+    assert model._oracle is not None and len(model._shapes) == 1
+    assert fact.args[0].shape is first and len(model._shapes) == 1
+    # The shape does not take part in what a value is: joins and comparisons ignore it.
+    assert fact.args[0] == TensorV(fact.args[0].placement, fact.args[0].origin, fact.args[0].grad)
+
+
+def test_tensor_shapes_stay_unknown_where_the_shape_analysis_cannot_know():
+    model, module = build(
+        """
+        import torch
+        from torch.utils.data import DataLoader
+        loader = DataLoader(MyDataset())
+        model = torch.nn.Linear(3, 4)
+        for x, y in loader:
+            out = model(x)
+            log(out)
+        def f(t):
+            log(t)
+        f(torch.randn(n, 3))
+        """
+    )
+    assert fact_of(model, module, "model(x)").args[0].shape is None  # a custom dataset
+    out = fact_of(model, module, "log(out)").args[0]
+    assert isinstance(out, TensorV) and out.shape is None  # nor what the model gives for it
+    # A size the file does not fix is None; the rank and the other sizes are known.
+    assert fact_of(model, module, "log(t)").args[0].shape == Shape((None, 3))
+
+
+def test_tl301_checks_a_model_fed_another_model_s_output_through_the_model_s_shapes():
+    # head's input is features' output: TL301's own evaluation stops at a model called outside a
+    # run; the program model's tensor value gives its shape (64 x 8*26*26) and head is checked.
+    [finding] = RuleTester("TL301").findings(SHAPES)
+    assert finding.range.line == 10
+    assert finding.message == "head[0] = Linear(100, 10) expects 100 input features, but the input h (line 23) has 5408"
+    assert finding.data["input_shape"] == [64, 5408]
+    # With a Linear that fits, nothing is reported.
+    assert RuleTester("TL301").findings(SHAPES.replace("nn.Linear(100, 10)", "nn.Linear(5408, 10)")) == []
+
+
+# -- issue #12: one table of what each name of the file is --------------------------------------
+
+
+def test_tables_keep_every_class_of_a_name_and_the_try_context():
+    model, module = build(
+        """
+        import torch.nn as nn
+        try:
+            from apex import FusedNorm as Norm
+        except ImportError:
+            class Norm(nn.Module):
+                def forward(self, x):
+                    return x
+        class Norm(nn.LayerNorm):
+            pass
+        class Net(nn.Module):
+            class Inner:
+                pass
+            def __init__(self):
+                super().__init__()
+                try:
+                    self.fc = nn.Linear(2, 2)
+                except Exception:
+                    self.fc = [x for x in range(3) if check(x)]
+            def forward(self, x):
+                def helper(y):
+                    return g(y)
+                return helper(self.fc(x))
+        """
+    )
+    tables = model.tables
+    norms = model.class_defs("Norm")
+    assert [c.in_try for c in norms] == [True, False] and model.classes["Norm"] is norms[0].node
+    assert [c.name for c in tables.classes] == ["Norm", "Norm", "Net", "Inner"]
+    net = tables.classes_named("Net")[0]
+    assert sorted(net.methods) == ["__init__", "forward"] and tables.classes_named("Inner")[0].methods == {}
+    helper = next(f for f in tables.functions if f.name == "helper")
+    assert helper.owner is None and helper.chain == (net.methods["forward"].node,)
+    assert helper.scope.parent is net.methods["forward"].scope and tables.scope_of(helper.node) is helper.scope
+    assert norms[1].scope.qualname(norms[1].node.bases[0].value) == "torch.nn.LayerNorm"
+    sites = {module.code_for_node(s.node): s for s in tables.calls}
+    linear, check, g = sites["nn.Linear(2, 2)"], sites["check(x)"], sites["g(y)"]
+    assert (linear.in_try, linear.in_class is net, linear.in_comp) == (True, True, False)
+    assert (check.in_try, check.in_comp) == (True, True)
+    assert (g.in_try, g.in_class is net, g.scope is helper.scope) == (False, True, True)
+    assert tables.calls_named("helper") == [sites["helper(self.fc(x))"]]
+    assert tables.site(g.node) is g
+
+
+def test_tables_record_assignments_that_change_a_model_from_outside():
+    model, _ = build(
+        """
+        import torch.nn as nn
+        class Net(nn.Module):
+            layers = nn.Sequential(nn.Linear(2, 2))
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(2, 2)
+        net = Net()
+        net.fc = nn.Linear(2, 3)
+        seq = nn.Sequential(nn.ReLU())
+        seq[0] = nn.Tanh()
+        """
+    )
+    tables = model.tables
+    assert tables.foreign_attr_assigns == {"fc"} and tables.subscript_assigns == {"seq"}
+    assert [name for name, _, _ in tables.sequential_assigns] == ["seq"]  # a class body's own is not one

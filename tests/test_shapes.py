@@ -758,8 +758,9 @@ class TestApi:
 
     @pytest.mark.parametrize("path", sorted((FIXTURES / "tl301_shape_mismatch").glob("*.py")), ids=lambda p: p.name)
     def test_engine_traversal_and_standalone_walk_agree(self, path: Path):
-        """TL301 feeds the collector from the engine's traversal; on its own the
-        analysis walks the tree itself. Both must see the same file."""
+        """In the engine TL301 reads the program model's tables that every rule shares (built
+        with the engine's name resolver); on its own the analysis builds them itself. Both
+        must see the same file."""
         code = path.read_text(encoding="utf-8")
         engine = sorted((f.message, f.data["model"]) for f in tl301(code))
         standalone = sorted((p.message, p.model) for p in analyze_module(code).problems)

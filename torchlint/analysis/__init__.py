@@ -18,8 +18,20 @@ every function and method in it (see docs/architecture-model.md). Queries:
 - ``model.may_clear_grads(fact)`` / ``model.function_clears(def)``: the effect
   model (an unseen call can clear gradients only if it can reach a model,
   optimizer, parameters or an object holding one, or is an inherited method).
-- ``model.classes``, ``model.functions``, ``model.method(cls, name)``,
-  ``model.is_module_class(name)``, ``model.class_attrs(cls)`` (``self.x`` joins).
+- ``model.classes`` (the first class of each name: the one the model follows),
+  ``model.class_defs(name)`` (every class statement of a name), ``model.functions``,
+  ``model.method(cls, name)``, ``model.is_module_class(name)``, ``model.class_attrs(cls)``
+  (``self.x`` joins).
+- ``model.tables`` (:mod:`torchlint.analysis.tables`, also ``file_tables(context)`` without
+  running the interpretation): what each name of the file is. ``tables.classes`` /
+  ``tables.functions`` (:class:`ClassInfo`, :class:`FuncInfo`: scope, owner class, methods,
+  class-level attributes, enclosing defs, ``in_try``), ``tables.classes_named(name)``,
+  ``tables.class_info(node)`` / ``func_info(node)`` / ``scope_of(def)`` (:class:`ScopeInfo`:
+  the names a function or the module binds, chained outwards; ``scope.binding(name)``,
+  ``scope.qualname(expr)``), and, built on first use by one walk, ``tables.calls``
+  (:class:`CallSite`: scope, in a ``try``, in a method of which class, in a comprehension),
+  ``calls_named(name)``, ``site(call)``, ``sequential_assigns``, ``foreign_attr_assigns``,
+  ``subscript_assigns``.
 - ``model.module_output(value)``: for a module whose last step the file shows (``nn.Softmax``
   and friends, an ``nn.Sequential`` ending in one, a class of the file whose ``forward``
   returns the activation on every path), a ``TensorV`` with ``act``; else None (TL103).

@@ -65,11 +65,13 @@ from torchlint.analysis.values import (
     Placement,
     ScalerV,
     SchedulerV,
+    Shape,
     TensorV,
     TupleV,
     join,
 )
-from torchlint.names import UNKNOWN_MODULE, dotted_name, function_scope
+from torchlint.analysis.tables import ClassInfo, FileTables, FuncInfo, file_tables
+from torchlint.names import UNKNOWN_MODULE, dotted_name
 
 DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 PARALLEL = frozenset(
@@ -199,19 +201,8 @@ class Region:
 
 
 @dataclass
-class _FuncInfo:
-    node: cst.FunctionDef
-    chain: tuple[cst.FunctionDef, ...]  # enclosing functions, outermost first
-    cls: cst.ClassDef | None  # the class it is a method of
-    locals: frozenset[str]
-    params: list[str]
-    is_static: bool = False
-    returns_value: bool = False  # has a ``return <value>`` of its own
-
-
-@dataclass
 class _Frame:
-    info: _FuncInfo | None  # None: the module
+    info: FuncInfo | None  # None: the module
     env: dict[str, object]
     loops: list[cst.CSTNode] = field(default_factory=list)
     grad: list[str] = field(default_factory=list)
@@ -222,8 +213,12 @@ class _Frame:
 class ProgramModel:
     """The answers for one file. Build with :func:`program_model` (cached per file)."""
 
-    def __init__(self, module: cst.Module, names: Any, code: Callable[[cst.CSTNode], str]) -> None:
+    def __init__(self, module: cst.Module, names: Any, code: Callable[[cst.CSTNode], str],
+                 tables: FileTables | None = None) -> None:
         self.module = module
+        # What each name of the file is (classes, functions, scopes, calls): one table, shared
+        # with the shape analysis.
+        self.tables = tables if tables is not None else FileTables(module, names)
         self.names = names
         self.code = code
         self.facts: dict[int, CallFact] = {}
@@ -231,8 +226,8 @@ class ProgramModel:
         self.regions: dict[int, Region] = {}
         self.functions: dict[str, list[cst.FunctionDef]] = {}
         self.classes: dict[str, cst.ClassDef] = {}
-        self._infos: dict[int, _FuncInfo] = {}
-        self._order: list[_FuncInfo] = []
+        self._infos: dict[int, FuncInfo] = {}
+        self._order: list[FuncInfo] = []
         self._module_classes: dict[str, bool] = {}
         self._torch_classes: dict[str, bool] = {}
         self._attrs: dict[str, dict[str, object]] = {}  # class name -> attr -> joined value
@@ -258,7 +253,10 @@ class ProgramModel:
         self._reads: dict[int, tuple] = {}
         self._sites: dict[int, dict[int, tuple[cst.Call, bool]]] = {}
         self._rebound: set[tuple[int, str]] | None = None
-        self._scan(module.body, (), None)
+        # Tensor shapes, asked of the shape analysis on first request (TensorV.shape).
+        self._shapes: dict[int, Shape | None] = {}
+        self._oracle: Any = None
+        self._scan()
         for cls in self.classes.values():
             self._is_module_class(cls.name.value, 0)
         self._solve()
@@ -306,6 +304,22 @@ class ProgramModel:
         plain call (no bound receiver, no ``functools.partial`` values before its arguments)."""
         sites = self._sites.get(id(func))
         return None if sites is None else list(sites.values())
+
+    def shape(self, expr: cst.BaseExpression, function: cst.FunctionDef | None = None) -> Shape | None:
+        """The shape of the tensor ``expr`` (code of ``function``, None: the module) evaluates to,
+        as the shape analysis computes it: a batch of a DataLoader over a known dataset, a tensor
+        factory with known sizes, what a model of the file gives for such an input; None where it
+        cannot know. The shape analysis is set up on the first request and each expression's
+        answer remembered: rules that never ask pay nothing. ``TensorV.shape`` asks this."""
+        key = id(expr)
+        if key in self._shapes:
+            return self._shapes[key]
+        if self._oracle is None:
+            from torchlint.shapes.oracle import ShapeOracle  # the shape analysis imports this module
+
+            self._oracle = ShapeOracle(self)
+        found = self._shapes[key] = self._oracle.shape(expr, function)
+        return found
 
     def _scope_defs(self, scope: int, name: str) -> Defs | None:
         summary = self._summary.get(scope)
@@ -569,25 +583,20 @@ class ProgramModel:
         return result
 
     # ------------------------------------------------------------------ scan
-    def _scan(self, stmts, chain: tuple[cst.FunctionDef, ...], cls: cst.ClassDef | None) -> None:
-        for stmt in _statements_with_defs(stmts):
-            if isinstance(stmt, cst.FunctionDef):
-                scope = function_scope(stmt)
-                p = stmt.params
-                params = [x.name.value for x in (*p.posonly_params, *p.params)]
-                static = any(isinstance(d.decorator, cst.Name) and d.decorator.value == "staticmethod" for d in stmt.decorators)
-                info = _FuncInfo(stmt, chain, cls, frozenset(scope.bindings), params, static, _returns_value(stmt.body))
-                self._infos[id(stmt)] = info
-                self.functions.setdefault(stmt.name.value, []).append(stmt)
-                self._summary[id(stmt)] = {}
-                self._scan(_body(stmt.body), (*chain, stmt), None)
-            elif isinstance(stmt, cst.ClassDef):
-                self.classes.setdefault(stmt.name.value, stmt)
-                self._scan(_body(stmt.body), chain, stmt)
+    def _scan(self) -> None:
+        for info in self.tables.functions:
+            self._infos[id(info.node)] = info
+            self.functions.setdefault(info.name, []).append(info.node)
+            self._summary[id(info.node)] = {}
+        for cls in self.tables.classes:
+            self.classes.setdefault(cls.name, cls.node)
         # __init__ first, so that other methods see the attributes it sets.
-        if not chain and cls is None:
-            infos = sorted(self._infos.values(), key=lambda i: (i.cls is not None and i.node.name.value != "__init__"))
-            self._order = infos
+        self._order = sorted(self._infos.values(), key=lambda i: (i.owner is not None and i.name != "__init__"))
+
+    def class_defs(self, name: str) -> list[ClassInfo]:
+        """Every class statement of the file with this name, in source order (``classes``
+        keeps the first: the one the model follows)."""
+        return self.tables.classes_named(name)
 
     def _is_module_class(self, name: str, depth: int) -> bool:
         if name in self._module_classes:
@@ -644,7 +653,7 @@ class ProgramModel:
         frame = _Frame(None, {})
         self._block(self.module.body, frame)
 
-    def _run_function(self, info: _FuncInfo) -> None:
+    def _run_function(self, info: FuncInfo) -> None:
         params = self._params.get(id(info.node))
         frame = self._enter(info, None if params is None else list(params), 0)
         for f in (*info.chain, info.node):
@@ -667,7 +676,7 @@ class ProgramModel:
                 self._forward_returns[key] = returned
                 self._changed(("r", key))
 
-    def _enter(self, info: _FuncInfo, args: list[object] | None, depth: int) -> _Frame:
+    def _enter(self, info: FuncInfo, args: list[object] | None, depth: int) -> _Frame:
         if depth == 0:
             self._read(("p", id(info.node)))
         env: dict[str, object] = {}
@@ -864,8 +873,10 @@ class ProgramModel:
             value = self._ev(stmt.value, frame)
             old = self._ev(stmt.target, frame)
             if self._recording:
+                where = frame.info.node if frame.info else None
                 self._updates[id(stmt)] = UpdateFact(
-                    stmt, old, value, frame.info.node if frame.info else None, tuple(frame.loops), frame.grad[-1] if frame.grad else None
+                    stmt, self._shaped(old, stmt.target, where), self._shaped(value, stmt.value, where), where,
+                    tuple(frame.loops), frame.grad[-1] if frame.grad else None,
                 )
             new = old if isinstance(old, TensorV) and isinstance(value, TensorV) else UNKNOWN
             self._bind(stmt.target, new, site, frame)
@@ -1288,8 +1299,12 @@ class ProgramModel:
         if self._recording:
             if isinstance(func, cst.Attribute) and func.attr.value in ("zero_", "fill_") and _mentions_grad(func.value):
                 self._grad_clear(call, frame)
-            fact = CallFact(call, callee, receiver, args, frame.info.node if frame.info else None,
-                            tuple(frame.loops), frame.grad[-1] if frame.grad else None, discarded)
+            where = frame.info.node if frame.info else None
+            recorded = args
+            if TensorV in map(type, args):
+                recorded = tuple(self._shaped(v, a.value, where) for v, a in zip(args, call.args))
+            seen = self._shaped(receiver, func.value, where) if type(receiver) is TensorV else receiver  # type: ignore[union-attr]
+            fact = CallFact(call, callee, seen, recorded, where, tuple(frame.loops), frame.grad[-1] if frame.grad else None, discarded)
             self.facts[id(call)] = fact
             for loop in frame.loops:
                 self.regions[id(loop)].calls.append(fact)
@@ -1301,6 +1316,12 @@ class ProgramModel:
         return result
 
     # ------------------------------------------------------------------ train/eval mode
+    def _shaped(self, value: object, expr: cst.BaseExpression, where: cst.FunctionDef | None) -> object:
+        """A recorded tensor that can tell its shape (asked only when a rule reads ``.shape``)."""
+        if type(value) is not TensorV:
+            return value
+        return replace(value, at=_ShapeAt(self, expr, where))  # type: ignore[arg-type]
+
     def _mode_effects(self, call: cst.Call, callee: object, receiver: object, args: tuple, frame: _Frame) -> None:
         """What a call does to the train/eval mode of the modules this frame holds: a function of
         the file that sets the mode of a module it is given leaves it in the mode it ends with;
@@ -1351,7 +1372,7 @@ class ProgramModel:
                 self._assign_dotted(name, replace(value, training=mode, back=None), frame)
 
     @staticmethod
-    def _written_exits(info: _FuncInfo) -> tuple:
+    def _written_exits(info: FuncInfo) -> tuple:
         """Before a function has run: the mode its body's own top-level ``p.train()``/``p.eval()``
         statements leave each parameter in (so that early joins are not poisoned by "unknown")."""
         modes: dict[str, bool | None] = {}
@@ -1740,6 +1761,20 @@ class ProgramModel:
         return self.names.qualname(expr)
 
 
+class _ShapeAt:
+    """Where a recorded tensor's shape question goes: its expression and function."""
+
+    __slots__ = ("expr", "function", "model")
+
+    def __init__(self, model: ProgramModel, expr: cst.BaseExpression, function: cst.FunctionDef | None) -> None:
+        self.model = model
+        self.expr = expr
+        self.function = function
+
+    def shape(self) -> Shape | None:
+        return self.model.shape(self.expr, self.function)
+
+
 @dataclass(frozen=True)
 class _Container:
     """A dict or list literal whose items are all alike (``{'train': loader_a, 'val': loader_b}``)."""
@@ -1914,26 +1949,6 @@ def _body(suite) -> list:
     return []
 
 
-def _statements_with_defs(stmts) -> Iterator[cst.CSTNode]:
-    """Defs and classes in a block, also inside if/try/with/for/while."""
-    for stmt in stmts:
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-            yield stmt
-        elif isinstance(stmt, cst.BaseCompoundStatement):
-            for attr in ("body", "orelse", "finalbody"):
-                child = getattr(stmt, attr, None)
-                if isinstance(child, (cst.Else, cst.Finally)):
-                    child = child.body
-                if isinstance(child, cst.If):
-                    yield from _statements_with_defs([child])
-                elif isinstance(child, cst.IndentedBlock):
-                    yield from _statements_with_defs(child.body)
-            for h in getattr(stmt, "handlers", ()) or ():
-                yield from _statements_with_defs(_body(h.body))
-            for c in getattr(stmt, "cases", ()) or ():
-                yield from _statements_with_defs(_body(c.body))
-
-
 _KEY = "analysis.model"
 
 
@@ -1949,22 +1964,9 @@ def program_model(context: Any) -> ProgramModel:
         if stack:
             names._stack = []
         try:
-            found = ProgramModel(context.module, names, context.code)
+            found = ProgramModel(context.module, names, context.code, file_tables(context))
         finally:
             if stack:
                 names._stack = stack
         context.cache[_KEY] = found
     return found
-
-
-def _returns_value(node: cst.CSTNode) -> bool:
-    """Does a function body hold a ``return <value>`` (not counting nested defs and lambdas)?"""
-    stack: list[cst.CSTNode] = [node]
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, cst.Return) and cur.value is not None:
-            return True
-        if isinstance(cur, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) or isinstance(cur, cst.BaseExpression):
-            continue
-        stack.extend(_children(cur))
-    return False

@@ -83,9 +83,27 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Shape:
+    """A tensor's shape as the shape analysis (:mod:`torchlint.shapes`) computes it.
+
+    ``dims``: one size per dimension, None where the file does not fix it (the batch size of a
+    loader built without ``batch_size``); ``batch``: the first dimension is the batch of a
+    DataLoader's batches; ``dtype``: "float" or "long". ``source``: the shape analysis's own
+    value (its steps and input evidence, for messages); not part of the comparison."""
+
+    dims: tuple[int | None, ...]
+    batch: bool = False
+    dtype: str = "float"
+    source: object = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class TensorV:
     """A tensor (or a batch structure of tensors). ``placement`` None: device unknown;
-    ``origin``: from which loader (kept through moves); ``grad``: carries a graph."""
+    ``origin``: from which loader (kept through moves); ``grad``: carries a graph;
+    ``shape`` (:class:`Shape` or None): asked of the shape analysis on first use, for the
+    tensors of the model's recorded facts (``CallFact.args``/``receiver``, ``UpdateFact``);
+    ``at`` is where that question goes (the expression and its function), not compared."""
 
     placement: Placement | None = None
     origin: Batch | None = None
@@ -95,6 +113,14 @@ class TensorV:
     act_site: cst.CSTNode | None = field(default=None, repr=False, compare=False)
     # For a module's output: the callee's text (``model``), for messages only.
     via: str | None = field(default=None, compare=False)
+    at: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def shape(self) -> Shape | None:
+        """The tensor's shape where the shape analysis knows it (computed on first request and
+        remembered per expression); None when it does not, or for a value no fact recorded."""
+        at = self.at
+        return None if at is None else at.shape()  # type: ignore[attr-defined]
 
     @property
     def cpu_batch(self) -> bool:
@@ -284,6 +310,6 @@ def with_placement(value: object, placement: Placement) -> object:
 
 __all__ = [
     "CPU", "UNKNOWN", "Batch", "ClassV", "DatasetV", "Def", "Defs", "DeviceV", "FunctionV", "InstanceV", "IteratorV", "LoaderV",
-    "LossFnV", "ModuleV", "OptimizerV", "ParamsV", "Placement", "ScalerV", "SchedulerV", "TensorV", "TupleV",
+    "LossFnV", "ModuleV", "OptimizerV", "ParamsV", "Placement", "ScalerV", "SchedulerV", "Shape", "TensorV", "TupleV",
     "Value", "join", "with_placement",
 ]

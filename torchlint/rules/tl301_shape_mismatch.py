@@ -8,9 +8,7 @@ from torchlint.analysis.model import program_model
 from torchlint.analysis.values import ModuleV, TensorV
 from torchlint.names import dotted_name
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
-from torchlint.shapes import CACHE_KEY, analyze_module
-from torchlint.shapes.analysis import quick_candidates
-from torchlint.shapes.collect import LEFT, VISITED, Collector
+from torchlint.shapes import analyze_module
 
 
 class ShapeMismatch(Rule):
@@ -153,20 +151,10 @@ class ShapeMismatch(Rule):
         ),
     ]
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._collector: Collector | None = None
-
-    # The analysis needs scopes, bindings and calls: a Collector records them
-    # during the engine's traversal, only in files that define a model.
-    def visit_Module(self, node: cst.Module) -> None:
-        if CACHE_KEY not in self.context.cache and quick_candidates(node):
-            self._collector = Collector(node, self.context.names.module_scope)
-
+    # The analysis reads the program model's tables and answers (torchlint/analysis/): nothing
+    # to gather during the traversal.
     def leave_Module(self, node: cst.Module) -> None:
-        if self._collector is None and CACHE_KEY not in self.context.cache:
-            return
-        report = analyze_module(self.context, collector=self._collector)
+        report = analyze_module(self.context)
         for p in report.problems:
             if p.assumes_batch and not self._applied_to_batches(p.model, p.data.get("constructor")):
                 continue  # `x.view(-1)` on one unbatched sample folds nothing
@@ -182,7 +170,6 @@ class ShapeMismatch(Rule):
                 data=p.data,
             )
 
-
     def _applied_to_batches(self, name: str, constructor: str | None) -> bool:
         """Does the program model see the model called with a batch from a loader?"""
         cls = (constructor or "").split("(", 1)[0]
@@ -192,22 +179,3 @@ class ShapeMismatch(Rule):
             if named and any(isinstance(v, TensorV) and v.origin is not None for v in fact.args):
                 return True
         return False
-
-
-def _forward(method_name: str):
-    target = getattr(Collector, method_name)
-
-    def method(self: ShapeMismatch, node: cst.CSTNode) -> None:
-        collector = self._collector
-        if collector is not None:
-            target(collector, node)
-
-    method.__name__ = method_name
-    return method
-
-
-# The collector's visit/leave methods, driven by the engine's single traversal.
-for _kind in VISITED:
-    setattr(ShapeMismatch, f"visit_{_kind}", _forward(f"visit_{_kind}"))
-for _kind in LEFT:
-    setattr(ShapeMismatch, f"leave_{_kind}", _forward(f"leave_{_kind}"))

@@ -23,6 +23,7 @@ from typing import Any
 import libcst as cst
 
 from torchlint.analysis.model import program_model
+from torchlint.analysis.tables import file_tables
 from torchlint.names import NameResolver
 from torchlint.shapes.analysis import (
     ModelReport,
@@ -31,26 +32,25 @@ from torchlint.shapes.analysis import (
     analyze,
     expected_error,
 )
-from torchlint.shapes.collect import Collector
 from torchlint.shapes.values import BATCH, InputEvidence, Step
 
 CACHE_KEY = "shapes"
 
 
-def analyze_module(target: Any, *, collector: Collector | None = None) -> ShapeReport:
+def analyze_module(target: Any) -> ShapeReport:
     """The shape report of a file: ``target`` is a rule ``Context``, a libcst
     ``Module`` or source text. With a Context the result is cached in
-    ``context.cache["shapes"]``; a collector filled by the engine's traversal
-    avoids a second walk over the tree."""
+    ``context.cache["shapes"]``, and the program model's tables and answers are
+    the ones every rule shares."""
     if isinstance(target, str):
         module = cst.parse_module(target)
-        return analyze(module, NameResolver(module), collector)
+        return analyze(module, NameResolver(module))
     if isinstance(target, cst.Module):
-        return analyze(target, NameResolver(target), collector)
+        return analyze(target, NameResolver(target))
     cache = target.cache
     if CACHE_KEY not in cache:
-        cache[CACHE_KEY] = analyze(target.module, target.names, collector, target.code, target.ranges,
-                                   lambda: program_model(target))
+        cache[CACHE_KEY] = analyze(target.module, target.names, None, target.code, target.ranges,
+                                   lambda: program_model(target), lambda: file_tables(target))
     return cache[CACHE_KEY]
 
 

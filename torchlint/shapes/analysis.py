@@ -10,10 +10,11 @@ from typing import Any
 import libcst as cst
 
 from torchlint.analysis.model import ProgramModel
+from torchlint.analysis.tables import ClassInfo, FileTables, ScopeInfo
+from torchlint.analysis.values import TensorV as ModelTensorV
 from torchlint.names import NameResolver, dotted_name
 from torchlint.positions import full_positions
 from torchlint.shapes import layers as L
-from torchlint.shapes.collect import Collector, ScopeInfo, StandaloneWalker
 from torchlint.shapes.interp import (
     BudgetExceeded,
     Frame,
@@ -25,7 +26,6 @@ from torchlint.shapes.interp import (
 from torchlint.shapes.values import (
     BATCH,
     UNKNOWN,
-    ClassInfo,
     InputEvidence,
     LayerV,
     ListV,
@@ -38,7 +38,6 @@ from torchlint.shapes.values import (
     shape_text,
 )
 
-_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 _SUMMARY_NO_BATCH = frozenset({"torchsummary.summary", "torchsummary.torchsummary.summary"})
 _SUMMARY_BATCH = frozenset({"torchinfo.summary", "torchinfo.torchinfo.summary"})
 _TRACERS = frozenset({"torch.onnx.export", "torch.jit.trace"})
@@ -166,58 +165,39 @@ class Lines:
 
 
 class Analysis:
-    def __init__(self, module: cst.Module, names: NameResolver, collector: Collector,
+    def __init__(self, module: cst.Module, names: NameResolver, tables: FileTables,
                  code: Callable[[cst.CSTNode], str], model: Any,
                  ranges: Callable[[list[cst.CSTNode]], Any] | None = None) -> None:
         self.module = module
         self.names = names
-        self.c = collector
+        self.c = tables  # the program model's tables: classes, functions, scopes, calls
         self.code = code
         self.lines = Lines(module, ranges)
-        self.interp = Interpreter(collector, code, model)
+        self.interp = Interpreter(tables, code, model)
 
     # --------------------------------------------------------------- models
-    def _resolve_base(self, expr: cst.BaseExpression, scope: ScopeInfo | None) -> str | None:
-        dotted = dotted_name(expr)
-        if dotted is None:
-            return None
-        head, _, rest = dotted.partition(".")
-        s = scope
-        while s is not None:
-            if head in s.names.bindings:
-                bound = s.names.bindings[head]
-                if not isinstance(bound, str):
-                    return None
-                return f"{bound}.{rest}" if rest else bound
-            s = s.parent
-        return "builtins.object" if dotted == "object" else None
-
     def _inside_module_class(self, scope: ScopeInfo | None) -> bool:
         s = scope
         while s is not None:
-            if s.func is not None and s.func.owner is not None and s.func.owner.is_module:
+            if s.func is not None and self.interp.is_module(s.func.owner):
                 return True
             s = s.parent
         return False
 
     def run(self) -> ShapeReport:
         report = ShapeReport()
-        by_name: dict[str, list[ClassInfo]] = {}
-        for cls in self.c.classes:
-            bases = [self._resolve_base(b.value, cls.scope) for b in cls.node.bases]
-            # Other bases (mixins, local classes) could bring their own forward or layers.
-            cls.is_module = any(b in _MODULE_BASES for b in bases) and all(b in _MODULE_BASES or b == "builtins.object" for b in bases)
-            by_name.setdefault(cls.name, []).append(cls)
-        for cls in self.c.classes:
-            for b in cls.node.bases:
-                for other in by_name.get(dotted_name(b.value) or "", ()):
-                    other.subclassed = True
-        module_classes = [c for c in self.c.classes if c.is_module]
+        module_classes = [c for c in self.c.classes if self.interp.is_module(c)]
         seq_assigns = [s for s in self.c.sequential_assigns if not self._inside_module_class(s[2])]
         if not module_classes and not seq_assigns:
             return report
+        # Subclassed by another class of the file: its layers may be replaced there.
+        subclassed: set[int] = set()
+        for cls in self.c.classes:
+            for b in cls.node.bases:
+                for other in self.c.classes_named(dotted_name(b.value) or ""):
+                    subclassed.add(id(other))
         try:
-            models = self._models(module_classes, seq_assigns, by_name)
+            models = self._models(module_classes, seq_assigns, subclassed)
             evidence = self._evidence(models)
             # A class run on a real input needs no run on an unknown one: its
             # input-independent problems show up there too.
@@ -237,7 +217,7 @@ class Analysis:
                     report.problems.append(p)
         return report
 
-    def _models(self, module_classes: list[ClassInfo], seq_assigns, by_name) -> dict[int, tuple[str, Any, cst.CSTNode]]:
+    def _models(self, module_classes: list[ClassInfo], seq_assigns, subclassed: set[int]) -> dict[int, tuple[str, Any, cst.CSTNode]]:
         """Model instances by identity: (name, value, the node to name it by)."""
         interp = self.interp
         models: dict[int, tuple[str, Any, cst.CSTNode]] = {}
@@ -248,16 +228,16 @@ class Analysis:
             if not (isinstance(f, cst.Name) and f.value in names):
                 continue
             target = interp.eval(f, Frame(site.scope, "top", bind=True))
-            if not isinstance(target, ClassInfo) or not target.is_module:
+            if not isinstance(target, ClassInfo) or not interp.is_module(target):
                 continue
             has_sites.add(id(target))
-            if self._inside_module_class(site.scope) or (site.in_class is not None and site.in_class.is_module):
+            if self._inside_module_class(site.scope) or interp.is_module(site.in_class):
                 continue
             inst = interp.eval(site.node, Frame(site.scope, "top", bind=True))
             if isinstance(inst, ModuleV):
                 models[id(inst)] = (target.name, inst, target.node)
         for cls in module_classes:
-            if id(cls) in has_sites or cls.subclassed or len(by_name.get(cls.name, ())) > 1:
+            if id(cls) in has_sites or id(cls) in subclassed or len(self.c.classes_named(cls.name)) > 1:
                 continue
             inst = interp.instantiate(cls, [], {}, None, None)
             if isinstance(inst, ModuleV):
@@ -312,6 +292,8 @@ class Analysis:
                         continue
                     x = interp.eval(positional[0].value, frame)
                     ev = self._tensor_evidence(x)
+                    if ev is None and x is UNKNOWN:
+                        ev = self._model_evidence(call, positional[0].value)
                     if ev is not None:
                         found.setdefault(id(callee), []).append(ev)
                     continue
@@ -347,6 +329,21 @@ class Analysis:
         o = x.origin
         # The call site may have reshaped the batch (``images.view(-1, 784)``).
         return InputEvidence(x.dims, o.kind, o.description, o.node, o.batch, x.dtype, o.high)
+
+    def _model_evidence(self, call: cst.Call, arg: cst.BaseExpression) -> InputEvidence | None:
+        """The input's shape as the program model's tensor value tells it (``TensorV.shape``),
+        where this analysis's own top-level evaluation stops: another model's output
+        (``head(features(x))``), which the model's shape question follows through that model."""
+        fact = self.interp.model.fact(call)
+        if fact is None:
+            return None
+        value = next((v for v, a in zip(fact.args, call.args) if a.value is arg), None)
+        shape = getattr(value, "shape", None) if isinstance(value, ModelTensorV) else None
+        t = None if shape is None else shape.source
+        if not isinstance(t, TensorV) or t.origin is None or not all(is_int(d) or d is BATCH for d in t.dims):
+            return None
+        o = t.origin
+        return InputEvidence(t.dims, "tensor", self.code(arg), arg, o.batch, t.dtype, o.high)
 
     def _summary_evidence(self, call: cst.Call, frame: Frame, with_batch: bool, models, found) -> None:
         interp = self.interp
@@ -705,20 +702,22 @@ def expected_error(p: Problem, ev: InputEvidence | None) -> str:
     return "RuntimeError"
 
 
-def analyze(module: cst.Module, names: NameResolver, collector: Collector | None = None,
+def analyze(module: cst.Module, names: NameResolver, tables: FileTables | None = None,
             code: Callable[[cst.CSTNode], str] | None = None,
             ranges: Callable[[list[cst.CSTNode]], Any] | None = None,
-            model: Callable[[], Any] | None = None) -> ShapeReport:
-    """``model``: gives the file's program model (built on first use: files without a
-    model class or ``nn.Sequential`` never need it)."""
+            model: Callable[[], Any] | None = None,
+            shared_tables: Callable[[], FileTables] | None = None) -> ShapeReport:
+    """``tables`` (or ``shared_tables``, which gives them): the program model's tables of the
+    file; ``model``: gives the file's program model (its interpretation runs on first use: files
+    without a model class or ``nn.Sequential`` never need it)."""
     if not quick_candidates(module):
         return ShapeReport()
-    if collector is None:
-        collector = Collector(module, names.module_scope)
-        module.visit(StandaloneWalker(collector))
+    if tables is None:
+        tables = shared_tables() if shared_tables is not None else FileTables(module, names)
     code = code or module.code_for_node
-    program = _LazyModel(model if model is not None else lambda: ProgramModel(module, names, code))
-    return Analysis(module, names, collector, code, program, ranges).run()
+    t = tables
+    program = _LazyModel(model if model is not None else lambda: ProgramModel(module, names, code, t))
+    return Analysis(module, names, tables, code, program, ranges).run()
 
 
 class _LazyModel:

@@ -32,17 +32,15 @@ from torchlint.walk import children as _children
 
 from torchlint.shapes import layers as L
 from torchlint.shapes import ops
+from torchlint.analysis.tables import CallSite, ClassInfo, FileTables, FuncInfo, ScopeInfo
 from torchlint.analysis.values import Def
-from torchlint.shapes.collect import CallSite, Collector, ScopeInfo
 from torchlint.shapes.values import (
     BATCH,
     UNKNOWN,
     BoundMethodV,
     BuiltinV,
-    ClassInfo,
     DatasetV,
     DictV,
-    FuncInfo,
     InputEvidence,
     IterV,
     LayerV,
@@ -269,10 +267,27 @@ _TENSOR_LONG = frozenset({"long", "int", "short", "byte", "bool"})
 _FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "full"})
 
 
+_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+
+
+def plain_module_classes(tables: FileTables) -> set[int]:
+    """The classes (ids of the tables' :class:`ClassInfo`) whose bases resolve to exactly
+    ``torch.nn.Module`` (and ``object``): the ones whose layers and ``forward`` the analysis
+    follows (other bases, mixins or classes of the file, could bring their own)."""
+    out: set[int] = set()
+    for cls in tables.classes:
+        bases = [cls.scope.qualname(b.value) for b in cls.node.bases]
+        if any(b in _MODULE_BASES for b in bases) and all(b in _MODULE_BASES or b == "builtins.object" for b in bases):
+            out.add(id(cls))
+    return out
+
+
 class Interpreter:
-    def __init__(self, collector: Collector, code: Callable[[cst.CSTNode], str], model: Any, *,
-                 budget: int = 400_000) -> None:
-        self.c = collector
+    def __init__(self, tables: FileTables, code: Callable[[cst.CSTNode], str], model: Any, *,
+                 budget: int = 400_000, outputs: bool = False) -> None:
+        # The program model's tables (scopes, classes, functions, calls) and its answers
+        # (what names hold where the interpreter does not execute).
+        self.c = tables
         self.model = model  # the program model: what names hold where the interpreter does not execute
         self.code = code
         self.ticks = 0
@@ -284,10 +299,14 @@ class Interpreter:
         self.instantiated: dict[int, int] = {}  # id(ClassInfo) -> instantiations seen
         self.constructed: dict[int, int] = {}  # id(constructor node) -> layers built from it
         self.run: Run | None = None
-        self._calls_by_name: dict[str, list[CallSite]] | None = None
-        self._sites: dict[int, CallSite] | None = None
-        self._funcs = {id(f.node): f for f in collector.functions}
-        self._classes = {id(k.node): k for k in collector.classes}
+        self.modules = plain_module_classes(tables)
+        # Outside a model's run, calling a model of the file gives its output when it fits the
+        # known tensor it is given (the program model's shape questions; TL301's own runs keep
+        # top-level calls of models unknown).
+        self.outputs = outputs
+
+    def is_module(self, cls: ClassInfo | None) -> bool:
+        return cls is not None and id(cls) in self.modules
 
     # ------------------------------------------------------------------ utils
     def tick(self) -> None:
@@ -295,24 +314,8 @@ class Interpreter:
         if self.ticks > self.budget:
             raise BudgetExceeded()
 
-    def calls_named(self, name: str) -> list[CallSite]:
-        if self._calls_by_name is None:
-            table: dict[str, list[CallSite]] = {}
-            for site in self.c.calls:
-                f = site.node.func
-                if isinstance(f, cst.Name):
-                    table.setdefault(f.value, []).append(site)
-            self._calls_by_name = table
-        return self._calls_by_name.get(name, [])
-
-    def site_of(self, call: cst.Call) -> CallSite | None:
-        if self._sites is None:
-            self._sites = {id(s.node): s for s in self.c.calls}
-        return self._sites.get(id(call))
-
     def scope_of(self, func: cst.CSTNode | None) -> ScopeInfo:
-        info = None if func is None else self._funcs.get(id(func))
-        return self.c.module_scope if info is None else info.scope
+        return self.c.scope_of(func)
 
     # ------------------------------------------------------------------ names
     def lookup(self, name: str, frame: Frame, node: cst.Name | None = None) -> Any:
@@ -330,12 +333,10 @@ class Interpreter:
             scope = frame.scope.parent
         # An import, or a builtin no scope rebinds, is what it is wherever it is read; anything
         # else is what the program model says reaches this read (the model is built only then).
-        s = scope
-        while s is not None and name not in s.names.bindings:
-            s = s.parent
-        if s is not None and isinstance(s.names.bindings[name], str):
-            return QualV(s.names.bindings[name])  # type: ignore[arg-type]
-        if s is None and name in _BUILTIN_NAMES and not self.c.module_scope.names.star_modules:
+        found = None if scope is None else scope.binding(name)
+        if found is not None and isinstance(found[1], str):
+            return QualV(found[1])
+        if found is None and name in _BUILTIN_NAMES and not self.c.module_scope.names.star_modules:
             return BuiltinV(name)
         defs = None if node is None else self.model.definitions(node)
         if defs is not None:
@@ -387,9 +388,9 @@ class Interpreter:
     def _def_value(self, d: Def) -> Any:
         kind = d.kind
         if kind == "def":
-            return self._funcs.get(id(d.node), UNKNOWN)
+            return self.c.func_info(d.node) or UNKNOWN
         if kind == "class":
-            return self._classes.get(id(d.node), UNKNOWN)
+            return self.c.class_info(d.node) or UNKNOWN
         if kind == "param":
             return self.param_value(d)
         if kind not in ("assign", "for") or d.node is None:
@@ -412,7 +413,7 @@ class Interpreter:
     def param_value(self, d: Def) -> Any:
         """A parameter of a function of the file (not a method): the join of the arguments
         of its call sites, which the program model lists."""
-        func = self._funcs.get(id(d.node))
+        func = self.c.func_info(d.node)
         if func is None or func.owner is not None:
             return UNKNOWN
         found = self.model.call_sites(func.node)
@@ -420,7 +421,7 @@ class Interpreter:
             return UNKNOWN
         calls = {id(call) for call, _ in found}
         # A call by its name that the model did not follow (in a lambda, say) could pass anything.
-        if any(id(s.node) not in calls for s in self.calls_named(func.name)):
+        if any(id(s.node) not in calls for s in self.c.calls_named(func.name)):
             return UNKNOWN
         param = next((p for p in (*func.node.params.posonly_params, *func.node.params.params,
                                   *func.node.params.kwonly_params) if p.name.value == d.name), None)
@@ -428,7 +429,7 @@ class Interpreter:
             return UNKNOWN
         vals = []
         for call, _ in found:
-            site = self.site_of(call)
+            site = self.c.site(call)
             if site is None or any(a.star for a in call.args):
                 return UNKNOWN
             expr = None
@@ -911,7 +912,7 @@ class Interpreter:
                                       frame=frame, self_value=func.self_value)
         if isinstance(func, (LayerV, ModuleV)):
             if frame.mode != "forward":
-                return UNKNOWN
+                return self.output_of(func, args, kwargs, node, frame) if self.outputs else UNKNOWN
             label = frame.prefix + _strip_self(self.code(node.func))
             return self.apply_module(func, args, kwargs, node, frame, label, node)
         if isinstance(func, MethodV):
@@ -919,6 +920,23 @@ class Interpreter:
         if isinstance(func, BuiltinV):
             return self.call_builtin(func.name, args, kwargs, node, frame)
         return UNKNOWN
+
+    def output_of(self, m: Any, args: list, kwargs: dict, node: cst.Call, frame: Frame) -> Any:
+        """What a model of the file gives for one known tensor, outside any run: its forward
+        followed on that input; unknown if it stops or any size does not fit."""
+        if self.run is not None or kwargs or len(args) != 1:
+            return UNKNOWN
+        x = args[0][0]
+        if not isinstance(x, TensorV) or x.open:
+            return UNKNOWN
+        run = self.run = Run("", x.origin)
+        try:
+            out = self.apply_module(m, args, {}, node, Frame(frame.scope, "forward"), "", node)
+        except Stop:
+            return UNKNOWN
+        finally:
+            self.run = None
+        return UNKNOWN if run.problems else out
 
     def call_function(self, func: FuncInfo, args: list, kwargs: dict, mode: str, node: cst.CSTNode | None, *,
                       frame: Frame | None = None, self_value: Any = None, prefix: str | None = None) -> Any:
@@ -989,7 +1007,7 @@ class Interpreter:
         return result
 
     def instantiate(self, cls: ClassInfo, args: list, kwargs: dict, node: cst.Call | None, frame: Frame | None) -> Any:
-        if not cls.is_module:
+        if not self.is_module(cls):
             return UNKNOWN
         if frame is not None and frame.bind and node is not None and id(node) in self.instances:
             return self.instances[id(node)]
@@ -1808,11 +1826,11 @@ class Interpreter:
             self.exec_suite(stmt.body, frame)
             return
         if isinstance(stmt, cst.FunctionDef):
-            info = self._funcs.get(id(stmt))
+            info = self.c.func_info(stmt)
             frame.env[stmt.name.value] = info if info is not None else UNKNOWN
             return
         if isinstance(stmt, cst.ClassDef):
-            info = self._classes.get(id(stmt))
+            info = self.c.class_info(stmt)
             frame.env[stmt.name.value] = info if info is not None else UNKNOWN
             return
         self.unknown_flow(stmt, frame)

@@ -19,6 +19,8 @@ from typing import Any, Union
 
 import libcst as cst
 
+from torchlint.analysis.tables import ClassInfo, FuncInfo
+
 
 class _Unknown:
     __slots__ = ()
@@ -193,26 +195,6 @@ class LayerV:
 
 
 @dataclass(eq=False, repr=False)
-class ClassInfo:
-    node: cst.ClassDef
-    name: str
-    scope: Any  # collect.ScopeInfo where the class is defined
-    methods: dict[str, Any] = field(default_factory=dict)  # name -> FuncInfo
-    class_attrs: dict[str, cst.BaseExpression] = field(default_factory=dict)
-    is_module: bool = False
-    # Subclassed by another class of the file: its layers may be replaced there.
-    subclassed: bool = False
-
-
-@dataclass(eq=False, repr=False)
-class FuncInfo:
-    node: cst.FunctionDef
-    name: str
-    scope: Any  # collect.ScopeInfo of the function's own body
-    owner: ClassInfo | None = None
-
-
-@dataclass(eq=False, repr=False)
 class ModuleV:
     """An instance of a module class of the file, after its ``__init__`` ran."""
 
@@ -302,11 +284,9 @@ __all__ = [
     "UNKNOWN",
     "BoundMethodV",
     "BuiltinV",
-    "ClassInfo",
     "DatasetV",
     "DictV",
     "Dim",
-    "FuncInfo",
     "InputEvidence",
     "IterV",
     "LayerV",
@@ -333,8 +313,6 @@ def _short_repr(self) -> str:
     name = type(self).__name__
     if isinstance(self, LayerV):
         return f"LayerV({self.kind}, {len(self.children) if self.children is not None else ''})"
-    if isinstance(self, (ClassInfo, FuncInfo)):
-        return f"{name}({self.name})"
     if isinstance(self, ModuleV):
         return f"ModuleV({self.cls.name}, attrs={sorted(self.attrs)})"
     if isinstance(self, DatasetV):
@@ -346,5 +324,5 @@ def _short_repr(self) -> str:
     return name
 
 
-for _cls in (LayerV, ClassInfo, FuncInfo, ModuleV, DatasetV, LoaderV, TransformV):
+for _cls in (LayerV, ModuleV, DatasetV, LoaderV, TransformV):
     _cls.__repr__ = _short_repr  # type: ignore[method-assign]
