@@ -47,11 +47,17 @@ every function and method in it (see docs/architecture-model.md). Queries:
   ``model.scope_definitions(def_or_None, name)`` every definition in a body;
   ``model.call_sites(def)`` the calls of a function the model followed. The shape
   analysis evaluates these with its own arithmetic.
+- ``value.shape`` for a ``TensorV`` of a recorded fact (``CallFact.args``/``receiver``,
+  ``UpdateFact.target``/``value``), or ``model.shape(expr, def_or_None)`` -> :class:`Shape`
+  (``dims``, None where the file does not fix a size; ``batch``: a DataLoader's batch first;
+  ``dtype``) or None: the shape analysis's answer, computed on the first request and remembered
+  per expression (a batch of a loader over a known dataset, ``torch.randn(2, 3)``, what a model
+  of the file gives for such an input).
 
 Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
 moves_inputs, training, back: the mode a loop's back edge brings, output,
 mode_dependent), ``TensorV`` (placement, origin: the loader and binding,
-grad, act: the activation applied last and act_site; ``cpu_batch``), ``LoaderV``, ``IteratorV``, ``OptimizerV`` (params),
+grad, act: the activation applied last and act_site; ``cpu_batch``; ``shape``), ``LoaderV``, ``IteratorV``, ``OptimizerV`` (params),
 ``SchedulerV``, ``ScalerV``, ``LossFnV``, ``DatasetV``, ``DeviceV``,
 ``ParamsV``, ``FunctionV``, ``ClassV``, ``InstanceV``, ``TupleV`` and
 ``UNKNOWN``; ``Placement`` says where a module or tensor was put (``CPU``, or an
