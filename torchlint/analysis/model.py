@@ -1486,7 +1486,7 @@ class ProgramModel:
         if qual.endswith("TensorDataset"):
             return DatasetV(any(self._on_device(a.value, frame) for a in call.args))
         if is_torch_optimizer_qualname(qual):
-            return OptimizerV(self._param_root(call), True)
+            return OptimizerV(self._param_root(call), True, self._over_tensors(call))
         if qual.startswith("torch.optim.") and is_scheduler_qualname(qual):
             return SchedulerV(qual)
         if qual.endswith("GradScaler"):
@@ -1737,6 +1737,14 @@ class ProgramModel:
         if isinstance(value, TensorV):
             return value.placement != CPU
         return True  # cannot tell: assume it may be
+
+    @staticmethod
+    def _over_tensors(call: cst.Call) -> bool:
+        """``Adam([image], ...)``: the parameters are a list of plain names, not a ``.parameters()`` call."""
+        first = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "params"), None)
+        return isinstance(first, (cst.List, cst.Tuple)) and bool(first.elements) and all(
+            isinstance(e, cst.Element) and isinstance(e.value, cst.Name) for e in first.elements
+        )
 
     def _param_root(self, call: cst.Call) -> str | None:
         first = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "params"), None)

@@ -152,6 +152,8 @@ class OptimizerV:
 
     params: str | None = None
     declared: bool = False  # a torch.optim construction, not a name
+    # Built over a list of plain tensors (``Adam([image])``: style transfer, adversarial inputs), no module's parameters.
+    over_tensors: bool = False
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ def join(a: object, b: object) -> object:
     if isinstance(a, SchedulerV):
         return SchedulerV(None)
     if isinstance(a, OptimizerV):
-        return OptimizerV(None, a.declared and b.declared)  # type: ignore[union-attr]
+        return OptimizerV(None, a.declared and b.declared, a.over_tensors and b.over_tensors)  # type: ignore[union-attr]
     if isinstance(a, LoaderV):
         # Two loaders (``loader`` and ``self.loader``): still a loader; messages name the first.
         return LoaderV(a.text, a.yields_cpu and b.yields_cpu, a.declared and b.declared)  # type: ignore[union-attr]

@@ -237,8 +237,8 @@ class MissingEval(Rule):
         roots = [f.receiver.params for f in optimizers]  # type: ignore[union-attr]
         if any(r is not None and params_overlap(r, name) for r in roots):
             return True
-        if all(r is not None for r in roots):
-            return False  # the optimizers train other models: this one may be frozen on purpose
+        if all(r is not None or f.receiver.over_tensors for r, f in zip(roots, optimizers)):  # type: ignore[union-attr]
+            return False  # the optimizers train other models (or plain tensors): this one may be frozen on purpose
         models = {dotted_name(f.node.func) for f in step if isinstance(f.func, ModuleV) and f.grad_mode not in _NO_GRAPH}
         return models == {name}
 
