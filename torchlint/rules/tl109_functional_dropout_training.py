@@ -6,6 +6,7 @@ import libcst as cst
 
 from torchlint.analysis.apicalls import add_keyword, argument
 from torchlint.analysis.model import program_model
+from torchlint.analysis.tables import file_tables
 from torchlint.gates import calls_to, classes_by_name, import_table, may_be_torch_module_class, statements
 from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Rule
@@ -153,9 +154,9 @@ class FunctionalDropoutTraining(Rule):
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        # (class, method) for every enclosing def; None where the def is not directly in a class.
-        self._scopes: list[tuple[str | None, cst.FunctionDef | None]] = []
-        self._class: list[str] = []
+        # The defs and classes the traversal is in; which class a def is a method of, the
+        # program model's tables say.
+        self._defs: list[cst.FunctionDef | cst.ClassDef] = []
         self._guards: list[bool] = []
 
     def _guard(self, test: cst.BaseExpression) -> None:
@@ -174,27 +175,26 @@ class FunctionalDropoutTraining(Rule):
     def leave_IfExp(self, original_node: cst.IfExp) -> None:
         self._guards.pop()
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._class.append(node.name.value)
-        self._scopes.append((node.name.value, None))
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self._class.pop()
-        self._scopes.pop()
-
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        owner = self._scopes[-1][0] if self._scopes and self._scopes[-1][1] is None else None
-        self._scopes.append((owner, node))
+        self._defs.append(node)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._scopes.pop()
+        self._defs.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._defs.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._defs.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not self._scopes or self.context.qualname(node.func) not in _DROPOUTS:
+        if not self._defs or self.context.qualname(node.func) not in _DROPOUTS:
             return
-        cls, method = self._scopes[-1]
-        if cls is None or method is None or method.name.value != "forward" or method.decorators:
+        method = self._defs[-1]
+        info = file_tables(self.context).func_info(method)  # None: a call in a class body
+        if info is None or info.owner is None or method.name.value != "forward" or method.decorators:
             return
+        cls = info.owner.name
         if any(self._guards) or any(a.star for a in node.args) or argument(node, "training", 2) is not None:
             return
         params = method.params.params
