@@ -32,7 +32,7 @@ from torchlint.walk import children as _children
 
 from torchlint.shapes import layers as L
 from torchlint.shapes import ops
-from torchlint.analysis.tables import CallSite, ClassInfo, FileTables, FuncInfo, ScopeInfo
+from torchlint.analysis.tables import ClassInfo, FileTables, FuncInfo, ScopeInfo
 from torchlint.analysis.values import Def
 from torchlint.shapes.values import (
     BATCH,
