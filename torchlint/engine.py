@@ -62,6 +62,14 @@ class LintOptions:
     # Set when the source is a document's code (notebook cells, Markdown blocks):
     # a torchlint.documents.DocumentFacts; rules read it as ``Context.document``.
     document: Any = field(default=None, compare=False)
+    # Set when ``source`` is a slice of a document (torchlint/slices.py: the statements an edit
+    # can affect, the others replaced by ``pass``): a slices.WholeFile with the document's text
+    # (``Context.file_source``, for file-wide text facts) and its module scope (name lookups
+    # answer as in the whole file).
+    whole_file: Any = field(default=None, compare=False)
+    # Called with the rules' Context once they have run (torchlint/slices.py reads how much of
+    # their budgets the program model and the shape analysis used).
+    inspect: Callable[[Context], None] | None = field(default=None, compare=False)
 
     def may_parse(self, source: str) -> bool:
         """Might some selected rule need the CST of ``source``? Substring triggers only: a cheap
@@ -355,6 +363,9 @@ def _lint(source: str, path: str, options: LintOptions) -> FileReport:
     names = NameResolver(module, options.document.conventions if options.document is not None else None)
     context = Context(path, source, module, names)
     context.document = options.document
+    if options.whole_file is not None:
+        context.file_source = options.whole_file.source
+        names.module_scope = options.whole_file.module_scope
     if starts is not None:
         context.cache["statement_starts"] = starts
     if options.parse_cache is not None:
@@ -379,6 +390,8 @@ def _lint(source: str, path: str, options: LintOptions) -> FileReport:
         report.findings.extend(_resolve(context, pending, report))
     report.findings = _apply_noqa(source, report.findings)
     report.findings.sort(key=lambda f: (f.range, f.code))
+    if options.inspect is not None:
+        options.inspect(context)
     return report
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import libcst as cst
@@ -162,6 +162,15 @@ class ParseCache:
             self._by_statement.pop(id(piece.statement), None)
             self.chars -= len(key[1])
 
+    def peek(self, text: str, first: bool) -> _Piece | None:
+        """The cached piece of this statement text, if any (no statistics, no reordering)."""
+        return self._pieces.get((first, text))
+
+    def statement(self, text: str, first: bool, last: bool) -> cst.BaseStatement | None:
+        """The parsed statement of one piece of text (from the cache, else parsed and cached)."""
+        piece = self._get(text, first, last, set())
+        return None if piece is None else piece.statement
+
     def piece_of(self, statement: cst.CSTNode) -> _Piece | None:
         return self._by_statement.get(id(statement))
 
@@ -196,6 +205,11 @@ class ParseCache:
             self._pieces.move_to_end(key)
             piece.generation = self._generation
             return piece
+        if piece is not None:
+            # A repeated piece in one file gets its own nodes (node identity maps findings
+            # to positions): a copy of the cached one, which is cheaper than a parse.
+            self.hits += 1
+            return replace(piece, statement=piece.statement.deep_clone(), positions={})
         self.misses += 1
         piece = self._parse_piece(text, first, last)
         if piece is None:

@@ -108,6 +108,10 @@ class Context:
         # A torchlint.documents.DocumentFacts when linting a notebook's or a
         # Markdown file's code (None for Python files).
         self.document: Any = None
+        # The whole file's text: ``source`` itself, except when the language server lints a
+        # slice of the file after an edit (torchlint/slices.py). Facts about the whole file's
+        # text (does it mention X anywhere?) must come from here.
+        self.file_source = source
         self._ranges: dict[cst.CSTNode, Any] = {}
 
     def ranges(self, nodes: "Iterable[cst.CSTNode]") -> "Mapping[cst.CSTNode, CodeRange]":
@@ -220,6 +224,23 @@ class Rule:
     url: ClassVar[str | None] = None
     # Runs only on documents (notebooks, Markdown): see Context.document.
     documents_only: ClassVar[bool] = False
+    # After an edit, may the language server re-run this rule on just the statements the edit
+    # can affect (torchlint/slices.py)? True promises that the rule's findings in a top-level
+    # statement (their ranges, fixes, related locations, and ``data`` positions under keys
+    # ending in ``_line``/``_span``) depend only on: the statements linked to it through
+    # module-level names (binding and reading them, class and function names at any depth),
+    # the module's imports and head, and file-wide text facts read from
+    # ``Context.file_source``. False (the default, and what plugins get unless they say
+    # otherwise): the rule runs on the whole file after every edit.
+    incremental: ClassVar[bool] = False
+
+    @classmethod
+    def file_facts(cls, source: str) -> object:
+        """For an ``incremental`` rule: everything it reads from the whole file's text
+        (``Context.file_source``), as a comparable value. After an edit that changes it, the
+        rule's findings are computed on the whole file again (a finding anywhere may depend on
+        it). None: the rule reads nothing file-wide."""
+        return None
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

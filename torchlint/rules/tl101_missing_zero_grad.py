@@ -77,6 +77,7 @@ class MissingZeroGrad(Rule):
     """
 
     code = "TL101"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "missing-zero-grad"
     message = "`{step}` runs in a loop that never clears the gradients: `backward()` adds to `.grad`, so each step uses the sum of all earlier batches' gradients"
     # Every backward call is spelled ``.backward(`` (``loss.backward()``,

@@ -68,6 +68,7 @@ class LossAccumulatesGraph(Rule):
     """
 
     code = "TL102"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "loss-accumulates-graph"
     message = "`{text}` keeps every iteration's autograd graph alive: `{value}` carries a graph; accumulate `{value}.item()` (or `.detach()`)"
     triggers = ("+=", ".append(")

@@ -101,6 +101,7 @@ class ActivationBeforeLoss(Rule):
     """
 
     code = "TL103"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "activation-before-loss"
     message = "CrossEntropyLoss applies log_softmax itself: the softmax before it makes the loss bounded and its gradients shrink; pass the logits"
     triggers = ("oftmax", "igmoid")

@@ -62,6 +62,11 @@ class EvalWithoutNoGrad(Rule):
     """
 
     code = "TL104"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
+
+    @classmethod
+    def file_facts(cls, source: str) -> object:
+        return _IMPORTS_TORCH.search(source) is not None
     name = "eval-without-no-grad"
     message = "`{call}` runs in an evaluation loop over `{loader}` outside `torch.no_grad()`: an autograd graph is built for every batch and never used"
     triggers = ("oader",)
@@ -171,7 +176,7 @@ class EvalWithoutNoGrad(Rule):
         loader = loader if len(loader) <= 30 else "its loader"
         text = self.context.code(call.node)
         fix = None
-        if _IMPORTS_TORCH.search(self.context.source):
+        if _IMPORTS_TORCH.search(self.context.file_source):
             wrapped = cst.With(
                 items=[cst.WithItem(cst.parse_expression("torch.no_grad()"))],
                 body=cst.IndentedBlock(body=[loop.with_changes(leading_lines=())]),

@@ -102,6 +102,7 @@ class MissingEval(Rule):
     """
 
     code = "TL105"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "missing-eval"
     message = "`model` is in training mode during evaluation: dropout stays active and batch norm uses the batch's statistics; call `model.eval()` first"
     triggers = ("eval(", "train(", "no_grad", "inference_mode")

@@ -73,6 +73,7 @@ class StepOrder(Rule):
     """
 
     code = "TL106"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "step-order"
     message = "`{call}` runs before `{other}` in the same iteration"
     triggers = (".step(",)

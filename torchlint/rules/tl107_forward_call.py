@@ -58,6 +58,7 @@ class ForwardCall(Rule):
     """
 
     code = "TL107"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "forward-call"
     message = "`.forward(...)` on a module skips its hooks; call the module instead"
     severity = "warning"

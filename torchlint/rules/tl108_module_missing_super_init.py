@@ -144,6 +144,7 @@ class ModuleMissingSuperInit(Rule):
     """
 
     code = "TL108"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "module-missing-super-init"
     message = "`nn.Module` subclass stores a layer before calling `super().__init__()`: AttributeError"
     severity = "error"

@@ -87,6 +87,7 @@ class FunctionalDropoutTraining(Rule):
     """
 
     code = "TL109"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "functional-dropout-training"
     message = "`F.dropout` in `forward` without `training=self.training` stays on after `model.eval()`"
     severity = "warning"

@@ -78,6 +78,11 @@ class ImplicitSoftmaxDim(Rule):
     """
 
     code = "TL110"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
+
+    @classmethod
+    def file_facts(cls, source: str) -> object:
+        return ("Sequential" in source, "forward" in source)
     name = "implicit-softmax-dim"
     message = "softmax without `dim`: PyTorch guesses the dimension from the input's rank (deprecated); pass `dim`"
     severity = "warning"
@@ -163,7 +168,7 @@ class ImplicitSoftmaxDim(Rule):
         child, or the `self.<attr>(x)` calls of a stored layer): empty when unknown."""
         if self._ranks is None:
             self._ranks = {}
-            if "Sequential" in self.context.source or "forward" in self.context.source:
+            if "Sequential" in self.context.file_source or "forward" in self.context.file_source:
                 from torchlint.shapes import analyze_module
 
                 for model in analyze_module(self.context).models:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
-from torchlint.analysis.model import program_model
+from torchlint.analysis.model import _body, _statements_with_defs, program_model
 from torchlint.analysis.values import IteratorV, LoaderV
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
@@ -43,6 +45,13 @@ class IteratorNextMethod(Rule):
     """
 
     code = "TL201"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
+
+    @classmethod
+    def file_facts(cls, source: str) -> object:
+        # Whether a class of the file defines next(): when the text could say so, any edit
+        # may change it (the whole text is the fact); else it is False whatever the edit.
+        return source if _MAY_DEFINE_NEXT.search(source) else None
     name = "iterator-next-method"
     message = "`{receiver}.next()` does not exist on Python 3 iterators; use `next({receiver})`"
     triggers = (".next(",)
@@ -110,7 +119,7 @@ class IteratorNextMethod(Rule):
         if not self._candidates:
             return
         model = program_model(self.context)
-        own_next = any(_defines_next(cls) for cls in model.classes.values())
+        own_next = self._own_next(model)
         for call, next_is_builtin in self._candidates:
             fact = model.fact(call)
             it = None if fact is None else fact.receiver
@@ -130,6 +139,31 @@ class IteratorNextMethod(Rule):
                     (Replace(call, call.with_changes(func=cst.Name("next"), args=[cst.Arg(receiver)])),),
                 )
             self.report(call, self.message.format(receiver=text), fix=fix)
+
+
+    def _own_next(self, model) -> bool:
+        """Does one of the file's classes (the model's: the first of each name) define ``next``?"""
+        context = self.context
+        if context.file_source is context.source:
+            return any(_defines_next(cls) for cls in model.classes.values())
+        # A slice of the file (torchlint/slices.py): the question is about the whole file.
+        if not _MAY_DEFINE_NEXT.search(context.file_source):
+            return False
+        classes: dict[str, cst.ClassDef] = {}
+        _classes(cst.parse_module(context.file_source).body, classes)
+        return any(_defines_next(cls) for cls in classes.values())
+
+
+# Necessary for _defines_next: ``def next`` or ``next =`` somewhere in the text.
+_MAY_DEFINE_NEXT = re.compile(r"\bdef\s+next\b|(?<![\w.])next\s*=(?!=)")
+
+
+def _classes(stmts, out: dict[str, cst.ClassDef]) -> None:
+    """The program model's classes: the first of each name, in the order its scan meets them."""
+    for stmt in _statements_with_defs(stmts):
+        if isinstance(stmt, cst.ClassDef):
+            out.setdefault(stmt.name.value, stmt)
+        _classes(_body(stmt.body), out)
 
 
 def _defines_next(cls: cst.ClassDef) -> bool:

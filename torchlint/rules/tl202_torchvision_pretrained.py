@@ -97,6 +97,7 @@ class TorchvisionPretrained(Rule):
     """
 
     code = "TL202"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "torchvision-pretrained"
     message = "`pretrained=` is deprecated since torchvision 0.13; use `weights=` with the builder's weights enum"
     severity = "warning"

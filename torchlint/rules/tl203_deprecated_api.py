@@ -61,6 +61,7 @@ class DeprecatedApi(ApiUseRule):
     """
 
     code = "TL203"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "deprecated-api"
     message = "This PyTorch API is deprecated"
     severity = "warning"

@@ -47,6 +47,7 @@ class RemovedApi(ApiUseRule):
     """
 
     code = "TL204"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "removed-api"
     message = "This PyTorch API was removed"
     severity = "error"

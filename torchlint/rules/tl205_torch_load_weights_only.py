@@ -72,6 +72,7 @@ class TorchLoadWeightsOnly(Rule):
     """
 
     code = "TL205"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "torch-load-weights-only"
     message = "`torch.load` without `weights_only=`: say whether the file may unpickle arbitrary objects"
     severity = "warning"

@@ -64,6 +64,7 @@ class CheckpointUseReentrant(Rule):
     """
 
     code = "TL207"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "checkpoint-use-reentrant"
     message = "pass `use_reentrant=` explicitly to `torch.utils.checkpoint.checkpoint`"
     severity = "warning"

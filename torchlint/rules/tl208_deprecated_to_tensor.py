@@ -57,6 +57,7 @@ class DeprecatedToTensor(Rule):
     """
 
     code = "TL208"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "deprecated-to-tensor"
     message = "`v2.ToTensor()` is deprecated; use `v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])`"
     severity = "warning"

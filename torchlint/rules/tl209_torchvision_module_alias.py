@@ -36,6 +36,7 @@ class TorchvisionModuleAlias(Rule):
     """
 
     code = "TL209"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "torchvision-module-alias"
     message = "`import torchvision.X as X`: write `from torchvision import X`"
     severity = "info"

@@ -70,6 +70,7 @@ class ShapeMismatch(Rule):
     """
 
     code = "TL301"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "shape-mismatch"
     message = "shape mismatch"
     # Only files that define a model can have a finding: `class X(nn.Module):`

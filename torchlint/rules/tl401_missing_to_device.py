@@ -86,6 +86,7 @@ class MissingToDevice(Rule):
     """
 
     code = "TL401"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "missing-to-device"
     message = "A tensor from a DataLoader reaches a model on another device"
     # DataLoader, train_loader, testloader... the rarer of the two things the

@@ -62,6 +62,7 @@ class DiscardedMove(Rule):
     """
 
     code = "TL402"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "discarded-move"
     message = "`{call}` returns a new tensor and its result is discarded: `{tensor}` is unchanged (`Tensor.{method}()` is not in place)"
     triggers = (".to(", ".cuda(", ".cpu(", ".float(", ".half(", ".double(", ".bfloat16(", ".long(", ".int(", ".type(")

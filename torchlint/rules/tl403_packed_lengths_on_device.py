@@ -48,6 +48,7 @@ class PackedLengthsOnDevice(Rule):
     """
 
     code = "TL403"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "packed-lengths-on-device"
     message = "`pack_padded_sequence` needs `lengths` on the CPU; this one is on the GPU when one is used"
     severity = "error"

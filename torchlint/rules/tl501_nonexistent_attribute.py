@@ -67,6 +67,11 @@ class NonexistentAttribute(LocalTypes, Rule):
     """
 
     code = "TL501"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
+
+    @classmethod
+    def file_facts(cls, source: str) -> object:
+        return _file_names(source)
     name = "nonexistent-attribute"
     message = "This torch/torchvision attribute does not exist"
     severity = "error"
@@ -145,9 +150,7 @@ class NonexistentAttribute(LocalTypes, Rule):
     def _file_defines(self, name: str) -> bool:
         """Does the file set or name ``name`` itself (``x.name = ``, ``"name"``)?"""
         if self._assigned is None:
-            source = self.context.source
-            self._assigned = set(re.findall(r"\.\s*(\w+)\s*(?::[^=\n]*)?=(?!=)", source))
-            self._strings = set(re.findall(r"""["'](\w+)["']""", source))
+            self._assigned, self._strings = _file_names(self.context.file_source)
         return name in self._assigned or name in (self._strings or ())
 
     # -- try/except guards --
@@ -294,3 +297,10 @@ def _public_name(kb: Knowledge, canonical: str) -> str:
         if kb.canonical(candidate) == canonical:
             return candidate
     return canonical
+
+
+def _file_names(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Attribute names the file assigns (``x.name =``) and the identifiers it writes as strings."""
+    assigned = frozenset(re.findall(r"\.\s*(\w+)\s*(?::[^=\n]*)?=(?!=)", source))
+    strings = frozenset(re.findall(r"""["'](\w+)["']""", source))
+    return assigned, strings

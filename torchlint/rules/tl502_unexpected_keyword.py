@@ -57,6 +57,7 @@ class UnexpectedKeyword(Rule):
     """
 
     code = "TL502"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "unexpected-keyword"
     message = "This torch/torchvision callable does not take this keyword"
     severity = "error"

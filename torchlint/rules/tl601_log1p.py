@@ -69,6 +69,7 @@ class Log1p(Rule):
     """
 
     code = "TL601"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "log1p"
     message = "`torch.log(1 + x)` loses precision for small `x`; use `torch.log1p(x)`"
     severity = "warning"

@@ -42,6 +42,7 @@ class Expm1(Rule):
     """
 
     code = "TL602"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "expm1"
     message = "`torch.exp(x) - 1` loses precision for small `x`; use `torch.expm1(x)`"
     severity = "warning"

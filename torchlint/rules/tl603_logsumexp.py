@@ -52,6 +52,7 @@ class Logsumexp(Rule):
     """
 
     code = "TL603"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "logsumexp"
     message = "`log(sum(exp(x)))` overflows; use `torch.logsumexp(x, dim)`"
     severity = "warning"

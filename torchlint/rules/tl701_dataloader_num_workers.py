@@ -44,6 +44,7 @@ class DataloaderNumWorkers(Rule):
     """
 
     code = "TL701"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "dataloader-num-workers"
     message = "`DataLoader` loads batches in the training process (`num_workers=0`); set `num_workers > 0`"
     severity = "info"

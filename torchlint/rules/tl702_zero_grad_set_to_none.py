@@ -61,6 +61,7 @@ class ZeroGradSetToNone(Rule):
     """
 
     code = "TL702"
+    incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "zero-grad-set-to-none"
     message = "`zero_grad(set_to_none=False)` zeroes gradients instead of freeing them; use `set_to_none=True`"
     severity = "info"

@@ -91,6 +91,10 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
     # other statements are not parsed again (the pool sends a document back to
     # the process that linted it last).
     parse_cache = ParseCache()
+    # ...and after an edit, the rules re-run only on the statements it can affect (slices.py).
+    from torchlint.slices import IncrementalLinter
+
+    linter = IncrementalLinter()
     # Objects from imports are never garbage: keep the collector from rescanning them.
     gc.freeze()
     while True:
@@ -103,7 +107,7 @@ def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type
             options = LintOptions(codes=resolved(codes), extra_rules=extra, parse_cache=parse_cache)
             if kind == "lint":
                 parse_cache.begin(path)
-                report = lint_source(source, path, options)
+                report = linter.lint(source, path, options)
                 parse_cache.end()
                 report.source = None  # the parent has the text
                 answer: tuple[str, Any] = ("ok", report)

@@ -79,6 +79,8 @@ class ModelReport:
     verdict: str  # "ok" | "error" | "unknown"
     stopped: str | None
     problems: list[ShapeProblem] = field(default_factory=list)
+    # The share of the per-file interpretation budget used (1.0: it ran out and the file got no report).
+    budget_share: float = 0.0
 
     @property
     def input_evidence(self) -> InputEvidence | None:
@@ -207,7 +209,8 @@ class Analysis:
                     continue
                 report.models.append(self._analyse(name, value, node, evidence.get(key)))
         except (BudgetExceeded, RecursionError):
-            return ShapeReport()
+            return ShapeReport(budget_share=1.0)
+        report.budget_share = self.interp.ticks / self.interp.budget
         seen: set[tuple[int, str]] = set()
         for m in report.models:
             for p in m.problems:
