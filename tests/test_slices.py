@@ -234,3 +234,28 @@ def test_the_facts_of_a_statement():
     tree = ast.parse("import torch.nn as nn, os\n")
     facts = statement_facts(tree.body, False)
     assert facts.imports == {"nn", "os"} and not facts.binds and facts.head
+
+
+_BASE = "import torch\n\n\ndef f(loader):\n    it = iter(loader)\n    return it.next()\n\n\ndef g(x):\n    return x\n\n\ny = g(1)\n"
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        _BASE.replace("def g(x):", "    z = 1\ndef g(x):"),  # continues f's body
+        _BASE.replace("def g(x):", "# a comment\n\ndef g(x):"),  # lines that go with g
+        _BASE.replace("\n\ndef g(x):", "\n\n@torch.no_grad()\ndef g(x):"),  # a decorator
+        _BASE.replace("y = g(1)\n", "y = g(1)\nglobal y\n"),  # module-level global after use
+        _BASE.replace("y = g(1)\n", "y = g(1)\nfrom __future__ import annotations\n"),  # misplaced
+        _BASE.replace("    return x\n", "    return '''x\n"),  # a string that swallows the rest
+        _BASE.replace("    return x\n", "    return x\nelse:\n    pass\n"),
+        _BASE.replace("    return it.next()\n", "    return it.next()\n    # trailing\n"),
+        _BASE.replace("y = g(1)\n", "y = g(1)"),  # no line break at the end
+        _BASE + "def h():\n    return f(None)\n",
+        _BASE.replace("def f(loader):\n    it = iter(loader)\n    return it.next()\n", ""),
+    ],
+)
+def test_edits_at_statement_boundaries(edited):
+    session = Session()
+    for source in (_BASE, edited, _BASE):
+        session.check(source)

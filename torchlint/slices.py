@@ -75,6 +75,7 @@ class _Facts:
     head: bool  # an import statement, or a docstring (only counted as head when first)
     docstring: bool
     has_import: bool  # holds an ``import`` at module level (every slice keeps it)
+    module_global: bool  # a ``global`` statement at module level
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -139,6 +140,7 @@ def statement_facts(nodes: list[ast.stmt], first: bool) -> _Facts:
     weak: set[str] = set()
     # (node, the locals of the function it is in, or None at module or class level)
     stack: list[tuple[ast.AST, frozenset[str] | None]] = [(n, None) for n in nodes]
+    module_global = False
     while stack:
         n, local = stack.pop()
         if isinstance(n, (*_FUNCTIONS, ast.Lambda)):
@@ -174,6 +176,7 @@ def statement_facts(nodes: list[ast.stmt], first: bool) -> _Facts:
                 binds.add(root)  # changes what a module-level name holds
         elif isinstance(n, (ast.Global, ast.Nonlocal)):
             binds.update(n.names)
+            module_global = module_global or local is None
         elif isinstance(n, (ast.Import, ast.ImportFrom)):
             if local is None:
                 binds.update((x.asname or x.name).split(".")[0] for x in n.names if x.name != "*")
@@ -196,10 +199,11 @@ def statement_facts(nodes: list[ast.stmt], first: bool) -> _Facts:
     )
     has_import = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes)
     if only_imports and not star:
-        return _Facts(frozenset(reads), frozenset(), frozenset(weak), frozenset(binds), True, False, True)
+        return _Facts(frozenset(reads), frozenset(), frozenset(weak), frozenset(binds), True, False, True, False)
     # libcst's statement line counts as an import when its first small statement is one.
     head = isinstance(nodes[0], (ast.Import, ast.ImportFrom)) and nodes[0].lineno == nodes[-1].end_lineno
-    return _Facts(frozenset(reads), frozenset(binds), frozenset(weak), frozenset(), head or docstring, docstring, has_import)
+    return _Facts(frozenset(reads), frozenset(binds), frozenset(weak), frozenset(), head or docstring, docstring, has_import,
+                  module_global)
 
 
 def _groups(tree: ast.Module) -> list[list[ast.stmt]]:
@@ -504,29 +508,36 @@ class IncrementalLinter:
         file_facts = self._file_facts(source, options)
         if file_facts != old.file_facts:
             raise _Whole("a file-wide fact a rule reads changed")
-        try:
-            if python_verdict(source, path) is not None:
-                raise _Whole("syntax error")
-        except TooDeep:
-            raise _Whole("too deep") from None
-        try:
-            tree = python_ast(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            raise _Whole("no AST") from None
-        cut = _pieces(source, tree)
+        cut = self._cut_edit(source, path, old)
         if cut is None:
-            raise _Whole("no statements")
-        texts, starts, counts, groups = cut
-        n_old, n_new = len(old.texts), len(texts)
-        # The edit: a run of statements replaced by another (common prefix and suffix kept).
-        p = 0
-        while p < min(n_old, n_new) and old.texts[p] == texts[p]:
-            p += 1
-        s = 0
-        while s < min(n_old, n_new) - p and old.texts[n_old - 1 - s] == texts[n_new - 1 - s]:
-            s += 1
+            # Where the edit's own statements cannot be told apart: the whole text, cut anew.
+            try:
+                if python_verdict(source, path) is not None:
+                    raise _Whole("syntax error")
+            except TooDeep:
+                raise _Whole("too deep") from None
+            try:
+                tree = python_ast(source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                raise _Whole("no AST") from None
+            whole_cut = _pieces(source, tree)
+            if whole_cut is None:
+                raise _Whole("no statements")
+            texts, starts, counts, all_groups = whole_cut
+            n_old, n_new = len(old.texts), len(texts)
+            # The edit: a run of statements replaced by another (common prefix and suffix kept).
+            p = 0
+            while p < min(n_old, n_new) and old.texts[p] == texts[p]:
+                p += 1
+            s = 0
+            while s < min(n_old, n_new) - p and old.texts[n_old - 1 - s] == texts[n_new - 1 - s]:
+                s += 1
+            groups = all_groups[p : n_new - s]
+        else:
+            texts, starts, counts, groups, p, s = cut
+            n_old, n_new = len(old.texts), len(texts)
         facts = [
-            old.facts[k] if k < p else old.facts[k - n_new + n_old] if k >= n_new - s else self._facts_of(texts[k], groups[k], k == 0)
+            old.facts[k] if k < p else old.facts[k - n_new + n_old] if k >= n_new - s else self._facts_of(texts[k], groups[k - p], k == 0)
             for k in range(n_new)
         ]
         # The head (docstring, leading imports) and the statement after it: fixes insert imports there.
@@ -662,6 +673,67 @@ class IncrementalLinter:
         self.slices += 1
         self.last = f"slice: {len(redo)} of {n_new} statements re-linted, {sum(counts[k] for k in keep)} of {total} lines in the slice"
         return FileReport(path=path, findings=findings, source=source)
+
+    def _cut_edit(self, source: str, path: str, old: _State) -> tuple | None:
+        """The new text's statements without parsing all of it: the old statements the text still
+        starts and ends with, and between them the edited region, compiled and parsed alone.
+
+        The old statements are whole statements ending at a line end (the last one, which holds
+        the lines after it, is never kept at the front), so the text between them starts where
+        a top-level statement may; if it compiles on its own and its last statement ends on
+        its last line, the whole text compiles and is cut exactly there. Compile errors that
+        involve two top-level statements need a ``global`` at module level or a ``__future__``
+        import: with either, None (the caller compiles and parses the whole text). None too
+        for syntax errors and anything unusual; the caller then judges the whole text."""
+        n_old = len(old.texts)
+        if any(f.module_global for f in old.facts):
+            return None
+        off = 0
+        p = 0
+        while p < n_old - 1 and source.startswith(old.texts[p], off):
+            off += len(old.texts[p])
+            p += 1
+        end = len(source)
+        j = n_old - 1
+        while j >= p and end - len(old.texts[j]) >= off and source.endswith(old.texts[j], off, end):
+            end -= len(old.texts[j])
+            j -= 1
+        s = n_old - 1 - j
+        middle = source[off:end]
+        if "__future__" in middle:
+            return None
+        groups: list[list[ast.stmt]] = []
+        mid_texts: list[str] = []
+        mid_counts: list[int] = []
+        if middle:
+            if not middle.endswith(("\n", "\r")) and s:
+                return None
+            try:
+                if python_verdict(middle, path) is not None:
+                    return None
+                tree = ast.parse(middle)
+            except (TooDeep, SyntaxError, ValueError, RecursionError, MemoryError):
+                return None
+            cut = _pieces(middle, tree)
+            if cut is None:
+                return None
+            mid_texts, _, mid_counts, groups = cut
+            lines = len(python_lines(middle))
+            last = max(x.end_lineno or x.lineno for x in groups[-1])
+            if s and last != lines:
+                return None  # lines after its last statement would belong to the next one
+            if any(self._facts_of(t, g, p + k == 0).module_global for k, (t, g) in enumerate(zip(mid_texts, groups))):
+                return None
+        texts = old.texts[:p] + mid_texts + old.texts[n_old - s :]
+        counts = old.counts[:p] + mid_counts + old.counts[n_old - s :]
+        if not texts:
+            return None
+        starts = []
+        line = 1
+        for c in counts:
+            starts.append(line)
+            line += c
+        return texts, starts, counts, groups, p, s
 
     @staticmethod
     def _head_end(facts: list[_Facts]) -> int:
