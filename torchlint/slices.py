@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import ast
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
@@ -295,9 +295,11 @@ class _State:
     found: list[list[Finding]]
     # The incremental rules' file-wide facts (Rule.file_facts) in this text.
     file_facts: tuple
+    # An upper bound of the share of the analyses' budgets a whole-file lint would use.
     budget_bound: float = 0.0
-    slices: int = 0
-    fulls: int = 0
+    # After a whole-file lint: its text and the incremental rules' findings, cut into
+    # statements when the next edit comes (_materialize).
+    pending: tuple | None = None
 
 
 @dataclass
@@ -409,9 +411,9 @@ class IncrementalLinter:
         self._states: OrderedDict[str, _State] = OrderedDict()
         self._documents = documents
         self._facts: dict[tuple[bool, str], _Facts] = {}
-        self.slices = 0
-        self.fulls = 0
-        self.last: str = ""  # how the last lint was done (for tests and the benchmark's profile)
+        self.slices = 0  # lints done on a slice
+        self.fulls = 0  # whole-file lints
+        self.last: str = ""  # how the last lint was done, and why (for tests)
 
     # ------------------------------------------------------------------ public
     def lint(self, source: str, path: str, options: LintOptions) -> FileReport:
@@ -461,24 +463,34 @@ class IncrementalLinter:
             return report
         if any(f.code == "TL001" for f in report.findings) or usage.share > _BUDGET_SHARE:
             return report
-        try:
-            tree = python_ast(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return report
-        cut = _pieces(source, tree)
-        if cut is None:
-            return report
-        texts, starts, counts, groups = cut
-        facts = [self._facts_of(t, g, k == 0) for k, (t, g) in enumerate(zip(texts, groups))]
+        # The statements and their facts are worked out when the next edit comes (a file opened
+        # and never edited does not pay for them).
         inc, _, inc_extra, _ = self._codes(options)
         inc = inc | {r.code for r in inc_extra}
-        found: list[list[Finding]] = [[] for _ in texts]
-        for f in report.findings:
-            if f.code in inc:
-                found[_index_of(starts, f.range.line)].append(f)
-        self._remember(path, _State(self._key(path, options), texts, starts, counts, facts, _Links(facts), found,
-                                    self._file_facts(source, options), usage.share))
+        pending = (source, [f for f in report.findings if f.code in inc])
+        self._remember(path, _State(self._key(path, options), [], [], [], [], _Links([]), [],
+                                    self._file_facts(source, options), usage.share, pending))
         return report
+
+    def _materialize(self, state: _State) -> None:
+        """Cut the text of a whole-file lint into statements and sort its findings into them."""
+        assert state.pending is not None
+        source, findings = state.pending
+        state.pending = None
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            raise _Whole("no AST for the last text") from None
+        cut = _pieces(source, tree)
+        if cut is None:
+            raise _Whole("no statements in the last text")
+        texts, starts, counts, groups = cut
+        facts = [self._facts_of(t, g, k == 0) for k, (t, g) in enumerate(zip(texts, groups))]
+        found: list[list[Finding]] = [[] for _ in texts]
+        for f in findings:
+            found[_index_of(starts, f.range.line)].append(f)
+        state.texts, state.starts, state.counts, state.facts = texts, starts, counts, facts
+        state.links, state.found = _Links(facts), found
 
     def _remember(self, path: str, state: _State) -> None:
         self._states[path] = state
@@ -490,7 +502,7 @@ class IncrementalLinter:
         facts = self._facts.get(key)
         if facts is None:
             facts = statement_facts(group, first)
-            if len(self._facts) > 20_000:
+            if len(self._facts) > 5_000:
                 self._facts.clear()
             self._facts[key] = facts
         return facts
@@ -500,6 +512,8 @@ class IncrementalLinter:
             raise _Whole("no earlier lint of this document to start from")
         if old.key != self._key(path, options) or options.document is not None:
             raise _Whole("settings changed")
+        if old.pending is not None:
+            self._materialize(old)
         if not source.isascii():
             try:
                 source.encode("utf-8")
