@@ -30,6 +30,8 @@ log = logging.getLogger("torchlint.server")
 # probably nearly done, and starting a process costs more); older ones are stopped.
 STOP_AFTER_S = 0.5
 POLL_S = 0.1
+# The rest of the pool starts this long after the first file's analysis (its answer goes out first).
+WARM_UP_AFTER_S = 0.05
 
 
 class WorkerDied(Exception):
@@ -203,8 +205,9 @@ class WorkerPool:
     """Up to ``size`` analysis processes, started on demand and replaced when stopped.
 
     Nothing starts before the first job: that job starts the process that runs
-    it, and the rest of the pool starts while it runs (so that the next file
-    does not wait for a process to import the engine).
+    it, and the rest of the pool starts right after the first file's analysis
+    (so that the next file does not wait for a process to import the engine,
+    and the first one does not share the CPU with their start-up).
     """
 
     def __init__(self, extra_rules: Sequence[type] = (), size: int = 2) -> None:
@@ -300,12 +303,24 @@ class WorkerPool:
         worker = await self._acquire(path)
         if path is not None:
             worker.last_path = path
-        if not self._warmed:
-            # The first job: the other processes start while it runs.
+        first = not self._warmed and job[0] != "rules"
+        if first:
+            # The first file's analysis: the other processes start once its answer is out (on
+            # a small machine their start-up would compete with it for the CPU).
+            self._warmed = True
             try:
-                self.warm_up()
-            except CannotStart as exc:
-                log.warning("%s; using fewer analysis processes", exc)
+                return await self._run(worker, job, wanted)
+            finally:
+                asyncio.get_running_loop().call_later(WARM_UP_AFTER_S, self._warm_up_later)
+        return await self._run(worker, job, wanted)
+
+    def _warm_up_later(self) -> None:
+        try:
+            self.warm_up()
+        except CannotStart as exc:
+            log.warning("%s; using fewer analysis processes", exc)
+
+    async def _run(self, worker: _Worker, job: tuple, wanted: Callable[[], bool]) -> Any | None:
         if not wanted():
             await self._release(worker)
             return None
