@@ -76,6 +76,7 @@ class _Facts:
     docstring: bool
     has_import: bool  # holds an ``import`` at module level (every slice keeps it)
     module_global: bool  # a ``global`` statement at module level
+    module_reads: frozenset[str]  # names read by module-level code (not in functions)
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -141,6 +142,7 @@ def statement_facts(nodes: list[ast.stmt], first: bool) -> _Facts:
     # (node, the locals of the function it is in, or None at module or class level)
     stack: list[tuple[ast.AST, frozenset[str] | None]] = [(n, None) for n in nodes]
     module_global = False
+    module_reads: set[str] = set()
     while stack:
         n, local = stack.pop()
         if isinstance(n, (*_FUNCTIONS, ast.Lambda)):
@@ -166,6 +168,8 @@ def statement_facts(nodes: list[ast.stmt], first: bool) -> _Facts:
         elif isinstance(n, ast.Name):
             if isinstance(n.ctx, ast.Load):
                 reads.add(n.id)
+                if local is None:
+                    module_reads.add(n.id)
             else:
                 reads.add(n.id)
                 if local is None:
@@ -199,11 +203,12 @@ def statement_facts(nodes: list[ast.stmt], first: bool) -> _Facts:
     )
     has_import = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes)
     if only_imports and not star:
-        return _Facts(frozenset(reads), frozenset(), frozenset(weak), frozenset(binds), True, False, True, False)
+        return _Facts(frozenset(reads), frozenset(), frozenset(weak), frozenset(binds), True, False, True, False,
+                      frozenset(module_reads))
     # libcst's statement line counts as an import when its first small statement is one.
     head = isinstance(nodes[0], (ast.Import, ast.ImportFrom)) and nodes[0].lineno == nodes[-1].end_lineno
     return _Facts(frozenset(reads), frozenset(binds), frozenset(weak), frozenset(), head or docstring, docstring, has_import,
-                  module_global)
+                  module_global, frozenset(module_reads))
 
 
 def _groups(tree: ast.Module) -> list[list[ast.stmt]]:
@@ -265,6 +270,16 @@ class _Links:
         for x, group in weak.items():
             if x not in strong:
                 self._join([*group, *readers.get(x, ())])
+        # Module-level code runs in one frame: statements reading a name nothing binds (a
+        # builtin, an undefined name) there may meet in what the model records about it.
+        imported = {x for f in facts for x in f.imports}
+        module_readers: dict[str, list[int]] = {}
+        for i, f in enumerate(facts):
+            for x in f.module_reads:
+                if x not in strong and x not in weak and x not in imported:
+                    module_readers.setdefault(x, []).append(i)
+        for group in module_readers.values():
+            self._join(group)
 
     def find(self, i: int) -> int:
         parent = self.parent
@@ -315,6 +330,8 @@ class _Usage:
         model = context.cache.get(_KEY)
         if isinstance(model, ProgramModel):
             self.share = max(self.share, (_RETURN_BUDGET - model._budget) / _RETURN_BUDGET)
+            if model.capped:
+                self.share = 1.0  # its facts may depend on how often other parts ran
         shapes = context.cache.get(CACHE_KEY)
         if shapes is not None:
             self.share = max(self.share, getattr(shapes, "budget_share", 1.0))
@@ -423,6 +440,10 @@ class IncrementalLinter:
         except _Whole as whole:
             self.last = f"whole: {whole}"
             report = self._whole(source, path, options)
+            if path not in self._states and state is not None and state.key == self._key(path, options):
+                # This text cannot be sliced (half-typed code, say): the next edit starts from
+                # the last one that could, which is still exactly what it says.
+                self._remember(path, state)
         return report
 
     def forget(self, path: str) -> None:

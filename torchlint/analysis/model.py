@@ -256,6 +256,9 @@ class ProgramModel:
         # Tensor shapes, asked of the shape analysis on first request (TensorV.shape).
         self._shapes: dict[int, Shape | None] = {}
         self._oracle: Any = None
+        # Did a body that read a changed fact stay unrun (``_MAX_RUNS``)? Then its facts may not
+        # have settled (torchlint/slices.py lints such a file whole).
+        self.capped = False
         self._scan()
         for cls in self.classes.values():
             self._is_module_class(cls.name.value, 0)
@@ -638,6 +641,8 @@ class ProgramModel:
                 if dirty not in self._queued and runs.get(dirty, 0) < _MAX_RUNS:
                     self._queued.add(dirty)
                     pending.insert(0, dirty)
+                elif runs.get(dirty, 0) >= _MAX_RUNS:
+                    self.capped = True
             self._dirty.clear()
 
     def _read(self, key: tuple) -> None:
