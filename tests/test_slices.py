@@ -259,3 +259,21 @@ def test_edits_at_statement_boundaries(edited):
     session = Session()
     for source in (_BASE, edited, _BASE):
         session.check(source)
+
+
+def test_half_typed_code_in_between_does_not_lose_the_last_state():
+    session = Session()
+    session.check(LIGHT)
+    session.check(LIGHT.replace("lr=0.001", "lr=0.00", 1))
+    session.check(LIGHT.replace("lr=0.001", "lr=0.0(", 1))  # a syntax error: linted whole
+    assert session.how[-1].startswith("whole: syntax error"), session.how[-1]
+    session.check(LIGHT.replace("lr=0.001", "lr=0.02", 1))  # sliced again, from the last good text
+    assert session.how[-1].startswith("slice: "), session.how[-1]
+
+
+def test_a_lone_surrogate_is_linted_whole():
+    session = Session()
+    text = LIGHT.replace("lr=0.001", "lr=0.001  # \ud800", 1)
+    session.check(text)
+    session.check(text.replace("lr=0.001", "lr=0.002", 1))
+    assert session.how[-1].startswith("whole: "), session.how[-1]

@@ -440,7 +440,12 @@ class IncrementalLinter:
         except _Whole as whole:
             self.last = f"whole: {whole}"
             report = self._whole(source, path, options)
-            if path not in self._states and state is not None and state.key == self._key(path, options):
+            if (
+                path not in self._states
+                and state is not None
+                and (state.texts or state.pending is not None)
+                and state.key == self._key(path, options)
+            ):
                 # This text cannot be sliced (half-typed code, say): the next edit starts from
                 # the last one that could, which is still exactly what it says.
                 self._remember(path, state)
@@ -484,6 +489,11 @@ class IncrementalLinter:
             return report
         if any(f.code == "TL001" for f in report.findings) or usage.share > _BUDGET_SHARE:
             return report
+        if not source.isascii():
+            try:
+                source.encode("utf-8")
+            except UnicodeEncodeError:
+                return report  # a lone surrogate (the engine linted it with U+FFFD in its place)
         # The statements and their facts are worked out when the next edit comes (a file opened
         # and never edited does not pay for them).
         inc, _, inc_extra, _ = self._codes(options)
