@@ -332,6 +332,10 @@ class _Usage:
             self.share = max(self.share, (_RETURN_BUDGET - model._budget) / _RETURN_BUDGET)
             if model.capped:
                 self.share = 1.0  # its facts may depend on how often other parts ran
+            oracle = getattr(model, "_oracle", None)  # the shape analysis answering the model's questions
+            interp = getattr(oracle, "interp", None)
+            if interp is not None:
+                self.share = max(self.share, interp.ticks / interp.budget)
         shapes = context.cache.get(CACHE_KEY)
         if shapes is not None:
             self.share = max(self.share, getattr(shapes, "budget_share", 1.0))

@@ -4,7 +4,7 @@ import re
 
 import libcst as cst
 
-from torchlint.analysis.model import _body, _statements_with_defs, program_model
+from torchlint.analysis.model import program_model
 from torchlint.analysis.values import IteratorV, LoaderV
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
@@ -140,7 +140,6 @@ class IteratorNextMethod(Rule):
                 )
             self.report(call, self.message.format(receiver=text), fix=fix)
 
-
     def _own_next(self, model) -> bool:
         """Does one of the file's classes (the model's: the first of each name) define ``next``?"""
         context = self.context
@@ -149,21 +148,18 @@ class IteratorNextMethod(Rule):
         # A slice of the file (torchlint/slices.py): the question is about the whole file.
         if not _MAY_DEFINE_NEXT.search(context.file_source):
             return False
+        from torchlint.analysis.tables import FileTables
+        from torchlint.names import NameResolver
+
+        module = cst.parse_module(context.file_source)
         classes: dict[str, cst.ClassDef] = {}
-        _classes(cst.parse_module(context.file_source).body, classes)
+        for info in FileTables(module, NameResolver(module)).classes:  # the model's: the first of each name
+            classes.setdefault(info.name, info.node)
         return any(_defines_next(cls) for cls in classes.values())
 
 
 # Necessary for _defines_next: ``def next`` or ``next =`` somewhere in the text.
 _MAY_DEFINE_NEXT = re.compile(r"\bdef\s+next\b|(?<![\w.])next\s*=(?!=)")
-
-
-def _classes(stmts, out: dict[str, cst.ClassDef]) -> None:
-    """The program model's classes: the first of each name, in the order its scan meets them."""
-    for stmt in _statements_with_defs(stmts):
-        if isinstance(stmt, cst.ClassDef):
-            out.setdefault(stmt.name.value, stmt)
-        _classes(_body(stmt.body), out)
 
 
 def _defines_next(cls: cst.ClassDef) -> bool:
