@@ -168,7 +168,10 @@ API_CASES = [
     ("TL203", "from torch.cuda import amp\nscaler = amp.GradScaler()\n", True, True),
     ("TL203", "from torch.cuda.amp import autocast\nwith autocast():\n    pass\n", True, True),
     ("TL203", "import torch.nn.functional as F\nl = F.cross_entropy(x, y, size_average=False)\n", True, True),
+    # A comment or a docstring naming the old API is no use of it.
     ("TL203", "import torch\n# torch.cuda.amp.autocast() is deprecated: we use torch.amp\nwith torch.amp.autocast('cuda'):\n    pass\n", False, False),
+    ("TL203", "import torch\n\ndef f():\n    \"\"\"Like torch.cuda.amp.autocast().\"\"\"\n", False, False),
+    ("TL203", "import torch\nwith torch.amp.autocast('cuda'):\n    pass\n", False, False),
     ("TL203", "import torch\nfrom mylib import autocast\nwith autocast():\n    pass\nf(size_average=2)\n", False, False),
     ("TL204", "from torch._six import string_classes\n", True, True),
     ("TL204", "import torch._six\n", True, True),

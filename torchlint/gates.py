@@ -12,6 +12,7 @@ every import of the file, in any scope, counts, whatever else binds the name.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from functools import lru_cache
 
@@ -26,6 +27,7 @@ class ImportTable:
     def __init__(self) -> None:
         self.bindings: dict[str, set[str]] = {}
         self.stars: set[str] = set()
+        self.modules: set[str] = set()  # every absolute module an import names (and ``module.name`` of a from-import)
 
     def bind(self, name: str, qualified: str) -> None:
         self.bindings.setdefault(name, set()).add(qualified)
@@ -78,10 +80,22 @@ def statements(body: list[ast.stmt]):
             yield from statements(case.body)
 
 
+_last_statements: tuple[ast.Module, list[ast.stmt]] | None = None
+
+
+def all_statements(tree: ast.Module) -> list[ast.stmt]:
+    """``statements(tree.body)``, listed once per tree for all the pre-checks that ask."""
+    global _last_statements
+    if _last_statements is None or _last_statements[0] is not tree:
+        _last_statements = (tree, list(statements(tree.body)))
+    return _last_statements[1]
+
+
 def _scan(body: list[ast.stmt], table: ImportTable) -> None:
     for stmt in body:
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:
+                table.modules.add(alias.name)
                 if alias.asname:
                     table.bind(alias.asname, alias.name)
                 else:
@@ -89,6 +103,9 @@ def _scan(body: list[ast.stmt], table: ImportTable) -> None:
                     table.bind(top, top)
         elif isinstance(stmt, ast.ImportFrom):
             module = "." * stmt.level + (stmt.module or "")
+            if stmt.module and not stmt.level:
+                table.modules.add(stmt.module)
+                table.modules.update(f"{stmt.module}.{a.name}" for a in stmt.names)
             for alias in stmt.names:
                 if alias.name == "*":
                     table.stars.add(module)
@@ -153,74 +170,86 @@ def may_reference(source: str, qualified: frozenset[str]) -> bool:
     return False
 
 
-class _Index:
-    """What the pre-checks ask of a file's tree, gathered in one walk."""
-
-    def __init__(self, tree: ast.Module) -> None:
-        self.calls: list[tuple[str | None, ast.Call]] = []  # with the callee's dotted name (None: it has none)
-        self.binops: list[ast.BinOp] = []
-        self.names: set[str] = set()  # every dotted name (each prefix of a chain too)
-        self.modules: set[str] = set()  # every module an import names
-        self.identifiers: set[str] = set()  # names, attributes, parameters, imported and defined names
-        for node in ast.walk(tree):
-            t = type(node)
-            if t is ast.Name:
-                self.names.add(node.id)  # type: ignore[attr-defined]
-                self.identifiers.add(node.id)  # type: ignore[attr-defined]
-            elif t is ast.Attribute:
-                self.identifiers.add(node.attr)  # type: ignore[attr-defined]
-                dotted = dotted_text(node)
-                if dotted is not None:
-                    self.names.add(dotted)
-            elif t is ast.Call:
-                self.calls.append((dotted_text(node.func), node))  # type: ignore[attr-defined]
-            elif t is ast.BinOp:
-                self.binops.append(node)  # type: ignore[arg-type]
-            elif t is ast.arg:
-                self.identifiers.add(node.arg)  # type: ignore[attr-defined]
-            elif t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
-                self.identifiers.add(node.name)  # type: ignore[attr-defined]
-            elif t is ast.Import:
-                for alias in node.names:  # type: ignore[attr-defined]
-                    self.modules.add(alias.name)
-                    self.identifiers.update(alias.name.split("."))
-                    if alias.asname:
-                        self.identifiers.add(alias.asname)
-            elif t is ast.ImportFrom:
-                if node.module and not node.level:  # type: ignore[attr-defined]
-                    self.modules.add(node.module)  # type: ignore[attr-defined]
-                    self.modules.update(f"{node.module}.{a.name}" for a in node.names)  # type: ignore[attr-defined]
-                for alias in node.names:  # type: ignore[attr-defined]
-                    self.identifiers.add(alias.name)
-                    if alias.asname:
-                        self.identifiers.add(alias.asname)
+def _first_line(stmt: ast.stmt) -> int:
+    decorators = getattr(stmt, "decorator_list", None)
+    return min(d.lineno for d in decorators) if decorators else stmt.lineno
 
 
-_last_index: tuple[ast.Module, _Index] | None = None
+def lines_matching(source: str, pattern: "re.Pattern[str]") -> list[int]:
+    """The (1-based, ascending) lines where ``pattern`` matches, as Python counts lines."""
+    offsets = [m.start() for m in pattern.finditer(source)]
+    if not offsets:
+        return []
+    if "\r" in source:
+        starts = [0, *(m.end() for m in re.finditer(r"\r\n|\r|\n", source))]
+        return sorted({bisect.bisect_right(starts, o) for o in offsets})
+    out, line, pos = [], 1, 0
+    for o in offsets:
+        line += source.count("\n", pos, o)
+        pos = o
+        if not out or out[-1] != line:
+            out.append(line)
+    return out
 
 
-def index(tree: ast.Module) -> _Index:
-    global _last_index
-    if _last_index is not None and _last_index[0] is tree:
-        return _last_index[1]
-    found = _Index(tree)
-    _last_index = (tree, found)
-    return found
+def _overlaps(lines: list[int], first: int, last: int) -> bool:
+    k = bisect.bisect_left(lines, first)
+    return k < len(lines) and lines[k] <= last
 
 
-def binary_operations(source: str) -> list[ast.BinOp]:
-    return index(python_ast(source, keep=True)).binops
+def nodes_on(tree: ast.Module, lines: list[int]) -> list[ast.AST]:
+    """The nodes of the statements that overlap ``lines`` (ascending): a simple statement whole, a
+    compound one's own expressions and the overlapping statements of its blocks. Most of a
+    large file is never walked."""
+    out: list[ast.AST] = []
+    if lines:
+        _collect(tree.body, lines, out)
+    return out
 
 
-def all_calls(source: str) -> list[ast.Call]:
-    return [call for _, call in index(python_ast(source, keep=True)).calls]
+def _collect(body: list[ast.stmt], lines: list[int], out: list[ast.AST]) -> None:
+    for stmt in body:
+        if not _overlaps(lines, _first_line(stmt), stmt.end_lineno or stmt.lineno):
+            continue
+        if not isinstance(stmt, _COMPOUND):
+            out.extend(ast.walk(stmt))
+            continue
+        out.append(stmt)
+        for name, value in ast.iter_fields(stmt):
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.stmt):
+                        _collect([item], lines, out)
+                    elif isinstance(item, (ast.excepthandler, ast.match_case)):
+                        out.append(item)
+                        for sub in (getattr(item, "type", None), getattr(item, "pattern", None), getattr(item, "guard", None)):
+                            if sub is not None:
+                                out.extend(ast.walk(sub))
+                        _collect(item.body, lines, out)
+                    elif isinstance(item, ast.AST):
+                        out.extend(ast.walk(item))
+            elif isinstance(value, ast.AST):
+                out.extend(ast.walk(value))
 
 
-def identifiers(source: str) -> set[str] | None:
-    """Every identifier of the file's code (not its strings or comments); None: CPython cannot parse it."""
+_COMPOUND = tuple(
+    getattr(ast, n) for n in ("FunctionDef", "AsyncFunctionDef", "ClassDef", "For", "AsyncFor", "While", "If", "With", "AsyncWith", "Try", "TryStar", "Match")
+    if hasattr(ast, n)
+)
+
+
+def calls_near(source: str, pattern: "re.Pattern[str]") -> list[ast.Call] | None:
+    """The calls on lines where ``pattern`` matches (None: CPython cannot parse the text)."""
     if import_table(source) is None:
         return None
-    return index(python_ast(source, keep=True)).identifiers
+    tree = python_ast(source, keep=True)
+    return [n for n in nodes_on(tree, lines_matching(source, pattern)) if isinstance(n, ast.Call)]
+
+
+def binary_operations_near(source: str, pattern: "re.Pattern[str]") -> list[ast.BinOp]:
+    if import_table(source) is None:
+        return []
+    return [n for n in nodes_on(python_ast(source, keep=True), lines_matching(source, pattern)) if isinstance(n, ast.BinOp)]
 
 
 def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
@@ -228,10 +257,15 @@ def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
     table = import_table(source)
     if table is None:
         return None
-    if not may_reference(source, qualified):
-        return []
-    tree = python_ast(source, keep=True)
-    return [call for dotted, call in index(tree).calls if dotted is not None and table.resolve(dotted) & qualified]
+    chains = {chain for name in qualified for chain in table.chains(name)}
+    found = sorted({line for chain in chains for line in lines_matching(source, _chain_pattern(chain))})
+    out = []
+    for node in nodes_on(python_ast(source, keep=True), found):
+        if isinstance(node, ast.Call):
+            dotted = dotted_text(node.func)
+            if dotted is not None and not table.resolve(dotted).isdisjoint(qualified):
+                out.append(node)
+    return out
 
 
 def lacks_keyword(call: ast.Call, name: str, position: int | None = None) -> bool:
@@ -250,7 +284,7 @@ def lacks_keyword(call: ast.Call, name: str, position: int | None = None) -> boo
 
 def classes_by_name(tree: ast.Module) -> dict[str, list[ast.ClassDef]]:
     classes: dict[str, list[ast.ClassDef]] = {}
-    for node in statements(tree.body):
+    for node in all_statements(tree):
         if isinstance(node, ast.ClassDef):
             classes.setdefault(node.name, []).append(node)
     return classes
@@ -276,10 +310,44 @@ def may_be_torch_module_class(cls: ast.ClassDef, classes: dict[str, list[ast.Cla
     return False
 
 
-def dotted_uses(tree: ast.Module) -> tuple[set[str], set[str]]:
-    """Every dotted name of the file's code (each prefix of a chain too), and every module an import names."""
-    found = index(tree)
-    return found.names, found.modules
+_WORD = r"[A-Za-z_]\w*"
+_NOT_NAME = re.compile(r"#[^\n]*|[^\w.]")
+
+
+def _dotted_names(nodes: list[ast.AST]) -> set[str]:
+    out = set()
+    for node in nodes:
+        if type(node) is ast.Name:
+            out.add(node.id)  # type: ignore[attr-defined]
+        elif type(node) is ast.Attribute:
+            dotted = dotted_text(node)
+            if dotted is not None:
+                out.add(dotted)
+    return out
+
+
+def resolved_under(source: str, prefixes: tuple[str, ...]) -> set[str] | None:
+    """The qualified names under ``prefixes`` that dotted names of the code may resolve to (None: CPython cannot parse it).
+
+    Only the statements on lines where an import binding that may lead under a prefix is
+    named are walked.
+    """
+    table = import_table(source)
+    if table is None:
+        return None
+    tree = python_ast(source, keep=True)
+    heads = [
+        local for local, targets in table.bindings.items()
+        if any(t.startswith(p) or p.startswith(t + ".") or p == t for t in targets for p in prefixes)
+    ]  # fmt: skip
+    if any(any(m.startswith(p) or p.startswith(m + ".") for p in prefixes) for m in table.stars):
+        names = _dotted_names(list(ast.walk(tree)))  # `from m import *`: any name may be m's
+    elif heads:
+        lines = sorted({line for local in heads for line in lines_matching(source, _chain_pattern(local))})
+        names = _dotted_names(nodes_on(tree, lines))
+    else:
+        return set()
+    return {q for name in names for q in table.resolve(name) if any(q.startswith(p) for p in prefixes)}
 
 
 def may_use_api(source: str, apis: frozenset[str]) -> bool:
@@ -287,12 +355,13 @@ def may_use_api(source: str, apis: frozenset[str]) -> bool:
     table = import_table(source)
     if table is None:
         return True
-    names, modules = dotted_uses(python_ast(source, keep=True))
-    for module in modules:
+    for module in table.modules:
         parts = module.split(".")
         if any(".".join(parts[: i + 1]) in apis for i in range(len(parts))):
             return True
-    return any(not table.resolve(name).isdisjoint(apis) for name in names)
+    if not may_reference(source, apis):
+        return False
+    return not apis.isdisjoint(resolved_under(source, tuple(sorted({a.split(".", 1)[0] for a in apis}))) or ())
 
 
 def may_hold_torch_module(source: str) -> bool:
@@ -304,49 +373,38 @@ def may_hold_torch_module(source: str) -> bool:
     table = import_table(source)
     if table is None:
         return True
-    tree = python_ast(source, keep=True)
-    classes = classes_by_name(tree)
+    classes = classes_by_name(python_ast(source, keep=True))
     if any(may_be_torch_module_class(c, classes, table) for same in classes.values() for c in same):
         return True
-    names, _ = dotted_uses(tree)
-    for name in names:
-        for qual in table.resolve(name):
-            head, _, last = qual.rpartition(".")
-            if head in ("torch.nn", "torch.nn.modules") and last[:1].isupper():
-                return True
-    return False
+    return any(_torch_module_class_name(q) for q in resolved_under(source, ("torch.nn",)) or ())
 
 
-def resolved_names(source: str) -> set[str] | None:
-    """Every qualified name a dotted name of the file may resolve to (None: CPython cannot parse it)."""
-    table = import_table(source)
-    if table is None:
-        return None
-    names, _ = dotted_uses(python_ast(source, keep=True))
-    out: set[str] = set()
-    for name in names:
-        out |= table.resolve(name)
-    return out
+def _torch_module_class_name(qual: str) -> bool:
+    head, _, last = qual.rpartition(".")
+    return head in ("torch.nn", "torch.nn.modules") and last[:1].isupper()
 
 
-_last_loops: tuple[ast.Module, list[tuple[ast.stmt, dict[str, int]]]] | None = None
+_LOOP_CALLS = re.compile(r"\.\s*(?:step|optimizer_step|backward)\b")
 
 
-def loop_method_calls(tree: ast.Module) -> list[tuple[ast.stmt, dict[str, int]]]:
-    """Each loop of the file (``for``, ``async for``, ``while``) with how often each ``x.name(...)`` is called inside it."""
-    global _last_loops
-    if _last_loops is not None and _last_loops[0] is tree:
-        return _last_loops[1]
+def loop_method_calls(tree: ast.Module, source: str) -> list[tuple[ast.stmt, dict[str, int]]]:
+    """Each loop of the file (``for``, ``async for``, ``while``) with how often ``x.step(...)``,
+    ``x.optimizer_step(...)`` and ``x.backward(...)`` are called inside it."""
+    lines = lines_matching(source, _LOOP_CALLS)
     out = []
-    for stmt in statements(tree.body):
-        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+    if not lines:
+        return out
+    for stmt in all_statements(tree):
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)) and _overlaps(lines, stmt.lineno, stmt.end_lineno or stmt.lineno):
             counts: dict[str, int] = {}
-            for node in ast.walk(stmt):
+            for node in nodes_on(ast.Module(body=[stmt], type_ignores=[]), lines):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                     counts[node.func.attr] = counts.get(node.func.attr, 0) + 1
             out.append((stmt, counts))
-    _last_loops = (tree, out)
     return out
+
+
+_LOADER = re.compile("[Ll]oader|LOADER")
 
 
 def may_hold_loader(source: str) -> bool:
@@ -355,8 +413,28 @@ def may_hold_loader(source: str) -> bool:
     Its loaders are ``torch.utils.data.DataLoader(...)`` and names that say "loader"; either way
     an identifier of the code (not a string or comment) says "loader".
     """
-    names = identifiers(source)
-    return names is None or any("loader" in n.lower() for n in names)
+    if import_table(source) is None:
+        return True
+    for node in nodes_on(python_ast(source, keep=True), lines_matching(source, _LOADER)):
+        for ident in _identifiers(node):
+            if "loader" in ident.lower():
+                return True
+    return False
+
+
+def _identifiers(node: ast.AST) -> tuple[str, ...]:
+    t = type(node)
+    if t is ast.Name:
+        return (node.id,)  # type: ignore[attr-defined]
+    if t is ast.Attribute:
+        return (node.attr,)  # type: ignore[attr-defined]
+    if t is ast.arg:
+        return (node.arg,)  # type: ignore[attr-defined]
+    if t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+        return (node.name,)  # type: ignore[attr-defined]
+    if t is ast.alias:
+        return tuple(x for x in (*node.name.split("."), node.asname) if x)  # type: ignore[attr-defined]
+    return ()
 
 
 def may_carry_graph(source: str) -> bool:
@@ -364,24 +442,25 @@ def may_carry_graph(source: str) -> bool:
 
     Only calling a module or a loss function makes one: a module or loss named so (``model``,
     ``criterion``), built from ``torch.nn`` (or a class of the file with a ``*Module`` base), a
-    functional loss, or whatever a ``.to()``/``.cuda()`` statement moves (taken to be a module).
+    functional loss, or whatever a ``.to()``/``.cuda()`` moves (taken to be a module). Words of
+    the text stand in for the identifiers of the code.
     """
     from torchlint.analysis.model import _MODEL_NAME
     from torchlint.analysis.training import is_loss_function_qualname, looks_like_loss_name
 
-    table = import_table(source)
-    if table is None:
+    if import_table(source) is None:
         return True
-    found = index(python_ast(source, keep=True))
-    for ident in found.identifiers:
-        low = ident.lower()
-        if (ident[:1].islower() and _MODEL_NAME.search(low)) or looks_like_loss_name(ident):
-            return True
-        if ident in ("to", "cuda", "forward") or ident.endswith("Module"):
-            return True
-    for name in found.names:
-        for qual in table.resolve(name):
-            head, _, last = qual.rpartition(".")
-            if (head in ("torch.nn", "torch.nn.modules") and last[:1].isupper()) or is_loss_function_qualname(qual):
+    for node in nodes_on(python_ast(source, keep=True), lines_matching(source, _GRAPH_WORDS)):
+        for ident in _identifiers(node):
+            low = ident.lower()
+            if (ident[:1].islower() and _MODEL_NAME.search(low)) or looks_like_loss_name(ident):
                 return True
-    return False
+            if ident in ("to", "cuda", "forward") or ident.endswith("Module"):
+                return True
+    return any(_torch_module_class_name(q) or is_loss_function_qualname(q) for q in resolved_under(source, ("torch.nn",)) or ())
+
+
+# Words without which no identifier passes may_carry_graph's tests.
+_GRAPH_WORDS = re.compile(
+    r"(?i)model|net|module|encoder|decoder|generator|discriminator|critic|classifier|backbone|criterion|loss|\bto\b|cuda|forward"
+)

@@ -92,7 +92,7 @@ class MissingZeroGrad(Rule):
             tree = python_ast(source, keep=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return True
-        loops = loop_method_calls(tree)
+        loops = loop_method_calls(tree, source)
         return any("step" in c or "optimizer_step" in c for _, c in loops) and any("backward" in c for _, c in loops)
     confirmable = True
 

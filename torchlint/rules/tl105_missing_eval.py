@@ -10,11 +10,15 @@ from torchlint.analysis.training import params_overlap
 from torchlint.analysis.values import FunctionV, ModuleV, OptimizerV
 from torchlint.names import dotted_name
 from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_CALLS, loader_of, over_batches, trains
-from torchlint.gates import all_calls, dotted_text, may_hold_loader, may_hold_torch_module, statements
+from torchlint.gates import dotted_text, may_hold_loader, may_hold_torch_module, all_statements
 from torchlint.incremental import python_ast
 from torchlint.rules.base import Invalid, RelatedSpec, Rule
 
 _NO_GRAPH = ("no_grad", "inference_mode")
+# Calls of these methods, in the text (a superset of the calls in the code).
+_MODE_CALL = re.compile(r"\.\s*(?:train|eval)\s*\(")
+_BACKWARD_CALL = re.compile(r"\.\s*backward\s*\(")
+_STEP_CALL = re.compile(r"\.\s*step\s*\(")
 _EVAL_DEF = re.compile(r"def \w*(?:eval|test|valid|predict|infer)", re.I)
 
 
@@ -22,7 +26,7 @@ def _module_class_here(tree: ast.Module) -> bool:
     """A class with a base named ``*Module`` (the model's module classes descend from one)."""
     return any(
         isinstance(s, ast.ClassDef) and any((dotted_text(b) or "").rpartition(".")[2].endswith("Module") for b in s.bases)
-        for s in statements(tree.body)
+        for s in all_statements(tree)
     )
 
 
@@ -159,14 +163,13 @@ class MissingEval(Rule):
             return True
         # On CPython's tree: a module whose mode the model knows (built here from torch.nn or a
         # class of the file, or switched with train()/eval()) ...
-        called = {c.func.attr for c in all_calls(source) if isinstance(c.func, ast.Attribute)}
-        if not ("train" in called or "eval" in called or _module_class_here(tree) or may_hold_torch_module(source)):
+        if not (_MODE_CALL.search(source) or _module_class_here(tree) or may_hold_torch_module(source)):
             return False
         # ... and evaluation (in a function named for it, or over a loader's batches) or
         # training (backward() and step()).
-        if may_hold_loader(source) or ("backward" in called and "step" in called):
+        if (_BACKWARD_CALL.search(source) and _STEP_CALL.search(source)) or may_hold_loader(source):
             return True
-        return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and EVAL_FUNCTION.search(s.name.lower()) for s in statements(tree.body))
+        return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and EVAL_FUNCTION.search(s.name.lower()) for s in all_statements(tree))
 
     def leave_Module(self, node: cst.Module) -> None:
         model = program_model(self.context)

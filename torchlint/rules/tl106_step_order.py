@@ -85,7 +85,7 @@ class StepOrder(Rule):
             tree = python_ast(source, keep=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return True
-        return any(c.get("step", 0) >= 2 or ("step" in c and "backward" in c) for _, c in loop_method_calls(tree))
+        return any(c.get("step", 0) >= 2 or ("step" in c and "backward" in c) for _, c in loop_method_calls(tree, source))
     confirmable = True
 
     VALID = [

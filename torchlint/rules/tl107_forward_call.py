@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
 
 from torchlint.analysis.model import program_model
-from torchlint.gates import all_calls, may_hold_torch_module, python_tree_ok
+from torchlint.gates import calls_near, may_hold_torch_module
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 
@@ -14,6 +15,9 @@ def _enclosing_method_name(node: cst.CSTNode, parents: list[cst.CSTNode]) -> str
         if isinstance(parent, cst.FunctionDef):
             return parent.name.value
     return None
+
+
+_FORWARD = re.compile(r"\bforward\b")
 
 
 class ForwardCall(Rule):
@@ -68,7 +72,7 @@ class ForwardCall(Rule):
     @classmethod
     def applies_to(cls, source: str) -> bool:
         # A `.forward(...)` on something other than a call's result, and a value the model may know as a torch module.
-        calls = all_calls(source) if python_tree_ok(source) else None
+        calls = calls_near(source, _FORWARD)
         if calls is not None and not any(
             isinstance(c.func, ast.Attribute) and c.func.attr == "forward" and not isinstance(c.func.value, ast.Call) for c in calls
         ):

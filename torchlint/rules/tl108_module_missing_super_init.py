@@ -5,7 +5,7 @@ import ast
 import libcst as cst
 
 from torchlint.analysis.model import program_model
-from torchlint.gates import classes_by_name, may_be_torch_module_class, statements
+from torchlint.gates import classes_by_name, may_be_torch_module_class, all_statements
 from torchlint.analysis.values import ClassV
 from torchlint.rules.base import Invalid, Rule
 from torchlint.walk import walk
@@ -64,7 +64,7 @@ def _class_inits(tree: ast.Module) -> list[tuple[ast.ClassDef, ast.FunctionDef |
     """The ``__init__`` methods (with a ``self``) of classes that have bases, anywhere in the file."""
     return [
         (c, s)
-        for c in statements(tree.body) if isinstance(c, ast.ClassDef) and c.bases
+        for c in all_statements(tree) if isinstance(c, ast.ClassDef) and c.bases
         for s in c.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "__init__" and s.args.args
     ]  # fmt: skip
 

@@ -7,7 +7,7 @@ import libcst as cst
 from torchlint.analysis.apicalls import add_keyword, argument
 from torchlint.analysis.model import program_model
 from torchlint.analysis.tables import file_tables
-from torchlint.gates import calls_to, classes_by_name, import_table, may_be_torch_module_class, statements
+from torchlint.gates import calls_to, classes_by_name, import_table, may_be_torch_module_class, all_statements
 from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Rule
 
@@ -107,7 +107,7 @@ class FunctionalDropoutTraining(Rule):
         tree = python_ast(source, keep=True)
         table = import_table(source)
         classes = classes_by_name(tree)
-        for klass in (s for s in statements(tree.body) if isinstance(s, ast.ClassDef)):
+        for klass in (s for s in all_statements(tree) if isinstance(s, ast.ClassDef)):
             for method in _methods(klass):
                 if (
                     method.name == "forward" and not method.decorator_list

@@ -8,7 +8,7 @@ import libcst as cst
 from torchlint.analysis.model import program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.values import CPU, TensorV
-from torchlint.gates import statements
+from torchlint.gates import all_statements
 from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
@@ -123,7 +123,7 @@ class DiscardedMove(Rule):
         return any(
             isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Attribute)
             and s.value.func.attr in _MOVES | _CASTS and not (s.value.func.attr == "type" and not s.value.args and not s.value.keywords)
-            for s in statements(tree.body)
+            for s in all_statements(tree)
         )  # fmt: skip
 
     def visit_Expr(self, node: cst.Expr) -> None:

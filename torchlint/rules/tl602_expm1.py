@@ -6,8 +6,11 @@ import re
 import libcst as cst
 
 from torchlint.analysis.apicalls import is_number
-from torchlint.gates import all_calls, binary_operations, calls_to
+from torchlint.gates import binary_operations_near, calls_to
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
+
+
+_EXP = re.compile(r"\bexp\b")
 
 
 class Expm1(Rule):
@@ -58,7 +61,7 @@ class Expm1(Rule):
         if calls is None:
             return True
         ids = {id(c) for c in calls}
-        return any(isinstance(b.op, ast.Sub) and id(b.left) in ids for b in binary_operations(source)) if ids else False
+        return any(isinstance(b.op, ast.Sub) and id(b.left) in ids for b in binary_operations_near(source, _EXP)) if ids else False
     # A call of exp: not "except"/"expand".
     trigger_pattern = re.compile(r"exp(?<=\bexp)\s*\(")  # = \bexp\s*\(, with a literal first (20x faster to search)
 

@@ -6,8 +6,11 @@ import re
 import libcst as cst
 
 from torchlint.analysis.apicalls import argument
-from torchlint.gates import all_calls, binary_operations, calls_to
+from torchlint.gates import calls_near, calls_to
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
+
+
+_SUM = re.compile(r"\bsum\b")
 
 
 class Logsumexp(Rule):
@@ -70,7 +73,7 @@ class Logsumexp(Rule):
         ids = {id(c) for c in calls}
         if not ids:
             return False
-        for c in all_calls(source):
+        for c in calls_near(source, _SUM) or ():
             func = c.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if name == "sum" and ((isinstance(func, ast.Attribute) and id(func.value) in ids) or (c.args and id(c.args[0]) in ids)):
