@@ -8,6 +8,7 @@ runs it, so interpreter start-up and imports are included everywhere:
     python benchmarks/bench_lint.py --limit 300       # an evenly spread sample of 300 files
     python benchmarks/bench_lint.py --path src/ --runs 5 --torchfix-runs 1
     python benchmarks/bench_lint.py --limit 200 --profile 25   # where torchlint's time goes
+    python benchmarks/bench_lint.py --baseline 99b0291^ --skip bare1 --skip bare --skip warm   # before/after, same run
 
 Prints the median wall time of each measurement, files/second and the ratios
 (torchlint vs TorchFix throughput, torchlint vs the bare parse), and the CPU
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run the working tree's torchlint as it is edited (default: a snapshot copied at the start, so "
         "edits made meanwhile neither change the figures nor invalidate the warm cache)",
     )
+    ap.add_argument("--baseline", metavar="REF", help="also measure torchlint as of this git commit (all rules, no cache), in the same run, and print the CPU ratio")
     ap.add_argument("--_bare-parse", dest="bare", nargs=2, metavar=("LIST", "JOBS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.bare:
@@ -211,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         measure("bare1", "bare libcst.parse_module, 1 core", me + ["1"], args.runs, (0,))
         measure("bare", f"bare libcst.parse_module, {jobs} cores", me + [str(jobs)], args.runs, (0,))
         measure("torchlint", f"torchlint, all rules, {jobs} cores, no cache", tl + ["--no-cache"], args.runs)
+        if args.baseline:
+            # The same command with another commit's package first on the path.
+            base_root = tmp / "baseline"
+            base_root.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "torchlint"], stdout=subprocess.PIPE, check=True)
+            subprocess.run(["tar", "-x", "-C", str(base_root)], input=archive.stdout, check=True)
+            base_env = dict(env, PYTHONPATH=str(base_root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            times = timed(tl + ["--no-cache"], args.runs, base_env)
+            results[f"torchlint at {args.baseline}"] = statistics.median(times)
+            cpu["baseline"] = statistics.median(LAST_CPU)
+            print(f"{'torchlint at ' + args.baseline + ', all rules, no cache':<48} {statistics.median(times):8.2f} s {len(files) / statistics.median(times):9.1f} files/s  cpu {cpu['baseline']:7.2f} s", flush=True)
         if "TL301" in codes:
             measure("no-tl301", f"torchlint, all rules but TL301, {jobs} cores", tl + ["--no-cache", "--ignore", "TL301"], args.runs)
         else:
@@ -242,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if lint and bare:
         print(f"torchlint time / bare parse time ({jobs} cores): {lint / bare:.2f}x  (target: <= 1.5x)")
+    if "torchlint" in cpu and "baseline" in cpu:
+        print(f"torchlint CPU time / torchlint at {args.baseline} CPU time: {cpu['torchlint'] / cpu['baseline']:.2f}x")
     if "torchlint" in cpu and "ruff" in cpu:
         print(f"torchlint CPU time / ruff --select ALL CPU time: {cpu['torchlint'] / cpu['ruff']:.2f}x  (target: <= 4x)")
     if lint and tf:
