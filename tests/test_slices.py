@@ -277,3 +277,18 @@ def test_a_lone_surrogate_is_linted_whole():
     session.check(text)
     session.check(text.replace("lr=0.001", "lr=0.002", 1))
     assert session.how[-1].startswith("whole: "), session.how[-1]
+
+
+def test_a_finding_and_its_related_locations_move_with_their_statement():
+    # TL301's chain in Net, after an unrelated function whose edit adds a line: the finding
+    # and the steps of its chain are reused one line further down.
+    source = (
+        "import torch\nimport torch.nn as nn\n\n\ndef train():\n    net = Net()\n    return net(torch.randn(4, 3, 32, 32))\n\n\n"
+        "def other():\n    return 1\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(100, 10)\n\n    def forward(self, x):\n        x = torch.flatten(x, 1)\n        return self.fc1(x)\n"
+    )
+    session = Session()
+    session.check(source)
+    assert [len(f.related) for f in lint_source(source, "f.py").findings] == [2]
+    session.check(source.replace("    return 1\n", "    x = 1\n    return x\n"))
+    assert session.how[-1].startswith("slice: "), session.how[-1]

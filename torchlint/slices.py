@@ -689,23 +689,30 @@ class IncrementalLinter:
             if k in redo:
                 found[k].append(f)
         # Findings of statements not re-linted: from the last lint, moved with their statements.
+        # Old lines: before the edited statements they stay, after them they move by ``delta``.
         old_total = sum(old.counts)
+        lo = old.starts[p] if p < n_old else old_total + 2
+        if s:
+            hi = old.starts[n_old - s] - 1
+            delta = starts[n_new - s] - old.starts[n_old - s]
+        else:
+            hi, delta = old_total + 1, 0
 
         def line_map(line: int) -> int | None:
-            j = _index_of(old.starts, line) if line <= old_total else n_old - 1
-            if j < 0:
+            if line < 1 or lo <= line <= hi:
                 return None
-            if j < p:
-                return line
-            if j >= n_old - s:
-                return line + starts[j - n_old + n_new] - old.starts[j]
-            return None
+            return line if line < lo else line + delta
 
         for k in range(n_new):
             if k in redo:
                 continue
             j = k if k < p else k - n_new + n_old
             for f in old.found[j]:
+                if delta == 0:  # nothing moved: the finding stands as it was, unless it reaches the edit
+                    if any(line < 1 or lo <= line <= hi for line in _positions(f)):
+                        raise _Whole("a reused finding reaches an edited statement")
+                    found[k].append(f)
+                    continue
                 moved = _shift_finding(f, line_map)
                 if moved is None:
                     raise _Whole("a reused finding reaches an edited statement")

@@ -51,7 +51,7 @@ class IteratorNextMethod(Rule):
     def file_facts(cls, source: str) -> object:
         # Whether a class of the file defines next(): when the text could say so, any edit
         # may change it (the whole text is the fact); else it is False whatever the edit.
-        return source if _MAY_DEFINE_NEXT.search(source) else None
+        return source if _may_define_next(source) else None
     name = "iterator-next-method"
     message = "`{receiver}.next()` does not exist on Python 3 iterators; use `next({receiver})`"
     triggers = (".next(",)
@@ -146,7 +146,7 @@ class IteratorNextMethod(Rule):
         if context.file_source is context.source:
             return any(_defines_next(cls) for cls in model.classes.values())
         # A slice of the file (torchlint/slices.py): the question is about the whole file.
-        if not _MAY_DEFINE_NEXT.search(context.file_source):
+        if not _may_define_next(context.file_source):
             return False
         from torchlint.analysis.tables import FileTables
         from torchlint.names import NameResolver
@@ -158,8 +158,16 @@ class IteratorNextMethod(Rule):
         return any(_defines_next(cls) for cls in classes.values())
 
 
-# Necessary for _defines_next: ``def next`` or ``next =`` somewhere in the text.
-_MAY_DEFINE_NEXT = re.compile(r"\bdef\s+next\b|(?<![\w.])next\s*=(?!=)")
+_NEXT_DEFINITION = re.compile(r"next\s*=(?!=)|def\s+next\b")  # literal first: a fast search
+
+
+def _may_define_next(source: str) -> bool:
+    """Necessary for _defines_next somewhere in the file: ``def next`` or a ``next =`` (not ``x.next =``)."""
+    for m in _NEXT_DEFINITION.finditer(source):
+        i = m.start()
+        if source.startswith("def", i) or i == 0 or not (source[i - 1].isalnum() or source[i - 1] in "_."):
+            return True
+    return False
 
 
 def _defines_next(cls: cst.ClassDef) -> bool:
