@@ -184,3 +184,46 @@ def test_python_lines_are_the_lines_python_counts():
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
         assert python_lines(text) == [x.rstrip("\r\n") for x in line.findall(text)], repr(text)
         assert python_lines(text, keepends=True) == line.findall(text), repr(text)
+
+
+def _without_imports(code: str) -> str:
+    return "".join(line for line in code.splitlines(keepends=True) if not re.match(r"(import|from) \S", line))
+
+
+def test_the_qualified_name_gate_skips_no_document_finding(monkeypatch):
+    # In a document an unimported `F` or `nn` means its conventional module: the engine's gate
+    # counts conventional names as imports, so it skips nothing a rule would report there.
+    from torchlint import engine
+    from torchlint.rules import all_rules
+
+    gated = [cls for cls in all_rules().values() if cls.qualified_triggers]
+    assert len(gated) >= 5
+    reported = 0
+    for cls in gated:
+        for example in [*cls.INVALID, *cls.VALID]:
+            code = example if isinstance(example, str) else example.code
+            for source in {code, _without_imports(code)}:
+                raw = notebook(source)
+                with monkeypatch.context() as m:
+                    found = lint_text(raw, "nb.ipynb", "notebook", frozenset({cls.code})).findings
+                    m.setattr(engine, "may_reference", lambda *args: True)
+                    forced = lint_text(raw, "nb.ipynb", "notebook", frozenset({cls.code})).findings
+                assert found == forced, (cls.code, source)
+                reported += len(found)
+    assert reported >= 10
+
+
+# A conventional name bound only inside a function (so no trigger import is added for it) is still
+# unbound where it is used: NameResolver gives it its conventional module.
+LOCALLY_BOUND = [
+    ("TL701", "DataLoader", "def make():\n    DataLoader = None\n    return DataLoader\n\nloader = DataLoader(ds, batch_size=32, shuffle=True)\n"),
+    ("TL403", "nn", "def f():\n    torch = None\n    nn = None\n\nlengths = torch.tensor([3, 2]).cuda()\np = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)\n"),
+]
+
+
+@pytest.mark.parametrize("code, name, source", LOCALLY_BOUND)
+def test_the_gate_counts_conventional_names_that_no_trigger_import_covers(code, name, source):
+    doc = build(notebook(source), "nb.ipynb", "notebook")
+    assert f" {name}\n" not in doc.facts(CONVENTIONAL_IMPORTS).trigger_text + "\n"  # bound, to the cheap look
+    found = lint_text(notebook(source), "nb.ipynb", "notebook", frozenset({code})).findings
+    assert [f.code for f in found] == [code]

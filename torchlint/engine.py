@@ -94,9 +94,11 @@ class LintOptions:
             if c != SYNTAX_ERROR_CODE and (r.default_enabled if self.codes is None else c in self.codes)
         ]
         classes.extend(self.extra_rules)
+        conventions = None
         if self.document is not None:
             # ``models.resnet18(...)`` in a document means torchvision even where it never says so.
             source = source + self.document.trigger_text
+            conventions = self.document.conventions
         return [
             r
             for r in classes
@@ -104,8 +106,8 @@ class LintOptions:
             and (not r.triggers or any(t in source for t in r.triggers))
             and (path is None or r.applies_to_path(source, path))
             and (r.trigger_pattern is None or r.trigger_pattern.search(source) is not None)
-            # Documents resolve conventional names without imports (``F``): no gate there.
-            and (not r.qualified_triggers or self.document is not None or may_reference(source, r.qualified_triggers))
+            # Documents resolve conventional names without imports (``F``): they count as imports.
+            and (not r.qualified_triggers or may_reference(source, r.qualified_triggers, conventions))
             and r.applies_to(source)
         ]
 

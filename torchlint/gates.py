@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import bisect
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 
 from torchlint.incremental import python_ast
@@ -122,14 +123,18 @@ def _scan(body: list[ast.stmt], table: ImportTable) -> None:
                 _scan(case.body, table)
 
 
-_last: tuple[str, ImportTable | None] | None = None
+_last: tuple[str, Mapping[str, str] | None, ImportTable | None] | None = None
 
 
-def import_table(source: str) -> ImportTable | None:
-    """The file's imports (None when CPython cannot parse it: then nothing may be skipped)."""
+def import_table(source: str, conventions: Mapping[str, str] | None = None) -> ImportTable | None:
+    """The file's imports (None when CPython cannot parse it: then nothing may be skipped).
+
+    ``conventions``: a document's conventional names (``F`` -> torch.nn.functional), which
+    NameResolver gives a name that nothing binds: each may stand for its module too.
+    """
     global _last
-    if _last is not None and _last[0] is source:
-        return _last[1]
+    if _last is not None and _last[0] is source and _last[1] is conventions:
+        return _last[2]
     try:
         tree = python_ast(source, keep=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -137,7 +142,9 @@ def import_table(source: str) -> ImportTable | None:
     else:
         table = ImportTable()
         _scan(tree.body, table)
-    _last = (source, table)
+        for name, module in (conventions or {}).items():
+            table.bind(name, module)
+    _last = (source, conventions, table)
     return table
 
 
@@ -158,9 +165,9 @@ def _chain_pattern(chain: str) -> re.Pattern[str]:
     return re.compile((_GAP + r"\." + _GAP).join([head, *parts[1:]]) + r"(?!\w)")
 
 
-def may_reference(source: str, qualified: frozenset[str]) -> bool:
-    """Might some dotted name of ``source`` resolve to one of ``qualified`` (or below one)?"""
-    table = import_table(source)
+def may_reference(source: str, qualified: frozenset[str], conventions: Mapping[str, str] | None = None) -> bool:
+    """Might some dotted name of ``source`` resolve to one of ``qualified`` (or below one)? (``conventions``: see import_table.)"""
+    table = import_table(source, conventions)
     if table is None:
         return True
     for name in qualified:
