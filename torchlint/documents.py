@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.names import UNKNOWN_MODULE
@@ -126,14 +127,19 @@ _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
 
 def _whole_tree(text: str) -> ast.Module | None:
     """``ast.parse(text)``, or None when it does not parse or when its statements might not parse
-    apart (``barry_as_FLUFL`` changes what the parser accepts after it)."""
-    if "barry_as_FLUFL" in text:
-        return None
+    apart (a parser that honoured ``from __future__ import barry_as_FLUFL``, legal only among the
+    module's first statements, would accept ``<>`` after it; CPython's does not, within one text)."""
     with gc_paused():
         try:
-            return ast.parse(text)
+            tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
+    if "barry_as_FLUFL" in text and any(
+        isinstance(node, ast.ImportFrom) and node.module == "__future__" and any(a.name == "barry_as_FLUFL" for a in node.names)
+        for node in tree.body
+    ):
+        return None
+    return tree
 
 
 @contextmanager
@@ -316,8 +322,11 @@ class _Locator:
 def _cell_text(source: object) -> str | None:
     if isinstance(source, str):
         return source
-    if isinstance(source, list) and all(isinstance(x, str) for x in source):
-        return "".join(source)
+    if isinstance(source, list):
+        try:
+            return "".join(source)
+        except TypeError:
+            return None  # an item that is not a string
     return None
 
 
@@ -388,6 +397,8 @@ def _may_need_neutralising(lines: list[str]) -> bool:
 
 def _ipython_hint(lines: list[str]) -> bool:
     for line in lines:
+        if "%" not in line and "!" not in line and "?" not in line:
+            continue
         s = line.lstrip()
         if s[:1] in ("%", "!") or ("?" in s and _HELP.match(line)) or (("!" in s or "%" in s) and _ASSIGN_MAGIC.match(line)):
             return True
@@ -638,6 +649,8 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str]) -> set[str]
     they would be tried at every character of the text."""
     out = set()
     for name in conventions:
+        if name not in text:
+            continue
         patterns = _conventional_patterns(name)
         if patterns is None:
             continue
@@ -843,23 +856,22 @@ class Document:
             lines = c.lines if c.state == "code" else [UNKNOWN_LINE] + [""] * (len(c.lines) - 1)
             if not lines:
                 continue
-            for k, line in enumerate(lines):
-                if same_lines:
-                    n = c.origin + k
-                    while n - 1 >= len(out):
-                        out.append("")
-                        self.line_map.append(None)
-                    out[n - 1] = line
-                    if n >= len(self.line_map):
-                        self.line_map.extend([None] * (n - len(self.line_map) + 1))
-                    self.line_map[n] = (ci, k)
-                else:
-                    out.append(line)
-                    self.line_map.append((ci, k))
             if not same_lines:
+                out.extend(lines)
+                self.line_map.extend(zip(repeat(ci), range(len(lines))))
                 # A blank line after each cell: "one past the cell's end" is its own line.
                 out.append("")
                 self.line_map.append(None)
+                continue
+            for k, line in enumerate(lines):
+                n = c.origin + k
+                while n - 1 >= len(out):
+                    out.append("")
+                    self.line_map.append(None)
+                out[n - 1] = line
+                if n >= len(self.line_map):
+                    self.line_map.extend([None] * (n - len(self.line_map) + 1))
+                self.line_map[n] = (ci, k)
         self.text = "\n".join(out) + "\n" if out else ""
         self.line_map.append(None)
 
@@ -918,6 +930,10 @@ class Document:
 
     def text_line(self, ci: int, k: int) -> int | None:
         """The text line of line k (0-based) of chunk ``ci`` (one past its end allowed)."""
+        if self.kind == "notebook":
+            # A cell's lines follow each other in the text, from its line 0.
+            start = next((n for n, entry in enumerate(self.line_map) if entry is not None and entry[0] == ci), None)
+            return None if start is None else start + k
         for n, entry in enumerate(self.line_map):
             if entry == (ci, k):
                 return n

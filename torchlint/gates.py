@@ -123,7 +123,8 @@ def _scan(body: list[ast.stmt], table: ImportTable) -> None:
                 _scan(case.body, table)
 
 
-_last: tuple[str, Mapping[str, str] | None, ImportTable | None] | None = None
+_last: tuple[str, ImportTable | None] | None = None
+_last_with: tuple[ImportTable, Mapping[str, str], ImportTable] | None = None
 
 
 def import_table(source: str, conventions: Mapping[str, str] | None = None) -> ImportTable | None:
@@ -132,20 +133,29 @@ def import_table(source: str, conventions: Mapping[str, str] | None = None) -> I
     ``conventions``: a document's conventional names (``F`` -> torch.nn.functional), which
     NameResolver gives a name that nothing binds: each may stand for its module too.
     """
-    global _last
-    if _last is not None and _last[0] is source and _last[1] is conventions:
-        return _last[2]
-    try:
-        tree = python_ast(source, keep=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        table = None
+    global _last, _last_with
+    if _last is not None and _last[0] is source:
+        table = _last[1]
     else:
-        table = ImportTable()
-        _scan(tree.body, table)
-        for name, module in (conventions or {}).items():
-            table.bind(name, module)
-    _last = (source, conventions, table)
-    return table
+        try:
+            tree = python_ast(source, keep=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            table = None
+        else:
+            table = ImportTable()
+            _scan(tree.body, table)
+        _last = (source, table)
+    if table is None or not conventions:
+        return table
+    if _last_with is not None and _last_with[0] is table and _last_with[1] is conventions:
+        return _last_with[2]
+    extended = ImportTable()
+    extended.bindings = {name: set(modules) for name, modules in table.bindings.items()}
+    extended.stars = set(table.stars)
+    for name, module in conventions.items():
+        extended.bind(name, module)
+    _last_with = (table, conventions, extended)
+    return extended
 
 
 def python_tree_ok(source: str) -> bool:
