@@ -141,6 +141,9 @@ def test_a_notebook_is_parsed_by_cpython_as_often_as_a_py_file(flagged, monkeypa
     calls.clear()
     report = lint_text(notebook(*cells), "nb.ipynb", "notebook", default_codes() - {"TL002"})  # the rules a .py file gets
     assert len(calls) == parses
+    calls.clear()
+    lint_text(notebook(*cells), "nb.ipynb", "notebook", None)  # and TL002, which reads the tree too
+    assert len(calls) == parses
     assert [(f.code, f.cell) for f in report.findings if f.code == "TL501"] == ([("TL501", 4)] if flagged else [])
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from torchlint.incremental import python_ast
 from torchlint.names import UNKNOWN_MODULE
 from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, Rule
 
@@ -352,7 +353,7 @@ class UndefinedName(Rule):
         if document is None:
             return
         try:
-            tree = ast.parse(context.source)
+            tree = python_ast(context.source, keep=True)  # (the document's own tree when building it parsed the text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return
         scopes = _Scopes()
