@@ -154,14 +154,6 @@ CALL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("code, source, reported", CALL_CASES)
-def test_call_prechecks(code, source, reported, monkeypatch):
-    gate = _active(code, source)
-    forced = _forced(code, source, monkeypatch)
-    assert bool(forced) is reported
-    assert gate is reported
-
-
 # (rule, source, the rule reports it, the pre-check lets it through)
 API_CASES = [
     ("TL203", "import torch\nwith torch.cuda.amp.autocast():\n    pass\n", True, True),
@@ -201,14 +193,6 @@ MATH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("code, source, reported", MATH_CASES)
-def test_math_prechecks(code, source, reported, monkeypatch):
-    gate = _active(code, source)
-    forced = _forced(code, source, monkeypatch)
-    assert bool(forced) is reported
-    assert gate is reported
-
-
 MODEL_CASES = [
     ("TL103", "import torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(F.softmax(model(x), dim=1), y)\n", True),
     ("TL103", "import torch.nn.functional as F\nloss = F.nll_loss(F.softmax(model(x), dim=1), y)\n", True),
@@ -219,14 +203,6 @@ MODEL_CASES = [
     ("TL107", "import torch.nn as nn\nlayer = nn.Linear(2, 2)\ny = make().forward(x)\n", False),
     ("TL107", "from mylib import Block\nblock = Block()\ny = block.forward(x)\n", False),
 ]
-
-
-@pytest.mark.parametrize("code, source, reported", MODEL_CASES)
-def test_model_rule_prechecks(code, source, reported, monkeypatch):
-    gate = _active(code, source)
-    forced = _forced(code, source, monkeypatch)
-    assert bool(forced) is reported
-    assert gate is reported
 
 
 LOOP_CASES = [
@@ -260,8 +236,8 @@ EVAL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("code, source, reported", EVAL_CASES)
-def test_evaluation_prechecks(code, source, reported, monkeypatch):
+@pytest.mark.parametrize("code, source, reported", CALL_CASES + MATH_CASES + MODEL_CASES + EVAL_CASES)
+def test_precheck_passes_exactly_where_the_forced_rule_reports(code, source, reported, monkeypatch):
     gate = _active(code, source)
     forced = _forced(code, source, monkeypatch)
     assert bool(forced) is reported

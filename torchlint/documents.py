@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import ast
 import functools
-import gc
 import json
 import re
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 
+from torchlint.gc_pause import gc_paused
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.names import UNKNOWN_MODULE
 from torchlint.sources import SourceError, python_lines
@@ -140,19 +139,6 @@ def _whole_tree(text: str) -> ast.Module | None:
     ):
         return None
     return tree
-
-
-@contextmanager
-def gc_paused():
-    """No cyclic GC while a document is built and linted (as the engine does while it lints): the
-    trees hold no cycles, and a collection between building and linting would rescan the tree."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parses(code: str) -> bool:

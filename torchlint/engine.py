@@ -14,8 +14,6 @@ import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +21,7 @@ import libcst as cst
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
 from torchlint.gates import may_reference
+from torchlint.gc_pause import gc_paused
 from torchlint.incremental import ParseCache, python_ast
 from torchlint.names import NameResolver
 from torchlint.noqa import noqa_comments
@@ -283,23 +282,6 @@ def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
     return _tl001(source, line, col, f"SyntaxError: {message}")
 
 
-@contextmanager
-def _gc_paused():
-    """No cyclic GC while a tree is built and walked.
-
-    A parse allocates a hundred thousand objects, so the collector runs dozens
-    of times and rescans every survivor: a third of the lint. The trees hold no
-    cycles; whatever garbage there is gets collected once the lint is over.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -313,7 +295,7 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
             # compiled or parsed: lint the text as it would be saved, with U+FFFD in its
             # place (one code point for one, so every position stays where it was).
             source = _LONE_SURROGATE.sub("\ufffd", source)
-    with _gc_paused():
+    with gc_paused():
         return _lint(source, path, options)
 
 
