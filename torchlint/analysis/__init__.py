@@ -54,6 +54,14 @@ every function and method in it (see docs/architecture-model.md). Queries:
   per expression (a batch of a loader over a known dataset, ``torch.randn(2, 3)``, what a model
   of the file gives for such an input).
 
+Analyses beside the program model, each built once per file on first request and
+cached in ``context.cache``:
+
+- ``module_bindings(context)`` (:mod:`torchlint.analysis.bindings`, on CPython's tree):
+  which names the module binds and where, and every name it reads;
+  ``bindings.bound_at(read)`` (bound when that line runs? module-level code runs in
+  order, a function body when called) and ``bindings.later_binding(read)`` (TL002).
+
 Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
 moves_inputs, training, back: the mode a loop's back edge brings, output,
 mode_dependent), ``TensorV`` (placement, origin: the loader and binding,
