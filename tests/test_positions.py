@@ -9,6 +9,7 @@ import libcst as cst
 import pytest
 
 from torchlint.positions import full_positions, positions_for
+from torchlint.walk import walk
 
 from conftest import FIXTURES, ROOT
 
@@ -73,3 +74,24 @@ def test_fast_positions_equal_full_provider(source, monkeypatch):
     fast = positions_for(module, source, nodes, indexer.index)
     mismatches = [(type(n).__name__, full[n], fast[n]) for n in nodes if n in full and fast.get(n) != full[n]]
     assert mismatches == []
+
+
+@pytest.mark.parametrize("source", [pytest.param(s, id=f"tricky-{i}") for i, s in enumerate(TRICKY)])
+def test_nodes_the_traversal_has_not_reached_are_located_without_the_whole_module(source, monkeypatch):
+    """A rule may ask, while the traversal is in one statement, where a node further on is (a
+    receiver it has not visited yet, a site the program model names): only the index so far exists."""
+    module = cst.parse_module(source)
+    indexer = _Indexer()
+    module.visit(indexer)
+    full = full_positions(module)
+    seen: set[int] = set()  # the nodes rules are shown (the engine's traversal skips white space)
+    walk(module, lambda n: seen.add(id(n)), lambda n: None)
+    nodes = [n for n in indexer.nodes if indexer.index[id(n)] >= 0 and id(n) in seen]
+    first_statement = {k: v for k, v in indexer.index.items() if v <= 0}
+
+    def no_fallback(module):
+        raise AssertionError("fell back to the whole-module provider")
+
+    monkeypatch.setattr("torchlint.positions.full_positions", no_fallback)
+    fast = positions_for(module, source, nodes, first_statement)
+    assert [(type(n).__name__, fast.get(n)) for n in nodes if n in full] == [(type(n).__name__, full[n]) for n in nodes if n in full]

@@ -209,7 +209,7 @@ class TooDeep(Exception):
     """Valid Python nested too deeply for the analyzer."""
 
 
-def _compile_under(source: str, path: str, limit: int) -> None:
+def _compile_under(source: "str | ast.Module", path: str, limit: int) -> None:
     depth, frame = 0, sys._getframe()
     while frame is not None:
         depth, frame = depth + 1, frame.f_back
@@ -226,6 +226,18 @@ def _compile_under(source: str, path: str, limit: int) -> None:
 
 def python_verdict(source: str, path: str) -> Finding | None:
     """TL001 if CPython cannot compile ``source``; raises TooDeep if it can but the analyzer should not."""
+    from torchlint.incremental import held_ast
+
+    tree = held_ast(source)
+    if tree is not None:
+        # The pre-checks' tree of this very text: compiling it skips the parse (a fifth of the
+        # CPU of the verdict). It compiles only if the text does under the same limit; anything
+        # else (an error, a limit hit converting the tree) is judged on the text, as always.
+        try:
+            _compile_under(tree, path, ANALYSIS_RECURSION_LIMIT)
+            return None
+        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+            pass
     try:
         _compile_under(source, path, ANALYSIS_RECURSION_LIMIT)
         return None

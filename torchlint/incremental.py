@@ -84,6 +84,14 @@ def python_ast(source: str, keep: bool = False) -> ast.Module:
     return tree
 
 
+def held_ast(source: str) -> ast.Module | None:
+    """The tree held for this very text (see :func:`python_ast`), if any, without letting it go."""
+    for entry in _held:
+        if entry[0] is source or (entry[2] and entry[0] == source):
+            return entry[1]
+    return None
+
+
 def hold_ast(*trees: tuple[str, ast.Module]) -> None:
     """Hold trees built some other way, (text, tree of the text) each, for :func:`python_ast` (as calls
     with ``keep`` would): a notebook's, which building the document parsed. Each serves any text equal

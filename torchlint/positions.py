@@ -71,6 +71,28 @@ def _codegen_positions(module: cst.Module, stmt: cst.BaseStatement, line: int) -
     return provider._computed
 
 
+def _index_ahead(module: cst.Module, index: Mapping[int, int], missing: set[int]) -> dict[int, int]:
+    """The top-level statement of each node in ``missing``, found by walking the statements from the
+    one the traversal is in (a walk is a small part of regenerating the whole module's code)."""
+    from torchlint.walk import walk
+
+    found: dict[int, int] = {}
+    first = max((i for i in index.values()), default=0)
+    for k in range(max(first, 0), len(module.body)):
+        def note(node: cst.CSTNode, k: int = k) -> None:
+            if id(node) in missing:
+                found[id(node)] = k
+
+        walk(module.body[k], note, _ignore)
+        if len(found) == len(missing):
+            break
+    return found
+
+
+def _ignore(node: cst.CSTNode) -> None:
+    pass
+
+
 def _shifted(r: CodeRange, lines: int) -> CodeRange:
     return CodeRange(CodePosition(r.start.line + lines, r.start.column), CodePosition(r.end.line + lines, r.end.column))
 
@@ -93,8 +115,14 @@ def positions_for(
     """
     nodes = list(nodes)
     wanted: dict[int, list[cst.CSTNode]] = {}
+    ahead: dict[int, int] | None = None
     for node in nodes:
         index = top_level_index.get(id(node))
+        if index is None:
+            # Asked during the traversal about a node it has not reached yet.
+            if ahead is None:
+                ahead = _index_ahead(module, top_level_index, {id(n) for n in nodes if id(n) not in top_level_index})
+            index = ahead.get(id(node))
         if index is None or index < 0:
             return full_positions(module)
         wanted.setdefault(index, []).append(node)
