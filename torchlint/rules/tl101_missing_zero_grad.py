@@ -1,22 +1,14 @@
 from __future__ import annotations
 
-
 import libcst as cst
 
 from torchlint.gates import loop_method_calls
 from torchlint.incremental import python_ast
 from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
 from torchlint.analysis.positions import positions
-from torchlint.analysis.training import (
-    dotted_name,
-    is_backward,
-    is_zero_grad,
-    looks_like_optimizer_name,
-    params_overlap,
-    step_call_text,
-    stepped_optimizer,
-)
-from torchlint.analysis.values import UNKNOWN, OptimizerV, ScalerV, SchedulerV
+from torchlint.analysis.steps import backward_calls, cleared_instead, is_optimizer, operand
+from torchlint.analysis.training import dotted_name, is_zero_grad, step_call_text, stepped_optimizer
+from torchlint.analysis.values import ScalerV
 from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, RelatedSpec, Rule
 
 
@@ -187,67 +179,16 @@ class MissingZeroGrad(Rule):
             if opt is None or not fact.loops:
                 continue
             loops = [model.loop(lp) for lp in fact.loops]
-            loop = next((lp for lp in reversed(loops) if lp is not None and _backward(lp)), None)
+            loop = next((lp for lp in reversed(loops) if lp is not None and backward_calls(lp)), None)
             if loop is None or (id(loop.node), opt) in reported:
                 continue
-            if not self._is_optimizer(opt, fact, model):
+            if not is_optimizer(opt, operand(fact, opt)):
                 continue
-            others = self._uncleared(loop, opt, fact, model)
+            others = cleared_instead(model, loop, opt, fact)
             if others is None:
                 continue
             reported.add((id(loop.node), opt))
             self._report(fact, opt, loop, others, model)
-
-    def _value(self, dotted: str, fact: CallFact) -> object:
-        """The value of ``dotted`` at the step: the receiver, or the scaler's argument."""
-        func = fact.node.func
-        if isinstance(func, cst.Attribute) and dotted_name(func.value) == dotted:
-            return fact.receiver
-        for arg, value in zip(fact.node.args, fact.args):
-            if dotted_name(arg.value) == dotted:
-                return value
-        return UNKNOWN
-
-    def _is_optimizer(self, dotted: str, fact: CallFact, model: ProgramModel, value: object = None) -> bool:
-        value = self._value(dotted, fact) if value is None else value
-        if isinstance(value, OptimizerV):
-            return value.declared or looks_like_optimizer_name(dotted)
-        if isinstance(value, (SchedulerV, ScalerV)) or value is not UNKNOWN:
-            return False
-        return looks_like_optimizer_name(dotted)
-
-    def _uncleared(self, loop: Region, opt: str, step: CallFact, model: ProgramModel) -> list[str] | None:
-        """None when the loop (may) clear this optimizer's gradients; else the optimizers it does clear."""
-        if loop.grad_clears:
-            return None
-        clears: list[CallFact] = []
-        for fact in loop.calls:
-            if is_zero_grad(fact.node):
-                clears.append(fact)
-            elif not is_backward(fact.node) and model.may_clear_grads(fact):
-                return None
-        if not clears:
-            return []
-        receivers = [dotted_name(f.node.func.value) for f in clears]  # type: ignore[attr-defined]
-        if opt in receivers or any(r is None for r in receivers):
-            return None
-        # Only other objects are cleared. Flag only the clear two-optimizer case:
-        # every cleared object is an optimizer over a different model's parameters.
-        mine = self._params(self._value(opt, step))
-        if mine is None:
-            return None
-        for fact, r in zip(clears, receivers):
-            assert r is not None
-            if not self._is_optimizer(r, fact, model, fact.receiver):
-                return None
-            theirs = self._params(fact.receiver)
-            if theirs is None or params_overlap(mine, theirs):
-                return None
-        return sorted(set(receivers))  # type: ignore[arg-type]
-
-    @staticmethod
-    def _params(value: object) -> str | None:
-        return value.params if isinstance(value, OptimizerV) and value.declared else None
 
     def _report(self, step: CallFact, opt: str, loop: Region, others: list[str], model: ProgramModel) -> None:
         pos = positions(self.context)
@@ -256,7 +197,7 @@ class MissingZeroGrad(Rule):
             cleared = ", ".join(f"`{o}`" for o in others)
             message += f"; the loop clears only {cleared}, not `{opt}`"
         message += f"; call `{opt}.zero_grad()` in the loop"
-        related = [RelatedSpec(_backward(loop)[0].node, "gradients are accumulated here on every iteration")]
+        related = [RelatedSpec(backward_calls(loop)[0].node, "gradients are accumulated here on every iteration")]
         outside = [
             f.node
             for f in model.calls()
@@ -276,6 +217,3 @@ class MissingZeroGrad(Rule):
             )
         self.report(step.node, message, fix=fix, related=related, data={"optimizer": opt, "loop_line": pos.line(loop.node)})
 
-
-def _backward(loop: Region) -> list[CallFact]:
-    return [f for f in loop.calls if is_backward(f.node)]

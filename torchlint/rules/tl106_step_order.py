@@ -6,9 +6,9 @@ from torchlint.walk import children as _children
 
 from torchlint.gates import loop_method_calls
 from torchlint.incremental import python_ast
-from torchlint.analysis.model import CallFact, ProgramModel, program_model
-from torchlint.analysis.training import dotted_name, last_part, looks_like_optimizer_name
-from torchlint.analysis.values import UNKNOWN, OptimizerV, ScalerV, SchedulerV
+from torchlint.analysis.model import ProgramModel, program_model
+from torchlint.analysis.steps import clears_grads_of, is_scheduler_step, optimizer_stepped
+from torchlint.analysis.training import dotted_name, is_backward, step_call_text
 from torchlint.rules.base import Invalid, RelatedSpec, Rule
 
 
@@ -147,18 +147,18 @@ class StepOrder(Rule):
         index = _statement_index(body)
         # (statement index, directly in the body, fact), in iteration order.
         calls = [(index[id(f.node)][0], index[id(f.node)][1], f) for f in region.calls if id(f.node) in index]
-        opt_steps = [(i, top, f, opt) for i, top, f in calls if (opt := _optimizer_step(f, self.context)) is not None]
+        opt_steps = [(i, top, f, opt) for i, top, f in calls if (opt := optimizer_stepped(f)) is not None]
         if not opt_steps:
             return
         first_opt = opt_steps[0]
         for i, top, f in calls:
-            if top and _is_scheduler_step(f) and i < first_opt[0]:
+            if top and is_scheduler_step(f) and i < first_opt[0]:
                 if any(j <= i and model.may_clear_grads(g) for j, _, g in calls if g is not f):
                     continue  # an earlier call may step the optimizer itself
-                other = _call_text(first_opt[2].node)
+                other = step_call_text(first_opt[2].node)
                 self.report(
                     f.node,
-                    self.message.format(call=_call_text(f.node), other=other)
+                    self.message.format(call=step_call_text(f.node), other=other)
                     + ": since PyTorch 1.1 the scheduler must step after the optimizer, or the first learning rate of the schedule is skipped",
                     related=[RelatedSpec(first_opt[2].node, "the optimizer steps here, later in the iteration")],
                     data={"kind": "scheduler", "scheduler": dotted_name(f.node.func.value), "optimizer": first_opt[3]},  # type: ignore[attr-defined]
@@ -167,7 +167,7 @@ class StepOrder(Rule):
         self._check_backward(calls, opt_steps, model)
 
     def _check_backward(self, calls: list, opt_steps: list, model: ProgramModel) -> None:
-        backwards = [(i, top, f) for i, top, f in calls if _is_backward(f)]
+        backwards = [(i, top, f) for i, top, f in calls if is_backward(f.node)]
         if not backwards:
             return
         b_index, b_top, b_fact = backwards[0]
@@ -176,12 +176,12 @@ class StepOrder(Rule):
             return  # scaler.step() order is checked by TL101's loop rules; closures step themselves
         if any(j > b_index and o == opt for j, _, _, o in opt_steps):
             return  # a later step in the iteration uses the gradients
-        clears = [j for j, t, f in calls if t and _is_zero_grad(f, opt)]
+        clears = [j for j, t, f in calls if t and clears_grads_of(f, opt)]
         if not any(j < i or j > b_index for j in clears):
             return  # not cleared before the next step: updates only shifted
         self.report(
             step.node,
-            self.message.format(call=_call_text(step.node), other=_call_text(b_fact.node))
+            self.message.format(call=step_call_text(step.node), other=step_call_text(b_fact.node))
             + f": the step applies no gradients, and the ones `backward()` computes are cleared by `{opt}.zero_grad()` before any step uses them",
             related=[RelatedSpec(b_fact.node, "the gradients are computed here, after the step")],
             data={"kind": "backward", "optimizer": opt},
@@ -203,48 +203,3 @@ def _statement_index(body: cst.IndentedBlock) -> dict[int, tuple[int, bool]]:
             stack.extend(_children(cur))
     return out
 
-
-def _optimizer_step(fact: CallFact, context) -> str | None:
-    """The optimizer a ``step`` call steps: ``opt.step()`` or ``scaler.step(opt)``."""
-    func = fact.node.func
-    if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
-        return None
-    receiver = dotted_name(func.value)
-    if receiver is None:
-        return None
-    if isinstance(fact.receiver, ScalerV) or "scaler" in last_part(receiver).lower():
-        arg = fact.node.args[0].value if fact.node.args else None
-        return dotted_name(arg) if arg is not None else None
-    if isinstance(fact.receiver, OptimizerV):
-        return receiver
-    if fact.receiver is UNKNOWN and looks_like_optimizer_name(receiver):
-        return receiver
-    return None
-
-
-def _is_scheduler_step(fact: CallFact) -> bool:
-    func = fact.node.func
-    if not (isinstance(func, cst.Attribute) and func.attr.value == "step") or fact.node.args:
-        return False  # step(metric) is ReduceLROnPlateau's
-    value = fact.receiver
-    if isinstance(value, SchedulerV):
-        return "Plateau" not in (value.qual or "")
-    receiver = dotted_name(func.value)
-    name = last_part(receiver).lower() if receiver else ""
-    return value is UNKNOWN and "sched" in name and "plateau" not in name
-
-
-def _is_backward(fact: CallFact) -> bool:
-    func = fact.node.func
-    return isinstance(func, cst.Attribute) and func.attr.value == "backward"
-
-
-def _is_zero_grad(fact: CallFact, opt: str) -> bool:
-    func = fact.node.func
-    return isinstance(func, cst.Attribute) and func.attr.value == "zero_grad" and dotted_name(func.value) == opt
-
-
-def _call_text(call: cst.Call) -> str:
-    func = dotted_name(call.func) or "step"
-    args = ", ".join(d for a in call.args if (d := dotted_name(a.value)) is not None)
-    return f"{func}({args})"
