@@ -1,9 +1,10 @@
-"""What evaluation code looks like to the program model: shared by TL104 and TL105.
+"""What evaluation and training code look like to the program model: shared by TL104 and TL105.
 
 A loop over a loader's batches, a test/validation loader or an evaluate-style
 function name is evidence of evaluation; a call that trains (or asks for
 gradients), in the loop or in a function of the file it calls, is evidence
-against it.
+against it. A loop trains a model when its own step calls ``backward()`` and
+the ``step()`` of an optimizer over that model's parameters.
 """
 
 from __future__ import annotations
@@ -12,14 +13,32 @@ import re
 
 import libcst as cst
 
-from torchlint.analysis.model import ProgramModel
-from torchlint.analysis.values import FunctionV, TensorV, TupleV
+from torchlint.analysis.model import CallFact, ProgramModel, Region
+from torchlint.analysis.training import params_overlap
+from torchlint.analysis.values import FunctionV, ModuleV, OptimizerV, TensorV, TupleV
+from torchlint.names import dotted_name
 from torchlint.walk import children as _children
 
 EVAL_LOADER = re.compile(r"(?:^|[^a-z])(?:test|val|valid|validation|eval|dev|predict|inference)(?:[^a-z]|$)|^(?:test|val|valid|eval)")
 EVAL_FUNCTION = re.compile(r"^(?:_*)(?:test|eval|evaluate|validate|validation|valid|predict|infer|inference)(?:_|$)|_(?:eval|evaluate|test|validate|validation|predict|inference)(?:_|$)")
 # Calls that mean the loop trains, or needs gradients, after all.
 TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "grad", "requires_grad_", "manual_backward", "optimizer_step"})
+_NO_GRAPH = ("no_grad", "inference_mode")
+
+
+def callee_name(fact: CallFact) -> str:
+    """The called name: ``step`` for ``opt.step()``, ``evaluate`` for ``evaluate(...)``; else ""."""
+    f = fact.node.func
+    return f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+
+
+def region_around(model: ProgramModel, fact: CallFact) -> Region | None:
+    """The innermost loop around the call, else its function's body (None at module level)."""
+    if fact.loops:
+        return model.loop(fact.loops[-1])
+    if fact.function is not None:
+        return model.function_region(fact.function)
+    return None
 
 
 def loader_of(value: object) -> str | None:
@@ -47,9 +66,7 @@ def trains(model: ProgramModel, func: cst.FunctionDef, seen: set[int]) -> bool:
     if region is None:
         return True  # never interpreted: cannot tell
     for fact in region.calls:
-        f = fact.node.func
-        name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
-        if name in TRAINING_CALLS:
+        if callee_name(fact) in TRAINING_CALLS:
             return True
         if isinstance(fact.func, FunctionV) and trains(model, fact.func.node, seen):
             return True
@@ -63,4 +80,67 @@ def sets_requires_grad(node: cst.CSTNode) -> bool:
         if isinstance(cur, cst.Attribute) and cur.attr.value in ("requires_grad", "retain_grad"):
             return True
         stack.extend(_children(cur))
+    return False
+
+
+def evaluates(model: ProgramModel, fact: CallFact, region: Region) -> bool:
+    """Is the model call at ``fact`` evaluation? It runs over a loader's batches or in an
+    evaluate-style function, under ``no_grad``/``inference_mode``, over a test/validation
+    loader or in such a function; and nothing in ``region`` trains, or switches to training
+    mode on purpose (Monte Carlo dropout), or calls a function of the file that trains."""
+    function = fact.function
+    loader = loader_of(region.over) or ""
+    eval_function = function is not None and bool(EVAL_FUNCTION.search(function.name.value.lower()))
+    if not (eval_function or over_batches(region.over)):
+        return False
+    if not (fact.grad_mode in _NO_GRAPH or eval_function or EVAL_LOADER.search(loader.lower())):
+        return False
+    for other in region.calls:
+        called = callee_name(other)
+        if called in TRAINING_CALLS or called in ("train", "backward"):
+            return False
+        if isinstance(other.func, FunctionV) and trains(model, other.func.node, set()):
+            return False
+    return True
+
+
+def trains_module(model: ProgramModel, fact: CallFact, region: Region, name: str) -> bool:
+    """Does the loop step that makes the call at ``fact`` train the module ``name``? Its own
+    calls (in this loop's body, not a nested loop's) hold ``backward()`` and an optimizer's
+    ``step()``; an optimizer is over ``name``'s parameters, or none says what it is over and
+    ``name`` is the only module the step runs with gradients. False under ``no_grad``, and
+    where the optimizers train other models or plain tensors (``name`` may be frozen on purpose)."""
+    if fact.grad_mode in _NO_GRAPH:
+        return False
+    inner = fact.loops[-1] if fact.loops else None
+    step = [f for f in region.calls if (f.loops[-1] if f.loops else None) is inner and f.function is fact.function]
+    if "backward" not in [callee_name(f) for f in step]:
+        return False
+    optimizers = [f for f in step if callee_name(f) == "step" and isinstance(f.receiver, OptimizerV)]
+    if not optimizers:
+        return False
+    roots = [f.receiver.params for f in optimizers]  # type: ignore[union-attr]
+    if any(r is not None and params_overlap(r, name) for r in roots):
+        return True
+    if all(r is not None or f.receiver.over_tensors for r, f in zip(roots, optimizers)):  # type: ignore[union-attr]
+        return False
+    models = {dotted_name(f.node.func) for f in step if isinstance(f.func, ModuleV) and f.grad_mode not in _NO_GRAPH}
+    return models == {name}
+
+
+def switched_to_training(model: ProgramModel, fact: CallFact, name: str) -> bool:
+    """Was ``name.train()`` called after the last training step before this call (in the same
+    function)? Training mode on purpose: Monte Carlo dropout, test-time batch statistics."""
+    before = []
+    for other in model.calls():
+        if other.node is fact.node:
+            break
+        if other.function is fact.function:
+            before.append(other)
+    for other in reversed(before):
+        called = callee_name(other)
+        if called in ("backward", "step"):
+            return False
+        if called == "train" and dotted_name(other.node.func.value) == name:  # type: ignore[union-attr]
+            return True
     return False

@@ -5,16 +5,14 @@ import re
 
 import libcst as cst
 
-from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
-from torchlint.analysis.training import params_overlap
-from torchlint.analysis.values import FunctionV, ModuleV, OptimizerV
+from torchlint.analysis.evaluation import EVAL_FUNCTION, evaluates, region_around, switched_to_training, trains_module
+from torchlint.analysis.model import CallFact, Region, program_model
+from torchlint.analysis.values import ModuleV
 from torchlint.names import dotted_name
-from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_CALLS, loader_of, over_batches, trains
 from torchlint.gates import dotted_text, may_hold_loader, may_hold_torch_module, all_statements
 from torchlint.incremental import python_ast
 from torchlint.rules.base import Invalid, RelatedSpec, Rule
 
-_NO_GRAPH = ("no_grad", "inference_mode")
 # Calls of these methods, in the text (a superset of the calls in the code).
 _MODE_CALL = re.compile(r"\.\s*(?:train|eval)\s*\(")
 _BACKWARD_CALL = re.compile(r"\.\s*backward\s*\(")
@@ -184,36 +182,18 @@ class MissingEval(Rule):
             training = module.training if module.training is not None else module.back
             if training is None:
                 continue
-            region = _region(model, fact)
+            region = region_around(model, fact)
             key = (name, id(region.node) if region is not None else None, training)
             if region is None or key in seen:
                 continue
-            if training and self._evaluates(fact, region, model) and not _deliberate_train(model, fact, name):
+            if training and evaluates(model, fact, region) and not switched_to_training(model, fact, name):
                 seen.add(key)
                 self._report_eval(fact, name, module, region)
-            elif not training and self._trains(fact, region, name, model):
+            elif not training and trains_module(model, fact, region, name):
                 seen.add(key)
                 self._report_train(fact, name, module, region)
 
     # -- evaluation in training mode -------------------------------------------------
-    @staticmethod
-    def _evaluates(fact: CallFact, region: Region, model: ProgramModel) -> bool:
-        function = fact.function
-        loader = loader_of(region.over) or ""
-        eval_function = function is not None and bool(EVAL_FUNCTION.search(function.name.value.lower()))
-        if not (eval_function or over_batches(region.over)):
-            return False
-        if not (fact.grad_mode in _NO_GRAPH or eval_function or EVAL_LOADER.search(loader.lower())):
-            return False
-        for other in region.calls:
-            f = other.node.func
-            called = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
-            if called in TRAINING_CALLS or called in ("train", "backward"):
-                return False  # it trains after all (or switches to training mode on purpose: MC dropout)
-            if isinstance(other.func, FunctionV) and trains(model, other.func.node, set()):
-                return False
-        return True
-
     def _report_eval(self, fact: CallFact, name: str, module: ModuleV, region: Region) -> None:
         later = module.training is None
         why = (
@@ -226,26 +206,6 @@ class MissingEval(Rule):
                     data={"model": name, "expect_training": True})
 
     # -- training in eval mode ---------------------------------------------------------
-    @staticmethod
-    def _trains(fact: CallFact, region: Region, name: str, model: ProgramModel) -> bool:
-        if fact.grad_mode in _NO_GRAPH:
-            return False
-        # The training step's own calls: in this loop's body, not in a loop nested in it.
-        inner = fact.loops[-1] if fact.loops else None
-        step = [f for f in region.calls if (f.loops[-1] if f.loops else None) is inner and f.function is fact.function]
-        if "backward" not in [_callee(f) for f in step]:
-            return False
-        optimizers = [f for f in step if _callee(f) == "step" and isinstance(f.receiver, OptimizerV)]
-        if not optimizers:
-            return False
-        roots = [f.receiver.params for f in optimizers]  # type: ignore[union-attr]
-        if any(r is not None and params_overlap(r, name) for r in roots):
-            return True
-        if all(r is not None or f.receiver.over_tensors for r, f in zip(roots, optimizers)):  # type: ignore[union-attr]
-            return False  # the optimizers train other models (or plain tensors): this one may be frozen on purpose
-        models = {dotted_name(f.node.func) for f in step if isinstance(f.func, ModuleV) and f.grad_mode not in _NO_GRAPH}
-        return models == {name}
-
     def _report_train(self, fact: CallFact, name: str, module: ModuleV, region: Region) -> None:
         if module.training is None:
             why = (
@@ -258,34 +218,3 @@ class MissingEval(Rule):
         loop = next(iter(fact.loops), region.node)
         self.report(fact.node, why, related=[RelatedSpec(loop, "this loop trains")], data={"model": name, "expect_training": False})
 
-
-def _deliberate_train(model: ProgramModel, fact: CallFact, name: str) -> bool:
-    """``name.train()`` called after the last training step before this call: training mode on
-    purpose (Monte Carlo dropout, test-time batch statistics)."""
-    before = []
-    for other in model.calls():
-        if other.node is fact.node:
-            break
-        if other.function is fact.function:
-            before.append(other)
-    for other in reversed(before):
-        called = _callee(other)
-        if called in ("backward", "step"):
-            return False
-        if called == "train" and dotted_name(other.node.func.value) == name:  # type: ignore[union-attr]
-            return True
-    return False
-
-
-def _callee(fact: CallFact) -> str:
-    f = fact.node.func
-    return f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
-
-
-def _region(model: ProgramModel, fact: CallFact) -> Region | None:
-    """The innermost loop around the call, else its function's body."""
-    if fact.loops:
-        return model.loop(fact.loops[-1])
-    if fact.function is not None:
-        return model.function_region(fact.function)
-    return None
