@@ -4,29 +4,12 @@ import re
 
 import libcst as cst
 
+from torchlint.analysis.devices import is_device_checked_loss, on_accelerator
 from torchlint.analysis.model import CallFact, program_model
 from torchlint.analysis.positions import positions
-from torchlint.analysis.training import (
-    dotted_name,
-    is_loss_function_qualname,
-    looks_like_loss_name,
-)
-from torchlint.analysis.values import (
-    Batch,
-    InstanceV,
-    LossFnV,
-    ModuleV,
-    Placement,
-    TensorV,
-)
-from torchlint.rules.base import (
-    FixSpec,
-    InsertAtLine,
-    Invalid,
-    RelatedSpec,
-    Replace,
-    Rule,
-)
+from torchlint.analysis.training import dotted_name
+from torchlint.analysis.values import Batch, ModuleV, Placement, TensorV
+from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, RelatedSpec, Replace, Rule
 
 # Sequence lengths are meant to stay on the CPU (pack_padded_sequence, CTC).
 _CPU_BY_DESIGN = re.compile(r"(?:^|_)(?:len|lens|length|lengths|seq_len|seq_lens|sizes)(?:$|_)|lengths?$", re.IGNORECASE)
@@ -166,39 +149,18 @@ class MissingToDevice(Rule):
         """Is a CPU batch given to a model on an accelerator, or to a loss with that model's output?"""
         call, callee = fact.node, fact.func
         text = dotted_name(call.func)
-        if self._is_loss(fact, text, model):
-            outputs = [v for v in fact.args if isinstance(v, TensorV) and v.grad and _on_accel(v.placement)]
+        if is_device_checked_loss(fact, model, self.context):
+            outputs = [v for v in fact.args if isinstance(v, TensorV) and v.grad and on_accelerator(v.placement)]
             if outputs:
                 for arg, value in zip(call.args, fact.args):
                     if isinstance(value, TensorV) and value.cpu_batch:
                         self._flag(arg, value.origin, outputs[0].placement, outputs[0].via or "the model", text or self.context.code(call.func), True)
             return
-        if isinstance(callee, ModuleV) and _on_accel(callee.placement) and not callee.moves_inputs:
+        if isinstance(callee, ModuleV) and on_accelerator(callee.placement) and not callee.moves_inputs:
             for arg, value in zip(call.args, fact.args):
                 if isinstance(value, TensorV) and value.cpu_batch:
                     self._flag(arg, value.origin, callee.placement, text or self.context.code(call.func), text, False,
                                callee.cls if callee.cls in model.classes else None)
-
-    def _is_loss(self, fact: CallFact, callee: str | None, model) -> bool:
-        if isinstance(fact.func, LossFnV):
-            return "ctc" not in (fact.func.qual or "").lower()
-        if isinstance(fact.func, ModuleV) and fact.func.cls is not None:
-            return is_loss_function_qualname(fact.func.cls) and "ctc" not in fact.func.cls.lower()
-        if isinstance(fact.func, InstanceV):
-            # A loss object of this file that may move its arguments itself is not judged.
-            cls = model.classes.get(fact.func.cls)
-            if cls is None or any(w in self.context.code(cls) for w in (".to(", ".cuda(", "device")):
-                return False
-        qual = self.context.qualname(fact.node.func)
-        if qual is not None:
-            return is_loss_function_qualname(qual) and "ctc" not in qual.lower()
-        if callee is None or "ctc" in callee.lower():
-            return False
-        # A loss of this file that may move its arguments itself is not judged.
-        head = callee.split(".", 1)[0]
-        if head in model.classes or head in model.functions:
-            return False
-        return looks_like_loss_name(callee)
 
     def _flag(self, arg: cst.Arg, batch: Batch, where_to: Placement, model: str, callee: str | None, is_loss: bool,
               model_class: str | None = None) -> None:
@@ -260,6 +222,3 @@ class MissingToDevice(Rule):
             code = f"({code})"
         return FixSpec(f"Move `{tensor}` to the model's device", (Replace(expr, f"{code}{call}"),), "unsafe")
 
-
-def _on_accel(placement: Placement | None) -> bool:
-    return placement is not None and placement.kind == "accel"
