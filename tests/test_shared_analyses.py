@@ -206,3 +206,70 @@ def test_on_accelerator():
     assert devices.on_accelerator(c.fact("net(x)").func.placement)
     assert not devices.on_accelerator(c.fact("cpu(x)").func.placement)
     assert not devices.on_accelerator(None)
+
+
+# -- layers stored on self, and the ranks that reach them (TL110) ----------------------
+
+
+LAYERS = """
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.sm = nn.Softmax()
+        def helper():
+            self.inner = nn.ReLU()
+        class Inner:
+            def __init__(self):
+                self.x = nn.Tanh()
+
+    def forward(self, x):
+        return self.sm(self.fc(x))
+
+net = Net()
+y = net(torch.randn(2, 4))
+top = nn.Softmax()
+"""
+
+
+def _rule_context(code: str):
+    from torchlint.rules.base import Context
+
+    source = textwrap.dedent(code)
+    module = cst.parse_module(source)
+    return Context("layers.py", source, module, NameResolver(module))
+
+
+def _constructions(context) -> dict[str, cst.Call]:
+    from torchlint.walk import walk
+
+    found: dict[str, cst.Call] = {}
+    walk(context.module, lambda n: found.setdefault(context.code(n), n) if isinstance(n, cst.Call) else None, lambda n: None)
+    return found
+
+
+def test_tables_say_which_class_stores_a_constructed_layer_on_self():
+    from torchlint.analysis.tables import file_tables
+
+    context = _rule_context(LAYERS)
+    calls, tables = _constructions(context), file_tables(context)
+    assert tables.stored_on_self(calls["nn.Softmax()"]) == ("Net", "sm")
+    assert tables.stored_on_self(calls["nn.ReLU()"]) == ("Net", "inner")
+    assert tables.stored_on_self(calls["nn.Tanh()"]) == ("Inner", "x")
+    assert tables.stored_on_self(calls["Net()"]) is None
+
+
+def test_input_ranks_reach_a_stored_layer_through_its_calls_in_forward():
+    from torchlint.shapes import input_ranks
+
+    context = _rule_context(LAYERS)
+    calls = _constructions(context)
+    assert input_ranks(context, calls["nn.Softmax()"]) == {2}
+    assert input_ranks(context, calls["self.sm(self.fc(x))"]) == {2}
+    assert input_ranks(context, calls["nn.Tanh()"]) == set()
+    # No forward (nor Sequential) in the file: the shape analysis is not asked.
+    unrun = _rule_context(LAYERS.replace("forward", "run"))
+    assert input_ranks(unrun, _constructions(unrun)["nn.Softmax()"]) == set() and "shapes" not in unrun.cache

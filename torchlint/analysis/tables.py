@@ -18,7 +18,8 @@ Two levels, each built when first asked:
   call): each call with its scope and context (:class:`CallSite`: in a ``try``, in a
   method of which class, in a comprehension or lambda), the ``nn.Sequential``
   assignments, and the attributes and items assigned from outside a class
-  (``model.fc = ...``, ``layers[3] = ...``).
+  (``model.fc = ...``, ``layers[3] = ...``); and, on first request, the layers a class
+  stores on ``self`` (``self.sm = nn.Softmax()``: :meth:`FileTables.stored_on_self`).
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class FileTables:
         self._subscripts: set[str] = set()
         self._by_name: dict[str, list[CallSite]] | None = None
         self._sites: dict[int, CallSite] | None = None
+        self._self_stores: dict[int, tuple[str, str]] | None = None
 
     # ------------------------------------------------------------------ definitions
     def class_info(self, node: cst.CSTNode) -> ClassInfo | None:
@@ -274,6 +276,26 @@ class FileTables:
         if self._sites is None:
             self._sites = {id(s.node): s for s in self.calls}
         return self._sites.get(id(call))
+
+    def stored_on_self(self, call: cst.Call) -> tuple[str, str] | None:
+        """For a call whose result a class stores as ``self.<attr> = call`` (the sole target,
+        anywhere in the class: a method, a def nested in one), ``(class name, attr)``; the
+        innermost class counts. None for any other call."""
+        if self._self_stores is None:
+            stores: dict[int, tuple[str, str]] = {}
+            for info in self.classes:
+                stack: list[cst.CSTNode] = [info.node.body]
+                while stack:
+                    node = stack.pop()
+                    if type(node) is cst.ClassDef:
+                        continue  # its stores are its own
+                    if type(node) is cst.Assign and type(node.value) is cst.Call and len(node.targets) == 1:
+                        target = dotted_name(node.targets[0].target) or ""
+                        if target.startswith("self.") and target.count(".") == 1:
+                            stores[id(node.value)] = (info.name, target[5:])
+                    stack.extend(_children(node))
+            self._self_stores = stores
+        return self._self_stores.get(id(call))
 
     def _index(self) -> None:
         calls: list[CallSite] = []

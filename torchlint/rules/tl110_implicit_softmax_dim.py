@@ -6,8 +6,8 @@ import libcst as cst
 
 from torchlint.analysis.apicalls import add_keyword, argument
 from torchlint.gates import calls_to
-from torchlint.names import dotted_name
 from torchlint.rules.base import FixSpec, Invalid, Rule
+from torchlint.shapes import input_ranks
 
 # Callee -> the position of `dim` among its positional parameters.
 _FUNCTIONAL = {f"torch.nn.functional.{n}": 1 for n in ("softmax", "log_softmax", "softmin")}
@@ -119,25 +119,6 @@ class ImplicitSoftmaxDim(Rule):
         ),
     ]
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(context)
-        self._classes: list[str] = []
-        self._ranks: dict[object, set[int]] | None = None
-        self._stored: dict[int, tuple[str, str]] = {}  # id(constructor) -> (class, attribute)
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._classes.append(node.name.value)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self._classes.pop()
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        # `self.sm = nn.Softmax()`: its rank is that of the input at `self.sm(x)` in forward.
-        if self._classes and isinstance(node.value, cst.Call) and len(node.targets) == 1:
-            target = dotted_name(node.targets[0].target) or ""
-            if target.startswith("self.") and target.count(".") == 1:
-                self._stored[id(node.value)] = (self._classes[-1], target[5:])
-
     def visit_Call(self, node: cst.Call) -> None:
         qual = self.context.qualname(node.func)
         if qual not in _DIM_AT or any(a.star for a in node.args):
@@ -145,7 +126,7 @@ class ImplicitSoftmaxDim(Rule):
         dim = argument(node, "dim", _DIM_AT[qual])
         if dim is not None and not (isinstance(dim.value, cst.Name) and dim.value.value == "None"):
             return
-        ranks = self._input_ranks(node)
+        ranks = input_ranks(self.context, node)
         rank = next(iter(ranks)) if len(ranks) == 1 else None
         data = {"form": "module" if qual in _MODULES else "functional"}
         short = self.context.code(node.func)
@@ -162,26 +143,3 @@ class ImplicitSoftmaxDim(Rule):
             fix = FixSpec(f"Pass `dim={picked}`", add_keyword(node, f"dim={picked}"))
         self.report(node, f"`{short}` without `dim`: PyTorch picks dimension {picked} of this {rank}-D input (deprecated); pass `dim={picked}`",
                     fix=fix, data=data)  # fmt: skip
-
-    def _input_ranks(self, node: cst.Call) -> set[int]:
-        """The ranks the shape analysis saw at this softmax (a call in forward, a Sequential
-        child, or the `self.<attr>(x)` calls of a stored layer): empty when unknown."""
-        if self._ranks is None:
-            self._ranks = {}
-            if "Sequential" in self.context.file_source or "forward" in self.context.file_source:
-                from torchlint.shapes import analyze_module
-
-                for model in analyze_module(self.context).models:
-                    for step in model.steps:
-                        if step.before_open or not isinstance(step.node, cst.Call):
-                            continue
-                        callee = dotted_name(step.node.func) or ""
-                        keys: list[object] = [id(step.node)]
-                        if callee.startswith("self.") and callee.count(".") == 1:
-                            keys.append((model.name, callee[5:]))
-                        for key in keys:
-                            self._ranks.setdefault(key, set()).add(len(step.before))
-        ranks = set(self._ranks.get(id(node), ()))
-        if id(node) in self._stored:
-            ranks |= self._ranks.get(self._stored[id(node)], set())
-        return ranks

@@ -14,6 +14,8 @@ Public API (TL301 and the runtime checker use it)::
     for problem in report.problems:  # ShapeProblem: node, message, related, fix, data
 
 Inside the engine the report is cached in ``context.cache["shapes"]``.
+``input_ranks(context, call)`` asks it for the ranks of the inputs that reach one
+layer (TL110).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import libcst as cst
 
 from torchlint.analysis.model import program_model
 from torchlint.analysis.tables import file_tables
-from torchlint.names import NameResolver
+from torchlint.names import NameResolver, dotted_name
 from torchlint.shapes.analysis import (
     ModelReport,
     ShapeProblem,
@@ -54,6 +56,36 @@ def analyze_module(target: Any) -> ShapeReport:
     return cache[CACHE_KEY]
 
 
+_RANKS_KEY = "shapes.input_ranks"
+
+
+def input_ranks(context: Any, call: cst.Call) -> set[int]:
+    """The ranks of the inputs the shape analysis saw reaching a layer: at ``call`` itself (a
+    call in a ``forward``, a Sequential's child) and, for a layer ``call`` builds and stores as
+    ``self.<attr>`` in a class, at the ``self.<attr>(x)`` calls of that class's ``forward``.
+    Empty when unknown; the analysis runs only for files that mention ``Sequential`` or ``forward``."""
+    ranks = context.cache.get(_RANKS_KEY)
+    if ranks is None:
+        ranks = context.cache[_RANKS_KEY] = {}
+        if "Sequential" in context.file_source or "forward" in context.file_source:
+            for model in analyze_module(context).models:
+                for step in model.steps:
+                    if step.before_open or not isinstance(step.node, cst.Call):
+                        continue
+                    callee = dotted_name(step.node.func) or ""
+                    keys: list[object] = [id(step.node)]
+                    if callee.startswith("self.") and callee.count(".") == 1:
+                        keys.append((model.name, callee[5:]))
+                    for key in keys:
+                        ranks.setdefault(key, set()).add(len(step.before))
+    found = set(ranks.get(id(call), ()))
+    if ranks:
+        stored = file_tables(context).stored_on_self(call)
+        if stored is not None:
+            found |= ranks.get(stored, set())
+    return found
+
+
 __all__ = [
     "BATCH",
     "CACHE_KEY",
@@ -64,4 +96,5 @@ __all__ = [
     "Step",
     "analyze_module",
     "expected_error",
+    "input_ranks",
 ]
