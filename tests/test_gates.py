@@ -235,8 +235,24 @@ EVAL_CASES = [
     ("TL105", "import torch\n# the loader comes later\nmodel = torch.nn.Dropout(0.5)\ndef run(xs):\n    with torch.no_grad():\n        for x in xs:\n            model(x)\n", False),
 ]
 
+_LENET = (
+    "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.conv = nn.Conv2d(3, 6, 5)\n        self.fc = nn.Linear(6 * 5 * 5, 10)\n\n    def forward(self, x):\n"
+    "        return self.fc(self.conv(x).view(-1, 6 * 5 * 5))\n\nNet()(torch.randn(1, 3, 32, 32))\n"
+)
+SHAPE_CASES = [
+    ("TL301", _LENET, True),
+    ("TL301", "import torch\nfrom torch import nn\nmodel = nn.Sequential(\n    nn.Flatten(),\n    nn.Linear(784, 10),\n)\nmodel(torch.randn(2, 1, 28, 27))\n", True),
+    # A multi-line class statement.
+    ("TL301", _LENET.replace("class Net(nn.Module):", "class Net(\n    nn.Module\n):"), True),
+    # The same model, only in a docstring (library code documenting one): nothing to check.
+    ("TL301", 'import torch\ndef f(x):\n    """' + _LENET.replace("\\", "") + '"""\n    return x.view(-1)\n', False),
+    # A class statement in a string, a Linear in code.
+    ("TL301", "import torch.nn as nn\nDOC = 'class Net(nn.Module): ...'\nlayer = nn.Linear(4, 2)\nother = nn.Linear(3, 5)\nlayer(other(x))\n", False),
+]
 
-@pytest.mark.parametrize("code, source, reported", CALL_CASES + MATH_CASES + MODEL_CASES + EVAL_CASES)
+
+@pytest.mark.parametrize("code, source, reported", CALL_CASES + MATH_CASES + MODEL_CASES + EVAL_CASES + SHAPE_CASES)
 def test_precheck_passes_exactly_where_the_forced_rule_reports(code, source, reported, monkeypatch):
     gate = _active(code, source)
     forced = _forced(code, source, monkeypatch)

@@ -439,6 +439,11 @@ def may_hold_loader(source: str) -> bool:
     return False
 
 
+def identifiers_on(tree: ast.Module, lines: list[int]) -> list[str]:
+    """The identifiers of the code on ``lines`` (names, attributes, parameters, defs, imported names)."""
+    return [x for node in nodes_on(tree, lines) for x in _identifiers(node)]
+
+
 def _identifiers(node: ast.AST) -> tuple[str, ...]:
     t = type(node)
     if t is ast.Name:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import ast
+import functools
 import re
+from typing import Any
 
 import libcst as cst
 
@@ -9,6 +12,45 @@ from torchlint.analysis.values import ModuleV, TensorV
 from torchlint.names import dotted_name
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 from torchlint.shapes import analyze_module
+from torchlint.shapes.layers import SIGNATURES
+
+
+# What applies_to looks for, line by line: a layer or operation that can fail on a size (by its
+# own name: an import alias names it on its import line; softmax keeps any shape), a class
+# statement, a Sequential.
+_LAYERS = frozenset(
+    {*(k for k in SIGNATURES if "Softmax" not in k), *(f"{p}{n}d" for p in ("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool") for n in (1, 2, 3))}
+    | {"view", "reshape", "flatten", "GroupNorm"}
+)
+# The words, by a piece each contains (a piece absent from the text rules its words out at C speed).
+_PIECES = {p: frozenset(w for w in _LAYERS if p in w) for p in ("Linear", "Conv", "Norm", "Pool", "_pool", "view", "reshape", "latten", "LSTM", "GRU", "RNN", "Embedding")}
+assert set().union(*_PIECES.values()) == _LAYERS
+
+
+@functools.lru_cache(maxsize=None)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    return re.compile(word + r"\b")  # led by a literal: searched at C speed
+
+
+def _lines_with(source: str, words: frozenset[str]) -> list[int]:
+    from torchlint.gates import lines_matching
+
+    return sorted({line for w in words for line in lines_matching(source, _word_pattern(w))})
+_CLASS_WORD = re.compile(r"class\b")
+_SEQUENTIAL_CALL = re.compile(r"Sequential\s*\(")
+
+
+def _is_model(node: ast.AST, table: Any) -> bool:
+    """A class the analysis follows (its bases resolve to torch.nn.Module), or a ``...Sequential(...)``."""
+    from torchlint.gates import dotted_text
+    from torchlint.shapes.interp import MODULE_BASES
+
+    if isinstance(node, ast.ClassDef):
+        return any(table.resolve(dotted_text(b) or "-") & MODULE_BASES for b in node.bases)
+    if isinstance(node, ast.Call):
+        f = node.func
+        return (f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else "").endswith("Sequential")
+    return False
 
 
 class ShapeMismatch(Rule):
@@ -73,18 +115,26 @@ class ShapeMismatch(Rule):
     incremental = True  # findings depend on the statements linked to theirs (torchlint/slices.py)
     name = "shape-mismatch"
     message = "shape mismatch"
-    # Only files that define a model can have a finding: `class X(nn.Module):`
-    # (the analysis takes no other bases) or an nn.Sequential(...). Most files of
-    # a large tree are skipped unparsed.
-    triggers = ("nn.Module):", "(Module):", "Sequential(")
-    # A model (a Module subclass or a Sequential) AND a layer whose sizes can disagree:
-    # files with only one of the two (most of a library's tree) skip the parse.
-    # (`^` with re.M matches only after "\n"; lines of a CR-only file start after "\r".)
-    trigger_pattern = re.compile(
-        r"(?ms)\A(?=.*?(?:Linear\(|Conv[123]d\(|BatchNorm[123]d\(|Pool[123]d\(|LayerNorm\(|GroupNorm\(|\.view\(|\.reshape\(|[Ff]latten\(|LSTM\(|GRU\(|RNN\(|Embedding\())"
-        r"(?=.*?(?:(?:^|(?<=\r))[ \t]*class\s+\w+\s*\(\s*(?:object\s*,\s*)?(?:[\w.]*\.)?Module\s*\)\s*:|Sequential\s*\())"
-    )
+    # Only files that define a model (a Module subclass or an nn.Sequential) and use a layer whose
+    # sizes can disagree can have a finding: most files of a large tree are skipped unparsed.
+    triggers = ("Module", "Sequential")
     confirmable = True
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # In code, not in a docstring: a layer, and a class with a *Module base or a Sequential.
+        from torchlint.gates import identifiers_on, import_table, lines_matching, nodes_on
+        from torchlint.incremental import python_ast
+
+        table = import_table(source)
+        if table is None:
+            return True
+        tree = python_ast(source, keep=True)
+        lines = sorted({*lines_matching(source, _CLASS_WORD), *lines_matching(source, _SEQUENTIAL_CALL)})
+        if not any(_is_model(node, table) for node in nodes_on(tree, lines)):
+            return False
+        words = frozenset().union(*(w for p, w in _PIECES.items() if p in source))
+        return any(x in _LAYERS for x in identifiers_on(tree, _lines_with(source, words)))
 
     VALID = [
         # LeNet on CIFAR-10: 16×5×5 = 400 after the second pool.

@@ -267,7 +267,7 @@ _TENSOR_LONG = frozenset({"long", "int", "short", "byte", "bool"})
 _FACTORIES = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "full"})
 
 
-_MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 
 
 def plain_module_classes(tables: FileTables) -> set[int]:
@@ -277,7 +277,7 @@ def plain_module_classes(tables: FileTables) -> set[int]:
     out: set[int] = set()
     for cls in tables.classes:
         bases = [cls.scope.qualname(b.value) for b in cls.node.bases]
-        if any(b in _MODULE_BASES for b in bases) and all(b in _MODULE_BASES or b == "builtins.object" for b in bases):
+        if any(b in MODULE_BASES for b in bases) and all(b in MODULE_BASES or b == "builtins.object" for b in bases):
             out.add(id(cls))
     return out
 
