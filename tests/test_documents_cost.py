@@ -4,6 +4,7 @@ text, that tree serves the rules' pre-checks, and the cheap looks at the text ke
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import random
 import re
@@ -11,7 +12,7 @@ import re
 import pytest
 
 from torchlint import documents
-from torchlint.documents import CONVENTIONAL_IMPORTS, build
+from torchlint.documents import CONVENTIONAL_IMPORTS, build, conventional_import
 from torchlint.engine import LintOptions, lint_source
 from torchlint.rules import default_codes
 from torchlint.runner import lint_text
@@ -230,3 +231,42 @@ def test_the_gate_counts_conventional_names_that_no_trigger_import_covers(code, 
     assert f" {name}\n" not in doc.facts(CONVENTIONAL_IMPORTS).trigger_text + "\n"  # bound, to the cheap look
     found = lint_text(notebook(source), "nb.ipynb", "notebook", frozenset({code})).findings
     assert [f.code for f in found] == [code]
+
+
+@pytest.mark.parametrize(
+    "cells, read",
+    [
+        (("layer = nn.Linear(2, 2)",), {"nn"}),
+        (('DOC = "nn.Linear(2, 2) and F.relu(x)"', "# F.relu(x) in a comment", "x = 1"), set()),
+        (("def f():\n    if False:\n        return F.relu(1)",), {"F"}),  # dead code is still code to the rules
+        (("def f(F):\n    return F.relu(1)",), set()),  # a parameter: a local, never the module
+        (("class A:\n    y = [np.zeros(3) for _ in range(2)]",), {"np"}),
+    ],
+)
+def test_only_names_the_code_reads_count_as_conventional_modules(cells, read):
+    """A conventional name a string or a comment mentions resolves nothing: the rules it would wake
+    (and the parse they cost) have nothing to report on it."""
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    facts = doc.facts(CONVENTIONAL_IMPORTS)
+    lines = set(facts.trigger_text.splitlines())
+    assert {n for n in CONVENTIONAL_IMPORTS if conventional_import(n, CONVENTIONAL_IMPORTS[n]) in lines} == read
+
+
+def test_a_notebook_is_compiled_by_cpython_as_often_as_a_py_file(monkeypatch):
+    """The code object the document's facts read its names from is the verdict on its text."""
+    cells = ("import torch\nmodel = torch.nn.Linear(2, 2)", "x = F.relu(model(torch.ones(2)))", "print(x)")
+    compiled: list[str] = []
+    real = builtins.compile
+
+    def spy(what, filename, mode, flags=0, *args, **kwargs):
+        if not flags & ast.PyCF_ONLY_AST:
+            compiled.append(filename)
+        return real(what, filename, mode, flags, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "compile", spy)
+    lint_source("\n".join(cells) + "\n", "f.py", LintOptions())
+    once = len(compiled)
+    assert once >= 1
+    compiled.clear()
+    lint_text(notebook(*cells), "nb.ipynb", "notebook", default_codes() - {"TL002"})
+    assert len(compiled) == once

@@ -24,6 +24,7 @@ import ast
 import functools
 import json
 import re
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import repeat
@@ -625,17 +626,19 @@ class DocumentFacts:
         return label[0] if label else None
 
 
-def _unbound_conventional(text: str, conventions: Mapping[str, str]) -> set[str]:
+def _unbound_conventional(text: str, conventions: Mapping[str, str], code_names: frozenset[str] | None = None) -> set[str]:
     """Conventional names the text reads (``nn.``, ``F(``) without binding them itself: their modules
     count as mentioned for rules' trigger words. A cheap look, not a scope analysis.
 
     A name is read where it is a whole word followed by ``.`` or ``(``, and bound where the text has
     an import line naming it, ``as name``, ``def name``/``class name``, or a line starting
     ``name =``. Each test is a search led by a literal word (C speed); read as one alternation,
-    they would be tried at every character of the text."""
+    they would be tried at every character of the text. With the names the compiled code reads
+    (``code_names``), a name only a string or a comment mentions (``"nn.Linear"``) reads nothing:
+    only names of the code resolve to a conventional module."""
     out = set()
     for name in conventions:
-        if name not in text:
+        if name not in text or (code_names is not None and name not in code_names):
             continue
         patterns = _conventional_patterns(name)
         if patterns is None:
@@ -647,6 +650,21 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str]) -> set[str]
             continue
         out.add(name)
     return out
+
+
+def _names_of(code: types.CodeType) -> frozenset[str]:
+    names: set[str] = set()
+    todo = [code]
+    while todo:
+        c = todo.pop()
+        names.update(c.co_names)
+        todo.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+    return frozenset(names)
+
+
+# CPython 3.11 names in co_names what code it then drops (``if False:``); where a compiler does
+# not, its code objects cannot say what the text reads.
+_NAMES_KEEP_DEAD_CODE = "nn" in _names_of(compile("if False:\n    nn.Linear\n", "<check>", "exec"))
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -865,7 +883,7 @@ class Document:
 
     def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
         labels = _Labels(self.line_map, self.chunks)
-        used = _unbound_conventional(self.text, conventions)
+        used = _unbound_conventional(self.text, conventions, self._code_names())
         # The imports a reader would add: valid Python, so that pre-filters that parse (the
         # knowledge prescan) see the conventional names bound, not a syntax error.
         trigger_text = "".join("\n" + conventional_import(n, conventions[n]) for n in sorted(used))
@@ -873,6 +891,17 @@ class Document:
         if any(c.weak for c in self.chunks):
             weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak)
+
+    def _code_names(self) -> frozenset[str] | None:
+        """Every global and attribute name the code reads (CPython's code object: never a string or a
+        comment), or None when the text has no tree or does not compile."""
+        tree = self.python_tree()
+        if tree is None or not _NAMES_KEEP_DEAD_CODE:
+            return None
+        from torchlint.engine import compiled_tree
+
+        code = compiled_tree(tree, self.path)
+        return None if code is None else _names_of(code)
 
     def _import_line(self) -> int | None:
         for ci, c in enumerate(self.chunks):
@@ -1276,6 +1305,11 @@ def lint_document(doc: Document, options, conventions: Mapping[str, str] | None 
     mapped.sort(key=lambda f: (f.cell or 0, f.range, f.code))
     report.findings = mapped
     report.errors = list(dict.fromkeys(errors))
+    # The trees handed over go with the document (held, they would be the survivors the collector
+    # scans first once it runs again: a .py file's lint lets its tree go too).
+    from torchlint.incremental import hold_ast
+
+    hold_ast()
     return report
 
 

@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 import traceback
+import types
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ class TooDeep(Exception):
     """Valid Python nested too deeply for the analyzer."""
 
 
-def _compile_under(source: "str | ast.Module", path: str, limit: int) -> None:
+def _compile_under(source: "str | ast.Module", path: str, limit: int) -> types.CodeType:
     depth, frame = 0, sys._getframe()
     while frame is not None:
         depth, frame = depth + 1, frame.f_back
@@ -219,16 +220,36 @@ def _compile_under(source: "str | ast.Module", path: str, limit: int) -> None:
         old = sys.getrecursionlimit()
         sys.setrecursionlimit(depth + 50 + limit)
         try:
-            compile(source, path, "exec", dont_inherit=True)
+            return compile(source, path, "exec", dont_inherit=True)
         finally:
             sys.setrecursionlimit(old)
 
 
+# The last tree compiled by compiled_tree (a document's facts read its names), for the verdict.
+_compiled: tuple[ast.Module, types.CodeType] | None = None
+
+
+def compiled_tree(tree: ast.Module, path: str) -> types.CodeType | None:
+    """CPython's code object for ``tree`` under the analyzer's limit, or None if it does not compile
+    so; python_verdict then takes it as the verdict on the text of the tree, if that tree is held."""
+    global _compiled
+    try:
+        code = _compile_under(tree, path, ANALYSIS_RECURSION_LIMIT)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        return None
+    _compiled = (tree, code)
+    return code
+
+
 def python_verdict(source: str, path: str) -> Finding | None:
     """TL001 if CPython cannot compile ``source``; raises TooDeep if it can but the analyzer should not."""
+    global _compiled
     from torchlint.incremental import held_ast
 
     tree = held_ast(source)
+    if tree is not None and _compiled is not None and _compiled[0] is tree:
+        _compiled = None
+        return None  # compiled already (compiled_tree)
     if tree is not None:
         # The pre-checks' tree of this very text: compiling it skips the parse (a fifth of the
         # CPU of the verdict). It compiles only if the text does under the same limit; anything
