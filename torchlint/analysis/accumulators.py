@@ -1,15 +1,19 @@
-"""TL102's candidates found on CPython's tree, before any libcst parse.
+"""Accumulators in loops (TL102, loss-accumulates-graph): the judgements that need no program model.
 
-TL102 (loss-accumulates-graph) triggers on ``+=`` and ``.append(``, which most
-files of a large tree contain. Before it asks the program model anything it
-drops the candidates that need no model: a literal or ``.item()`` added, an
-accumulator rebound in its loop or one that feeds a graph. This module makes the
-same judgement on CPython's tree (ten times cheaper than the CST), so a file
-none of whose candidates survives is never parsed for TL102.
+TL102 reports ``acc += value`` / ``acc.append(value)`` in a loop when the
+program model says ``value`` carries an autograd graph. Whatever the model says,
+a candidate is dismissed when the added value is a literal or a tensor turned into
+numbers (:func:`never_a_tensor`), when the accumulator is rebound in the loop (it
+holds one iteration: :func:`rebound_in`), or when it is meant to carry the graph
+(it, or a name computed from it, reaches ``backward()``, ``autograd.grad``, a
+return or a yield: :func:`feeds_graph`). :func:`read_as_number_only` decides the
+fix's safety.
 
-It must never drop a candidate the rule keeps: every judgement here is the
-rule's own or a weaker one (``_feeds_graph`` looks at fewer statements than the
-rule does; anything in doubt is kept).
+The same judgements are made on CPython's tree, before any libcst parse, by
+:func:`may_report` (the rule's pre-check): a file none of whose candidates survives
+is never parsed for TL102. It must never drop a candidate the rule keeps: every
+judgement there is the rule's own or a weaker one (its ``feeds_graph`` looks at
+fewer statements; anything in doubt is kept).
 """
 
 from __future__ import annotations
@@ -17,12 +21,115 @@ from __future__ import annotations
 import ast
 import bisect
 import re
+from collections.abc import Iterator
+
+import libcst as cst
 
 from torchlint.sources import python_lines
+from torchlint.walk import children as _children
+
+# Uses of the accumulator after which a plain float is just as good (the fix is then safe).
+_NUMERIC_USES = frozenset({"print", "float", "str", "round", "format"})
+
+
+# -- on libcst's tree (the rule) ---------------------------------------------------
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, cst.Name):
+            out.add(cur.value)
+        stack.extend(_children(cur))
+    return out
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        yield cur
+        stack.extend(_children(cur))
+
+
+_LITERALS = (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString,
+             cst.List, cst.Tuple, cst.Dict, cst.Set, cst.ListComp, cst.SetComp, cst.DictComp)  # fmt: skip
+_TO_PYTHON = frozenset({"item", "tolist"})
+
+
+def never_a_tensor(value: cst.BaseExpression) -> bool:
+    """A literal or a tensor turned into Python numbers: never a tensor that carries a graph."""
+    if isinstance(value, cst.UnaryOperation):
+        value = value.expression
+    if isinstance(value, _LITERALS):
+        return True
+    return (
+        isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in _TO_PYTHON and not value.args
+    )  # fmt: skip
+
+
+def rebound_in(loop: cst.CSTNode, acc: str) -> bool:
+    """A plain ``acc = ...`` in the loop: each iteration starts a new accumulator."""
+    for cur in _walk(loop.body):  # type: ignore[attr-defined]
+        if isinstance(cur, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == acc for t in cur.targets):
+            return True
+    return False
+
+
+def feeds_graph(scope: cst.CSTNode, acc: str) -> bool:
+    """Does ``acc`` (or a name computed from it) reach backward(), autograd.grad, a return or a yield?"""
+    derived = {acc}
+    stmts = [n for n in _walk(scope) if isinstance(n, (cst.SimpleStatementLine, cst.Return))]
+    for _ in range(3):  # names computed from names computed from acc
+        for line in stmts:
+            for small in getattr(line, "body", ()):
+                if isinstance(small, cst.Assign) and _names(small.value) & derived:
+                    derived |= {t.target.value for t in small.targets if isinstance(t.target, cst.Name)}
+    for line in stmts:
+        names = _names(line)
+        if not names & derived:
+            continue
+        for cur in _walk(line):
+            if isinstance(cur, (cst.Return, cst.Yield)):
+                return True
+            if isinstance(cur, cst.Call):
+                func = cur.func
+                name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+                if name in ("backward", "grad", "manual_backward"):
+                    return True
+    return False
+
+
+def read_as_number_only(scope: cst.CSTNode, acc: str, stmt: cst.CSTNode) -> bool:
+    """Is every other read of ``acc`` inside print/float/str/round/format or an f-string?"""
+    allowed: set[int] = set()
+    for cur in _walk(scope):
+        if cur is stmt:
+            allowed |= {id(n) for n in _walk(cur)}
+        elif isinstance(cur, cst.FormattedStringExpression):
+            allowed |= {id(n) for n in _walk(cur)}
+        elif isinstance(cur, cst.Call) and isinstance(cur.func, cst.Name) and cur.func.value in _NUMERIC_USES:
+            allowed |= {id(n) for a in cur.args for n in _walk(a)}
+        elif isinstance(cur, (cst.Assign, cst.AugAssign)):
+            targets = cur.targets if isinstance(cur, cst.Assign) else [cur]
+            for t in targets:
+                if isinstance(t.target, cst.Name) and t.target.value == acc:
+                    allowed.add(id(t.target))
+    for cur in _walk(scope):
+        if isinstance(cur, cst.Name) and cur.value == acc and id(cur) not in allowed:
+            return False
+    return True
+
+
+# -- on CPython's tree (the rule's pre-check) ----------------------------------------
+
 
 _CLASS = object()  # a class body
 _NUMBERS = (int, float, complex, str, bytes)
-_LITERALS = (ast.JoinedStr, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp)
+_AST_LITERALS = (ast.JoinedStr, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.SetComp, ast.DictComp)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRIES = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
@@ -41,7 +148,7 @@ def may_report(tree: ast.Module, source: str) -> bool:
         return False
     judged: dict[tuple[int, int, str], bool] = {}
     for value, acc, func, loop in finder.candidates:
-        if _never_a_tensor(value):
+        if _ast_never_a_tensor(value):
             continue
         if loop is None:
             return True  # the rule asks the model straight away
@@ -49,7 +156,7 @@ def may_report(tree: ast.Module, source: str) -> bool:
         key = (id(loop), id(scope), acc)
         silent = judged.get(key)
         if silent is None:
-            silent = judged[key] = _rebound_in(loop, acc) or _feeds_graph(scope, acc, finder.lines)
+            silent = judged[key] = _ast_rebound_in(loop, acc) or _ast_feeds_graph(scope, acc, finder.lines)
         if not silent:
             return True
     return False
@@ -69,13 +176,14 @@ def _lines_of(source: str, offsets: list[int]) -> set[int]:
 
 
 class _Finder:
-    """Walks statements as the rule's visitor does, noting each ``acc += value`` / ``acc.append(value)`` in a loop."""
+    """Walks statements in the rule's visiting order, noting each ``acc += value`` / ``acc.append(value)``
+    in a loop, with where the program model will record it (its def, and the loop whose body holds it)."""
 
     def __init__(self, source: str, append_lines: set[int]) -> None:
         self.source = source
         self._lines: list[str] | None = None
         self.append_lines = append_lines
-        self.depth = 0  # loops around, in any frame (the rule's ``_loops``)
+        self.depth = 0  # loops around, in any frame (the rule counts the same)
         # (added value, accumulator, enclosing def or None, the loop whose body holds it or None)
         self.candidates: list[tuple[ast.expr, str, object, ast.stmt | None]] = []
 
@@ -182,13 +290,13 @@ def _defaults(args: ast.arguments) -> list[ast.expr]:
     return out
 
 
-def _never_a_tensor(value: object) -> bool:
+def _ast_never_a_tensor(value: object) -> bool:
     """The rule's own test (a literal or ``.item()``/``.tolist()``), on CPython's tree."""
     if isinstance(value, ast.UnaryOp):
         value = value.operand
     if isinstance(value, ast.Constant):
         return type(value.value) in _NUMBERS  # (True and None are names to libcst)
-    if isinstance(value, _LITERALS):
+    if isinstance(value, _AST_LITERALS):
         return True
     return (
         isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
@@ -196,7 +304,7 @@ def _never_a_tensor(value: object) -> bool:
     )  # fmt: skip
 
 
-def _rebound_in(loop: ast.stmt, acc: str) -> bool:
+def _ast_rebound_in(loop: ast.stmt, acc: str) -> bool:
     """A plain ``acc = ...`` anywhere in the loop's body."""
     for stmt in loop.body:  # type: ignore[attr-defined]
         for cur in ast.walk(stmt):
@@ -205,7 +313,7 @@ def _rebound_in(loop: ast.stmt, acc: str) -> bool:
     return False
 
 
-def _names(node: ast.AST) -> set[str]:
+def _ast_names(node: ast.AST) -> set[str]:
     out = set()
     for cur in ast.walk(node):
         if isinstance(cur, ast.Name):
@@ -222,7 +330,7 @@ def _own_line(stmt: ast.stmt, lines: list[str]) -> bool:
     return not lines[stmt.lineno - 1].encode("utf-8")[: stmt.col_offset].strip()
 
 
-def _feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
+def _ast_feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
     """The rule's test, on fewer statements: only those that begin a line, and every ``return``."""
     simple = [
         s for s in ast.walk(scope)
@@ -234,10 +342,10 @@ def _feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
     derived = {acc}
     for _ in range(3):
         for s in simple:
-            if isinstance(s, ast.Assign) and _names(s.value) & derived:
+            if isinstance(s, ast.Assign) and _ast_names(s.value) & derived:
                 derived |= {t.id for t in s.targets if isinstance(t, ast.Name)}
     for s in simple:
-        if not _names(s) & derived:
+        if not _ast_names(s) & derived:
             continue
         for cur in ast.walk(s):
             if isinstance(cur, (ast.Return, ast.Yield, ast.YieldFrom)):
@@ -248,3 +356,6 @@ def _feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
                 if name in _GRAPH_CALLS:
                     return True
     return False
+
+
+__all__ = ["feeds_graph", "may_report", "never_a_tensor", "read_as_number_only", "rebound_in"]
