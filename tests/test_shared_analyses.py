@@ -273,3 +273,122 @@ def test_input_ranks_reach_a_stored_layer_through_its_calls_in_forward():
     # No forward (nor Sequential) in the file: the shape analysis is not asked.
     unrun = _rule_context(LAYERS.replace("forward", "run"))
     assert input_ranks(unrun, _constructions(unrun)["nn.Softmax()"]) == set() and "shapes" not in unrun.cache
+
+
+# -- accumulators in loops (TL102) ------------------------------------------------------
+
+
+def test_values_that_are_never_a_graph_carrying_tensor():
+    from torchlint.analysis.accumulators import never_a_tensor
+
+    never = ["1", "-1.0", "loss.item()", "out.tolist()", "[loss]", "'a'"]
+    maybe = ["loss", "loss * 2", "loss.item(1)", "-loss", "model(x)"]
+    assert [never_a_tensor(cst.parse_expression(e)) for e in never] == [True] * len(never)
+    assert [never_a_tensor(cst.parse_expression(e)) for e in maybe] == [False] * len(maybe)
+
+
+def _loop_and_module(code: str) -> tuple[cst.CSTNode, cst.Module]:
+    module = cst.parse_module(textwrap.dedent(code))
+    return next(s for s in module.body if isinstance(s, (cst.For, cst.While))), module
+
+
+def test_rebound_and_graph_feeding_accumulators():
+    from torchlint.analysis.accumulators import feeds_graph, rebound_in
+
+    loop, module = _loop_and_module("for x in xs:\n    total = 0\n    total += f(x)\n")
+    assert rebound_in(loop, "total") and not rebound_in(loop, "other")
+    assert feeds_graph(cst.parse_module("s = acc * 2\nt = s + 1\nt.backward()\n"), "acc")
+    assert feeds_graph(cst.parse_module("def f():\n    return acc\n"), "acc")
+    assert not feeds_graph(cst.parse_module("print(acc)\nacc2.backward()\n"), "acc")
+
+
+def test_an_accumulator_only_printed_or_converted_is_read_as_a_number():
+    from torchlint.analysis.accumulators import read_as_number_only
+
+    loop, module = _loop_and_module("total = 0\nfor x in xs:\n    total += f(x)\nprint(f'{total}', float(total))\n")
+    stmt = loop.body.body[0].body[0]  # total += f(x)
+    assert read_as_number_only(module, "total", stmt)
+    loop, module = _loop_and_module("total = 0\nfor x in xs:\n    total += f(x)\nsaved = total.cpu()\n")
+    assert not read_as_number_only(module, "total", loop.body.body[0].body[0])
+
+
+def test_accumulator_precheck_on_cpython_s_tree():
+    from torchlint.analysis.accumulators import may_report
+
+    def judge(code: str) -> bool:
+        source = textwrap.dedent(code)
+        return may_report(ast.parse(source), source)
+
+    assert judge("for x, y in loader:\n    loss = crit(model(x), y)\n    total += loss\n")
+    assert judge("for x, y in loader:\n    losses.append(crit(model(x), y))\n")
+    assert not judge("for x, y in loader:\n    total += crit(model(x), y).item()\n")  # numbers only
+    assert not judge("for x, y in loader:\n    total = 0\n    total += crit(model(x), y)\n")  # rebound
+    assert not judge("for x in xs:\n    loss += crit(x)\nloss.backward()\n")  # feeds the graph
+    assert not judge("for x, y in loader:\n    results.append(model(x))\n")  # no loss in the appended text
+    assert not judge("total += loss\n")  # not in a loop
+
+
+# -- what the API rules leave alone (TL203, TL204, TL501, TL502) ---------------------
+
+
+def test_compatibility_code_is_recognised():
+    from torchlint.analysis.api_exemptions import catches_missing_api, is_version_test
+
+    def handler(code: str) -> cst.ExceptHandler:
+        return cst.ensure_type(cst.parse_statement(f"try:\n    pass\n{code}:\n    pass\n"), cst.Try).handlers[0]
+
+    assert [catches_missing_api(handler(h)) for h in ("except", "except AttributeError", "except (KeyError, ImportError) as e",
+                                                       "except builtins.Exception", "except KeyError", "except (ValueError, TypeError)")] == \
+        [True, True, True, True, False, False]
+    tests = ["torch.__version__ >= '2.0'", "hasattr(torch, 'compile')", "TORCH_VERSION > (1, 13)", "args.cuda", "x is None"]
+    assert [is_version_test(cst.parse_expression(t)) for t in tests] == [True, True, True, False, False]
+
+
+def test_the_compatibility_mixins_count_where_the_traversal_is():
+    from torchlint.analysis.api_exemptions import GuardedCompatibilityCode
+    from torchlint.rules.base import Rule
+    from torchlint.testing import RuleTester
+
+    seen: list[tuple[str, int, int]] = []
+
+    class Probe(GuardedCompatibilityCode, Rule):
+        code = "TL999"
+        name = "probe"
+        message = "probe"
+
+        def visit_Attribute(self, node: cst.Attribute) -> None:
+            seen.append((self.context.code(node), self.compat_fallback, self.compat_guarded))
+
+    RuleTester(Probe).findings(
+        "try:\n    a.x\nexcept AttributeError:\n    b.y\n"
+        "if torch.__version__ > '2':\n    c.z\nelse:\n    d.w\n"
+        "try:\n    e.v\nexcept KeyError:\n    pass\n"
+        "f.u\n"
+    )
+    assert [s for s in seen if len(s[0]) == 3] == [
+        ("a.x", 0, 1), ("b.y", 1, 1), ("c.z", 1, 0), ("d.w", 1, 0), ("e.v", 0, 0), ("f.u", 0, 0),
+    ]
+
+
+def test_import_paths_and_the_file_s_own_names(tmp_path):
+    from torchlint.analysis.api_exemptions import import_path_parts, inside_own_package, names_the_file_defines
+
+    dotted = cst.parse_expression("torch.nn.functional")
+    assert import_path_parts(dotted) == {id(dotted), id(dotted.value)}
+    assigned, strings = names_the_file_defines("model.extra = 1\nm.w: int = 2\nif m.a == 1:\n    setattr(m, 'in_files', 3)\n")
+    assert assigned == {"extra", "w"} and "in_files" in strings and "a" not in assigned
+    package = tmp_path / "site" / "torch"
+    (package / "nn").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    own = str(package / "nn" / "linear.py")  # (a subpackage without __init__.py is still inside torch)
+    assert inside_own_package(own, "torch.nn.Linear") and not inside_own_package(own, "torchvision.models")
+    assert not inside_own_package(str(tmp_path / "site" / "train.py"), "torch.nn.Linear")
+    assert not inside_own_package("<stdin>", "torch.nn.Linear")
+
+
+def test_knowledge_spells_a_class_by_its_public_name():
+    from torchlint.knowledge import knowledge_for
+
+    kb = knowledge_for("x.py")
+    assert kb.public_name("torch.nn.modules.linear.Linear") == "torch.nn.Linear"
+    assert kb.public_name("no.such.Thing") == "no.such.Thing"

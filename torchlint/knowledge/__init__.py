@@ -105,6 +105,17 @@ class Knowledge:
         found = snap.resolve(qualname) if snap else None
         return found[1] if found else None
 
+    def public_name(self, canonical: str) -> str:
+        """The shortest spelling of a class that resolves to it: ``torch.nn.modules.linear.Linear``
+        -> ``torch.nn.Linear`` (``canonical`` itself when no shorter one does)."""
+        module, _, cls = canonical.rpartition(".")
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):
+            candidate = ".".join(parts[:i]) + "." + cls
+            if self.canonical(candidate) == canonical:
+                return candidate
+        return canonical
+
     def attribute_names(self, qualname: str) -> frozenset[str] | None:
         """Every attribute of a module or class; None when it cannot be known for certain."""
         snap = self.snapshot(_package(qualname))

@@ -1,22 +1,20 @@
-"""Shared by TL203 (deprecated-api) and TL204 (removed-api): finding uses of a table entry, and its fix.
+"""The rule TL203 (deprecated-api) and TL204 (removed-api) both are: uses of a table entry, and their fixes.
 
-Not a rule module (the registry loads ``tl*.py`` only). Each subclass says
-which entries it reports (``_entry``); the rest is common: calls, keyword
-arguments, attribute reads and decorators, imports of modules; the fix kinds
-of ``torchlint/knowledge/deprecations.py``; and the package's own sources
-(torch using its own deprecated API is no finding for its users).
+Not a rule module of its own (the registry loads ``tl*.py`` only). Each subclass
+says which entries it reports (``_entry``); the rest is common: calls, keyword
+arguments, attribute reads and decorators, imports of modules, and the fix kinds
+of ``torchlint/knowledge/deprecations.py``. What is never judged (a package's own
+sources, compatibility code for other releases) the shared analysis
+:mod:`torchlint.analysis.api_exemptions` says.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from functools import lru_cache
 
 import libcst as cst
 
-from torchlint.walk import children as _children
-
+from torchlint.analysis.api_exemptions import CompatibilityCode, inside_own_package, may_concern_other_packages
 from torchlint.knowledge.deprecations import Deprecation, by_api
 from torchlint.gates import may_use_api
 from torchlint.names import dotted_name
@@ -25,67 +23,6 @@ from torchlint.rules.base import FixOp, FixSpec, InsertAfter, InsertBefore, Repl
 _APIS = frozenset(by_api())
 _LAST_NAMES = frozenset(api.rsplit(".", 1)[-1] for api in _APIS)
 _PACKAGES = ("torch", "torchvision", "functorch", "torchaudio")
-
-
-@lru_cache(maxsize=1024)
-def _inside_package(directory: str, package: str) -> bool:
-    """Is ``directory`` inside the source tree of ``package`` (a ``<package>/__init__.py`` above it)?"""
-    d = directory
-    while True:
-        head, tail = os.path.split(d)
-        if tail == package and os.path.isfile(os.path.join(d, "__init__.py")):
-            return True
-        if not tail or head == d:
-            return False
-        d = head
-
-
-def inside_own_package(path: str, qualname: str) -> bool:
-    """Is the file part of the package that defines ``qualname`` (torch's own sources using torch)?"""
-    if not path or path.startswith("<"):
-        return False
-    return _inside_package(os.path.dirname(os.path.abspath(path)), qualname.split(".", 1)[0])
-
-
-def may_concern_other_packages(source: str, path: str, packages: tuple[str, ...], also: "re.Pattern[str] | None" = None) -> bool:
-    """Could ``source`` name an API of one of ``packages`` other than the one(s) the file belongs to?
-
-    TL203/TL204/TL501/TL502 never report a package's own sources using that package
-    (``inside_own_package``), and a qualified name of another package comes from an import
-    that names it. ``also``: a pattern of further words that let such a name in (``hub``:
-    ``torch.hub.load`` of a torchvision model). False skips the file before any parse.
-    """
-    own = [p for p in packages if inside_own_package(path, p)]
-    if not own:
-        return True
-    return any(p in source for p in packages if p not in own) or (also is not None and also.search(source) is not None)
-
-
-def is_version_test(test: cst.BaseExpression) -> bool:
-    """Does an ``if`` test look at the installed release (``torch.__version__``, ``hasattr(torch, ...)``)?
-
-    Walks the (small) test expression for a name mentioning a version, or a ``hasattr`` call; no codegen.
-    """
-    stack: list[cst.CSTNode] = [test]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.Name) and ("version" in node.value.lower() or node.value == "hasattr"):
-            return True
-        if isinstance(node, cst.SimpleString) and "version" in node.value.lower():
-            return True
-        stack.extend(_children(node))
-    return False
-
-
-def version_test(context, test: cst.BaseExpression) -> bool:  # type: ignore[no-untyped-def]
-    """:func:`is_version_test`, once per ``if`` of the file for all the rules that ask (on visit and on leave)."""
-    seen = context.cache.get("version_tests")
-    if seen is None:
-        seen = context.cache["version_tests"] = {}
-    found = seen.get(id(test))
-    if found is None:
-        found = seen[id(test)] = is_version_test(test)
-    return found
 
 
 def _int_literal(expr: cst.BaseExpression) -> int | None:
@@ -121,7 +58,7 @@ _PARENTS.setdefault("_six", set()).add("torch")
 _last_applies: tuple[str, bool] | None = None
 
 
-class ApiUseRule(Rule):
+class ApiUseRule(CompatibilityCode, Rule):
     """Base of TL203/TL204; subclasses define ``_entry``, ``_describe`` and the class attributes."""
 
     triggers = ("torch", "functorch")
@@ -151,23 +88,9 @@ class ApiUseRule(Rule):
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self._handled: set[int] = set()
-        self._compat = 0
-
-    # Compatibility code for older releases: an ``except`` fallback (``try: torch.amp...
-    # except AttributeError: torch.cuda.amp...``) or a branch on the version.
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        self._compat += 1
-
-    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        self._compat -= 1
-
-    def visit_If(self, node: cst.If) -> None:
-        if version_test(self.context, node.test):
-            self._compat += 1
-
-    def leave_If(self, node: cst.If) -> None:
-        if version_test(self.context, node.test):
-            self._compat -= 1
+        # (Compatibility code for older releases, an ``except`` fallback (``try: torch.amp...
+        # except AttributeError: torch.cuda.amp...``) or a branch on the version, is not
+        # reported: ``compat_fallback``.)
 
     # -- which entries --
 
@@ -178,11 +101,7 @@ class ApiUseRule(Rule):
         raise NotImplementedError
 
     def _own_package(self, entry: Deprecation) -> bool:
-        package = entry.api.split(".", 1)[0]
-        path = self.context.path
-        if not path or path.startswith("<"):
-            return False
-        return _inside_package(os.path.dirname(os.path.abspath(path)), package)
+        return inside_own_package(self.context.path, entry.api)
 
     def _lookup(self, node: cst.BaseExpression, keyword: str | None = None) -> tuple[str, Deprecation] | None:
         name = node.attr.value if isinstance(node, cst.Attribute) else node.value if isinstance(node, cst.Name) else None
@@ -192,7 +111,7 @@ class ApiUseRule(Rule):
         if q is None or q.split(".", 1)[0] not in _PACKAGES:
             return None
         entry = self._entry(q, keyword)
-        if entry is None or self._compat or self._own_package(entry):
+        if entry is None or self.compat_fallback or self._own_package(entry):
             return None
         return q, entry
 
@@ -222,7 +141,7 @@ class ApiUseRule(Rule):
             if arg.keyword is None:
                 continue
             entry = self._entry(q, arg.keyword.value)
-            if entry is None or entry.api in reported or self._compat or self._own_package(entry):
+            if entry is None or entry.api in reported or self.compat_fallback or self._own_package(entry):
                 continue
             reported.add(entry.api)
             shown = f"`{arg.keyword.value}=` of `{self.context.code(func)}`"
@@ -269,7 +188,7 @@ class ApiUseRule(Rule):
                     self._handled.add(id(alias.asname.name))
                 name = dotted_name(alias.name)
                 entry = self._entry(f"{module}.{name}") if name else None
-                if entry is not None and entry.kind != "module" and not self._compat and not self._own_package(entry):
+                if entry is not None and entry.kind != "module" and not self.compat_fallback and not self._own_package(entry):
                     found.append((alias, entry))
             if found:
                 fix = self._import_fix(node, module, found)
@@ -311,7 +230,7 @@ class ApiUseRule(Rule):
         self._handled.add(id(part))
         for api in _prefixes(module):
             entry = self._entry(api)
-            if entry is not None and entry.kind == "module" and not self._compat and not self._own_package(entry):
+            if entry is not None and entry.kind == "module" and not self.compat_fallback and not self._own_package(entry):
                 fix = None
                 if entry.replacement and api == module and self.context.knowledge.exists(entry.replacement):
                     fix = FixSpec(f"Import `{entry.replacement}` instead", (Replace(node, entry.replacement),))

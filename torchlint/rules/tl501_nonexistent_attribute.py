@@ -4,22 +4,28 @@ import re
 
 import libcst as cst
 
+from torchlint.analysis.api_exemptions import (
+    GuardedCompatibilityCode,
+    import_path_parts,
+    inside_own_package,
+    may_concern_other_packages,
+    names_the_file_defines,
+)
 from torchlint.knowledge import Instance, Knowledge
 from torchlint.knowledge.deprecations import by_api
 from torchlint.knowledge.infer import Deferred, LocalTypes
 from torchlint.names import dotted_name
-from torchlint.rules._api_uses import inside_own_package, may_concern_other_packages, version_test
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
-# Handlers that make a missing attribute an expected, handled case.
-_GUARDS = frozenset({"AttributeError", "ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 _DEPRECATED_APIS = frozenset(by_api())
 
 
 _HUB = re.compile(r"hub(?<=\bhub)\b")  # (the literal first: scanned for at C speed)
 
 
-class NonexistentAttribute(LocalTypes, Rule):
+# (The except-handler visit of the compatibility mixin comes first and does not chain:
+# LocalTypes does not see ``except ... as name`` here.)
+class NonexistentAttribute(GuardedCompatibilityCode, LocalTypes, Rule):
     """
     ## What it does
     Checks for attributes that a torch or torchvision module, class, or object
@@ -71,7 +77,7 @@ class NonexistentAttribute(LocalTypes, Rule):
 
     @classmethod
     def file_facts(cls, source: str) -> object:
-        return _file_names(source)
+        return names_the_file_defines(source)
     name = "nonexistent-attribute"
     message = "This torch/torchvision attribute does not exist"
     severity = "error"
@@ -136,7 +142,6 @@ class NonexistentAttribute(LocalTypes, Rule):
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self._try_guards = 0
         self._annotations = 0
         # A stub describes an API; its references are not run.
         self._stub = context.path.endswith(".pyi")
@@ -150,38 +155,14 @@ class NonexistentAttribute(LocalTypes, Rule):
     def _file_defines(self, name: str) -> bool:
         """Does the file set or name ``name`` itself (``x.name = ``, ``"name"``)?"""
         if self._assigned is None:
-            self._assigned, self._strings = _file_names(self.context.file_source)
+            self._assigned, self._strings = names_the_file_defines(self.context.file_source)
         return name in self._assigned or name in (self._strings or ())
-
-    # -- try/except guards --
-
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        self._try_guards += 1
-
-    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        self._try_guards -= 1
-
-    def visit_If(self, node: cst.If) -> None:
-        if version_test(self.context, node.test):
-            self._try_guards += 1
-
-    def leave_If(self, node: cst.If) -> None:
-        if version_test(self.context, node.test):
-            self._try_guards -= 1
-
-    def visit_Try(self, node: cst.Try) -> None:
-        if any(_guards(h) for h in node.handlers):
-            self._try_guards += 1
-
-    def leave_Try(self, node: cst.Try) -> None:
-        if any(_guards(h) for h in node.handlers):
-            self._try_guards -= 1
 
     # -- modules and classes --
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            self._import_parts.update(_chain_ids(alias.name))
+            self._import_parts.update(import_path_parts(alias.name))
 
     # Annotations are not evaluated at run time (``from __future__ import annotations``,
     # ``TYPE_CHECKING`` aliases): a missing name there breaks nothing.
@@ -194,7 +175,7 @@ class NonexistentAttribute(LocalTypes, Rule):
     def visit_Attribute(self, node: cst.Attribute) -> None:
         attr = node.attr.value
         # Private names are the package's own business (and change without notice).
-        if self._try_guards or self._annotations or self._stub or attr.startswith("_") or id(node) in self._import_parts:
+        if self.compat_fallback or self.compat_guarded or self._annotations or self._stub or attr.startswith("_") or id(node) in self._import_parts:
             return
         owner = self.context.qualname(node.value)
         if owner is not None and owner.split(".", 1)[0] in ("torch", "torchvision", "torchaudio"):
@@ -206,11 +187,11 @@ class NonexistentAttribute(LocalTypes, Rule):
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if node.module is not None:
-            self._import_parts.update(_chain_ids(node.module))
+            self._import_parts.update(import_path_parts(node.module))
         if not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
-                self._import_parts.update(_chain_ids(alias.name))
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar) or self._try_guards:
+                self._import_parts.update(import_path_parts(alias.name))
+        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar) or self.compat_fallback or self.compat_guarded:
             return
         module = dotted_name(node.module)
         if module is None or module.split(".", 1)[0] not in ("torch", "torchvision", "torchaudio") or self._stub:
@@ -248,7 +229,7 @@ class NonexistentAttribute(LocalTypes, Rule):
         if names is None or attr in names or self._file_defines(attr) or inside_own_package(self.context.path, instance.cls):
             return
         shown = self.context.code(node.value)
-        cls = _public_name(kb, instance.cls)
+        cls = kb.public_name(instance.cls)
         self._report(node, node.attr, attr, names, f"`{shown}` (a `{cls}`)", instance.cls.split(".", 1)[0], ())
 
     def _report(self, node, name_node, attr, names, where, package, elsewhere) -> None:  # type: ignore[no-untyped-def]
@@ -264,43 +245,3 @@ class NonexistentAttribute(LocalTypes, Rule):
             fix = FixSpec(f"Replace `{attr}` with `{guess}`", (Replace(name_node, cst.Name(guess)),), applicability="unsafe")
         self.report(node, message, fix=fix, data={"attribute": attr, "suggestion": guess, "owner": where})
 
-
-def _chain_ids(node: cst.BaseExpression) -> set[int]:
-    out = set()
-    while isinstance(node, cst.Attribute):
-        out.add(id(node))
-        node = node.value
-    return out
-
-
-def _guards(handler: cst.ExceptHandler) -> bool:
-    if handler.type is None:
-        return True
-    types = handler.type.elements if isinstance(handler.type, cst.Tuple) else [handler.type]
-    for t in types:
-        expr = t.value if isinstance(t, cst.Element) else t
-        name = dotted_name(expr)
-        if name is not None and name.rsplit(".", 1)[-1] in _GUARDS:
-            return True
-    return False
-
-
-_SHORT = (("torch.nn.modules.", "torch.nn."), ("torch.optim.", "torch.optim."), ("torchvision.models.", "torchvision.models."))
-
-
-def _public_name(kb: Knowledge, canonical: str) -> str:
-    """``torch.nn.modules.linear.Linear`` -> ``torch.nn.Linear`` where that spelling exists."""
-    module, _, cls = canonical.rpartition(".")
-    parts = module.split(".")
-    for i in range(1, len(parts) + 1):
-        candidate = ".".join(parts[:i]) + "." + cls
-        if kb.canonical(candidate) == canonical:
-            return candidate
-    return canonical
-
-
-def _file_names(source: str) -> tuple[frozenset[str], frozenset[str]]:
-    """Attribute names the file assigns (``x.name =``) and the identifiers it writes as strings."""
-    assigned = frozenset(re.findall(r"\.\s*(\w+)\s*(?::[^=\n]*)?=(?!=)", source))
-    strings = frozenset(re.findall(r"""["'](\w+)["']""", source))
-    return assigned, strings
