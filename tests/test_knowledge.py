@@ -187,3 +187,75 @@ def test_snapshots_load_with_shared_strings_and_the_same_content():
     other = store.load(package, [v for v in store.available()[package] if v != Version.parse(version)][0])
     shared = next(name for name in snap.classes if name in other.classes)
     assert next(k for k in other.classes if k == shared) is next(k for k in snap.classes if k == shared)
+
+
+def _generate_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_kb_generate", store.DATA_DIR.parent / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_data_files_are_laid_out_one_entry_per_line_as_generate_writes_them():
+    # Format 2 (store.py): the same JSON document, indexed without decoding its entries.
+    import gzip
+    import json
+
+    generate = _generate_module()
+    for path in sorted(store.DATA_DIR.glob("*.json.gz")):
+        raw = gzip.open(path).read()
+        plain = json.loads(raw)
+        assert plain["format"] == 2
+        assert generate.encode(plain) == raw, path.name  # what generate.py writes for this content
+        doc = store.parse(raw.decode())
+        for section in store.SECTIONS:
+            assert isinstance(doc[section], store.Section) and not doc[section]._decoded
+            assert dict(doc[section].items()) == plain[section], (path.name, section)
+
+
+def test_a_snapshot_decodes_only_the_entries_asked_for():
+    snap = store.load("torch", store.available()["torch"][-1])
+    fresh = store.Snapshot(store.parse(gzip_text(snap)))
+    assert fresh.resolve("torch.nn.Linear") == ("class", "torch.nn.modules.linear.Linear")
+    assert fresh.function_signature("torch.nn.functional.relu") is not None
+    assert list(fresh.modules._decoded) == ["torch.nn"]  # (the longest recorded module prefix)
+    assert list(fresh.functions._decoded) == ["torch.nn.functional.relu"]
+    assert len(fresh.classes._decoded) == 0
+    assert len(fresh.functions) == len(snap.functions) > 1000
+
+
+def gzip_text(snap) -> str:
+    import gzip
+
+    return gzip.open(store.DATA_DIR / f"{snap.package}-{snap.version_text}.json.gz").read().decode()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"format": 2, "package": "p", "version": "1.0", "builders": {}, "classes": {"p.A": {"bases": [], "attrs": ["x"]}},
+         "functions": {"p.f": {"sig": ["1a", "1b=\"x,\\n\""]}, 'p.g"': {"sig": None}}, "modules": {"p": {"names": {"A": "c:p.A"}}}},
+        {"format": 2, "package": "p", "version": "1.0", "modules": {}},
+        {"format": 2, "package": "p", "version": "1.0"},
+    ],
+    ids=["escapes", "one-empty-section", "no-section"],
+)
+def test_what_generate_writes_reads_back_the_same(doc):
+    import json
+
+    text = _generate_module().encode(doc).decode()
+    assert json.loads(text) == doc  # one JSON document
+    back = store.parse(text)
+    assert {k: (dict(v.items()) if isinstance(v, store.Section) else v) for k, v in back.items()} == doc
+
+
+def test_a_file_in_the_old_layout_or_an_odd_one_is_read_whole():
+    import json
+
+    doc = {"format": 1, "package": "p", "version": "1.0", "builders": {}, "classes": {},
+           "functions": {"p.f": {"sig": ["1a"]}}, "modules": {"p": {"names": {"f": "f:p.f"}}}}
+    for text in (json.dumps(doc), json.dumps(doc, indent=1)):
+        back = store.parse(text)
+        assert dict(back["functions"].items()) == doc["functions"] and back["modules"]["p"] == doc["modules"]["p"]

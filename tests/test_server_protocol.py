@@ -253,3 +253,37 @@ def test_initialize_is_answered_early_with_what_pygls_announces(wire):
     log = b"".join(wire.stderr).decode()
     assert "answered early" not in log, log
     assert time.monotonic() - started < 60
+
+
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    out.append((int(entry), Path(f"/proc/{entry}/cmdline").read_bytes()))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_one_analysis_process_starts_as_soon_as_initialize_is_answered(wire):
+    # It loads the engine, the rules and the knowledge base while the client sends
+    # initialized and opens its first file (launch.py); the rest of the pool waits
+    # for the first file's analysis.
+    wire.send(wire.request(1, "initialize", INIT))
+    assert "result" in wire.response(1)
+    deadline = time.monotonic() + 30
+    while not _children(wire.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    kids = _children(wire.proc.pid)
+    assert [cmd.split(b"\0")[1:3] for _, cmd in kids] == [[b"-m", b"torchlint.server.child"]]
+    wire.send(wire.notify("initialized", {}))
+    wire.send(wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///tmp/k.py", "languageId": "python", "version": 1, "text": "it = iter(x)\nb = it.next()\n"}}))
+    diagnostics = wire.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics")["params"]["diagnostics"]
+    assert [d["code"] for d in diagnostics] == ["TL201"]
+    # The process that was started first linted it (the pool adopted it).
+    assert kids[0][0] in [pid for pid, _ in _children(wire.proc.pid)]

@@ -8,9 +8,11 @@ time: linting reads only the files this writes)::
 
 One gzipped JSON file per package and version lands in
 ``torchlint/knowledge/data/`` (``torch-2.13.0.json.gz``,
-``torchvision-0.29.1.json.gz``, ...). Rerunning for a version overwrites its
-file; other versions' files are kept, so a new release is one more run in a
-venv that has it. The format is documented in ``torchlint/knowledge/store.py``.
+``torchvision-0.29.1.json.gz``, ...), written one entry per line so that
+torchlint can index it without decoding it (:func:`encode`). Rerunning for a
+version overwrites its file; other versions' files are kept, so a new release
+is one more run in a venv that has it. The format is documented in
+``torchlint/knowledge/store.py``.
 
 What is recorded, for each public module of the package that is loaded once
 the package's main modules are imported:
@@ -464,7 +466,7 @@ def generate(package: str, out_dir: Path) -> Path | None:
 
             rec.record_builders(torch)
     doc = {
-        "format": 1,
+        "format": 2,
         "package": package,
         "version": version,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
@@ -475,13 +477,42 @@ def generate(package: str, out_dir: Path) -> Path | None:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{package}-{version}.json.gz"
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    # mtime=0: the same API gives the same bytes.
-    with open(path, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0) as gz:
-        gz.write(data)
+    write(path, doc)
     print(f"{path}: {len(rec.modules)} modules, {len(rec.classes)} classes, {len(rec.functions)} functions, "
           f"{len(rec.builders)} builders, {os.path.getsize(path) // 1024} KiB", file=sys.stderr)
     return path
+
+
+SECTIONS = ("builders", "classes", "functions", "modules")
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    """The file's text: one JSON document, one entry per line (format 2, see store.py)."""
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    head = {k: v for k, v in doc.items() if k not in SECTIONS}
+    present = [s for s in SECTIONS if s in doc]
+    if not present:
+        return (dump(head) + "\n").encode()
+    lines = [dump(head)[:-1] + ","]
+    for i, section in enumerate(present):
+        lines.append(dump(section) + ":{")
+        entries = sorted(doc[section].items())
+        for j, (name, entry) in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise ValueError(f"{section} {name!r}: an entry must be a JSON object")
+            lines.append(dump(name) + ":" + dump(entry) + ("," if j < len(entries) - 1 else ""))
+        lines.append("}," if i < len(present) - 1 else "}")
+    lines.append("}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write(path: Path, doc: dict[str, Any]) -> None:
+    # mtime=0: the same API gives the same bytes.
+    with open(path, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0) as gz:
+        gz.write(encode(doc))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,14 @@ def _all_releases() -> tuple[Knowledge, ...]:
     return tuple(out)
 
 
+def warm() -> None:
+    """Load the releases a pre-check of a PyTorch file reads (torch's and torchvision's; an
+    analysis process does it as it starts, before its first file)."""
+    for kb in _all_releases():
+        kb.snapshot("torch")
+        kb.snapshot("torchvision")
+
+
 def _dotted(node: ast.AST) -> list[str] | None:
     parts: list[str] = []
     while isinstance(node, ast.Attribute):

@@ -2,22 +2,35 @@
 
 File ``data/<package>-<version>.json.gz``, written by ``generate.py``::
 
-    {"format": 1, "package": "torch", "version": "2.13.0", "python": "3.11",
-     "modules":   {"torch.nn": {"names": {"Linear": "c:torch.nn.modules.linear.Linear", "init": "m:torch.nn.init",
-                                          "functional": "m:...", "x": "v"},
-                                "submodules": ["attention", ...], "open": false}},
+    {"format": 2, "package": "torch", "python": "3.11", "version": "2.13.0",
+     "builders":  {"torchvision.models.resnet.resnet18": {"returns": "torchvision.models.resnet.ResNet",
+                   "children": {"fc": "torch.nn.modules.linear.Linear", ...}}},
      "classes":   {"torch.nn.modules.linear.Linear": {"bases": [...], "attrs": [own __dict__ names],
                    "annotations": [...], "inst": [what methods set on self], "open": false,
                    "init": ["1in_features", "1bias=True", ...], "kwargs_to": "super().__init__"}},
      "functions": {"torch.nn.functional.relu": {"sig": [...] | null, "kwargs_to": "..."}},
-     "builders":  {"torchvision.models.resnet.resnet18": {"returns": "torchvision.models.resnet.ResNet",
-                   "children": {"fc": "torch.nn.modules.linear.Linear", ...}}}}
+     "modules":   {"torch.nn": {"names": {"Linear": "c:torch.nn.modules.linear.Linear", "init": "m:torch.nn.init",
+                                          "functional": "m:...", "x": "v"},
+                                "submodules": ["attention", ...], "open": false}}}
 
 A signature entry is a kind digit (0 positional-only, 1 positional-or-keyword,
 2 ``*args``, 3 keyword-only, 4 ``**kwargs``), the name, and ``=default`` when
 there is one. A name a module's ``dir()`` lists is ``m:`` a submodule, ``c:``
 a class, ``f:`` a function (by the qualified name it is defined under), ``v``
 anything else, ``?`` when reading it raised.
+
+Layout (format 2): the same JSON document as format 1, written one entry per
+line: the first line holds the other keys (``{"format":2,...,"version":"2.13.0",``),
+then each section opens on a line of its own (``"classes":{``), one line per
+entry follows (``"torch.nn.modules.linear.Linear":{...},``, sorted by name),
+and the section closes on a line of its own (``},``; the last ``}`` closes the
+document). So a snapshot is indexed without parsing it: each entry stays JSON
+text until a question needs it (:class:`Section`). A process reads every
+release of torch and torchvision (the TL501/TL502 pre-check, knowledge/prescan.py)
+and asks about a few hundred entries of their tens of thousands: indexing the
+five files takes about 50 ms where decoding them whole took 250 ms, and the
+text of all of them takes less memory than their decoded objects did.
+Format 1 files (the same document on one line) are read whole.
 
 Nothing here imports torch; files are read on first use and kept for the
 process (the language server's workers and the CLI's pool share them by fork).
@@ -29,6 +42,7 @@ import gzip
 import json
 import sys
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -70,6 +84,9 @@ def snapshot_for(package: str, target: Version) -> "Snapshot | None":
     return load(package, chosen)
 
 
+SECTIONS = ("builders", "classes", "functions", "modules")
+
+
 def _strings(value: Any) -> Any:
     kind = type(value)
     if kind is str:
@@ -81,9 +98,97 @@ def _strings(value: Any) -> Any:
 
 def _shared_strings(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object with its strings interned: the releases of a package record mostly
-    the same names and signatures, and a process loads them all (knowledge/prescan.py);
-    shared, they take 17 MB instead of 34 for torch's three and torchvision's two."""
+    the same names and signatures, and a process reads them all (knowledge/prescan.py)."""
     return {sys.intern(k): _strings(v) for k, v in pairs}
+
+
+class Section(Mapping):
+    """One section of a snapshot (name -> entry), each entry decoded the first time it is asked for."""
+
+    __slots__ = ("_raw", "_decoded")
+
+    def __init__(self, raw: dict[str, str], decoded: dict[str, Any] | None = None) -> None:
+        self._raw = raw  # name -> the entry's JSON text (a trailing comma allowed)
+        self._decoded: dict[str, Any] = {} if decoded is None else decoded
+
+    @classmethod
+    def of(cls, entries: dict[str, Any]) -> "Section":
+        """A section already decoded (a format 1 file)."""
+        return cls({}, entries)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._decoded[name]
+        except KeyError:
+            pass
+        text = self._raw[name]
+        value = self._decoded[name] = json.loads(text[:-1] if text[-1:] == "," else text, object_pairs_hook=_shared_strings)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._decoded or name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._decoded
+        for name in self._raw:
+            if name not in self._decoded:
+                yield name
+
+    def __len__(self) -> int:
+        return len(self._raw) + sum(1 for name in self._decoded if name not in self._raw)
+
+
+def _index(lines: list[str]) -> dict[str, str]:
+    """Entry lines (``"name":{...},``) -> {name: the entry's text}."""
+    out = {}
+    for name, sep, entry in (line.partition('":') for line in lines):
+        if name[:1] != '"' or not sep or "\\" in name:
+            raise ValueError(f"not an entry line: {name[:60]!r}")
+        out[sys.intern(name[1:])] = entry
+    return out
+
+
+def parse(text: str) -> dict[str, Any]:
+    """A snapshot file's text -> its document, the sections as :class:`Section` (see the module docstring)."""
+    lines = text.split("\n")
+    head = lines[0]
+    if head[:1] == "{" and head[-1:] == ",":
+        try:
+            doc = json.loads(head[:-1] + "}")
+            if doc.get("format") == 2:
+                pos = 1
+                while True:
+                    opener = lines[pos]
+                    if not (opener[:1] == '"' and opener[-3:] == '":{' and opener[1:-3] in SECTIONS):
+                        raise ValueError(f"not a section: {opener[:60]!r}")
+                    end = min(_find(lines, "},", pos + 1), _find(lines, "}", pos + 1))
+                    doc[opener[1:-3]] = Section(_index(lines[pos + 1 : end]))
+                    pos = end + 1
+                    if lines[end] == "}":  # the last section; the document's own brace follows
+                        break
+                if lines[pos] != "}" or any(lines[pos + 1 :]):
+                    raise ValueError("not the end of the document")
+                return doc
+        except (ValueError, IndexError):
+            pass  # not laid out as format 2: read it whole
+    doc = json.loads(text, object_pairs_hook=_shared_strings)
+    for key in SECTIONS:
+        if key in doc:
+            doc[key] = Section.of(doc[key])
+    return doc
+
+
+def _find(lines: list[str], line: str, start: int) -> int:
+    try:
+        return lines.index(line, start)
+    except ValueError:
+        return len(lines)
 
 
 @lru_cache(maxsize=None)
@@ -91,7 +196,7 @@ def _load(package: str, version: Version) -> "Snapshot":
     for path in DATA_DIR.glob(f"{package}-*.json.gz"):
         if Version.parse(path.name[len(package) + 1 :]) == version:
             with gzip.open(path, "rb") as fh:
-                return Snapshot(json.loads(fh.read(), object_pairs_hook=_shared_strings))
+                return Snapshot(parse(fh.read().decode("utf-8")))
     raise FileNotFoundError(f"no knowledge file for {package} {version}")
 
 
@@ -140,10 +245,10 @@ class Snapshot:
         self.package: str = doc["package"]
         self.version = Version.parse(doc["version"]) or Version(0)
         self.version_text: str = doc["version"]
-        self.modules: dict[str, dict[str, Any]] = doc["modules"]
-        self.classes: dict[str, dict[str, Any]] = doc["classes"]
-        self.functions: dict[str, dict[str, Any]] = doc["functions"]
-        self.builders: dict[str, dict[str, Any]] = doc.get("builders", {})
+        self.modules: Mapping[str, dict[str, Any]] = doc["modules"]
+        self.classes: Mapping[str, dict[str, Any]] = doc["classes"]
+        self.functions: Mapping[str, dict[str, Any]] = doc["functions"]
+        self.builders: Mapping[str, dict[str, Any]] = doc.get("builders") or Section.of({})
         self._mro: dict[str, tuple[str, ...]] = {}
         self._attributes: dict[tuple[str, bool], frozenset[str] | None] = {}
 

@@ -169,6 +169,43 @@ def read_first(stream: BinaryIO) -> tuple[bytes, dict | None]:
     return bytes(buf), message if isinstance(message, dict) else None
 
 
+def messages(data: bytes | bytearray) -> list[dict]:
+    """The complete, well-framed JSON messages at the start of ``data`` (up to the first that is not)."""
+    out: list[dict] = []
+    pos = 0
+    while True:
+        end = data.find(_HEADER_END, pos)
+        if end < 0:
+            return out
+        lengths = [m.group(1) for line in bytes(data[pos:end]).split(b"\r\n") if (m := _LENGTH.match(line.strip()))]
+        if len(lengths) != 1:
+            return out
+        start = end + len(_HEADER_END)
+        stop = start + int(lengths[0])
+        if stop > len(data):
+            return out
+        try:
+            message = json.loads(bytes(data[start:stop]))
+        except ValueError:
+            return out
+        if not isinstance(message, dict):
+            return out
+        out.append(message)
+        pos = stop
+
+
+def first_document(data: bytes | bytearray) -> dict | None:
+    """The ``textDocument`` of the first ``textDocument/didOpen`` among the complete messages in ``data``."""
+    if b'"textDocument/didOpen"' not in data:
+        return None
+    for message in messages(data):
+        if message.get("method") == "textDocument/didOpen":
+            params = message.get("params")
+            doc = params.get("textDocument") if isinstance(params, dict) else None
+            return doc if isinstance(doc, dict) else None
+    return None
+
+
 def opens_a_document(data: bytes | bytearray) -> bool:
     """Whether the raw messages in ``data`` may open a document (a guess is harmless: it only starts a process early)."""
     return b'"textDocument/didOpen"' in data or b'"notebookDocument/didOpen"' in data

@@ -51,12 +51,44 @@ class _Raw:
         return os.read(self.fd, n)
 
 
+def _prelint(spawned: Any, document: dict, initialize: dict) -> threading.Thread:
+    """Send the first document to the analysis process as soon as it is opened, before pygls
+    can handle it: the process lints it when its start-up is done and keeps the report, and
+    the service's own lint job for it, when it comes, gets that report (child.serve).
+
+    The process works out the path and the rules the service will use (the same code,
+    settings.py), so a report is used only when the service asks for exactly that lint.
+    The job is written on a thread (the process reads it when its start-up is done); the
+    pool waits for that write before its first job (worker._Worker).
+    """
+    from torchlint.server.child import send
+
+    params = initialize.get("params") if isinstance(initialize.get("params"), dict) else {}
+    job = (
+        "prelint",
+        document.get("text"),
+        document.get("uri"),
+        (document.get("languageId"), params.get("initializationOptions"), os.getcwd()),
+    )
+    writer = threading.Thread(target=_send_quietly, args=(send, spawned.to_child, job), name="torchlint-prelint", daemon=True)
+    writer.start()
+    return writer
+
+
+def _send_quietly(send: Any, fd: int, job: tuple) -> None:
+    try:
+        send(fd, job)
+    except (OSError, ValueError):
+        pass  # the process is gone; the pool finds out
+
+
 def _start_analysis(extra_rules: Iterable[type[Rule]]) -> Any:
-    from torchlint.server.worker import CannotStart, _Worker
+    # (child.py imports nothing that the thread loading pygls may be holding.)
+    from torchlint.server.child import spawn
 
     try:
-        return _Worker(tuple(extra_rules))
-    except (OSError, CannotStart):
+        return spawn(tuple(extra_rules))
+    except OSError:
         return None  # the pool tries again, and says so
 
 
@@ -109,14 +141,22 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
             lsp_out.flush()
         except OSError:
             answered = None  # the client is gone; pygls finds out too
+    # The first analysis process starts now, once the client has its answer: it loads the
+    # engine, the rules and the knowledge base while the client sends initialized and
+    # opens its first document, and while pygls loads here.
+    opened = _start_analysis(extra_rules) if answered is not None else None
     sys.setswitchinterval(switch)
-    # Until pygls is ready, what comes in is kept for it; a document opened meanwhile
-    # starts its analysis process now, so that it imports the engine while pygls loads.
+    # Until pygls is ready, what comes in is kept for it (a document opened meanwhile
+    # starts the analysis process now if initialize was not answered here).
     received = bytearray(prefix)
-    opened = None
+    prelint = None
     while importer.is_alive() and os.name != "nt":  # (select() takes no pipes on Windows)
         if opened is None and early.opens_a_document(received):
             opened = _start_analysis(extra_rules)
+        if opened is not None and prelint is None and answered is not None and first is not None:
+            document = early.first_document(received)
+            if document is not None:
+                prelint = _prelint(opened, document, first)
         try:
             ready, _, _ = select.select([in_fd], [], [], 0.02)
             data = os.read(in_fd, 1 << 16) if ready else None
@@ -134,6 +174,7 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
 
     server = create_server(extra_rules, runtime)
     if opened is not None:
+        opened.pending = prelint
         if server.service.pool is not None:
             server.service.pool.adopt(opened)
         else:

@@ -29,25 +29,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lsprotocol import types as lsp
-
 from torchlint.config import Codes
 from torchlint.server.early import DIAGNOSTIC_MODES, settings_section  # shared with the early initialize answer
 
 if TYPE_CHECKING:
     from torchlint.config import Selection
 
-# torchlint.config imports the rule registry, and with it libcst (a quarter of a second):
-# imported on first use, so that the server answers `initialize` without it.
+# The rule registry (and with it libcst: a quarter of a second) is imported on first use
+# only. Nor does this module import lsprotocol: the server process reads a first document's
+# settings with it while pygls is still loading (launch.py).
 
-LOG_LEVELS = {
-    "error": lsp.MessageType.Error,
-    "warning": lsp.MessageType.Warning,
-    "warn": lsp.MessageType.Warning,
-    "info": lsp.MessageType.Info,
-    "debug": lsp.MessageType.Log,
-    "log": lsp.MessageType.Log,
-}
+# The LSP MessageType of each level (Error 1, Warning 2, Info 3, Log 4).
+LOG_LEVELS = {"error": 1, "warning": 2, "warn": 2, "info": 3, "debug": 4, "log": 4}
 DEFAULT_DEBOUNCE_MS = 150
 # auto: push to every client, and answer pulls where the client can pull; push: push only;
 # pull: pull only, for clients that would show pushed and pulled diagnostics twice.
@@ -67,8 +60,9 @@ class ClientSettings:
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
-    def log_threshold(self) -> lsp.MessageType:
-        return LOG_LEVELS.get(self.log_level, lsp.MessageType.Warning)
+    def log_threshold(self) -> int:
+        """The highest LSP ``MessageType`` that reaches the client."""
+        return LOG_LEVELS.get(self.log_level, 2)
 
     def selection(self) -> Selection:
         from torchlint.config import Selection

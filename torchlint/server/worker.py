@@ -3,26 +3,23 @@
 libcst's parser holds the GIL while it parses, so linting in a thread would
 freeze the server's event loop for the length of every parse (seconds on a
 large file), and a thread cannot be stopped. Linting runs in child processes
-instead: the server keeps answering while they work, and a lint nobody wants
-any more (the text changed, the request was cancelled) is stopped by ending
-its process.
+instead (child.py): the server keeps answering while they work, and a lint
+nobody wants any more (the text changed, the request was cancelled) is
+stopped by ending its process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import importlib
-import logging
 import os
-import signal
-import subprocess
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
-from dataclasses import replace
 from typing import Any
+
+from torchlint.server.child import NOTEBOOK_JOBS, Spawned, recv, run_notebook_job, send, spawn
+
+__all__ = ["NOTEBOOK_JOBS", "CannotStart", "PluginFailure", "WorkerDied", "WorkerPool", "run_notebook_job"]
 
 log = logging.getLogger("torchlint.server")
 
@@ -46,132 +43,14 @@ class CannotStart(Exception):
     """No analysis process can be started here (e.g. a sandbox that forbids them)."""
 
 
-def _rule_spec(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _load_rule(spec: str) -> type:
-    module, _, qualname = spec.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-# Jobs on a notebook's JSON (the language server's notebook documents, see notebooks.py).
-# (and Markdown buffers' text).
-NOTEBOOK_JOBS = ("lint_notebook", "fix_all_notebook", "lint_markdown", "fix_all_markdown")
-
-
-def run_notebook_job(kind: str, source: str, path: str, options: Any) -> Any:
-    """Lint a notebook or Markdown text (the report, without its text) or fix it (the fixed text)."""
-    from torchlint.documents import apply_notebook_fixes
-    from torchlint.fixes import fix_source
-    from torchlint.runner import lint_document_text
-
-    language = kind.rsplit("_", 1)[1]
-    options = replace(options, parse_cache=None)  # the cache is for one Python file's successive versions
-    if kind.startswith("lint_"):
-        report = lint_document_text(source, path, language, options)
-        report.source = None
-        return report
-    lint = lambda s: lint_document_text(s, path, language, options).findings  # noqa: E731
-    return fix_source(source, lint, unsafe=False, apply=apply_notebook_fixes if language == "notebook" else None)[0]
-
-
-def _serve(conn_in: Connection, conn_out: Connection, extra_rules: Sequence[type]) -> None:
-    """The child's loop: one job at a time, answers in order."""
-    from torchlint.config import resolved
-    from torchlint.engine import LintOptions, lint_source
-    from torchlint.fixes import fix_source
-    from torchlint.incremental import ParseCache
-    from torchlint.docs import rule_url
-    from torchlint.rules import PluginError, all_rules
-
-    extra = tuple(extra_rules)
-    # Successive versions of a document differ in a statement or two: their
-    # other statements are not parsed again (the pool sends a document back to
-    # the process that linted it last).
-    parse_cache = ParseCache()
-    # ...and after an edit, the rules re-run only on the statements it can affect (slices.py).
-    from torchlint.slices import IncrementalLinter
-
-    linter = IncrementalLinter()
-    # Objects from imports are never garbage: keep the collector from rescanning them.
-    gc.freeze()
-    while True:
-        try:
-            job = conn_in.recv()
-        except (EOFError, OSError):
-            return
-        kind, source, path, codes = job
-        try:
-            options = LintOptions(codes=resolved(codes), extra_rules=extra, parse_cache=parse_cache)
-            if kind == "lint":
-                parse_cache.begin(path)
-                report = linter.lint(source, path, options)
-                parse_cache.end()
-                report.source = None  # the parent has the text
-                answer: tuple[str, Any] = ("ok", report)
-            elif kind in NOTEBOOK_JOBS:
-                answer = ("ok", run_notebook_job(kind, source, path, options))
-            elif kind == "rules":  # the rules loaded and their documentation (the server does not load them)
-                answer = ("ok", {code: rule_url(code) for code in sorted(all_rules())})
-            elif kind == "fix_all":
-                fixed = fix_source(source, lambda s: lint_source(s, path, options).findings, unsafe=False)[0]
-                answer = ("ok", fixed)
-            else:
-                answer = ("error", f"unknown job {kind!r}")
-        except PluginError as exc:
-            answer = ("plugin_error", str(exc))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which logs it
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            conn_out.send(answer)
-        except (EOFError, OSError):
-            return
-
-
-def child_main(argv: Sequence[str]) -> int:
-    """``python -m torchlint.server.worker IN_FD OUT_FD [module:Rule ...]``"""
-    # Standard output may be the LSP stream of the parent: a stray print here must not land in it.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    in_fd, out_fd, *specs = argv
-    conn_in = Connection(int(in_fd), writable=False)
-    conn_out = Connection(int(out_fd), readable=False)
-    try:
-        rules = [_load_rule(spec) for spec in specs]
-    except Exception as exc:
-        print(f"torchlint worker: cannot load rule: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    _serve(conn_in, conn_out, rules)
-    return 0
-
-
 class _Worker:
-    def __init__(self, extra_rules: Sequence[type]) -> None:
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        # The child sees the modules this process sees (extra rules may live on an added path).
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "torchlint.server.worker", str(to_child_r), str(from_child_w)]
-                + [_rule_spec(r) for r in extra_rules],
-                pass_fds=(to_child_r, from_child_w),
-                stdin=subprocess.DEVNULL,
-                stdout=sys.stderr.fileno() if hasattr(sys.stderr, "fileno") else subprocess.DEVNULL,
-                env=env,
-                close_fds=True,
-            )
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-        self.send_conn = Connection(to_child_w, readable=False)
-        self.recv_conn = Connection(from_child_r, writable=False)
+    def __init__(self, extra_rules: Sequence[type] = (), spawned: Spawned | None = None) -> None:
+        # ``spawned``: a process launch.py started before the pool existed.
+        spawned = spawned or spawn(extra_rules)
+        self.process = spawned.process
+        self.send_fd, self.recv_fd = spawned.to_child, spawned.from_child
+        self.pending = spawned.pending  # a thread still writing a job launch.py sent
+        self._closed = False
         # Blocking pipe reads and writes happen here, never on the event loop.
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchlint-worker-io")
         # The document this process analysed last: its parse cache holds that text.
@@ -181,9 +60,12 @@ class _Worker:
         return self.process.poll() is None
 
     def _roundtrip(self, job: tuple) -> Any:
+        if self.pending is not None:
+            self.pending.join()
+            self.pending = None
         try:
-            self.send_conn.send(job)
-            return self.recv_conn.recv()
+            send(self.send_fd, job)
+            return recv(self.recv_fd)
         except (EOFError, OSError) as exc:
             raise WorkerDied(f"the analysis process ended ({type(exc).__name__})") from None
 
@@ -193,21 +75,25 @@ class _Worker:
             self.process.wait(timeout=5)
         except Exception:
             pass
-        for conn in (self.send_conn, self.recv_conn):
-            try:
-                conn.close()
-            except Exception:
-                pass
+        if not self._closed:
+            self._closed = True
+            # (A blocked read or write in the io thread ends with the process: EOF or EPIPE.)
+            for fd in (self.send_fd, self.recv_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         self.io.shutdown(wait=False, cancel_futures=True)
 
 
 class WorkerPool:
     """Up to ``size`` analysis processes, started on demand and replaced when stopped.
 
-    Nothing starts before the first job: that job starts the process that runs
-    it, and the rest of the pool starts right after the first file's analysis
-    (so that the next file does not wait for a process to import the engine,
-    and the first one does not share the CPU with their start-up).
+    The first process is the one launch.py starts as ``initialize`` is answered
+    (:meth:`adopt`), or else the one the first job starts; the rest of the pool
+    starts right after the first file's analysis (so that the next file does
+    not wait for a process to import the engine, and the first one does not
+    share the CPU with their start-up).
     """
 
     def __init__(self, extra_rules: Sequence[type] = (), size: int = 2) -> None:
@@ -231,8 +117,9 @@ class WorkerPool:
         while self._count < self._size and not self.closed:
             self._idle.append(self._spawn())
 
-    def adopt(self, worker: _Worker) -> None:
-        """A process started before the pool existed (launch.py starts one as the first file opens)."""
+    def adopt(self, spawned: Spawned) -> None:
+        """A process started before the pool existed (launch.py starts one as soon as ``initialize`` is answered)."""
+        worker = _Worker(spawned=spawned)
         if self.closed or self._count >= self._size:
             worker.stop()
             return
@@ -369,7 +256,3 @@ class WorkerPool:
             worker.stop()
         self._all.clear()
         self._idle.clear()
-
-
-if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1:]))
