@@ -25,7 +25,7 @@ import functools
 import json
 import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 
@@ -626,7 +626,9 @@ class DocumentFacts:
         return label[0] if label else None
 
 
-def _unbound_conventional(text: str, conventions: Mapping[str, str], code_names: frozenset[str] | None = None) -> set[str]:
+def _unbound_conventional(
+    text: str, conventions: Mapping[str, str], code_names: Callable[[], frozenset[str] | None] | None = None
+) -> set[str]:
     """Conventional names the text reads (``nn.``, ``F(``) without binding them itself: their modules
     count as mentioned for rules' trigger words. A cheap look, not a scope analysis.
 
@@ -634,11 +636,12 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str], code_names:
     an import line naming it, ``as name``, ``def name``/``class name``, or a line starting
     ``name =``. Each test is a search led by a literal word (C speed); read as one alternation,
     they would be tried at every character of the text. With the names the compiled code reads
-    (``code_names``), a name only a string or a comment mentions (``"nn.Linear"``) reads nothing:
-    only names of the code resolve to a conventional module."""
+    (``code_names()``, asked once a name passes those tests), a name only a string or a comment
+    mentions (``"nn.Linear"``) reads nothing: only names of the code resolve to a conventional module."""
     out = set()
+    names: frozenset[str] | None = None
     for name in conventions:
-        if name not in text or (code_names is not None and name not in code_names):
+        if name not in text:
             continue
         patterns = _conventional_patterns(name)
         if patterns is None:
@@ -648,6 +651,11 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str], code_names:
             continue
         if any(_starts_line(text, m.start()) for m in assigned.finditer(text)):
             continue
+        if code_names is not None:
+            if names is None:
+                names = code_names() or frozenset({name, *conventions})  # (None: any name may be read)
+            if name not in names:
+                continue
         out.add(name)
     return out
 
@@ -883,7 +891,7 @@ class Document:
 
     def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
         labels = _Labels(self.line_map, self.chunks)
-        used = _unbound_conventional(self.text, conventions, self._code_names())
+        used = _unbound_conventional(self.text, conventions, self._code_names)
         # The imports a reader would add: valid Python, so that pre-filters that parse (the
         # knowledge prescan) see the conventional names bound, not a syntax error.
         trigger_text = "".join("\n" + conventional_import(n, conventions[n]) for n in sorted(used))
