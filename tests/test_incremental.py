@@ -250,3 +250,36 @@ def test_typing_sessions_agree_with_whole_file_lints(fixture):
         got = lint_source(version, "f.py", options)
         cache.end()
         assert _key(got) == _key(lint_source(version, "f.py")), version
+
+
+def _indented_anywhere(node) -> bool:
+    """Does any node under ``node`` start an indented block (the plain walk over every child)?"""
+    import libcst as cst
+
+    if isinstance(node, (cst.IndentedBlock, cst.Match)):
+        return True
+    return any(_indented_anywhere(child) for child in node.children)
+
+
+ONE_LINE_SUITES = [
+    "try: pass\nexcept E: pass\nfinally:\n    x = 1\n",
+    "try: pass\nexcept E:\n    pass\n",
+    "for x in y: pass\nelse:\n    z = 1\nwhile a: pass\nelse: pass\n",
+    "with a: pass\nclass C: x = 1\n@d(lambda: 1)\ndef f(a=lambda: 1): return a\n",
+    "if a: pass\nelif b: pass\nelif c:\n    pass\n",
+    "if a: pass\nelif b: pass\nelse: pass\n",
+]
+
+
+@pytest.mark.parametrize("source", [*_sources(), *ONE_LINE_SUITES])
+def test_a_statement_has_an_indented_block_where_a_walk_over_all_its_nodes_finds_one(source):
+    # incremental._has_indentation looks only in the suites of compound statements.
+    import libcst as cst
+
+    from torchlint.incremental import _has_indentation
+
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError:
+        pytest.skip("libcst cannot parse it")
+    assert [_has_indentation(s) for s in module.body] == [_indented_anywhere(s) for s in module.body]

@@ -53,13 +53,18 @@ def _has_indentation(node: cst.CSTNode) -> bool:
     """Does the statement hold an INDENT token? Only then does its piece's default indent matter.
 
     Indented blocks and ``match`` (whose cases are indented) print with the
-    module's default indent when their own is the default.
+    module's default indent when their own is the default. Only a compound
+    statement's suites can hold one (its body and those of its ``elif``,
+    ``else``, ``except`` and ``finally`` clauses): expressions, decorators and
+    parameters never do, and a one-line suite holds small statements only.
     """
     if isinstance(node, (cst.IndentedBlock, cst.Match)):
         return True
     if isinstance(node, (cst.BaseExpression, cst.SimpleStatementLine, cst.SimpleStatementSuite)):
         return False
-    return any(_has_indentation(child) for child in node.children)
+    suites = [getattr(node, "body", None), getattr(node, "orelse", None), getattr(node, "finalbody", None)]
+    suites.extend(getattr(node, "handlers", ()))
+    return any(isinstance(s, cst.CSTNode) and _has_indentation(s) for s in suites)
 
 
 # Held trees: (text, its tree, whether an equal text is the same text: see hold_ast).
@@ -183,8 +188,10 @@ class ParseCache:
         return self._by_statement.get(id(statement))
 
     def _parse_piece(self, text: str, first: bool, last: bool) -> _Piece | None:
+        from torchlint.engine import parse  # (libcst's parse without re-validating what it built)
+
         try:
-            module = cst.parse_module(text)
+            module = parse(text)
         except Exception:  # noqa: BLE001 - any trouble: the caller parses the whole file
             return None
         if len(module.body) != 1 or (module.footer and not last):
