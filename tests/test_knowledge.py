@@ -224,6 +224,11 @@ def test_a_snapshot_decodes_only_the_entries_asked_for():
     assert list(fresh.functions._decoded) == ["torch.nn.functional.relu"]
     assert len(fresh.classes._decoded) == 0
     assert len(fresh.functions) == len(snap.functions) > 1000
+    # Asked for by a name built anew, an entry is still listed under the index's own (shared) string.
+    asked = "".join(["torch.nn.modules.linear.", "Linear"])
+    assert fresh.classes[asked] is fresh.classes.get("torch.nn.modules.linear.Linear")
+    listed = next(k for k in fresh.classes if k == asked)
+    assert listed is not asked and listed is next(k for k in fresh.classes._raw if k == asked)
 
 
 def gzip_text(snap) -> str:

@@ -122,7 +122,8 @@ class Section(Mapping):
         except KeyError:
             pass
         text = self._raw[name]
-        value = self._decoded[name] = json.loads(text[:-1] if text[-1:] == "," else text, object_pairs_hook=_shared_strings)
+        value = json.loads(text[:-1] if text[-1:] == "," else text, object_pairs_hook=_shared_strings)
+        self._decoded[sys.intern(name)] = value  # (the name as the index holds it, not the caller's copy)
         return value
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -135,13 +136,11 @@ class Section(Mapping):
         return name in self._decoded or name in self._raw
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._decoded
-        for name in self._raw:
-            if name not in self._decoded:
-                yield name
+        # A section read from format 2 has every name in its index (decoded ones too).
+        return iter(self._raw if self._raw else self._decoded)
 
     def __len__(self) -> int:
-        return len(self._raw) + sum(1 for name in self._decoded if name not in self._raw)
+        return len(self._raw if self._raw else self._decoded)
 
 
 def _index(lines: list[str]) -> dict[str, str]:
