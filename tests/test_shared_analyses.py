@@ -392,3 +392,79 @@ def test_knowledge_spells_a_class_by_its_public_name():
     kb = knowledge_for("x.py")
     assert kb.public_name("torch.nn.modules.linear.Linear") == "torch.nn.Linear"
     assert kb.public_name("no.such.Thing") == "no.such.Thing"
+
+
+# -- torchvision builders and their weights flags (TL202, TL502) ------------------------
+
+
+def _flags(code: str):
+    from torchlint.analysis.vision_builders import weights_flags
+
+    context = _rule_context(code)
+    return context, [f for call in _constructions(context).values() for f in weights_flags(context, call)]
+
+
+def test_weights_flags_of_a_builder_reached_through_the_imports():
+    context, flags = _flags(
+        "from torchvision.models import detection, quantization\n"
+        "m = detection.fasterrcnn_resnet50_fpn(pretrained=True, pretrained_backbone=False, weights_backbone=None)\n"
+        "q = quantization.resnet18(pretrained=flag, quantize=maybe)\n"
+    )
+    described = [(f.reached, f.builder, f.old, f.new, f.value, f.conflict, f.member) for f in flags]
+    assert described == [
+        ("name", "torchvision.models.detection.fasterrcnn_resnet50_fpn", "pretrained", "weights", True, False, "COCO_V1"),
+        ("name", "torchvision.models.detection.fasterrcnn_resnet50_fpn", "pretrained_backbone", "weights_backbone", False, True, "IMAGENET1K_V1"),
+        ("name", "torchvision.models.quantization.resnet18", "pretrained", "weights", None, False, None),
+    ]
+    assert flags[0].ref.enum == "FasterRCNN_ResNet50_FPN_Weights" and flags[2].ref is None  # quantize= not a literal
+
+
+def test_weights_flags_of_builders_picked_at_run_time_or_through_the_hub():
+    _, flags = _flags(
+        "import torch\nimport torchvision.models as models\nimport timm\n"
+        "a = models.__dict__[arch](pretrained=True)\n"
+        "b = getattr(models.segmentation, arch)(pretrained_backbone=True)\n"
+        "c = torch.hub.load('pytorch/vision', 'resnet18', pretrained=True, force_reload=True)\n"
+        "d = torch.hub.load('pytorch/vision:v0.10.0', 'resnet18', pretrained=True)\n"
+        "e = timm.create_model('resnet18', pretrained=True)\n"
+        "f = models.resnet18(True)\n"
+    )
+    described = [(f.reached, f.builder, f.old, f.member, f.positionals) for f in flags]
+    assert described == [
+        ("run time", "torchvision.models.*", "pretrained", "IMAGENET1K_V1", 0),
+        ("run time", "torchvision.models.segmentation.*", "pretrained_backbone", "IMAGENET1K_V1", 0),
+        ("hub", "torchvision.models.resnet18", "pretrained", "IMAGENET1K_V1", 0),
+        ("name", "torchvision.models.resnet18", "pretrained", "IMAGENET1K_V1", 1),
+    ]
+
+
+def test_hub_helpers_name_the_builder_and_the_forwarded_keywords():
+    from torchlint.analysis.vision_builders import forwarded_keywords, vision_hub_model, vision_hub_tag
+
+    call = cst.ensure_type(cst.parse_expression("hub.load('pytorch/vision:v0.13.0', 'vgg16', weights=w, verbose=False)"), cst.Call)
+    assert (vision_hub_model(call), vision_hub_tag(call)) == ("vgg16", "v0.13.0")
+    assert [a.keyword.value for a in forwarded_keywords(call)] == ["weights"]
+    local = cst.ensure_type(cst.parse_expression("hub.load('pytorch/vision', 'vgg16', source='local')"), cst.Call)
+    assert vision_hub_model(local) is None
+
+
+def test_fix_helpers_reference_a_name_import_it_and_replace_an_argument():
+    from torchlint.analysis.apicalls import condition_text, reference_to, replace_argument
+    from torchlint.rules.base import InsertAtLine, Replace
+
+    context = _rule_context('"""doc"""\nimport torchvision.models as models\nfrom torchvision.models import resnet50\nx = 1\n')
+    ops: list = []
+    via = cst.parse_expression("models.resnet18")
+    assert reference_to(context, "ResNet18_Weights", ("torchvision.models",), via, ops) == "models.ResNet18_Weights" and ops == []
+    bare = cst.parse_expression("resnet50")
+    assert reference_to(context, "ResNet50_Weights", ("torchvision.models",), bare, ops) == "ResNet50_Weights"
+    assert len(ops) == 1 and isinstance(ops[0], Replace)  # appended to `from torchvision.models import resnet50`
+    ops = []
+    assert reference_to(context, "Raft_Weights", ("torchvision.models.optical_flow",), bare, ops) == "Raft_Weights"
+    assert isinstance(ops[0], InsertAtLine) and ops[0].line == 4 and ops[0].text == "from torchvision.models.optical_flow import Raft_Weights\n"
+    taken = _rule_context("from mylib import ResNet50_Weights\n")
+    assert reference_to(taken, "ResNet50_Weights", ("torchvision.models",), bare, []) is None
+    assert condition_text(context, cst.parse_expression("a if b else c")) == "(a if b else c)"
+    assert condition_text(context, cst.parse_expression("args.pretrained")) == "args.pretrained"
+    call = cst.ensure_type(cst.parse_expression("f(True, pretrained=x)"), cst.Call)
+    assert len(replace_argument(call.args[0], "weights", "W")) == 1 and len(replace_argument(call.args[1], "weights", "W")) == 2

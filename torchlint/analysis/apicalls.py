@@ -1,4 +1,5 @@
-"""Small questions the PyTorch-API rules (TL205-TL209, TL6xx, TL7xx) ask of a call or a value.
+"""Small questions the PyTorch-API rules (TL202-TL209, TL6xx, TL7xx) ask of a call or a value,
+and the edits their fixes share (a keyword added, a name referenced or imported).
 
 Syntax plus import resolution only; every answer may be "don't know" (None),
 and the rules stay silent then.
@@ -8,14 +9,18 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.rules.base import Context, FixOp, InsertAfter, Replace
+from torchlint.names import dotted_name
+from torchlint.rules.base import Context, FixOp, InsertAfter, InsertAtLine, Replace
 
 __all__ = [
     "add_keyword",
     "argument",
+    "condition_text",
     "forwards_kwargs",
     "is_number",
     "keyword",
+    "reference_to",
+    "replace_argument",
     "target_torch_version",
     "version_text",
 ]
@@ -55,6 +60,73 @@ def add_keyword(call: cst.Call, text: str) -> tuple[FixOp, ...]:
         return (Replace(call, call.with_changes(args=(new_arg,))),)
     # After the last value: ``f(a, )`` becomes ``f(a, x=1, )``, still valid.
     return (InsertAfter(call.args[-1].value, f", {text}"),)
+
+
+def replace_argument(arg: cst.Arg, keyword: str, value: str) -> tuple[FixOp, ...]:
+    """Edits turning ``arg`` (a keyword argument, or a positional one) into ``keyword=value``."""
+    if arg.keyword is None:
+        return (Replace(arg.value, f"{keyword}={value}"),)
+    return (Replace(arg.keyword, cst.Name(keyword)), Replace(arg.value, value))
+
+
+# Expressions that bind looser than a conditional's test and so need parentheses there.
+_NEEDS_PARENS = (cst.IfExp, cst.Lambda, cst.NamedExpr, cst.Yield)
+
+
+def condition_text(context: Context, expr: cst.BaseExpression) -> str:
+    """The code of ``expr`` as the test of a conditional expression (``a if <test> else b``)."""
+    test = context.code(expr)
+    return f"({test})" if isinstance(expr, _NEEDS_PARENS) and not expr.lpar else test
+
+
+def reference_to(context: Context, name: str, modules: tuple[str, ...], via: cst.BaseExpression, ops: list[FixOp]) -> str | None:
+    """Code naming ``<module>.<name>`` (``module`` any of ``modules``) next to a call of ``via``.
+
+    Through the module ``via`` was reached by (``models.resnet18`` -> ``models.ResNet18_Weights``),
+    else the name itself where the file imports it already, else the name with an import
+    appended to ``ops``: added to a leading one-line ``from <module> import ...``, or a new
+    ``from <modules[0]> import <name>`` line. None where ``name`` means something else here.
+    """
+    prefix = via.value if isinstance(via, cst.Attribute) else None
+    while prefix is not None:
+        if context.qualname(prefix) in modules:
+            return f"{context.code(prefix)}.{name}"
+        prefix = prefix.value if isinstance(prefix, cst.Attribute) else None
+    names = context.names
+    bound = names.lookup(name)
+    if bound in {f"{module}.{name}" for module in modules}:
+        return name
+    if bound is not None or names.is_bound_locally(name):
+        return None  # importing it would change what it means
+    target = _leading_import_from(context, modules)
+    if target is not None:
+        ops.append(Replace(target, target.with_changes(names=(*target.names, cst.ImportAlias(cst.Name(name))))))
+    else:
+        ops.append(InsertAtLine(context.import_insertion_line(), f"from {modules[0]} import {name}\n"))
+    return name
+
+
+def _leading_import_from(context: Context, modules: tuple[str, ...]) -> cst.ImportFrom | None:
+    """A one-line ``from <one of modules> import ...`` among the module's leading imports."""
+    for i, stmt in enumerate(context.module.body):
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            return None
+        small = stmt.body[0] if stmt.body else None
+        if i == 0 and isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
+            continue  # the docstring
+        if not isinstance(small, (cst.Import, cst.ImportFrom)):
+            return None
+        for imp in stmt.body:
+            if (
+                isinstance(imp, cst.ImportFrom)
+                and not imp.relative
+                and imp.module is not None
+                and dotted_name(imp.module) in modules
+                and not isinstance(imp.names, cst.ImportStar)
+                and imp.lpar is None
+            ):
+                return imp
+    return None
 
 
 def is_number(expr: cst.BaseExpression, value: float) -> bool:

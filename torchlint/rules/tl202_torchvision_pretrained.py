@@ -2,27 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.data.torchvision_weights import (
-    BUILDER_NAMES,
-    NAMESPACE_BACKBONE_LEGACY,
-    NAMESPACE_LEGACY,
-    BuilderInfo,
-    WeightsRef,
-    builder_info,
-)
-from torchlint.names import dotted_name
-from torchlint.knowledge.versions import Version
-from torchlint.rules._hub import HUB_NAMESPACES, forwarded_keywords, vision_hub_model, vision_hub_tag
-from torchlint.rules.base import FixOp, FixSpec, InsertAtLine, Invalid, Replace, Rule
-
-# Modules whose builders a program may pick by name at run time.
-_NAMESPACES = frozenset(
-    f"torchvision.models{sub}" for sub in ("", ".detection", ".segmentation", ".video", ".quantization", ".optical_flow")
-)
-_BACKBONE_NAMESPACES = frozenset({"torchvision.models.detection", "torchvision.models.segmentation"})
-
-# Expressions that bind looser than a conditional's test and so need parentheses there.
-_NEEDS_PARENS = (cst.IfExp, cst.Lambda, cst.NamedExpr, cst.Yield)
+from torchlint.analysis.apicalls import condition_text, reference_to, replace_argument
+from torchlint.analysis.vision_builders import WeightsFlag, weights_flags
+from torchlint.data.torchvision_weights import WeightsRef
+from torchlint.rules.base import FixOp, FixSpec, Invalid, Rule
 
 
 class TorchvisionPretrained(Rule):
@@ -180,290 +163,88 @@ class TorchvisionPretrained(Rule):
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        # Cheap rejection first: an attribute call names the builder itself
-        # (aliases only rename modules); a bare name may be ``import ... as``.
-        if isinstance(func, cst.Attribute):
-            if func.attr.value not in BUILDER_NAMES and func.attr.value != "load":
-                return
-        elif isinstance(func, (cst.Subscript, cst.Call)):
-            self._visit_dynamic(node)
-            return
-        elif not isinstance(func, cst.Name):
-            return
-        if isinstance(func, cst.Attribute) and func.attr.value == "load" or isinstance(func, cst.Name):
-            if self.context.qualname(func) == "torch.hub.load":
-                self._visit_hub(node)
-                return
-        info = builder_info(self.context.qualname(func))
-        if info is None:
-            return
-        keywords = {arg.keyword.value: arg for arg in node.args if arg.keyword is not None}
-        positional = [arg for arg in node.args if arg.keyword is None and arg.star == ""]
-        if "pretrained" in keywords:
-            self._check(node, info, keywords["pretrained"], keywords, "pretrained", "weights")
-        elif (
-            positional
-            and "weights" not in keywords
-            and not any(arg.star == "*" for arg in node.args)
-            and _is_true_or_false(positional[0].value)
-        ):
-            # Old signature: resnet18(pretrained=False, progress=True, ...). A
-            # non-literal first argument may be a weights enum, so only flags count.
-            self._check(node, info, positional[0], keywords, "pretrained", "weights", n_positional=len(positional))
-        if "pretrained_backbone" in keywords and info.backbone is not None:
-            self._check(node, info, keywords["pretrained_backbone"], keywords, "pretrained_backbone", "weights_backbone")
+        for flag in weights_flags(self.context, node):  # the builder the call reaches, and how
+            data = {"builder": flag.builder, "parameter": flag.old}
+            if flag.reached == "hub":
+                data["through"] = "torch.hub.load"
+            if flag.conflict:
+                self.report(flag.arg, f"`{flag.old}=` is ignored next to `{flag.new}=`: torchvision passes it on to the model "
+                            "class, which raises TypeError; remove it", data=data)  # fmt: skip
+            elif flag.reached == "name":
+                self._check_enum(flag, data)
+            else:
+                self._check_string(flag, data)
 
-    def _check(
-        self,
-        call: cst.Call,
-        info: BuilderInfo,
-        arg: cst.Arg,
-        keywords: dict[str, cst.Arg],
-        old: str,
-        new: str,
-        n_positional: int = 0,
-    ) -> None:
-        flag = _bool_literal(arg.value)
-        shown = f"{old}={self.context.code(arg.value)}" if arg.keyword is not None else f"{info.name}({self.context.code(arg.value)})"
-        positional_note = " (the positional `pretrained` flag)" if arg.keyword is None else ""
-        ref = self._ref(info, keywords) if old == "pretrained" else info.backbone
-        data = {"builder": info.qualnames[0], "parameter": old}
-        if new in keywords:
-            self.report(
-                arg,
-                f"`{old}=` is ignored next to `{new}=`: torchvision passes it on to the model class, "
-                f"which raises TypeError; remove it",
-                data=data,
-            )
-            return
+    def _check_enum(self, flag: WeightsFlag, data: dict) -> None:
+        """A builder named through the imports: ``weights=`` gets a member of its enum."""
+        arg, old, new, ref, info = flag.arg, flag.old, flag.new, flag.ref, flag.info
+        assert info is not None
+        code = self.context.code(arg.value)
+        shown = f"`{old}={code}`" if arg.keyword is not None else f"`{info.name}({code})` (the positional `pretrained` flag)"
         if ref is None:
             # A quantization builder whose quantize= we cannot read: two enums are possible.
             enums = f"`{info.weights.enum}` or `{info.float_weights.enum}`" if info.float_weights else f"`{info.weights.enum}`"
-            self.report(arg, f"`{shown}`{positional_note} is deprecated since torchvision 0.13; use `{new}=` with {enums}", data=data)
+            self.report(arg, f"{shown} is deprecated since torchvision 0.13; use `{new}=` with {enums}", data=data)
             return
         data.update(weights_enum=f"{ref.home}.{ref.enum}", equivalent=ref.legacy)
         best = f"`{new}={ref.enum}.DEFAULT` (the best available)"
-        if flag is False:
-            message = f"`{shown}`{positional_note} is deprecated since torchvision 0.13; use `{new}=None`"
+        if flag.value is False:
+            message = f"{shown} is deprecated since torchvision 0.13; use `{new}=None`"
         elif ref.legacy is None:
-            message = (
-                f"`{shown}`{positional_note} fails: torchvision has no legacy weights for `{info.name}`; "
-                f"use {best} or another `{ref.enum}` member"
-            )
-        elif flag is True:
-            message = (
-                f"`{shown}`{positional_note} is deprecated since torchvision 0.13; use "
-                f"`{new}={ref.enum}.{ref.legacy}` (the same weights) or {best}"
-            )
+            message = f"{shown} fails: torchvision has no legacy weights for `{info.name}`; use {best} or another `{ref.enum}` member"
+        elif flag.value is True:
+            message = f"{shown} is deprecated since torchvision 0.13; use `{new}={ref.enum}.{ref.legacy}` (the same weights) or {best}"
         else:
-            message = (
-                f"`{shown}` is deprecated since torchvision 0.13; use `{new}={ref.enum}.{ref.legacy}` "
-                f"(what `{old}=True` loads) or {best}, or `{new}=None`"
-            )
-        fix = self._fix(call, arg, ref, flag, new, n_positional, unsafe=ref.legacy is None and flag is not False)
-        self.report(arg, message, fix=fix, data=data)
+            message = (f"{shown} is deprecated since torchvision 0.13; use `{new}={ref.enum}.{ref.legacy}` "
+                       f"(what `{old}=True` loads) or {best}, or `{new}=None`")  # fmt: skip
+        self.report(arg, message, fix=self._enum_fix(flag, ref), data=data)
 
-    # -- builders picked at run time: models.__dict__[arch](...), getattr(models, arch)(...) --
-    def _visit_dynamic(self, call: cst.Call) -> None:
-        func = call.func
-        if (
-            isinstance(func, cst.Subscript)
-            and isinstance(func.value, cst.Attribute)
-            and func.value.attr.value == "__dict__"
-        ):
-            namespace = self.context.qualname(func.value.value)
-        elif (
-            isinstance(func, cst.Call)
-            and len(func.args) >= 2
-            and self.context.qualname(func.func) == "builtins.getattr"
-        ):
-            namespace = self.context.qualname(func.args[0].value)
-        else:
-            return
-        if namespace not in _NAMESPACES:
-            return
-        keywords = {arg.keyword.value: arg for arg in call.args if arg.keyword is not None}
-        if "pretrained" in keywords:
-            self._check_dynamic(namespace, keywords["pretrained"], keywords, "pretrained", "weights", NAMESPACE_LEGACY)
-        if "pretrained_backbone" in keywords and namespace in _BACKBONE_NAMESPACES:
-            self._check_dynamic(
-                namespace, keywords["pretrained_backbone"], keywords, "pretrained_backbone", "weights_backbone",
-                NAMESPACE_BACKBONE_LEGACY,
-            )
-
-    def _check_dynamic(
-        self, namespace: str, arg: cst.Arg, keywords: dict[str, cst.Arg], old: str, new: str, table: dict[str, str]
-    ) -> None:
-        shown = f"{old}={self.context.code(arg.value)}"
-        data = {"builder": f"{namespace}.*", "parameter": old}
-        if new in keywords:
-            self.report(arg, f"`{old}=` is ignored next to `{new}=`: torchvision passes it on to the model class, "
-                        f"which raises TypeError; remove it", data=data)
-            return
-        flag = _bool_literal(arg.value)
-        member = table.get(namespace)
-        if flag is False:
-            value = "None"
-            message = f"`{shown}` is deprecated since torchvision 0.13; use `{new}=None`"
-        elif member is None:
-            # The builders of this namespace map the flag to different members.
-            self.report(arg, f"`{shown}` is deprecated since torchvision 0.13; use `{new}=` with the builder's weights "
-                        f"enum, or `{new}=\"DEFAULT\"`", data=data)
-            return
-        else:
-            literal = f'"{member}"'
-            value = literal if flag is True else f"{literal} if {self._condition(arg.value)} else None"
-            message = (
-                f"`{shown}` is deprecated since torchvision 0.13; use `{new}={literal}` (what `{old}=True` loads "
-                f"for every `{namespace}` builder) or `{new}=\"DEFAULT\"` (the best available)"
-            )
-            data["equivalent"] = member
-        fix = FixSpec(
-            f"Replace `{shown}` with `{new}={value}`",
-            (Replace(arg.keyword, cst.Name(new)), Replace(arg.value, value)),
-        )
-        self.report(arg, message, fix=fix, data=data)
-
-    # -- torch.hub.load("pytorch/vision", "resnet18", pretrained=True): the builder, through the hub --
-    def _visit_hub(self, call: cst.Call) -> None:
-        model = vision_hub_model(call)
-        tag = vision_hub_tag(call)
-        release = Version.parse(tag) if tag else None
-        if model is None or (tag is not None and (release is None or release < Version(0, 13))):
-            return  # a torchvision older than 0.13 (or an unknown branch): pretrained= is its API
-        info = next((i for i in (builder_info(f"{ns}.{model}") for ns in HUB_NAMESPACES) if i is not None), None)
-        if info is None:
-            return
-        keywords = {arg.keyword.value: arg for arg in forwarded_keywords(call)}
-        for old, new, ref in (("pretrained", "weights", info.weights), ("pretrained_backbone", "weights_backbone", info.backbone)):
-            arg = keywords.get(old)
-            if arg is None or ref is None:
-                continue
-            shown = f"{old}={self.context.code(arg.value)}"
-            data = {"builder": info.qualnames[0], "parameter": old, "through": "torch.hub.load"}
-            if new in keywords:
-                self.report(arg, f"`{old}=` is ignored next to `{new}=`: torchvision passes it on to the model class, "
-                            f"which raises TypeError; remove it", data=data)
-                continue
-            flag = _bool_literal(arg.value)
-            if flag is False:
-                value = "None"
-            elif ref.legacy is None:
-                self.report(arg, f"`{shown}` (through torch.hub.load) fails: torchvision has no legacy weights for "
-                            f"`{info.name}`; use `{new}=\"DEFAULT\"`", data=data)
-                continue
-            else:
-                literal = f'"{ref.legacy}"'
-                value = literal if flag is True else f"{literal} if {self._condition(arg.value)} else None"
-                data["equivalent"] = ref.legacy
-            message = (f"`{shown}` (passed by torch.hub.load to torchvision's `{info.name}`) is deprecated since "
-                       f"torchvision 0.13; use `{new}={value}`" + ("" if flag is False else f" (the same weights) or `{new}=\"DEFAULT\"`"))
-            fix = FixSpec(f"Replace `{shown}` with `{new}={value}`", (Replace(arg.keyword, cst.Name(new)), Replace(arg.value, value)))
-            self.report(arg, message, fix=fix, data=data)
-
-    def _condition(self, expr: cst.BaseExpression) -> str:
-        test = self.context.code(expr)
-        return f"({test})" if isinstance(expr, _NEEDS_PARENS) and not expr.lpar else test
-
-    def _ref(self, info: BuilderInfo, keywords: dict[str, cst.Arg]) -> WeightsRef | None:
-        if info.float_weights is None:
-            return info.weights
-        quantize = keywords.get("quantize")
-        value = False if quantize is None else _bool_literal(quantize.value)
-        if value is None:
-            return None
-        return info.weights if value else info.float_weights
-
-    # -- the fix --
-    def _fix(
-        self, call: cst.Call, arg: cst.Arg, ref: WeightsRef, flag: bool | None, new: str, n_positional: int, unsafe: bool
-    ) -> FixSpec | None:
-        if arg.keyword is None and n_positional != 1:
-            # resnet18(True, False): the remaining positionals would follow a keyword.
-            return None
-        ops: list[FixOp] = []
-        if flag is False:
-            value = "None"
-        else:
-            enum = self._enum_reference(call.func, ref, ops)
+    def _enum_fix(self, flag: WeightsFlag, ref: WeightsRef) -> FixSpec | None:
+        if flag.arg.keyword is None and flag.positionals != 1:
+            return None  # resnet18(True, False): the other positionals would follow a keyword
+        imports: list[FixOp] = []
+        value = "None"
+        if flag.value is not False:
+            enum = reference_to(self.context, ref.enum, ref.modules, flag.call.func, imports)
             if enum is None:
-                return None
-            member = f"{enum}.{ref.legacy or 'DEFAULT'}"
-            if flag is True:
-                value = member
-            else:
-                value = f"{member} if {self._condition(arg.value)} else None"
-        n_import_ops = len(ops)
-        if arg.keyword is None:
-            ops.insert(0, Replace(arg.value, f"{new}={value}"))
+                return None  # the enum's name means something else here
+            value = self._value(flag, f"{enum}.{ref.legacy or 'DEFAULT'}")
+        replaced = ("" if flag.arg.keyword else "positional ") + self.context.code(flag.arg).rstrip(", ")
+        return self._fix(flag, value, replaced, tuple(imports), unsafe=ref.legacy is None and flag.value is not False)
+
+    def _check_string(self, flag: WeightsFlag, data: dict) -> None:
+        """A builder picked at run time or loaded through torch.hub: ``weights=`` gets the member's name."""
+        old, new, hub = flag.old, flag.new, flag.reached == "hub"
+        name = flag.info.name if flag.info is not None else None
+        shown = f"{old}={self.context.code(flag.arg.value)}"
+        if flag.value is not False and flag.member is None:
+            if hub:
+                message = f"`{shown}` (through torch.hub.load) fails: torchvision has no legacy weights for `{name}`; use `{new}=\"DEFAULT\"`"
+            else:  # the builders of this namespace map the flag to different members
+                message = f"`{shown}` is deprecated since torchvision 0.13; use `{new}=` with the builder's weights enum, or `{new}=\"DEFAULT\"`"
+            self.report(flag.arg, message, data=data)
+            return
+        if flag.value is not False:
+            data["equivalent"] = flag.member
+        value = self._value(flag, f'"{flag.member}"')
+        if hub:
+            message = (f"`{shown}` (passed by torch.hub.load to torchvision's `{name}`) is deprecated since torchvision 0.13; use "
+                       f"`{new}={value}`" + ("" if flag.value is False else f" (the same weights) or `{new}=\"DEFAULT\"`"))
+        elif flag.value is False:
+            message = f"`{shown}` is deprecated since torchvision 0.13; use `{new}=None`"
         else:
-            ops[:0] = [Replace(arg.keyword, cst.Name(new)), Replace(arg.value, value)]
-        old_text = self.context.code(arg).rstrip(", ")
-        if arg.keyword is None:
-            old_text = f"positional {old_text}"
-        imported = " and import the enum" if n_import_ops else ""
-        return FixSpec(
-            f"Replace `{old_text}` with `{new}={value}`{imported}",
-            tuple(ops),
-            applicability="unsafe" if unsafe else "safe",
-        )
+            message = (f"`{shown}` is deprecated since torchvision 0.13; use `{new}=\"{flag.member}\"` (what `{old}=True` loads "
+                       f"for every `{flag.namespace}` builder) or `{new}=\"DEFAULT\"` (the best available)")
+        self.report(flag.arg, message, fix=self._fix(flag, value, shown), data=data)
 
-    def _enum_reference(self, func: cst.BaseExpression, ref: WeightsRef, ops: list[FixOp]) -> str | None:
-        """Code naming ``ref.enum`` at the call; appends import ops to ``ops`` when one is needed."""
-        # Through the module the builder was reached by: models.resnet18 -> models.ResNet18_Weights.
-        prefix = func.value if isinstance(func, cst.Attribute) else None
-        while prefix is not None:
-            if self.context.qualname(prefix) in ref.modules:
-                return f"{self.context.code(prefix)}.{ref.enum}"
-            prefix = prefix.value if isinstance(prefix, cst.Attribute) else None
-        names = self.context.names
-        wanted = {f"{module}.{ref.enum}" for module in ref.modules}
-        bound = names.lookup(ref.enum)
-        if bound in wanted:
-            return ref.enum
-        if bound is not None or names.is_bound_locally(ref.enum):
-            # The name means something else here; importing it would change that.
-            return None
-        target = self._leading_import_from(ref)
-        if target is not None:
-            ops.append(Replace(target, target.with_changes(names=(*target.names, cst.ImportAlias(cst.Name(ref.enum))))))
-        else:
-            ops.append(InsertAtLine(self.context.import_insertion_line(), f"from {ref.home} import {ref.enum}\n"))
-        return ref.enum
+    def _value(self, flag: WeightsFlag, when_true: str) -> str:
+        """What ``weights=`` gets: ``when_true`` for a true flag, None for a false one, else a conditional."""
+        if flag.value is None:
+            return f"{when_true} if {condition_text(self.context, flag.arg.value)} else None"
+        return when_true if flag.value else "None"
 
-    def _leading_import_from(self, ref: WeightsRef) -> cst.ImportFrom | None:
-        """A one-line ``from <enum's module> import ...`` among the module's leading imports."""
-        for i, stmt in enumerate(self.context.module.body):
-            if not isinstance(stmt, cst.SimpleStatementLine):
-                return None
-            small = stmt.body[0] if stmt.body else None
-            if i == 0 and isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
-                continue  # the docstring
-            if not isinstance(small, (cst.Import, cst.ImportFrom)):
-                return None
-            for imp in stmt.body:
-                if (
-                    isinstance(imp, cst.ImportFrom)
-                    and not imp.relative
-                    and imp.module is not None
-                    and dotted_name(imp.module) in ref.modules
-                    and not isinstance(imp.names, cst.ImportStar)
-                    and imp.lpar is None
-                ):
-                    return imp
-        return None
-
-
-def _is_true_or_false(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value in ("True", "False")
-
-
-def _bool_literal(expr: cst.BaseExpression) -> bool | None:
-    """True/False for the literals (``None`` counts as False), else None."""
-    if isinstance(expr, cst.Name):
-        if expr.value == "True":
-            return True
-        if expr.value in ("False", "None"):
-            return False
-    return None
+    def _fix(self, flag: WeightsFlag, value: str, replaced: str, imports: tuple[FixOp, ...] = (), unsafe: bool = False) -> FixSpec:
+        """``old=flag`` (or the positional flag) becomes ``new=value``; ``imports`` bring the enum's name."""
+        title = f"Replace `{replaced}` with `{flag.new}={value}`" + (" and import the enum" if imports else "")
+        ops = (*replace_argument(flag.arg, flag.new, value), *imports)
+        return FixSpec(title, ops, applicability="unsafe" if unsafe else "safe")

@@ -6,7 +6,7 @@ import libcst as cst
 
 from torchlint.knowledge import Knowledge
 from torchlint.analysis.api_exemptions import inside_own_package, may_concern_other_packages
-from torchlint.rules._hub import HUB_NAMESPACES, HUB_OWN_KEYWORDS, vision_hub_model, vision_hub_tag
+from torchlint.analysis.vision_builders import HUB_NAMESPACES, HUB_OWN_KEYWORDS, vision_hub_model, vision_hub_tag
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Keywords another rule reports with a better message (TL206 require-grad-typo).
