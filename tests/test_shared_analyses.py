@@ -468,3 +468,17 @@ def test_fix_helpers_reference_a_name_import_it_and_replace_an_argument():
     assert condition_text(context, cst.parse_expression("args.pretrained")) == "args.pretrained"
     call = cst.ensure_type(cst.parse_expression("f(True, pretrained=x)"), cst.Call)
     assert len(replace_argument(call.args[0], "weights", "W")) == 1 and len(replace_argument(call.args[1], "weights", "W")) == 2
+
+
+# -- the rule modules stay what a rule is ------------------------------------------------
+
+
+def test_every_rule_module_is_a_question_a_message_examples_and_a_fix():
+    """A rule module over 250 lines has grown an analysis of its own: it belongs in torchlint/analysis/
+    (docs/architecture-model.md#shared-analyses), where the next rule can ask it too."""
+    from pathlib import Path
+
+    rules = Path(__file__).resolve().parent.parent / "torchlint" / "rules"
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(rules.glob("tl*.py"))}
+    assert len(sizes) >= 30
+    assert {name: n for name, n in sizes.items() if n > 250} == {}

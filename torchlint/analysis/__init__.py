@@ -54,13 +54,35 @@ every function and method in it (see docs/architecture-model.md). Queries:
   per expression (a batch of a loader over a known dataset, ``torch.randn(2, 3)``, what a model
   of the file gives for such an input).
 
-Analyses beside the program model, each built once per file on first request and
-cached in ``context.cache``:
+Analyses beside the program model (docs/architecture-model.md lists who asks what), each
+computed once per file on first request (cached in ``context.cache`` where it is more than a
+function of its arguments):
 
 - ``module_bindings(context)`` (:mod:`torchlint.analysis.bindings`, on CPython's tree):
   which names the module binds and where, and every name it reads;
   ``bindings.bound_at(read)`` (bound when that line runs? module-level code runs in
   order, a function body when called) and ``bindings.later_binding(read)`` (TL002).
+- :mod:`torchlint.analysis.steps`: ``optimizer_stepped(fact)``, ``is_scheduler_step(fact)``,
+  ``is_optimizer(dotted, value)``, ``operand(step, dotted)``, ``cleared_instead(model, loop,
+  opt, step)`` (does a loop leave an optimizer's gradients uncleared) (TL101, TL106).
+- :mod:`torchlint.analysis.evaluation`: ``evaluates(model, fact, region)``,
+  ``trains_module(model, fact, region, name)``, ``switched_to_training(...)``,
+  ``region_around(model, fact)`` (TL104, TL105).
+- :mod:`torchlint.analysis.devices`: ``is_device_checked_loss(fact, model, context)``,
+  ``on_accelerator(placement)`` (TL401).
+- :mod:`torchlint.analysis.accumulators`: ``never_a_tensor``, ``rebound_in``, ``feeds_graph``,
+  ``read_as_number_only``, and ``may_report`` on CPython's tree (TL102).
+- :mod:`torchlint.analysis.module_init`: what ``__init__`` does before ``Module.__init__``
+  (``init_statements``, ``self_stores``, ``hands_self_on``, ``calls_init``, ``is_layer``) (TL108).
+- :mod:`torchlint.analysis.api_exemptions`: ``inside_own_package``, ``version_test``,
+  ``catches_missing_api``, the ``CompatibilityCode`` mixins, ``import_path_parts``,
+  ``names_the_file_defines`` (TL203, TL204, TL501, TL502).
+- :mod:`torchlint.analysis.vision_builders`: ``weights_flags(context, call)`` (the
+  torchvision builder a call reaches and its legacy weights flags) and the
+  ``torch.hub.load`` helpers (TL202, TL502).
+- :mod:`torchlint.analysis.apicalls`: ``argument``, ``keyword``, the target release, and the
+  edits fixes share: ``add_keyword``, ``replace_argument``, ``reference_to``, ``condition_text``.
+- ``tables.stored_on_self(call)`` and ``torchlint.shapes.input_ranks(context, call)`` (TL110).
 
 Values are in :mod:`torchlint.analysis.values`: ``ModuleV`` (cls, placement,
 moves_inputs, training, back: the mode a loop's back edge brings, output,
