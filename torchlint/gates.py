@@ -214,6 +214,24 @@ def _overlaps(lines: list[int], first: int, last: int) -> bool:
     return k < len(lines) and lines[k] <= last
 
 
+def walk(node: ast.AST) -> list[ast.AST]:
+    """``node`` and every node under it, as ``ast.walk`` yields them but in another order and without
+    the ``Load``/``Store``/``Del`` markers (twice as fast: no generator per node)."""
+    out: list[ast.AST] = []
+    todo = [node]
+    pop, push, extend, found = todo.pop, todo.append, todo.extend, out.append
+    while todo:
+        cur = pop()
+        found(cur)
+        for name in cur._fields:
+            value = getattr(cur, name, None)
+            if type(value) is list:
+                extend([x for x in value if isinstance(x, ast.AST)])
+            elif isinstance(value, ast.AST) and name != "ctx":
+                push(value)
+    return out
+
+
 def nodes_on(tree: ast.Module, lines: list[int]) -> list[ast.AST]:
     """The nodes of the statements that overlap ``lines`` (ascending): a simple statement whole, a
     compound one's own expressions and the overlapping statements of its blocks. Most of a
@@ -229,7 +247,7 @@ def _collect(body: list[ast.stmt], lines: list[int], out: list[ast.AST]) -> None
         if not _overlaps(lines, _first_line(stmt), stmt.end_lineno or stmt.lineno):
             continue
         if not isinstance(stmt, _COMPOUND):
-            out.extend(ast.walk(stmt))
+            out.extend(walk(stmt))
             continue
         out.append(stmt)
         for name, value in ast.iter_fields(stmt):
@@ -241,12 +259,12 @@ def _collect(body: list[ast.stmt], lines: list[int], out: list[ast.AST]) -> None
                         out.append(item)
                         for sub in (getattr(item, "type", None), getattr(item, "pattern", None), getattr(item, "guard", None)):
                             if sub is not None:
-                                out.extend(ast.walk(sub))
+                                out.extend(walk(sub))
                         _collect(item.body, lines, out)
                     elif isinstance(item, ast.AST):
-                        out.extend(ast.walk(item))
+                        out.extend(walk(item))
             elif isinstance(value, ast.AST):
-                out.extend(ast.walk(value))
+                out.extend(walk(value))
 
 
 _COMPOUND = tuple(
@@ -358,7 +376,7 @@ def resolved_under(source: str, prefixes: tuple[str, ...]) -> set[str] | None:
         if any(t.startswith(p) or p.startswith(t + ".") or p == t for t in targets for p in prefixes)
     ]  # fmt: skip
     if any(any(m.startswith(p) or p.startswith(m + ".") for p in prefixes) for m in table.stars):
-        names = _dotted_names(list(ast.walk(tree)))  # `from m import *`: any name may be m's
+        names = _dotted_names(walk(tree))  # `from m import *`: any name may be m's
     elif heads:
         lines = sorted({line for local in heads for line in lines_matching(source, _chain_pattern(local))})
         names = _dotted_names(nodes_on(tree, lines))

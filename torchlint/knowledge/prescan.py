@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 from functools import lru_cache
 
+from torchlint.gates import walk
 from torchlint.knowledge import Instance, Knowledge, knowledge_for
 from torchlint.knowledge import store
 from torchlint.knowledge.versions import Target, torchvision_for_torch
@@ -91,7 +92,7 @@ class _Scan:
         attributes: list[ast.Attribute] = []
         assigned: list[tuple[str, ast.Call]] = []
         imported_from: list[tuple[str, list[str]]] = []
-        for node in ast.walk(self.tree):
+        for node in walk(self.tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.asname:
