@@ -371,3 +371,41 @@ async def test_server_shows_an_unusable_plugin_and_publishes_nothing(tmp_path, m
         assert await open_doc(service, docs, (tmp_path / name).as_uri(), TRAIN) is None
     assert client.shown == [f"torchlint: {message}"]  # once, however many files
     assert client.published == [] and pool.jobs == []
+
+
+def _declared(group: str = "torchlint.rules") -> list[str]:
+    from importlib.metadata import entry_points
+
+    return sorted(ep.value for ep in entry_points(group=group))
+
+
+def test_no_plugin_anywhere_is_known_without_importlib_metadata(tmp_path, monkeypatch):
+    # rules._may_have_plugins looks where importlib.metadata looks; it may say "maybe", never "no" wrongly.
+    import zipfile
+
+    from torchlint.rules import _may_have_plugins
+
+    assert _may_have_plugins() is bool(_declared())  # this environment as it is
+    other = tmp_path / "other"
+    write_dist_info(other, "unrelated", "1.0", {})
+    (other / "unrelated-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\nu = unrelated:main\n")
+    (other / "old.egg-info").write_text("an .egg-info file has no entry points\n")
+    monkeypatch.syspath_prepend(str(other))
+    importlib.invalidate_caches()
+    assert (_may_have_plugins(), _declared()) == (False, [])
+    # A plugin in a dist-info, in an .egg directory, in a zip archive on the path.
+    plugin = tmp_path / "plugin"
+    write_dist_info(plugin, "some-plugin", "2.0", {"X1": "some_plugin:X1"})
+    egg = tmp_path / "eggy-1.0-py3.11.egg"
+    (egg / "EGG-INFO").mkdir(parents=True)
+    (egg / "EGG-INFO" / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: eggy\nVersion: 1.0\n")
+    (egg / "EGG-INFO" / "entry_points.txt").write_text("[torchlint.rules]\nE1 = eggy:E1\n")
+    archive = tmp_path / "zipped.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zipped-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: zipped\nVersion: 1.0\n")
+        zf.writestr("zipped-1.0.dist-info/entry_points.txt", "[torchlint.rules]\nZ1 = zipped:Z1\n")
+    for place, value in ((plugin, "some_plugin:X1"), (egg, "eggy:E1"), (archive, "zipped:Z1")):
+        with monkeypatch.context() as m:
+            m.syspath_prepend(str(place))
+            importlib.invalidate_caches()
+            assert (_may_have_plugins(), value in _declared()) == (True, True), place.name
