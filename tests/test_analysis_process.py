@@ -93,11 +93,15 @@ def codes_of(report) -> list[tuple[str, int]]:
 
 
 def test_the_lint_of_the_document_opened_first_is_the_prelints_report(tmp_path, monkeypatch):
+    import gc
+
     path = str(tmp_path / "train.py")
+    gc.disable()  # as child_main starts: the collector is off while the process loads the engine
     loop = Loop(monkeypatch)
     try:
         loop.send(("prelint", SOURCE, (tmp_path / "train.py").as_uri(), ("python", None, str(tmp_path))))
         assert loop.ask(("rules", "", None, None))["TL201"].endswith("#tl201")
+        assert gc.isenabled()  # ...and back on before the first job
         report = loop.ask(("lint", SOURCE, path, service_codes(path, None, str(tmp_path))))
         assert loop.lints == [SOURCE]  # linted once: by the prelint
         expected = lint_source(SOURCE, path, LintOptions())
@@ -107,6 +111,7 @@ def test_the_lint_of_the_document_opened_first_is_the_prelints_report(tmp_path, 
         again = loop.ask(("lint", SOURCE, path, service_codes(path, None, str(tmp_path))))
         assert loop.lints == [SOURCE, SOURCE] and again.findings == expected.findings
     finally:
+        gc.enable()
         loop.close()
 
 
