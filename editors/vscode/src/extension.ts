@@ -23,6 +23,7 @@ import {
     ProbePlan,
     ProbeResult,
     probeArgs,
+    serverCommand,
 } from './launch';
 import { PythonEnvironments } from './python';
 import {
@@ -253,7 +254,7 @@ class Controller implements vscode.Disposable {
             void this.notify('error', launched.error, 'Show Logs').then((pick) => pick && this.log.show());
             return;
         }
-        const spec = launched.spec;
+        let spec = launched.spec;
         let torchlintLocation: string | undefined;
         if (spec.kind === 'module') {
             this.log.info(`Python interpreter: ${interpreter.command.join(' ')} (from ${interpreter.source})`);
@@ -270,6 +271,11 @@ class Controller implements vscode.Disposable {
                 this.setState('error', plan.message);
                 void this.offerFix(plan, spec, settings);
                 return;
+            }
+            const command = serverCommand(spec, probe, process.platform);
+            if (command !== spec.command) {
+                this.log.info(`Starting the server with ${command} (what ${spec.command} runs)`);
+                spec = { ...spec, command };
             }
         }
         this.launchInfo = {

@@ -142,6 +142,30 @@ export function parseProbe(stdout: string): ProbeResult | undefined {
     }
 }
 
+/**
+ * What to start the server with once the probe has run: the interpreter the probe reports
+ * (its `sys.executable`) rather than the command that found it. A `python3` on PATH may be
+ * a shell-script shim (pyenv's takes a fifth of a second to pick the real interpreter,
+ * every time); the probe ran with the server's working directory and environment, so it
+ * names the interpreter the shim picks. Kept as it is: a `torchlint.path` executable, an
+ * interpreter command with arguments of its own before `-m` other than Python options
+ * (`conda run -n env python`), and a probe that named no absolute path.
+ */
+export function serverCommand(spec: LaunchSpec, probe: ProbeResult | undefined, platform: NodeJS.Platform): string {
+    const executable = probe?.executable;
+    if (spec.kind !== 'module' || !executable || !pathApi(platform).isAbsolute(executable)) {
+        return spec.command;
+    }
+    const pre = spec.args.slice(0, spec.args.indexOf('-m'));
+    const pythonOptions = pre.every(
+        (arg, i) => arg.startsWith('-') || PYTHON_OPTIONS_WITH_VALUE.includes(pre[i - 1] ?? ''),
+    );
+    return pythonOptions ? executable : spec.command;
+}
+
+/** Python's options whose value is the next argument (`-X utf8`, `-W ignore`). */
+const PYTHON_OPTIONS_WITH_VALUE = ['-X', '-W', '--check-hash-based-pycs'];
+
 export type ProbePlan =
     | { kind: 'ok' }
     | { kind: 'install'; packages: string[]; message: string }

@@ -12,6 +12,7 @@ import {
     planFromProbe,
     probeArgs,
     probeScript,
+    serverCommand,
     serverCwd,
     torchlintWheel,
 } from '../launch';
@@ -115,6 +116,23 @@ describe('probe and install commands', () => {
     it('probes with the same interpreter and interpreter arguments', () => {
         const args = probeArgs(spec({ args: ['-X', 'utf8', '-m', 'torchlint', 'server'] }), EXT);
         assert.deepEqual(args, ['-X', 'utf8', path.join(EXT, 'bundled', 'tool', 'check_env.py')]);
+    });
+
+    it('starts the server with the interpreter the probe ran, not the command that found it (a shim)', () => {
+        const probe = { version: [3, 11, 7], executable: '/home/u/.pyenv/versions/3.11.7/bin/python3.11' };
+        const shim = spec({ command: '/home/u/.pyenv/shims/python3' });
+        assert.equal(serverCommand(shim, probe, 'linux'), probe.executable);
+        // Python options before `-m` stay with it.
+        const flags = spec({ command: 'python3', args: ['-X', 'utf8', '-m', 'torchlint', 'server'] });
+        assert.equal(serverCommand(flags, probe, 'linux'), probe.executable);
+        // A command that runs Python for us, a torchlint executable, a probe without an absolute path: as they are.
+        const conda = spec({ command: 'conda', args: ['run', '-n', 'ml', 'python', '-m', 'torchlint', 'server'] });
+        assert.equal(serverCommand(conda, probe, 'linux'), 'conda');
+        assert.equal(serverCommand(spec({ kind: 'executable', command: '/bin/torchlint', args: ['server'] }), probe, 'linux'), '/bin/torchlint');
+        assert.equal(serverCommand(shim, { version: [3, 11, 7], executable: 'python3' }, 'linux'), shim.command);
+        assert.equal(serverCommand(shim, { version: [3, 11, 7] }, 'linux'), shim.command);
+        assert.equal(serverCommand(shim, undefined, 'linux'), shim.command);
+        assert.equal(serverCommand(spec({ command: 'python' }), { executable: 'C:\\Python311\\python.exe' }, 'win32'), 'C:\\Python311\\python.exe');
     });
 
     it('installs with `python -m pip install`', () => {
