@@ -482,3 +482,34 @@ def test_every_rule_module_is_a_question_a_message_examples_and_a_fix():
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(rules.glob("tl*.py"))}
     assert len(sizes) >= 30
     assert {name: n for name, n in sizes.items() if n > 250} == {}
+
+
+def test_a_loop_that_only_evaluates_with_gradients_on():
+    code = """
+    import torch
+    net = torch.nn.Linear(4, 2)
+    def validate(loader):
+        for x, y in loader:
+            print(net(x))
+    def fit(loader):
+        for x, y in loader:
+            net(x).sum().backward()
+    validate(val_loader)
+    fit(train_loader)
+    with torch.no_grad():
+        validate(test_loader)
+    """
+    c = _Context(code)
+    validate_call, fit_call = [f for f in c.model.calls() if c.code(f.node) == "net(x)"][:2]
+    validate_loop = evaluation.region_around(c.model, validate_call)
+    fit_loop = evaluation.region_around(c.model, c.fact("net(x)"))
+    assert evaluation.shows_evaluation(validate_call, validate_loop)  # def validate
+    assert evaluation.evaluation_call(c.model, fit_loop) is None  # it trains
+    assert not evaluation.called_with_grad(c.model, validate_loop.function)  # one call site is under no_grad
+    assert evaluation.evaluation_call(c.model, validate_loop) is None
+    once = _Context(code.replace("with torch.no_grad():\n        validate(test_loader)\n", ""))
+    call = [f for f in once.model.calls() if once.code(f.node) == "net(x)"][0]
+    loop = evaluation.region_around(once.model, call)
+    assert evaluation.called_with_grad(once.model, loop.function)
+    assert evaluation.evaluation_call(once.model, loop) is call
+    assert not evaluation.backward_after(once.model, loop) and evaluation.enclosing_loops(loop) == [loop.node]

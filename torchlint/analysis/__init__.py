@@ -67,7 +67,8 @@ function of its arguments):
   opt, step)`` (does a loop leave an optimizer's gradients uncleared) (TL101, TL106).
 - :mod:`torchlint.analysis.evaluation`: ``evaluates(model, fact, region)``,
   ``trains_module(model, fact, region, name)``, ``switched_to_training(...)``,
-  ``region_around(model, fact)`` (TL104, TL105).
+  ``region_around(model, fact)`` (TL105); ``evaluation_call(model, region)`` (a loop that
+  only evaluates, with gradients on), ``called_with_grad``, ``backward_after`` (TL104).
 - :mod:`torchlint.analysis.devices`: ``is_device_checked_loss(fact, model, context)``,
   ``on_accelerator(placement)`` (TL401).
 - :mod:`torchlint.analysis.accumulators`: ``never_a_tensor``, ``rebound_in``, ``feeds_graph``,

@@ -144,3 +144,76 @@ def switched_to_training(model: ProgramModel, fact: CallFact, name: str) -> bool
         if called == "train" and dotted_name(other.node.func.value) == name:  # type: ignore[union-attr]
             return True
     return False
+
+
+# -- loops that only evaluate, with gradients on (TL104) ---------------------------------
+
+
+def evaluation_call(model: ProgramModel, region: Region) -> CallFact | None:
+    """The first model call of a loop over batches that only evaluates, outside any ``no_grad``:
+    nothing in it trains, asks for gradients or calls unknown code given the model or an
+    optimizer; something says it evaluates (:func:`shows_evaluation`); its function is called
+    with gradients on; no ``backward()`` follows it. None otherwise."""
+    found = None
+    for fact in region.calls:
+        if callee_name(fact) in TRAINING_CALLS or fact.grad_mode is not None:
+            return None
+        if isinstance(fact.func, FunctionV) and trains(model, fact.func.node, set()):
+            return None
+        if not isinstance(fact.func, (FunctionV, ModuleV)) and model.may_clear_grads(fact):
+            return None  # unknown code given the model or optimizer: it may train
+        if found is None and isinstance(fact.func, ModuleV):
+            found = fact
+    if found is None or sets_requires_grad(region.node):
+        return None
+    if not shows_evaluation(found, region):
+        return None  # a loop without backward() is not evaluation unless something says so
+    function = region.function
+    if function is not None and not called_with_grad(model, function):
+        return None
+    if backward_after(model, region):
+        return None
+    return found
+
+
+def shows_evaluation(call: CallFact, region: Region) -> bool:
+    """Evidence of evaluation: the model is in eval mode (per the model), or the loader or
+    the enclosing function is named for it (``test_loader``, ``def validate``)."""
+    if isinstance(call.func, ModuleV) and call.func.training is False:
+        return True
+    loader = loader_of(region.over) or ""
+    name = region.function.name.value if region.function is not None else ""
+    return bool(EVAL_LOADER.search(loader.lower()) or EVAL_FUNCTION.search(name.lower()))
+
+
+def called_with_grad(model: ProgramModel, function: cst.FunctionDef) -> bool:
+    """Every call site of ``function`` in the file runs with gradients on (and there is one)."""
+    if any(model._grad_context(d.decorator) for d in function.decorators):
+        return False
+    sites = [f for f in model.calls() if isinstance(f.func, FunctionV) and f.func.node is function]
+    if not sites:
+        return False
+    return all(f.grad_mode is None and (f.function is None or called_with_grad(model, f.function)) for f in sites if f.function is not function)
+
+
+def backward_after(model: ProgramModel, region: Region) -> bool:
+    """A backward() in the same function after the loop (the outputs may be what it runs on)."""
+    inside = {id(f.node) for f in region.calls}
+    after = False
+    for fact in model.calls():
+        if fact.function is not region.function:
+            continue
+        if id(fact.node) in inside:
+            after = True
+            continue
+        f = fact.node.func
+        if after and isinstance(f, cst.Attribute) and f.attr.value in ("backward", "grad") and region.node not in fact.loops:
+            return True
+    return False
+
+
+def enclosing_loops(region: Region) -> list[cst.CSTNode]:
+    """The loops a loop region's first call runs in: the loop itself and those around it, outermost first."""
+    fact = region.calls[0] if region.calls else None
+    return list(fact.loops) if fact is not None else []
+

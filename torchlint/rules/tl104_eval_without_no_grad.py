@@ -4,15 +4,13 @@ import re
 
 import libcst as cst
 
-from torchlint.analysis.evaluation import EVAL_FUNCTION, EVAL_LOADER, TRAINING_CALLS, loader_of, over_batches, sets_requires_grad, trains
-from torchlint.analysis.model import CallFact, ProgramModel, Region, program_model
+from torchlint.analysis.evaluation import enclosing_loops, evaluation_call, over_batches
+from torchlint.analysis.model import CallFact, Region, program_model
 from torchlint.analysis.positions import positions
-from torchlint.analysis.values import FunctionV, ModuleV
 from torchlint.gates import may_hold_loader
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 
 _IMPORTS_TORCH = re.compile(r"^[ \t]*import torch(?:[ \t]*$|[ \t]*[,#]|\.)", re.M)
-
 
 
 class EvalWithoutNoGrad(Rule):
@@ -119,57 +117,13 @@ class EvalWithoutNoGrad(Rule):
         flagged: set[int] = set()
         for loop in self._loops:
             region = model.loop(loop)
-            if region is None or not over_batches(region.over) or any(id(l) in flagged for l in _outer(model, region)):
+            if region is None or not over_batches(region.over) or any(id(outer) in flagged for outer in enclosing_loops(region)):
                 continue
-            call = self._evaluation_call(region, model)
+            call = evaluation_call(model, region)
             if call is None:
                 continue
             flagged.add(id(loop))
             self._report(loop, region, call)
-
-    def _evaluation_call(self, region: Region, model: ProgramModel) -> CallFact | None:
-        """The first model call of a loop that only evaluates, outside any no_grad; None otherwise."""
-        found = None
-        for fact in region.calls:
-            func = fact.node.func
-            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-            if name in TRAINING_CALLS or fact.grad_mode is not None:
-                return None
-            if isinstance(fact.func, FunctionV) and trains(model, fact.func.node, set()):
-                return None
-            if not isinstance(fact.func, (FunctionV, ModuleV)) and model.may_clear_grads(fact):
-                return None  # unknown code given the model or optimizer: it may train
-            if found is None and isinstance(fact.func, ModuleV):
-                found = fact
-        if found is None or sets_requires_grad(region.node):
-            return None
-        if not self._evaluates(found, region):
-            return None  # a loop without backward() is not evaluation unless something says so
-        function = region.function
-        if function is not None and not self._called_with_grad(function, model):
-            return None
-        if _backward_after(model, region):
-            return None
-        return found
-
-    def _evaluates(self, call: CallFact, region: Region) -> bool:
-        """Evidence of evaluation: the model is in eval mode (per the model), or the loader or
-        the enclosing function is named for it (``test_loader``, ``def validate``)."""
-        if isinstance(call.func, ModuleV) and call.func.training is False:
-            return True
-        loader = loader_of(region.over) or ""
-        name = region.function.name.value if region.function is not None else ""
-        return bool(EVAL_LOADER.search(loader.lower()) or EVAL_FUNCTION.search(name.lower()))
-
-    @staticmethod
-    def _called_with_grad(function: cst.FunctionDef, model: ProgramModel) -> bool:
-        """Every call site of ``function`` in the file runs with gradients on (and there is one)."""
-        if any(model._grad_context(d.decorator) for d in function.decorators):
-            return False
-        sites = [f for f in model.calls() if isinstance(f.func, FunctionV) and f.func.node is function]
-        if not sites:
-            return False
-        return all(f.grad_mode is None and (f.function is None or EvalWithoutNoGrad._called_with_grad(f.function, model)) for f in sites if f.function is not function)
 
     def _report(self, loop: cst.For, region: Region, call: CallFact) -> None:
         loader = self.context.code(loop.iter)
@@ -194,23 +148,3 @@ class EvalWithoutNoGrad(Rule):
             data={"loader": loader},
         )
 
-
-def _outer(model: ProgramModel, region: Region) -> list[cst.CSTNode]:
-    fact = region.calls[0] if region.calls else None
-    return list(fact.loops) if fact is not None else []
-
-
-def _backward_after(model: ProgramModel, region: Region) -> bool:
-    """A backward() in the same function after the loop (the outputs may be what it runs on)."""
-    inside = {id(f.node) for f in region.calls}
-    after = False
-    for fact in model.calls():
-        if fact.function is not region.function:
-            continue
-        if id(fact.node) in inside:
-            after = True
-            continue
-        f = fact.node.func
-        if after and isinstance(f, cst.Attribute) and f.attr.value in ("backward", "grad") and region.node not in fact.loops:
-            return True
-    return False
