@@ -479,7 +479,15 @@ def main() -> None:
     parser.add_argument("--entry", choices=("module", "cli"), default="module",
                         help="start the server as `python -m torchlint.server` (default) or as `python -m torchlint server` (what the `torchlint` command runs)")
     parser.add_argument("--no-compile", action="store_true", help="do not compile the measured tree to bytecode first")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--write-files", type=Path, metavar="DIR",
+                        help="only write the light and heavy files to DIR (light.py, heavy.py; see bench_analysis_start.py)")
+    args = parser.parse_args()
+    if args.write_files is not None:
+        args.write_files.mkdir(parents=True, exist_ok=True)
+        (args.write_files / "light.py").write_text(training_script(args.lines), encoding="utf-8")
+        (args.write_files / "heavy.py").write_text(heavy_script(args.lines), encoding="utf-8")
+        return
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
