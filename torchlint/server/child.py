@@ -79,16 +79,21 @@ class Spawned:
     pending: Any = None
 
     def stop(self) -> None:
+        end(self.process, (self.to_child, self.from_child))
+
+
+def end(process: subprocess.Popen, fds: Sequence[int]) -> None:
+    """Kill an analysis process and close the server's ends of its pipes (whatever state they are in)."""
+    try:
+        process.kill()
+        process.wait(timeout=5)
+    except Exception:
+        pass
+    for fd in fds:
         try:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        except Exception:
+            os.close(fd)
+        except OSError:
             pass
-        for fd in (self.to_child, self.from_child):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def spawn(extra_rules: Sequence[type] = ()) -> Spawned:

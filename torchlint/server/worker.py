@@ -11,13 +11,12 @@ stopped by ending its process.
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from torchlint.server.child import NOTEBOOK_JOBS, Spawned, recv, run_notebook_job, send, spawn
+from torchlint.server.child import NOTEBOOK_JOBS, Spawned, end, recv, run_notebook_job, send, spawn
 
 __all__ = ["NOTEBOOK_JOBS", "CannotStart", "PluginFailure", "WorkerDied", "WorkerPool", "run_notebook_job"]
 
@@ -70,19 +69,9 @@ class _Worker:
             raise WorkerDied(f"the analysis process ended ({type(exc).__name__})") from None
 
     def stop(self) -> None:
-        try:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        except Exception:
-            pass
-        if not self._closed:
-            self._closed = True
-            # (A blocked read or write in the io thread ends with the process: EOF or EPIPE.)
-            for fd in (self.send_fd, self.recv_fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        # (A blocked read or write in the io thread ends with the process: EOF or EPIPE.)
+        end(self.process, () if self._closed else (self.send_fd, self.recv_fd))
+        self._closed = True
         self.io.shutdown(wait=False, cancel_futures=True)
 
 
