@@ -21,9 +21,9 @@ from typing import Any
 import libcst as cst
 
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
-from torchlint.gates import may_reference
+from torchlint.gates import forget_statements, may_reference
 from torchlint.gc_pause import gc_paused
-from torchlint.incremental import ParseCache, python_ast
+from torchlint.incremental import ParseCache, python_ast, release_held
 from torchlint.names import NameResolver
 from torchlint.noqa import noqa_comments
 from torchlint.sources import python_lines
@@ -329,7 +329,20 @@ def lint_source(source: str, path: str = "<stdin>", options: LintOptions = LintO
             # place (one code point for one, so every position stays where it was).
             source = _LONE_SURROGATE.sub("\ufffd", source)
     with gc_paused():
-        return _lint(source, path, options)
+        try:
+            return _lint(source, path, options)
+        finally:
+            _forget_trees()
+
+
+def _forget_trees() -> None:
+    """Let go of the CPython trees the pre-checks and the verdict kept for this text: kept past the
+    lint, they are what the cyclic collector scans when it runs again (a lint allocates enough to
+    make it run at once), a hundred thousand objects for a large file, only to find them alive."""
+    global _compiled
+    _compiled = None
+    release_held()
+    forget_statements()
 
 
 def _parse(source: str, path: str, options: LintOptions, report: FileReport) -> tuple[cst.Module, list[int] | None] | None:
@@ -409,7 +422,27 @@ def _lint(source: str, path: str, options: LintOptions) -> FileReport:
     report.findings.sort(key=lambda f: (f.range, f.code))
     if options.inspect is not None:
         options.inspect(context)
+    _release(context, rules)
     return report
+
+
+def _release(context: Context, rules: list[Rule]) -> None:
+    """Break the cycles of a file's analyses (the model's facts name the model, a scope its function
+    and back, the cache the dispatcher that holds the context): the tree and all that hangs on it go
+    as soon as the lint ends, freed by reference counting, instead of waiting for the cyclic collector,
+    which would first have to scan all of it (most of a file's objects) to find them unreachable."""
+    cache = context.cache
+    model = cache.get("analysis.model")
+    if model is not None:
+        model.__dict__.clear()
+    tables = cache.get("analysis.tables")
+    if tables is not None:
+        from torchlint.analysis.tables import release_tables
+
+        release_tables(tables)
+    cache.clear()
+    for rule in rules:
+        rule.__dict__.clear()  # its pending findings name it
 
 
 def _nodes_of(p: PendingFinding) -> Iterable[cst.CSTNode]:

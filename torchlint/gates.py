@@ -92,6 +92,12 @@ def all_statements(tree: ast.Module) -> list[ast.stmt]:
     return _last_statements[1]
 
 
+def forget_statements() -> None:
+    """Drop the listed statements of the last tree (with it, the tree)."""
+    global _last_statements
+    _last_statements = None
+
+
 def _scan(body: list[ast.stmt], table: ImportTable) -> None:
     for stmt in body:
         if isinstance(stmt, ast.Import):

@@ -106,6 +106,12 @@ def hold_ast(*trees: tuple[str, ast.Module]) -> None:
     _held = [(text, tree, True) for text, tree in trees]
 
 
+def release_held() -> None:
+    """Hold no tree any longer (a lint is over: see torchlint.engine)."""
+    global _held
+    _held = []
+
+
 def split_statements(source: str, tree: ast.Module) -> list[tuple[str, int]] | None:
     """The source cut into pieces of one top-level statement each: (text, first line).
 

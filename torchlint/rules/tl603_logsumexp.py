@@ -199,17 +199,22 @@ class Logsumexp(Rule):
 
 def _simple_statements(scope: cst.CSTNode) -> list[cst.BaseSmallStatement]:
     """The small statements of a function or module body, in nested blocks too (not nested defs)."""
-    out: list[cst.BaseSmallStatement] = []
+    collect = _Collect(scope)
+    scope.visit(collect)
+    return collect.out
 
-    class _Collect(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is scope
 
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return False
+class _Collect(cst.CSTVisitor):
+    def __init__(self, scope: cst.CSTNode) -> None:
+        super().__init__()
+        self.scope = scope
+        self.out: list[cst.BaseSmallStatement] = []
 
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-            out.extend(node.body)
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return node is self.scope
 
-    scope.visit(_Collect())
-    return out
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self.out.extend(node.body)

@@ -394,7 +394,7 @@ class Analysis:
             else:
                 out = interp.apply_layer(value, x, node, frame, name, node)  # type: ignore[arg-type]
         except Stop as s:
-            run.stopped = s
+            run.stopped = s.with_traceback(None)  # its traceback's frames hold ``run``: a cycle
         finally:
             interp.run = None
         return run, out

@@ -834,8 +834,11 @@ class Interpreter:
                     results.append((inner, None))
             return True
 
-        if not walk(node.for_in, frame):
-            return UNKNOWN
+        try:
+            if not walk(node.for_in, frame):
+                return UNKNOWN
+        finally:
+            del walk  # it calls itself through its cell: a cycle that would hold the interpreter
         return make(results)
 
     def e_ListComp(self, node: cst.ListComp, frame: Frame) -> Any:

@@ -88,18 +88,19 @@ def layer_kind(qualname: str) -> str | None:
     return last
 
 
+def _show(v: Any) -> str:
+    """An argument as written: ``?`` where it is not known."""
+    if v is UNKNOWN:
+        return "?"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_show(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
 def describe(layer: LayerV) -> str:
     """``Linear(256, 120)``: the layer with its shape-relevant arguments."""
     p = layer.params
     k = layer.kind
-
-    def show(v: Any) -> str:
-        if v is UNKNOWN:
-            return "?"
-        if isinstance(v, tuple):
-            return "(" + ", ".join(show(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-        return repr(v) if isinstance(v, str) else str(v)
-
     if k in ("Linear",):
         args = [p.get("in_features", UNKNOWN), p.get("out_features", UNKNOWN)]
     elif k.startswith("Conv"):
@@ -111,12 +112,12 @@ def describe(layer: LayerV) -> str:
     elif k.startswith(("MaxPool", "AvgPool")):
         args = [p.get("kernel_size", UNKNOWN)]
         if "stride" in p:
-            return f"{k}({show(args[0])}, stride={show(p['stride'])})"
+            return f"{k}({_show(args[0])}, stride={_show(p['stride'])})"
     elif k == "LayerNorm":
         args = [p.get("normalized_shape", UNKNOWN)]
     else:
         return k
-    return f"{k}({', '.join(show(a) for a in args)})"
+    return f"{k}({', '.join(_show(a) for a in args)})"
 
 
 class Applier:
