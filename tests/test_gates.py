@@ -93,7 +93,15 @@ TL102_CASES = [
     ("t = 0\nfor x in loader:\n    t += True\n", None),
     # A backward() in a one-line suite is not a statement line to the rule: it does not silence it.
     ("total = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss\nif x: total.backward()\n", True),
-]
+    # The pre-check walks only statements on lines saying `+=` or `.append`: a candidate deep in a
+    # class, a decorated def, a try and a with is still found; one only a string holds is none.
+    ("import torch\n@torch.no_grad\ndef g(): pass\nclass T:\n    @staticmethod\n    def run(loader):\n"
+     "        total = 0\n        for x, y in loader:\n            try:\n                with ctx():\n"
+     "                    loss = criterion(model(x), y)\n                    loss.backward()\n"
+     "                    total += loss\n            except E:\n                pass\n        print(total)\n", True),
+    ("for x, y in loader:\n    loss = criterion(model(x), y)\n    s = 'total += loss'\n", False),
+    ("for x, y in loader:\n    loss = criterion(model(x), y)\n    total \\\n        += loss\n", True),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("source, reported", TL102_CASES)
@@ -258,3 +266,20 @@ def test_precheck_passes_exactly_where_the_forced_rule_reports(code, source, rep
     forced = _forced(code, source, monkeypatch)
     assert bool(forced) is reported
     assert gate is reported
+
+
+WORDS_TEXTS = [
+    "to", "xto", "to_", "TO", "(to)", "a.to(b)", "\rto\n  to\r\n", "aToZ\nnetwork", "İto to\nMODEL",
+    "x = 1\ny = Net()\nz = 2\n", "# model\n'x'\ncuda\n", "ſ loſs\nK\n", "ʻto", "tó to",
+]
+
+
+@pytest.mark.parametrize("text", WORDS_TEXTS)
+def test_words_find_the_lines_of_their_alternation(text):
+    import re
+
+    from torchlint.gates import Words, lines_matching
+
+    words = Words(("model", "net", "loss", "cuda"), bounded=("to",))
+    alternation = re.compile(r"(?i)model|net|loss|cuda|\bto\b")
+    assert lines_matching(text, words) == lines_matching(text, alternation)

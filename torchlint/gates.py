@@ -88,8 +88,33 @@ def all_statements(tree: ast.Module) -> list[ast.stmt]:
     """``statements(tree.body)``, listed once per tree for all the pre-checks that ask."""
     global _last_statements
     if _last_statements is None or _last_statements[0] is not tree:
-        _last_statements = (tree, list(statements(tree.body)))
+        out: list[ast.stmt] = []
+        _list_statements(tree.body, out)
+        _last_statements = (tree, out)
     return _last_statements[1]
+
+
+def _list_statements(body: list[ast.stmt], out: list[ast.stmt]) -> None:
+    # statements()' order, appended to one list (no generator per nested block).
+    for stmt in body:
+        out.append(stmt)
+        if type(stmt) in _SIMPLE:
+            continue
+        for attr in _BLOCKS:
+            block = getattr(stmt, attr, None)
+            if block:
+                _list_statements(block, out)
+        for handler in getattr(stmt, "handlers", ()):
+            _list_statements(handler.body, out)
+        for case in getattr(stmt, "cases", ()):
+            _list_statements(case.body, out)
+
+
+# Statements that hold no statement.
+_SIMPLE = frozenset(
+    getattr(ast, n) for n in ("Expr", "Assign", "AugAssign", "AnnAssign", "Return", "Delete", "Pass", "Break", "Continue",
+                              "Raise", "Assert", "Import", "ImportFrom", "Global", "Nonlocal")
+)  # fmt: skip
 
 
 def forget_statements() -> None:
@@ -198,9 +223,35 @@ def _first_line(stmt: ast.stmt) -> int:
     return min(d.lineno for d in decorators) if decorators else stmt.lineno
 
 
-def lines_matching(source: str, pattern: "re.Pattern[str]") -> list[int]:
+class Words:
+    """Words to look for in any case, as a pattern of :func:`lines_matching`: ``Words(("model", "net"),
+    bounded=("to",))`` finds the lines that ``(?i)model|net|\\bto\\b`` matches on. An alternation
+    has no literal to scan for, so the regex engine tries it at every character; one search per word
+    scans at C speed (on the lowered text, for an ASCII one: lowering changes no offset there)."""
+
+    def __init__(self, words: tuple[str, ...], bounded: tuple[str, ...] = ()) -> None:
+        alternatives = [re.escape(w) for w in words] + [rf"\b{re.escape(w)}\b" for w in bounded]
+        self.pattern = re.compile("(?i)" + "|".join(alternatives))
+        self.searches = [re.compile(re.escape(w.lower())) for w in words] + [
+            re.compile(rf"{re.escape(w.lower())}(?<!\w{re.escape(w.lower())})(?!\w)") for w in bounded
+        ]
+
+    def offsets(self, source: str) -> list[int]:
+        if not source.isascii():
+            return [m.start() for m in self.pattern.finditer(source)]
+        low = source.lower()
+        found: set[int] = set()
+        for search in self.searches:
+            found.update(m.start() for m in search.finditer(low))
+        return sorted(found)
+
+
+def lines_matching(source: str, pattern: "re.Pattern[str] | Words") -> list[int]:
     """The (1-based, ascending) lines where ``pattern`` matches, as Python counts lines."""
-    offsets = [m.start() for m in pattern.finditer(source)]
+    if isinstance(pattern, Words):
+        offsets = pattern.offsets(source)
+    else:
+        offsets = [m.start() for m in pattern.finditer(source)]
     if not offsets:
         return []
     if "\r" in source:
@@ -507,6 +558,8 @@ def may_carry_graph(source: str) -> bool:
 
 
 # Words without which no identifier passes may_carry_graph's tests.
-_GRAPH_WORDS = re.compile(
-    r"(?i)model|net|module|encoder|decoder|generator|discriminator|critic|classifier|backbone|criterion|loss|\bto\b|cuda|forward"
-)
+_GRAPH_WORDS = Words(
+    ("model", "net", "module", "encoder", "decoder", "generator", "discriminator", "critic", "classifier", "backbone",
+     "criterion", "loss", "cuda", "forward"),
+    bounded=("to",),
+)  # fmt: skip

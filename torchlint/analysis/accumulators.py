@@ -135,6 +135,7 @@ _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRIES = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
 _GRAPH_CALLS = frozenset({"backward", "grad", "manual_backward"})
 _APPEND = re.compile(r"\.\s*append\b")
+_AUG_ADD = re.compile(r"\+=")
 
 
 def may_report(tree: ast.Module, source: str) -> bool:
@@ -143,6 +144,9 @@ def may_report(tree: ast.Module, source: str) -> bool:
     if "append" in source:
         append_lines = _lines_of(source, [m.start() for m in _APPEND.finditer(source)])
     finder = _Finder(source, append_lines)
+    # A candidate is an ``acc += value`` or an ``.append`` call: statements on no line saying `+=`
+    # or `.append` hold none (they are not walked).
+    finder.hot = sorted(_lines_of(source, [m.start() for m in _AUG_ADD.finditer(source)]) | append_lines)
     finder.block(tree.body, None, [])
     if not finder.candidates:
         return False
@@ -184,11 +188,18 @@ class _Finder:
         self._lines: list[str] | None = None
         self.append_lines = append_lines
         self.depth = 0  # loops around, in any frame (the rule counts the same)
+        self.hot: list[int] | None = None  # (ascending) lines that may hold a candidate: None, any
         # (added value, accumulator, enclosing def or None, the loop whose body holds it or None)
         self.candidates: list[tuple[ast.expr, str, object, ast.stmt | None]] = []
 
     def block(self, body: list[ast.stmt], func: object, loops: list[list]) -> None:
+        hot = self.hot
         for stmt in body:
+            if hot is not None:
+                first = min(d.lineno for d in stmt.decorator_list) if getattr(stmt, "decorator_list", None) else stmt.lineno
+                k = bisect.bisect_left(hot, first)
+                if k == len(hot) or hot[k] > (stmt.end_lineno or stmt.lineno):
+                    continue
             self.statement(stmt, func, loops)
 
     def statement(self, stmt: ast.stmt, func: object, loops: list[list]) -> None:
