@@ -283,3 +283,17 @@ def test_words_find_the_lines_of_their_alternation(text):
     words = Words(("model", "net", "loss", "cuda"), bounded=("to",))
     alternation = re.compile(r"(?i)model|net|loss|cuda|\bto\b")
     assert lines_matching(text, words) == lines_matching(text, alternation)
+
+
+def test_all_statements_lists_every_statement_in_source_order():
+    from pathlib import Path
+
+    from torchlint.gates import all_statements
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text(encoding="utf-8") for p in sorted((root / "torchlint").rglob("*.py"))[:60]]
+    texts.append("match x:\n    case 1:\n        a = 1\n    case _:\n        try:\n            b\n        except E:\n            c; d\n        else:\n            e\n        finally:\n            f\n")
+    for text in texts:
+        tree = ast.parse(text)
+        expected = sorted((n for n in ast.walk(tree) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
+        assert all_statements(tree) == expected

@@ -67,25 +67,12 @@ def dotted_text(node: ast.AST) -> str | None:
     return ".".join(reversed(parts))
 
 
-def statements(body: list[ast.stmt]):
-    """Every statement under ``body``, in nested blocks, defs and classes too (expressions are not walked)."""
-    for stmt in body:
-        yield stmt
-        for attr in _BLOCKS:
-            block = getattr(stmt, attr, None)
-            if block:
-                yield from statements(block)
-        for handler in getattr(stmt, "handlers", ()):
-            yield from statements(handler.body)
-        for case in getattr(stmt, "cases", ()):
-            yield from statements(case.body)
-
-
 _last_statements: tuple[ast.Module, list[ast.stmt]] | None = None
 
 
 def all_statements(tree: ast.Module) -> list[ast.stmt]:
-    """``statements(tree.body)``, listed once per tree for all the pre-checks that ask."""
+    """Every statement of the tree, in nested blocks, defs and classes too (expressions are not walked),
+    in source order; listed once per tree for all the pre-checks that ask."""
     global _last_statements
     if _last_statements is None or _last_statements[0] is not tree:
         out: list[ast.stmt] = []
@@ -95,7 +82,6 @@ def all_statements(tree: ast.Module) -> list[ast.stmt]:
 
 
 def _list_statements(body: list[ast.stmt], out: list[ast.stmt]) -> None:
-    # statements()' order, appended to one list (no generator per nested block).
     for stmt in body:
         out.append(stmt)
         if type(stmt) in _SIMPLE:
