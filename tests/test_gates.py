@@ -285,7 +285,19 @@ def test_words_find_the_lines_of_their_alternation(text):
     assert lines_matching(text, words) == lines_matching(text, alternation)
 
 
-def test_all_statements_lists_every_statement_in_source_order():
+def _reference_statements(body):
+    for stmt in body:
+        yield stmt
+        for attr in ("body", "orelse", "finalbody"):
+            yield from _reference_statements(getattr(stmt, attr, None) or [])
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _reference_statements(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            yield from _reference_statements(case.body)
+
+
+def test_all_statements_lists_every_statement_once():
+    """Each statement before those it holds, its blocks in the order body, else, finally, handlers, cases."""
     from pathlib import Path
 
     from torchlint.gates import all_statements
@@ -295,5 +307,6 @@ def test_all_statements_lists_every_statement_in_source_order():
     texts.append("match x:\n    case 1:\n        a = 1\n    case _:\n        try:\n            b\n        except E:\n            c; d\n        else:\n            e\n        finally:\n            f\n")
     for text in texts:
         tree = ast.parse(text)
-        expected = sorted((n for n in ast.walk(tree) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
-        assert all_statements(tree) == expected
+        listed = all_statements(tree)
+        assert listed == list(_reference_statements(tree.body))
+        assert sorted(map(id, listed)) == sorted(id(n) for n in ast.walk(tree) if isinstance(n, ast.stmt))

@@ -71,8 +71,9 @@ _last_statements: tuple[ast.Module, list[ast.stmt]] | None = None
 
 
 def all_statements(tree: ast.Module) -> list[ast.stmt]:
-    """Every statement of the tree, in nested blocks, defs and classes too (expressions are not walked),
-    in source order; listed once per tree for all the pre-checks that ask."""
+    """Every statement of the tree, in nested blocks, defs and classes too (expressions are not walked):
+    each before those it holds, its blocks in the order body, else, finally, handlers, cases. Listed
+    once per tree for all the pre-checks that ask."""
     global _last_statements
     if _last_statements is None or _last_statements[0] is not tree:
         out: list[ast.stmt] = []
