@@ -430,17 +430,13 @@ def _release(context: Context, rules: list[Rule]) -> None:
     """Break the cycles of a file's analyses (the model's facts name the model, a scope its function
     and back, the cache the dispatcher that holds the context): the tree and all that hangs on it go
     as soon as the lint ends, freed by reference counting, instead of waiting for the cyclic collector,
-    which would first have to scan all of it (most of a file's objects) to find them unreachable."""
-    cache = context.cache
-    model = cache.get("analysis.model")
-    if model is not None:
-        model.__dict__.clear()
-    tables = cache.get("analysis.tables")
-    if tables is not None:
-        from torchlint.analysis.tables import release_tables
-
-        release_tables(tables)
-    cache.clear()
+    which would first have to scan all of it (most of a file's objects) to find them unreachable.
+    An analysis in ``context.cache`` that holds such cycles has a ``release_cycles()``."""
+    for value in context.cache.values():
+        release = getattr(value, "release_cycles", None)
+        if release is not None:
+            release()
+    context.cache.clear()
     for rule in rules:
         rule.__dict__.clear()  # its pending findings name it
 

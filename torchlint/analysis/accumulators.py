@@ -25,6 +25,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from torchlint.gates import _first_line as first_line
+from torchlint.gates import _overlaps as overlaps
+from torchlint.gates import lines_matching
 from torchlint.sources import python_lines
 from torchlint.walk import children as _children
 
@@ -146,7 +149,7 @@ def may_report(tree: ast.Module, source: str) -> bool:
     finder = _Finder(source, append_lines)
     # A candidate is an ``acc += value`` or an ``.append`` call: statements on no line saying `+=`
     # or `.append` hold none (they are not walked).
-    finder.hot = sorted(_lines_of(source, [m.start() for m in _AUG_ADD.finditer(source)]) | append_lines)
+    finder.hot = sorted(append_lines.union(lines_matching(source, _AUG_ADD)))
     finder.block(tree.body, None, [])
     if not finder.candidates:
         return False
@@ -195,11 +198,8 @@ class _Finder:
     def block(self, body: list[ast.stmt], func: object, loops: list[list]) -> None:
         hot = self.hot
         for stmt in body:
-            if hot is not None:
-                first = min(d.lineno for d in stmt.decorator_list) if getattr(stmt, "decorator_list", None) else stmt.lineno
-                k = bisect.bisect_left(hot, first)
-                if k == len(hot) or hot[k] > (stmt.end_lineno or stmt.lineno):
-                    continue
+            if hot is not None and not overlaps(hot, first_line(stmt), stmt.end_lineno or stmt.lineno):
+                continue
             self.statement(stmt, func, loops)
 
     def statement(self, stmt: ast.stmt, func: object, loops: list[list]) -> None:

@@ -264,6 +264,10 @@ class ProgramModel:
             self._is_module_class(cls.name.value, 0)
         self._solve()
 
+    def release_cycles(self) -> None:
+        """Forget everything (the facts name the model): the file's tree goes when its lint ends."""
+        self.__dict__.clear()
+
     # ------------------------------------------------------------------ queries
     def fact(self, call: cst.Call) -> CallFact | None:
         """What the model saw at ``call`` (None: code the model never runs, e.g. a lambda body)."""

@@ -297,6 +297,13 @@ class FileTables:
             self._self_stores = stores
         return self._self_stores.get(id(call))
 
+    def release_cycles(self) -> None:
+        """Break the links between the file's scopes, classes and functions (each names the other), so
+        that the tree goes as soon as the lint ends rather than by the cyclic collector."""
+        for info in (self.module_scope, *self.classes, *self.functions):
+            info.__dict__.clear()
+        self.__dict__.clear()
+
     def _index(self) -> None:
         calls: list[CallSite] = []
         self._calls = calls
@@ -424,16 +431,6 @@ def _returns_value(node: cst.CSTNode) -> bool:
 
 
 _KEY = "analysis.tables"
-
-
-def release_tables(tables: FileTables) -> None:
-    """Break the links between a file's scopes, classes and functions (each names the other), so that
-    the file's tree is freed as soon as its lint ends rather than by the cyclic collector."""
-    for info in (tables.module_scope, *tables._class_of.values(), *tables._func_of.values()):
-        info.__dict__.clear()
-    for info in (*tables.classes, *tables.functions):
-        info.__dict__.clear()
-    tables.__dict__.clear()
 
 
 def file_tables(context: Any) -> FileTables:

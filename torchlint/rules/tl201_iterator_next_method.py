@@ -148,7 +148,7 @@ class IteratorNextMethod(Rule):
         # A slice of the file (torchlint/slices.py): the question is about the whole file.
         if not _may_define_next(context.file_source):
             return False
-        from torchlint.analysis.tables import FileTables, release_tables
+        from torchlint.analysis.tables import FileTables
         from torchlint.names import NameResolver
 
         module = cst.parse_module(context.file_source)
@@ -156,7 +156,7 @@ class IteratorNextMethod(Rule):
         tables = FileTables(module, NameResolver(module))
         for info in tables.classes:  # the model's: the first of each name
             classes.setdefault(info.name, info.node)
-        release_tables(tables)
+        tables.release_cycles()
         return any(_defines_next(cls) for cls in classes.values())
 
 
