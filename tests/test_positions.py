@@ -43,9 +43,20 @@ TRICKY = [
 ]
 
 
+# Windows and old-Mac line ends: newlines are counted as libcst counts them, token by token.
+# (Not in TRICKY: libcst drops a lone CR ending a file, so such a text does not round-trip.)
+LINE_ENDS = [
+    "import torch\r\n\r\ndef f(x):\r\n    s = '''a\r\nb'''\r\n    return (x +\r\n            1)\r\n",
+    "x = 1\ry = (2 +\r     3)\rdef g():\r    return x\r",
+    "a = 1\r\nb = '''mixed\rends\n'''\nc = [a,\r\n     b]\n",
+]
+
+
 def _sources():
     for i, src in enumerate(TRICKY):
         yield pytest.param(src, id=f"tricky-{i}")
+    for i, src in enumerate(LINE_ENDS):
+        yield pytest.param(src, id=f"line-ends-{i}")
     for path in sorted(FIXTURES.rglob("*.py"))[:40]:
         yield pytest.param(path.read_text(encoding="utf-8"), id=str(path.relative_to(ROOT)))
     spec = importlib.util.find_spec("torch")

@@ -193,6 +193,12 @@ def _chain_pattern(chain: str) -> re.Pattern[str]:
     return re.compile((_GAP + r"\." + _GAP).join([head, *parts[1:]]) + r"(?!\w)")
 
 
+def _chain_in(source: str, chain: str) -> "re.Pattern[str] | None":
+    """The chain's pattern, or None where the text lacks one of its parts (most chains of a file's
+    imports: no pattern to compile, a first lint compiled over a hundred)."""
+    return _chain_pattern(chain) if all(part in source for part in chain.split(".")) else None
+
+
 def may_reference(source: str, qualified: frozenset[str], conventions: Mapping[str, str] | None = None) -> bool:
     """Might some dotted name of ``source`` resolve to one of ``qualified`` (or below one)? (``conventions``: see import_table.)"""
     table = import_table(source, conventions)
@@ -200,7 +206,8 @@ def may_reference(source: str, qualified: frozenset[str], conventions: Mapping[s
         return True
     for name in qualified:
         for chain in table.chains(name):
-            if _chain_pattern(chain).search(source):
+            pattern = _chain_in(source, chain)
+            if pattern is not None and pattern.search(source):
                 return True
     return False
 
@@ -336,8 +343,8 @@ def calls_to(source: str, qualified: frozenset[str]) -> list[ast.Call] | None:
     table = import_table(source)
     if table is None:
         return None
-    chains = {chain for name in qualified for chain in table.chains(name)}
-    found = sorted({line for chain in chains for line in lines_matching(source, _chain_pattern(chain))})
+    patterns = {_chain_in(source, chain) for name in qualified for chain in table.chains(name)}
+    found = sorted({line for pattern in patterns if pattern is not None for line in lines_matching(source, pattern)})
     out = []
     for node in nodes_on(python_ast(source, keep=True), found):
         if isinstance(node, ast.Call):
@@ -422,7 +429,8 @@ def resolved_under(source: str, prefixes: tuple[str, ...]) -> set[str] | None:
     if any(any(m.startswith(p) or p.startswith(m + ".") for p in prefixes) for m in table.stars):
         names = _dotted_names(walk(tree))  # `from m import *`: any name may be m's
     elif heads:
-        lines = sorted({line for local in heads for line in lines_matching(source, _chain_pattern(local))})
+        patterns = {_chain_in(source, local) for local in heads}
+        lines = sorted({line for pattern in patterns if pattern is not None for line in lines_matching(source, pattern)})
         names = _dotted_names(nodes_on(tree, lines))
     else:
         return set()

@@ -11,9 +11,10 @@ are half of all nodes.
 
 from __future__ import annotations
 
-import re
+import opcode
 import sys
 from collections.abc import Callable, Sequence
+from types import CodeType
 
 import libcst as cst
 
@@ -102,15 +103,22 @@ def walk(node: cst.CSTNode, on_visit: Callable[[cst.CSTNode], object], on_leave:
 _CHILD_ORDER: dict[type, tuple[str, ...] | None] = {}
 
 
+# Conditional jumps (an ``if``, a conditional expression, ``and``/``or``) in a method's bytecode.
+_CONDITIONAL_JUMPS = frozenset(i for i, name in enumerate(opcode.opname) if "JUMP" in name and "_IF_" in name)
+
+
+def _branches(code: CodeType) -> bool:
+    # (Read from the bytecode, not the source: inspect.getsource tokenizes libcst's modules, a
+    # first lint's dearest start-up cost. Nested code objects are comprehensions and lambdas.)
+    return any(op in _CONDITIONAL_JUMPS for op in code.co_code[::2]) or any(
+        isinstance(c, CodeType) and _branches(c) for c in code.co_consts
+    )
+
+
 def _child_order(node: cst.CSTNode) -> tuple[str, ...] | None:
     kind = type(node)
-    import inspect
-
-    try:
-        code = inspect.getsource(kind._visit_and_replace_children)
-    except (OSError, TypeError):
-        code = None
-    order = None if code is None or re.search(r"\bif\b", code) else _fields(node)
+    code = getattr(kind._visit_and_replace_children, "__code__", None)
+    order = None if code is None or _branches(code) else _fields(node)
     _CHILD_ORDER[kind] = order
     return order
 

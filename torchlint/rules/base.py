@@ -113,6 +113,7 @@ class Context:
         # text (does it mention X anywhere?) must come from here.
         self.file_source = source
         self._ranges: dict[cst.CSTNode, Any] = {}
+        self._statements: dict[int, Any] = {}  # top-level statements located so far (positions.py)
 
     def ranges(self, nodes: "Iterable[cst.CSTNode]") -> "Mapping[cst.CSTNode, CodeRange]":
         """Positions of ``nodes``, shared by the engine and every rule that needs a line early.
@@ -135,6 +136,7 @@ class Context:
                         index,
                         starts=self.cache.get("statement_starts"),
                         parse_cache=self.cache.get("parse_cache"),
+                        statements=self._statements,
                     )
                 )
             else:
