@@ -206,11 +206,6 @@ def first_document(data: bytes | bytearray) -> dict | None:
     return None
 
 
-def opens_a_document(data: bytes | bytearray) -> bool:
-    """Whether the raw messages in ``data`` may open a document (a guess is harmless: it only starts a process early)."""
-    return b'"textDocument/didOpen"' in data or b'"notebookDocument/didOpen"' in data
-
-
 def answer_initialize(message: dict | None) -> tuple[Any, dict] | None:
     """(request id, result) when ``message`` is an ``initialize`` request answered here."""
     if not message or message.get("method") != "initialize" or message.get("jsonrpc") != "2.0":

@@ -130,6 +130,10 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
     # interval lets this thread have the interpreter as soon as the message is in.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
+    # The first analysis process starts first of all: loading the engine, the rules and the
+    # knowledge base is most of the time to the first diagnostics, and it runs on another
+    # core while this process answers ``initialize`` and loads pygls.
+    opened = _start_analysis(extra_rules)
     importer = _Import()
     importer.start()
     prefix, first = early.read_first(_Raw(in_fd))
@@ -141,18 +145,12 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
             lsp_out.flush()
         except OSError:
             answered = None  # the client is gone; pygls finds out too
-    # The first analysis process starts now, once the client has its answer: it loads the
-    # engine, the rules and the knowledge base while the client sends initialized and
-    # opens its first document, and while pygls loads here.
-    opened = _start_analysis(extra_rules) if answered is not None else None
     sys.setswitchinterval(switch)
-    # Until pygls is ready, what comes in is kept for it (a document opened meanwhile
-    # starts the analysis process now if initialize was not answered here).
+    # Until pygls is ready, what comes in is kept for it (and a document opened meanwhile
+    # is sent to the analysis process at once, see _prelint).
     received = bytearray(prefix)
     prelint = None
     while importer.is_alive() and os.name != "nt":  # (select() takes no pipes on Windows)
-        if opened is None and early.opens_a_document(received):
-            opened = _start_analysis(extra_rules)
         if opened is not None and prelint is None and answered is not None and first is not None:
             document = early.first_document(received)
             if document is not None:
