@@ -521,7 +521,10 @@ def _main(argv: Sequence[str]) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
-    return args._run(args)
+    from torchlint.codecache import generated_code
+
+    with generated_code("analysis"):  # (libcst's and the rules' dataclasses, compiled by an earlier run)
+        return args._run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

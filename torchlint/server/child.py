@@ -7,11 +7,10 @@ then answers jobs one at a time, in order.
 
 Both sides frame their messages the same way (:func:`send`, :func:`recv`: a
 length, then a pickle). Nothing here imports asyncio, concurrent.futures or
-multiprocessing: the server process starts its first analysis process right
-after answering ``initialize``, while pygls is still being imported on a
-thread (launch.py), and an import that thread holds would stall the start
-(``import asyncio`` there waits until pygls is loaded); the analysis process
-itself has no use for them.
+multiprocessing: the server process starts its first analysis process as it
+starts, and then imports pygls on a thread (launch.py), and an import that
+thread holds would stall the start (``import asyncio`` there waits until
+pygls is loaded); the analysis process itself has no use for them.
 """
 
 from __future__ import annotations
@@ -200,15 +199,18 @@ def serve(in_fd: int, out_fd: int, extra_rules: Sequence[type]) -> None:
     the server can handle it, see there) gets no answer: its report is kept, and the
     ``lint`` job for the same text, path and rules that follows is answered with it.
     """
-    from torchlint.config import resolved
-    from torchlint.docs import rule_url
-    from torchlint.engine import LintOptions, lint_source
-    from torchlint.incremental import ParseCache
-    from torchlint.rules import PluginError, all_rules
-    from torchlint.slices import IncrementalLinter
+    from torchlint.codecache import generated_code
 
+    with generated_code("analysis"):
+        from torchlint.config import resolved
+        from torchlint.docs import rule_url
+        from torchlint.engine import LintOptions, lint_source
+        from torchlint.incremental import ParseCache
+        from torchlint.rules import PluginError, all_rules
+        from torchlint.slices import IncrementalLinter
+
+        preload()
     extra = tuple(extra_rules)
-    preload()
     # Successive versions of a document differ in a statement or two: their
     # other statements are not parsed again (the pool sends a document back to
     # the process that linted it last).

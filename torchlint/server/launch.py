@@ -100,8 +100,11 @@ class _Import(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        from torchlint.codecache import generated_code
+
         try:
-            importlib.import_module("torchlint.server.app")
+            with generated_code("server", "attr._make", "cattrs.gen"):  # (lsprotocol's 550 attrs classes)
+                importlib.import_module("torchlint.server.app")
         except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
             self.error = exc
 
@@ -177,7 +180,11 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
             server.service.pool.adopt(opened)
         else:
             opened.stop()
-    server.start_io(lsp_in, lsp_out, prefix=bytes(received), answered=answered)
+    from torchlint.codecache import generated_code
+
+    # (cattrs compiles a converter for each message type the first time one comes or goes.)
+    with generated_code("server", "attr._make", "cattrs.gen"):
+        server.start_io(lsp_in, lsp_out, prefix=bytes(received), answered=answered)
     # The client said exit: a lint still running in a worker thread is of no use
     # to anyone, and waiting for it (interpreter shutdown joins pool threads)
     # could keep the editor waiting for seconds.
