@@ -314,7 +314,9 @@ def _execute(work: list[tuple], jobs: int | None, contain_crashes: bool = False)
     except BaseException:
         for proc in list(getattr(executor, "_processes", {}).values()):
             proc.terminate()
-        executor.shutdown(wait=False, cancel_futures=True)
+        # (Waiting for the executor's thread, which sees the workers gone at once: left
+        # running, it may close its wake-up pipe while the interpreter's exit writes to it.)
+        executor.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         _WORK = None
