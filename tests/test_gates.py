@@ -310,3 +310,48 @@ def test_all_statements_lists_every_statement_once():
         listed = all_statements(tree)
         assert listed == list(_reference_statements(tree.body))
         assert sorted(map(id, listed)) == sorted(id(n) for n in ast.walk(tree) if isinstance(n, ast.stmt))
+
+
+# (code, source, reported by the forced rule, passed by the pre-check): the pre-checks of TL702
+# and TL206 look for what the rule can report on CPython's tree, not for a substring.
+_OPT = "import torch\nopt = torch.optim.SGD(params, lr=0.1)\n"
+_T = "import torch\n"
+WORD_GATE_CASES = [
+    ("TL702", _OPT + "opt.zero_grad(set_to_none=False)\n", True, True),
+    ("TL702", _OPT + "opt.zero_grad(False)\n", True, True),
+    ("TL702", _OPT + "opt.\\\n    zero_grad(\n        # keep them\n        set_to_none=(False),\n    )\n", True, True),
+    ("TL702", _OPT + "for _ in range(3):\n    if True:\n        opt.zero_grad(set_to_none=False)\n", True, True),
+    # A bare call is reported where the project targets torch < 2.0: the pre-check cannot tell.
+    ("TL702", _OPT + "opt.zero_grad()\n", False, True),
+    ("TL702", _OPT + "opt.zero_grad(set_to_none=True)\n", False, False),
+    ("TL702", _OPT + "opt.zero_grad(True)  # not zero_grad(False)\n", False, False),
+    ("TL702", _OPT + "opt.zero_grad(*flags)\nopt.zero_grad(**{'set_to_none': False})\n", False, False),
+    ("TL702", _OPT + "opt.zero_grad_hooks = [False]\nzero_grad(False)\nopt.zero_grad.x(False)\n", False, False),
+    ("TL702", _OPT + "s = 'opt.zero_grad(set_to_none=False)'\n", False, False),
+    ("TL206", _T + "for p in model.parameters():\n    p.require_grad = False\n", True, True),
+    ("TL206", _T + "x = torch.randn(4, require_grad=True)\n", True, True),
+    ("TL206", _T + "x = torch.randn(\n    4,\n    # typo\n    require_grad\n    =True,\n)\n", True, True),
+    ("TL206", _T + "model.fc.weight.\\\n    require_grad = True\n", True, True),
+    ("TL206", _T + "a = model.fc\na.weight.require_grad: bool = True\n", True, True),
+    ("TL206", _T + "def f(x):\n    class A:\n        def g(self):\n            x.require_grad = 0\n    return A\n", True, True),
+    ("TL206", _T + "inputs_require_grad = True\ncan_require_grad = f(x, inputs_require_grad=True)\n", False, False),
+    ("TL206", _T + "# outputs that require_grad\nx = 'do not require_grad'\n", False, False),
+    ("TL206", _T + "def make(shape, require_grad=False):\n    return torch.zeros(shape, requires_grad=require_grad)\n", False, False),
+    ("TL206", _T + "if p.require_grad:\n    pass\nrequire_grad = True\n", False, False),
+    ("TL206", _T + "x = torch.randn(4, **{'require_grad': True})\n", False, False),
+]
+
+
+@pytest.mark.parametrize("code, source, reported, passes", WORD_GATE_CASES)
+def test_word_prechecks_pass_what_the_rule_reports(code, source, reported, passes, monkeypatch):
+    gate = _active(code, source)
+    forced = _forced(code, source, monkeypatch)
+    assert bool(forced) is reported
+    assert gate is passes
+    assert gate or not forced
+
+
+@pytest.mark.parametrize("code", ["TL206", "TL702"])
+def test_word_prechecks_pass_a_rules_own_examples(code):
+    for example in all_rules()[code].INVALID:
+        assert _active(code, example.code), (code, example.code)

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import ast
+import re
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import keyword
+from torchlint.gates import lines_matching, nodes_on
+from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # torch callables that take ``requires_grad=`` (checked against torch 2.13: each
@@ -24,6 +29,29 @@ _FACTORIES = frozenset(
         "torch.nn.parameter.UninitializedParameter",
     }
 )
+
+
+# The word itself: not `inputs_require_grad`, `require_grads`, nor `requires_grad`.
+_WORD = re.compile(r"(?<!\w)require_grad(?!\w)")
+
+
+def _may_report(source: str) -> bool:
+    """Does the code (not a comment or a string) assign an attribute ``.require_grad`` or pass a keyword
+    ``require_grad=``? Those are all the rule reports; a parameter or a variable of that name is not."""
+    lines = lines_matching(source, _WORD)
+    if not lines:
+        return False
+    try:
+        tree = python_ast(source, keep=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
+    for node in nodes_on(tree, lines):
+        t = type(node)
+        if t is ast.Attribute and node.attr == "require_grad" and type(node.ctx) is ast.Store:  # type: ignore[attr-defined]
+            return True
+        if t is ast.keyword and node.arg == "require_grad":  # type: ignore[attr-defined]
+            return True
+    return False
 
 
 class _Uses(cst.CSTVisitor):
@@ -138,6 +166,10 @@ class RequireGradTypo(Rule):
             count=2,
         ),
     ]
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        return _may_report(source)
 
     def __init__(self, context) -> None:
         super().__init__(context)

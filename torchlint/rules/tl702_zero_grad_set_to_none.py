@@ -1,14 +1,32 @@
 from __future__ import annotations
 
+import ast
+import re
+
 import libcst as cst
 
 from torchlint.analysis.apicalls import add_keyword, argument, target_torch_version
 from torchlint.analysis.model import program_model
 from torchlint.analysis.values import ModuleV, OptimizerV
+from torchlint.gates import calls_near
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 # Before 2.0 ``zero_grad()`` defaulted to ``set_to_none=False``.
 _DEFAULT_FLIPPED = (2, 0)
+_ZERO_GRAD = re.compile(r"zero_grad")
+
+
+def _may_report_call(call: ast.Call) -> bool:
+    """Might visit_Call report this call (on CPython's tree)? ``False`` is a Constant there, a Name in libcst's."""
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "zero_grad"):
+        return False
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return False
+    if not call.args and not call.keywords:
+        return True  # a bare zero_grad(): reported for a target before 2.0 (not known here)
+    flag = next((k.value for k in call.keywords if k.arg == "set_to_none"), call.args[0] if call.args else None)
+    return isinstance(flag, ast.Constant) and flag.value is False
 
 
 def _known_optimizer_or_module(value: object) -> bool:
@@ -100,6 +118,13 @@ class ZeroGradSetToNone(Rule):
             "    def step(self):\n        self.opt.zero_grad(set_to_none=True)\n",
         ),
     ]
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # Only `zero_grad(set_to_none=False)`, `zero_grad(False)` or a bare `zero_grad()` is reported:
+        # not `zero_grad(set_to_none=True)`, nor the substring in `model.zero_grad_hook` or a comment.
+        calls = calls_near(source, _ZERO_GRAD)
+        return calls is None or any(_may_report_call(c) for c in calls)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
