@@ -270,3 +270,26 @@ def test_a_notebook_is_compiled_by_cpython_as_often_as_a_py_file(monkeypatch):
     compiled.clear()
     lint_text(notebook(*cells), "nb.ipynb", "notebook", default_codes() - {"TL002"})
     assert len(compiled) == once
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ('DOC = "nn.Linear(2, 2)"  # F.relu(x)', "x = 1"),
+        ("né = 1\nprint(né.real)", "y = F.relu(x)"),
+        ("%matplotlib inline\nimport torch", "layer = nn.Linear(2, 2)", "!pip install torch"),
+        ("def f(F):\n    return F.relu(1)", "z = np.zeros(3)  # plt.plot(z)"),
+        ("obj.nn.Linear(2, 2)", "import numpy as np\nnp.ones(2)"),
+    ],
+)
+def test_names_first_agrees_with_the_text_tests(cells):
+    """The facts test only names the code reads: the same trigger names as the text's tests kept to
+    those names, and the gate counts only their conventions."""
+    conventions = dict(CONVENTIONAL_IMPORTS, né="x")
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    names = doc._code_names()
+    facts = doc.facts(conventions)
+    by_text = documents._unbound_conventional(doc.text, conventions)
+    expected = by_text if names is None else by_text & names
+    assert {n for n in conventions if conventional_import(n, conventions[n]) in facts.trigger_text.splitlines()} == expected
+    assert set(facts.read_conventions) == (set(conventions) if names is None else set(conventions) & names)

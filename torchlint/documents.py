@@ -25,7 +25,7 @@ import functools
 import json
 import re
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 
@@ -612,6 +612,15 @@ class DocumentFacts:
     trigger_text: str = ""
     # Text lines of weak chunks (see Chunk.weak).
     weak_lines: frozenset[int] = frozenset()
+    # The conventions of the names the compiled code reads (all of them where that is unknown): the
+    # engine's qualified-name gate counts only these as imports. A name the code never reads resolves
+    # nothing, and testing its chains on the text (``F.dropout``, ``nn.utils.rnn...`` in a docstring)
+    # costs a search each and wakes rules for nothing.
+    read_conventions: Mapping[str, str] | None = None  # (None: set to ``conventions``)
+
+    def __post_init__(self) -> None:
+        if self.read_conventions is None:
+            object.__setattr__(self, "read_conventions", self.conventions)
 
     def where(self, line: int) -> str:
         """``block 7 (line 120)`` / ``cell 3``: where a text line is, for messages."""
@@ -626,22 +635,20 @@ class DocumentFacts:
         return label[0] if label else None
 
 
-def _unbound_conventional(
-    text: str, conventions: Mapping[str, str], code_names: Callable[[], frozenset[str] | None] | None = None
-) -> set[str]:
+def _unbound_conventional(text: str, conventions: Mapping[str, str], names: frozenset[str] | None = None) -> set[str]:
     """Conventional names the text reads (``nn.``, ``F(``) without binding them itself: their modules
     count as mentioned for rules' trigger words. A cheap look, not a scope analysis.
 
     A name is read where it is a whole word followed by ``.`` or ``(``, and bound where the text has
     an import line naming it, ``as name``, ``def name``/``class name``, or a line starting
     ``name =``. Each test is a search led by a literal word (C speed); read as one alternation,
-    they would be tried at every character of the text. With the names the compiled code reads
-    (``code_names()``, asked once a name passes those tests), a name only a string or a comment
-    mentions (``"nn.Linear"``) reads nothing: only names of the code resolve to a conventional module."""
+    they would be tried at every character of the text. Only names the compiled code reads
+    (``names``, see Document._code_names; None: any name may be) are tested at all: a name only a
+    string or a comment mentions (``"nn.Linear"``) reads nothing, and most documents, which read few
+    conventional names, search nothing."""
     out = set()
-    names: frozenset[str] | None = None
     for name in conventions:
-        if name not in text:
+        if (names is not None and name not in names) or name not in text:
             continue
         patterns = _conventional_patterns(name)
         if patterns is None:
@@ -651,11 +658,6 @@ def _unbound_conventional(
             continue
         if any(_starts_line(text, m.start()) for m in assigned.finditer(text)):
             continue
-        if code_names is not None:
-            if names is None:
-                names = code_names() or frozenset({name, *conventions})  # (None: any name may be read)
-            if name not in names:
-                continue
         out.add(name)
     return out
 
@@ -891,18 +893,21 @@ class Document:
 
     def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
         labels = _Labels(self.line_map, self.chunks)
-        used = _unbound_conventional(self.text, conventions, self._code_names)
+        names = self._code_names() if conventions else None
+        used = _unbound_conventional(self.text, conventions, names)
         # The imports a reader would add: valid Python, so that pre-filters that parse (the
         # knowledge prescan) see the conventional names bound, not a syntax error.
         trigger_text = "".join("\n" + conventional_import(n, conventions[n]) for n in sorted(used))
         weak = frozenset()
         if any(c.weak for c in self.chunks):
             weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
-        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak)
+        read = None if names is None else {n: m for n, m in conventions.items() if n in names}
+        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak, read)
 
     def _code_names(self) -> frozenset[str] | None:
         """Every global and attribute name the code reads (CPython's code object: never a string or a
-        comment), or None when the text has no tree or does not compile."""
+        comment), or None when the text has no tree or does not compile. The compile is the one the
+        lint's verdict then reuses (engine.compiled_tree)."""
         tree = self.python_tree()
         if tree is None or not _NAMES_KEEP_DEAD_CODE:
             return None

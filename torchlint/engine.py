@@ -98,7 +98,7 @@ class LintOptions:
         if self.document is not None:
             # ``models.resnet18(...)`` in a document means torchvision even where it never says so.
             source = source + self.document.trigger_text
-            conventions = self.document.conventions
+            conventions = self.document.read_conventions
         return [
             r
             for r in classes
