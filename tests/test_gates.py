@@ -182,10 +182,16 @@ API_CASES = [
 
 @pytest.mark.parametrize("code, source, reported, passes", API_CASES)
 def test_api_prechecks(code, source, reported, passes, monkeypatch):
+    _gate_and_rule(code, source, reported, passes, monkeypatch)
+
+
+def _gate_and_rule(code, source, reported, passes, monkeypatch):
+    """The pre-check passes (or skips) the source, and the rule forced on reports (or not) there."""
     gate = _active(code, source)
     forced = _forced(code, source, monkeypatch)
     assert bool(forced) is reported
     assert gate is passes
+    return gate, forced
 
 
 MATH_CASES = [
@@ -344,10 +350,7 @@ WORD_GATE_CASES = [
 
 @pytest.mark.parametrize("code, source, reported, passes", WORD_GATE_CASES)
 def test_word_prechecks_pass_what_the_rule_reports(code, source, reported, passes, monkeypatch):
-    gate = _active(code, source)
-    forced = _forced(code, source, monkeypatch)
-    assert bool(forced) is reported
-    assert gate is passes
+    gate, forced = _gate_and_rule(code, source, reported, passes, monkeypatch)
     assert gate or not forced
 
 

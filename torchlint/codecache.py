@@ -33,7 +33,8 @@ from typing import Any
 
 # A file's header: the interpreter's bytecode magic (the code objects are its own) and the layout.
 _HEADER = importlib.util.MAGIC_NUMBER + b"tl-generated-code-1\n"
-_FUTURE_FLAGS = sum({getattr(__future__, name).compiler_flag for name in __future__.all_feature_names})
+_FEATURES = [getattr(__future__, name) for name in __future__.all_feature_names]
+_FUTURE_FLAGS = sum({feature.compiler_flag for feature in _FEATURES})
 _within: set[str] = set()
 
 
@@ -80,8 +81,7 @@ def _save(path: str, table: dict[str, CodeType]) -> None:
 
 def _inherited_flags(module: ModuleType) -> int:
     """The ``__future__`` flags that ``compile``/``exec`` called in ``module`` inherit from it."""
-    features = {id(getattr(__future__, name)) for name in __future__.all_feature_names}
-    return sum(v.compiler_flag for v in vars(module).values() if id(v) in features)
+    return sum(v.compiler_flag for v in vars(module).values() if any(v is f for f in _FEATURES))
 
 
 class _Compiler:

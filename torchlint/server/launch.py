@@ -92,6 +92,10 @@ def _start_analysis(extra_rules: Iterable[type[Rule]]) -> Any:
         return None  # the pool tries again, and says so
 
 
+# The server process's compiled generated methods (torchlint/codecache.py): pygls' attrs and cattrs.
+_GENERATED = ("server", "attr._make", "cattrs.gen")
+
+
 class _Import(threading.Thread):
     """Imports the server (pygls, lsprotocol) while the main thread answers ``initialize``."""
 
@@ -103,7 +107,7 @@ class _Import(threading.Thread):
         from torchlint.codecache import generated_code
 
         try:
-            with generated_code("server", "attr._make", "cattrs.gen"):  # (lsprotocol's 550 attrs classes)
+            with generated_code(*_GENERATED):  # (lsprotocol's 550 attrs classes)
                 importlib.import_module("torchlint.server.app")
         except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
             self.error = exc
@@ -183,7 +187,7 @@ def serve(args: argparse.Namespace, extra_rules: Iterable[type[Rule]] = (), runt
     from torchlint.codecache import generated_code
 
     # (cattrs compiles a converter for each message type the first time one comes or goes.)
-    with generated_code("server", "attr._make", "cattrs.gen"):
+    with generated_code(*_GENERATED):
         server.start_io(lsp_in, lsp_out, prefix=bytes(received), answered=answered)
     # The client said exit: a lint still running in a worker thread is of no use
     # to anyone, and waiting for it (interpreter shutdown joins pool threads)
