@@ -35,14 +35,14 @@ def _shape(doc: documents.Document) -> tuple:
 def _built_alone(raw: str, monkeypatch) -> documents.Document:
     """The document with every cell checked on its own (the reference)."""
     with monkeypatch.context() as m:
-        m.setattr(documents, "_may_need_neutralising", lambda lines: True)
+        m.setattr(documents, "_may_need_neutralising", lambda lines, source=None: True)
         return build(raw, "nb.ipynb", "notebook")
 
 
 def _lint(raw: str, monkeypatch, alone: bool) -> list:
     with monkeypatch.context() as m:
         if alone:
-            m.setattr(documents, "_may_need_neutralising", lambda lines: True)
+            m.setattr(documents, "_may_need_neutralising", lambda lines, source=None: True)
         report = lint_text(raw, "nb.ipynb", "notebook", None)
     return [(f.cell, f.range, f.code, f.message, f.fix) for f in report.findings] + report.errors
 

@@ -319,7 +319,7 @@ def _cell_text(source: object) -> str | None:
 
 def read_notebook(raw: str, path: str) -> dict:
     """The notebook's JSON, or a one-line :class:`SourceError`."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # (not ``strip()``: no copy of the whole text to test it)
         raise SourceError(f"{path}: empty file, not a Jupyter notebook")
     try:
         nb = json.loads(raw)
@@ -369,16 +369,19 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
         if vscode.get("languageId", "python") not in ("python", "ipython"):
             continue
         lines = python_lines(source)
-        chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=not _may_need_neutralising(lines)))
+        chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=not _may_need_neutralising(lines, source)))
     return chunks
 
 
-def _may_need_neutralising(lines: list[str]) -> bool:
+def _may_need_neutralising(lines: list[str], source: str | None = None) -> bool:
     """Is the cell to be checked on its own? The others are checked together, by one parse of the
     notebook's text (Document._joint_check): cells that may hold IPython syntax (``!pip``,
     ``%matplotlib``, ``obj?``, ``x = !ls``), which would fail that parse (only a matter of cost:
     either way gives the same chunks), and cells that end in a line continuation, whose end parses
-    differently alone and followed by other lines."""
+    differently alone and followed by other lines. (``source``: the lines' text, when at hand:
+    most cells hold none of IPython's marks, which one search of the whole text rules out.)"""
+    if source is not None and "%" not in source and "!" not in source and "?" not in source:
+        return _ends_continued(lines)
     return _ipython_hint(lines) or _ends_continued(lines)
 
 
@@ -665,10 +668,11 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str], names: froz
 def _names_of(code: types.CodeType) -> frozenset[str]:
     names: set[str] = set()
     todo = [code]
+    code_type = types.CodeType
     while todo:
         c = todo.pop()
         names.update(c.co_names)
-        todo.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+        todo += [x for x in c.co_consts if type(x) is code_type]
     return frozenset(names)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import bisect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from torchlint.incremental import python_ast
@@ -105,9 +105,24 @@ _SIMPLE = frozenset(
 
 
 def forget_statements() -> None:
-    """Drop the listed statements of the last tree (with it, the tree)."""
-    global _last_statements
-    _last_statements = None
+    """A lint is over (engine._forget_trees): drop what was kept of its text, the listed statements
+    of its tree and its import table, and run the resets registered with :func:`per_lint`."""
+    global _last_statements, _last, _last_with
+    _last_statements = _last = _last_with = None
+    for reset in _PER_LINT:
+        reset()
+
+
+# Resets of the pre-checks' one-text caches (keyed by the identity of the text they judged).
+_PER_LINT: list[Callable[[], None]] = []
+
+
+def per_lint(reset: Callable[[], None]) -> Callable[[], None]:
+    """Register ``reset`` to run when a lint ends. A pre-check's cache serves the rules of one lint
+    (TL203 and TL204 ask the same question of the same text); kept past it, it would hold the text
+    and answer a later lint of that very string object (a benchmark's repeated runs) for free."""
+    _PER_LINT.append(reset)
+    return reset
 
 
 def _scan(body: list[ast.stmt], table: ImportTable) -> None:
@@ -221,7 +236,7 @@ class Words:
     """Words to look for in any case, as a pattern of :func:`lines_matching`: ``Words(("model", "net"),
     bounded=("to",))`` finds the lines that ``(?i)model|net|\\bto\\b`` matches on. An alternation
     has no literal to scan for, so the regex engine tries it at every character; one search per word
-    scans at C speed (on the lowered text, for an ASCII one: lowering changes no offset there)."""
+    scans at C speed (on the case-folded text, when folding changes no offset)."""
 
     def __init__(self, words: tuple[str, ...], bounded: tuple[str, ...] = ()) -> None:
         alternatives = [re.escape(w) for w in words] + [rf"\b{re.escape(w)}\b" for w in bounded]
@@ -231,9 +246,11 @@ class Words:
         ]
 
     def offsets(self, source: str) -> list[int]:
-        if not source.isascii():
+        # Case-folded, each character stays one (the common case, ASCII always): offsets in ``low``
+        # are the text's. Otherwise (``ß`` folds to two) the alternation runs on the text itself.
+        low = source.casefold()
+        if len(low) != len(source):
             return [m.start() for m in self.pattern.finditer(source)]
-        low = source.lower()
         found: set[int] = set()
         for search in self.searches:
             found.update(m.start() for m in search.finditer(low))

@@ -26,10 +26,11 @@ UNKNOWN_MODULE = "__torchlint_unknown__"
 def dotted_name(node: cst.BaseExpression) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
     parts: list[str] = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
-    if not isinstance(node, cst.Name):
+    # Exact type tests: libcst's classes are ABCs, and isinstance on them is slow.
+    while type(node) is cst.Attribute:
+        parts.append(node.attr.value)  # type: ignore[attr-defined]
+        node = node.value  # type: ignore[attr-defined]
+    if type(node) is not cst.Name:
         return None
     parts.append(node.value)
     return ".".join(reversed(parts))
@@ -102,7 +103,8 @@ class Scope:
 
     def scan(self, body: Iterable[cst.CSTNode], package: str = "") -> "Scope":
         for stmt in _statements(body):
-            if isinstance(stmt, cst.Import):
+            t = type(stmt)  # (exact type tests: see dotted_name)
+            if t is cst.Import:
                 for alias in stmt.names:
                     full = _module_name(alias.name)
                     if alias.asname is not None:
@@ -111,7 +113,7 @@ class Scope:
                         # ``import a.b`` binds ``a`` to the package ``a``.
                         top = full.split(".")[0]
                         self.bind(top, top)
-            elif isinstance(stmt, cst.ImportFrom):
+            elif t is cst.ImportFrom:
                 module = _module_name(stmt.module)
                 if stmt.relative:
                     module = "." * len(stmt.relative) + module
@@ -125,19 +127,19 @@ class Scope:
                     name = _module_name(alias.name)
                     local = _alias_target(alias) if alias.asname else name
                     self.bind(local, f"{module}.{name}" if module else name)
-            elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            elif t is cst.FunctionDef or t is cst.ClassDef:
                 self.bind(stmt.name.value, _AMBIGUOUS)
-            elif isinstance(stmt, cst.Assign):
+            elif t is cst.Assign:
                 for t in stmt.targets:
                     for n in target_names(t.target):
                         self.bind(n, _AMBIGUOUS)
-            elif isinstance(stmt, (cst.AnnAssign, cst.AugAssign)):
+            elif t is cst.AnnAssign or t is cst.AugAssign:
                 for n in target_names(stmt.target):
                     self.bind(n, _AMBIGUOUS)
-            elif isinstance(stmt, (cst.For,)):
+            elif t is cst.For:
                 for n in target_names(stmt.target):
                     self.bind(n, _AMBIGUOUS)
-            elif isinstance(stmt, cst.With):
+            elif t is cst.With:
                 for item in stmt.items:
                     if item.asname is not None:
                         for n in target_names(item.asname.name):

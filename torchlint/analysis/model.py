@@ -511,9 +511,9 @@ class ProgramModel:
             seen.add(cls)
             node = self.classes[cls]
             for stmt in _body(node.body):
-                if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                if type(stmt) is cst.FunctionDef and stmt.name.value == name:
                     return stmt
-            bases = [b.value for b in node.bases if isinstance(b.value, cst.Name) and b.value.value in self.classes]
+            bases = [b.value for b in node.bases if type(b.value) is cst.Name and b.value.value in self.classes]
             if not bases:
                 return None
             cls = bases[0].value  # type: ignore[union-attr]
@@ -869,16 +869,17 @@ class ProgramModel:
 
     def _small(self, stmt: cst.CSTNode, line: cst.CSTNode | None, frame: _Frame) -> None:
         site = line if line is not None else stmt
-        if isinstance(stmt, cst.Assign):
+        t = type(stmt)  # (exact type tests: libcst's classes are ABCs, and isinstance on them is slow)
+        if t is cst.Assign:
             value = self._ev(stmt.value, frame)
             for target in stmt.targets:
                 self._bind(target.target, value, site, frame, stmt.value)
                 self._define(target.target, "assign", stmt.value, frame)
-        elif isinstance(stmt, cst.AnnAssign):
+        elif t is cst.AnnAssign:
             if stmt.value is not None:
                 self._bind(stmt.target, self._ev(stmt.value, frame), site, frame, stmt.value)
                 self._define(stmt.target, "assign", stmt.value, frame)
-        elif isinstance(stmt, cst.AugAssign):
+        elif t is cst.AugAssign:
             value = self._ev(stmt.value, frame)
             old = self._ev(stmt.target, frame)
             if self._recording:
@@ -890,18 +891,18 @@ class ProgramModel:
             new = old if isinstance(old, TensorV) and isinstance(value, TensorV) else UNKNOWN
             self._bind(stmt.target, new, site, frame)
             self._define(stmt.target, "other", None, frame)
-        elif isinstance(stmt, cst.Expr):
+        elif t is cst.Expr:
             self._expr_statement(stmt.value, frame)
-        elif isinstance(stmt, cst.Return):
+        elif t is cst.Return:
             if stmt.value is not None:
                 frame.returns = join(frame.returns, self._ev(stmt.value, frame))
-        elif isinstance(stmt, cst.Del):
+        elif t is cst.Del:
             if _mentions_grad(stmt.target):
                 self._grad_clear(stmt, frame)
             for t in _del_targets(stmt.target):
                 self._bind(t, UNKNOWN, site, frame)
                 self._define(t, "other", None, frame)
-        elif isinstance(stmt, (cst.Global, cst.Nonlocal, cst.Import, cst.ImportFrom, cst.Pass, cst.Break, cst.Continue)):
+        elif (t is cst.Global or t is cst.Nonlocal or t is cst.Import or t is cst.ImportFrom or t is cst.Pass or t is cst.Break or t is cst.Continue):
             return
         else:
             for child in _children(stmt):

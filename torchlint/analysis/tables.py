@@ -419,14 +419,29 @@ def _body(suite) -> list:
     return []
 
 
+def _concrete(base: type) -> frozenset[type]:
+    out, todo = set(), [base]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not getattr(cls, "__abstractmethods__", None):
+            out.add(cls)
+    return frozenset(out)
+
+
+# The node classes that are expressions (libcst's concrete classes are never subclassed).
+_EXPRESSIONS = _concrete(cst.BaseExpression)
+
+
 def _returns_value(node: cst.CSTNode) -> bool:
     """Does a function body hold a ``return <value>`` (not counting nested defs and lambdas)?"""
     stack: list[cst.CSTNode] = [node]
     while stack:
         cur = stack.pop()
-        if isinstance(cur, cst.Return) and cur.value is not None:
+        t = type(cur)  # (exact type tests: libcst's classes are ABCs, and isinstance on them is slow)
+        if t is cst.Return and cur.value is not None:  # type: ignore[attr-defined]
             return True
-        if isinstance(cur, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) or isinstance(cur, cst.BaseExpression):
+        if t is cst.FunctionDef or t is cst.ClassDef or t in _EXPRESSIONS:  # (Lambda is one)
             continue
         stack.extend(_children(cur))
     return False

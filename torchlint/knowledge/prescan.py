@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 from functools import lru_cache
 
-from torchlint.gates import walk
+from torchlint.gates import per_lint, walk
 from torchlint.knowledge import Instance, Knowledge, knowledge_for
 from torchlint.knowledge import store
 from torchlint.knowledge.versions import Target, torchvision_for_torch
@@ -173,6 +173,12 @@ class _Scan:
             if "TL502" in found:
                 break
         return frozenset(found)
+
+
+@per_lint
+def _forget() -> None:
+    global _last
+    _last = None
 
 
 def may_fire(source: str) -> frozenset[str]:

@@ -16,7 +16,7 @@ import libcst as cst
 
 from torchlint.analysis.api_exemptions import CompatibilityCode, inside_own_package, may_concern_other_packages
 from torchlint.knowledge.deprecations import Deprecation, by_api
-from torchlint.gates import may_use_api
+from torchlint.gates import may_use_api, per_lint
 from torchlint.names import dotted_name
 from torchlint.rules.base import FixOp, FixSpec, InsertAfter, InsertBefore, Replace, Rule
 
@@ -56,6 +56,12 @@ _PARENTS.setdefault("_six", set()).add("torch")
 
 # The last source ``ApiUseRule.applies_to`` judged (TL203 and TL204 ask about the same text in turn).
 _last_applies: tuple[str, bool] | None = None
+
+
+@per_lint
+def _forget() -> None:
+    global _last_applies
+    _last_applies = None
 
 
 class ApiUseRule(CompatibilityCode, Rule):
