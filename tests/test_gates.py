@@ -240,6 +240,8 @@ def test_loop_prechecks(code, source, reported, monkeypatch):
         assert gate
 
 
+_RUN = "def run(net, data):\n    net.eval()\n    for x, y in data:\n        out = net(x)\n"
+_EVAL_MODEL = "import torch\nmodel = torch.nn.Linear(2, 2)\nmodel.eval()\n"
 EVAL_CASES = [
     ("TL104", "import torch\nmodel = torch.nn.Linear(2, 2)\nfor x, y in test_loader:\n    out = model(x)\n", True),
     ("TL104", "import torch\nfrom torch.utils.data import DataLoader as DL\nmodel = torch.nn.Linear(2, 2)\nmodel.eval()\nfor x, y in DL(ds):\n    out = model(x)\n", True),
@@ -247,6 +249,29 @@ EVAL_CASES = [
     ("TL105", "import torch\nmodel = torch.nn.Dropout(0.5)\ndef evaluate(xs):\n    with torch.no_grad():\n        for x in xs:\n            model(x)\n", True),
     ("TL105", "import torch\nmodel = torch.nn.Dropout(0.5)\nfor x, y in val_loader:\n    with torch.no_grad():\n        model(x)\n", True),
     ("TL105", "import torch\n# the loader comes later\nmodel = torch.nn.Dropout(0.5)\ndef run(xs):\n    with torch.no_grad():\n        for x in xs:\n            model(x)\n", False),
+] + [
+    # The loader reaches the loop through a parameter, an attribute, functools.partial, a return,
+    # a renamed tqdm, enumerate(tqdm(iterable=...)) (analysis/value_flows.py) ...
+    ("TL104", "import torch\n" + _RUN + "run(torch.nn.Linear(2, 2), test_loader)\n", True),
+    ("TL104", "import torch\nclass Evaluator:\n    def __init__(self, data):\n        self.data = data\n    def run(self, net):\n"
+              "        net.eval()\n        for x, y in self.data:\n            out = net(x)\nEvaluator(test_loader).run(torch.nn.Linear(2, 2))\n", True),
+    ("TL104", "import torch\nimport functools\n" + _RUN + "functools.partial(run, torch.nn.Linear(2, 2), test_loader)()\n", True),
+    ("TL104", _EVAL_MODEL + "from torch.utils.data import DataLoader\ndef batches():\n    return DataLoader(ds)\nfor x, y in batches():\n    out = model(x)\n", True),
+    ("TL104", _EVAL_MODEL + "from tqdm import tqdm as progress\nfor x, y in progress(test_loader):\n    out = model(x)\n", True),
+    ("TL104", _EVAL_MODEL + "from tqdm import tqdm\nfor i, (x, y) in enumerate(tqdm(iterable=test_loader)):\n    out = model(x)\n", True),
+    # ... but not to a loop over something else, whatever the file calls a loader (an import
+    # loader, torch inductor's make_loader closures).
+    ("TL104", "import torch\n" + _RUN + "run(torch.nn.Linear(2, 2), batches)\n", False),
+    ("TL104", _EVAL_MODEL + "import importlib.util\nloader = importlib.util.find_spec('m').loader\nfor x in range(3):\n    out = model(x)\n", False),
+    ("TL104", _EVAL_MODEL + "def make_loader(t):\n    def inner(i):\n        return t[i]\n    return inner\nloader = make_loader(w)\n"
+              "for i in range(4):\n    out = model(loader(i))\n", False),
+    # An evaluation function calls a module of known mode: one it is given, built from torch.nn ...
+    ("TL105", "import torch\ndef evaluate(net, xs):\n    with torch.no_grad():\n        for x in xs:\n            net(x)\n"
+              "evaluate(torch.nn.Dropout(0.5), data)\n", True),
+    # ... not a module only named so (its mode is unknown), nor a validation helper calling a callback.
+    ("TL105", "import torch\nclass Net(torch.nn.Module):\n    pass\ndef evaluate(model, xs):\n    with torch.no_grad():\n"
+              "        for x in xs:\n            model(x)\n", False),
+    ("TL105", "import torch\nclass Block(torch.nn.Module):\n    pass\ndef _validate_inputs(fn, args):\n    return fn(*args)\n", False),
 ]
 
 _LENET = (
@@ -358,3 +383,37 @@ def test_word_prechecks_pass_what_the_rule_reports(code, source, reported, passe
 def test_word_prechecks_pass_a_rules_own_examples(code):
     for example in all_rules()[code].INVALID:
         assert _active(code, example.code), (code, example.code)
+
+
+FLOW_CASES = [
+    # (source, may a for loop run over a loader?, may ``evaluate`` call a module of known mode?)
+    ("for x in loader:\n    pass\n", True, False),
+    ("for x in zip(train_loader, val_loader):\n    pass\n", False, False),  # the model sees no loader in zip()
+    ("loaders = {'train': a}\nfor x in loaders['train']:\n    pass\n", True, False),
+    ("it = iter(test_loader)\nfor x in it:\n    pass\n", True, False),
+    ("def apply(fn, data):\n    fn(data)\ndef run(d):\n    for x in d:\n        pass\napply(run, my_loader)\n", True, False),
+    ("f = lambda: val_loader\nfor x in f():\n    pass\n", True, False),
+    ("def evaluate(x):\n    return net(x)\nnet = load()\nnet.eval()\n", False, True),
+    ("def evaluate(x):\n    return net(x)\nnet = load()\n", False, False),
+    ("import torch.nn as nn\ndef evaluate(x):\n    return layer(x)\nlayer = nn.Dropout(0.1)\n", False, True),
+    ("def evaluate(x):\n    return layer(x)\nlayer = nn.Dropout(0.1)\n", False, True),  # a document's nn, not imported
+    ("def prepare(m):\n    m.train()\ndef evaluate(x):\n    return net(x)\nnet = load()\nprepare(net)\n", False, True),
+    ("class Net:\n    pass\ndef evaluate(x):\n    m = Net().to('cpu')\n    return m(x)\n", False, True),
+    ("class Net:\n    pass\ndef evaluate(x):\n    return Net().to('cpu')(x)\n", False, False),  # (the rule asks for a named callee)
+    ("def evaluate(x):\n    def inner():\n        return net(x)\n    return inner\nnet = load()\nnet.eval()\n", False, False),
+]
+
+
+@pytest.mark.parametrize("source, loops, calls", FLOW_CASES)
+def test_value_flows_follow_loaders_and_known_modes(source, loops, calls):
+    import ast
+
+    from torchlint.analysis.value_flows import LoaderFlow, ModeFlow
+    from torchlint.gates import import_table
+
+    tree = ast.parse(source)
+    table = import_table(source)
+    assert LoaderFlow(tree, table).loops_over_loader() is loops
+    evaluate = next(s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "evaluate") if "def evaluate" in source else None
+    if evaluate is not None:
+        assert ModeFlow(tree, table).called_in(evaluate) is calls

@@ -526,6 +526,30 @@ def may_hold_loader(source: str) -> bool:
     return False
 
 
+def may_loop_over_loader(source: str) -> bool:
+    """Might the program model see a ``for`` loop over a loader's batches (see analysis/value_flows.py)?
+
+    Asked after :func:`may_hold_loader`: most files never name a loader at all."""
+    table = import_table(source)
+    if table is None:
+        return True
+    from torchlint.analysis.value_flows import LoaderFlow
+
+    return LoaderFlow(python_ast(source, keep=True), table).loops_over_loader()
+
+
+def may_call_known_mode_module(source: str, functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
+    """Might one of ``functions`` (of this text's tree) call a module whose train/eval mode the
+    program model knows (see analysis/value_flows.py)?"""
+    table = import_table(source)
+    if table is None:
+        return True
+    from torchlint.analysis.value_flows import ModeFlow
+
+    flow = ModeFlow(python_ast(source, keep=True), table)
+    return any(flow.called_in(f) for f in functions)
+
+
 def identifiers_on(tree: ast.Module, lines: list[int]) -> list[str]:
     """The identifiers of the code on ``lines`` (names, attributes, parameters, defs, imported names)."""
     return [x for node in nodes_on(tree, lines) for x in _identifiers(node)]

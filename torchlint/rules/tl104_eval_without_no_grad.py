@@ -7,7 +7,7 @@ import libcst as cst
 from torchlint.analysis.evaluation import enclosing_loops, evaluation_call, over_batches
 from torchlint.analysis.model import CallFact, Region, program_model
 from torchlint.analysis.positions import positions
-from torchlint.gates import may_hold_loader
+from torchlint.gates import may_hold_loader, may_loop_over_loader
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 
 _IMPORTS_TORCH = re.compile(r"^[ \t]*import torch(?:[ \t]*$|[ \t]*[,#]|\.)", re.M)
@@ -71,8 +71,9 @@ class EvalWithoutNoGrad(Rule):
 
     @classmethod
     def applies_to(cls, source: str) -> bool:
-        # Batches come only from a loader: a DataLoader, or a name that says it is one.
-        return may_hold_loader(source)
+        # Batches come only from a loader: a DataLoader, or a name that says it is one; and the
+        # rule's loops run over them.
+        return may_hold_loader(source) and may_loop_over_loader(source)
     confirmable = True
 
     VALID = [

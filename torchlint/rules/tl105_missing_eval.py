@@ -9,7 +9,14 @@ from torchlint.analysis.evaluation import EVAL_FUNCTION, evaluates, region_aroun
 from torchlint.analysis.model import CallFact, Region, program_model
 from torchlint.analysis.values import ModuleV
 from torchlint.names import dotted_name
-from torchlint.gates import dotted_text, may_hold_loader, may_hold_torch_module, all_statements
+from torchlint.gates import (
+    all_statements,
+    dotted_text,
+    may_call_known_mode_module,
+    may_hold_loader,
+    may_hold_torch_module,
+    may_loop_over_loader,
+)
 from torchlint.incremental import python_ast
 from torchlint.rules.base import Invalid, RelatedSpec, Rule
 
@@ -163,11 +170,15 @@ class MissingEval(Rule):
         # class of the file, or switched with train()/eval()) ...
         if not (_MODE_CALL.search(source) or _module_class_here(tree) or may_hold_torch_module(source)):
             return False
-        # ... and evaluation (in a function named for it, or over a loader's batches) or
-        # training (backward() and step()).
-        if (_BACKWARD_CALL.search(source) and _STEP_CALL.search(source)) or may_hold_loader(source):
+        # ... and training (backward() and step()), or evaluation over a loader's batches (a loop
+        # the model sees running over a loader) ...
+        if (_BACKWARD_CALL.search(source) and _STEP_CALL.search(source)) or (may_hold_loader(source) and may_loop_over_loader(source)):
             return True
-        return any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and EVAL_FUNCTION.search(s.name.lower()) for s in all_statements(tree))
+        # ... or in a function named for it, that calls a module of known mode.
+        evaluations = [
+            s for s in all_statements(tree) if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and EVAL_FUNCTION.search(s.name.lower())
+        ]
+        return bool(evaluations) and may_call_known_mode_module(source, evaluations)
 
     def leave_Module(self, node: cst.Module) -> None:
         model = program_model(self.context)

@@ -1,0 +1,394 @@
+"""Which values of a file may be loaders, or modules of known mode? Pre-checks of TL104 and TL105.
+
+**Loaders** (:class:`LoaderFlow`): could a ``for`` loop of the file run over a DataLoader's batches?
+
+Both rules act only on what the program model calls a loop over batches: a ``for`` whose
+iterable it evaluates to a loader (``LoaderV``, or ``iter()`` of one), directly or inside
+``enumerate``/``iter``/``tqdm``. The model knows a value as a loader only if it is built by
+``DataLoader(...)``, named so (an identifier saying "loader"), or reached from one of those
+through bindings, containers, subscripts, calls of the file's functions (arguments and
+returns) and attributes. This pass follows the same ways on CPython's tree, by identifier
+and without regard to order or scope, so it says "no" only where the model cannot say
+"yes": a file full of import loaders and ``make_loader`` closures (torch's own inductor)
+but no loop over a data loader is not parsed by libcst for these rules.
+
+What it over-approximates, on purpose: any identifier with "loader" in it is a loader;
+a name or attribute bound anywhere to a loader-like value is one everywhere; a call
+through a variable may return what any function of the file returns; the arguments of
+such calls (and of ``functools.partial``) may reach any function used as a value.
+
+**Modules of known mode** (:class:`ModeFlow`): TL105 acts on a call of a module whose
+train/eval mode the model knows: one built in the file (a ``torch.nn`` class, a class of
+the file: new modules train) or switched with ``train()``/``eval()`` (the statement
+``net.eval()`` makes ``net`` one, and so does passing ``net`` to a function of the file
+that switches modes). The same flow, with these sources, tells where such a module may be
+called; a module only named so (``model``) has no known mode.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from torchlint.gates import ImportTable, dotted_text
+
+# Calls whose iteration the model sees through (``_element``): the loop runs over their first argument.
+_WRAPPERS = ("enumerate", "iter")
+# Methods a call may reach when its callee is a module (the model passes the arguments on).
+_CALLED_THROUGH = ("forward", "__call__")
+_CONSTRUCTORS = ("__init__", "__new__", "__post_init__")
+# Library calls whose value is their first argument's to the model (or an iterator over it).
+_FIRST_ARGUMENT = ("iter", "compile", "script")
+_FIRST_ARGUMENT_QUALIFIED = ("builtins.iter", "torch.compile", "torch.jit.script")
+
+
+def _says_loader(identifier: str) -> bool:
+    return "loader" in identifier.lower()
+
+
+class _Flow:
+    """The identifiers that may hold a kind of value, solved once for a tree (see the module
+    docstring); subclasses say what makes one: :meth:`_named`, :meth:`_library`, :meth:`_method`."""
+
+    def __init__(self, tree: ast.Module, table: ImportTable) -> None:
+        self.table = table
+        self.holders: set[str] = set()  # identifiers (names, attribute names, parameters) bound to such a value
+        self.returning: set[str] = set()  # functions of the file that may return one
+        self.lambda_returns = False
+        self.params: dict[str, list[str]] = {}  # def name -> its parameters
+        self.classes: set[str] = set()
+        self.variables: set[str] = set()  # names and attributes bound by assignment (may hold a function)
+        self.lambda_params: list[str] = []
+        self.loops: list[ast.expr] = []
+        self._bindings: list[tuple[ast.expr, ast.expr]] = []  # (target, value)
+        self._defaults: list[tuple[list[str], ast.expr]] = []
+        self._returns: list[tuple[str | None, ast.expr]] = []  # (def name, or None for a lambda; value)
+        self._calls: list[ast.Call] = []
+        callees: set[int] = set()
+        self._collect(tree, callees)
+        self._sources(tree)
+        # Functions used as values (callbacks, ``partial``, returned closures): a call through a
+        # variable may reach them.
+        self.used_as_values: set[str] = set()
+        for node in ast.walk(tree):
+            t = type(node)
+            if t is ast.Name and node.id in self.params and id(node) not in callees:  # type: ignore[attr-defined]
+                self.used_as_values.add(node.id)  # type: ignore[attr-defined]
+            elif t is ast.Attribute and node.attr in self.params and id(node) not in callees:  # type: ignore[attr-defined]
+                self.used_as_values.add(node.attr)  # type: ignore[attr-defined]
+        self._solve()
+
+    # -- what the file holds -------------------------------------------------------------
+
+    def _collect(self, tree: ast.Module, callees: set[int]) -> None:
+        for node in ast.walk(tree):
+            t = type(node)
+            if t is ast.Assign:
+                for target in node.targets:  # type: ignore[attr-defined]
+                    self._bindings.append((target, node.value))  # type: ignore[attr-defined]
+            elif t in (ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
+                if node.value is not None:  # type: ignore[attr-defined]
+                    self._bindings.append((node.target, node.value))  # type: ignore[attr-defined]
+            elif t in (ast.For, ast.AsyncFor):
+                self.loops.append(node.iter)  # type: ignore[attr-defined]
+                self._bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
+            elif t is ast.comprehension:
+                self._bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
+            elif t is ast.Call:
+                self._calls.append(node)  # type: ignore[arg-type]
+                callees.add(id(node.func))  # type: ignore[attr-defined]
+            elif t in (ast.FunctionDef, ast.AsyncFunctionDef):
+                names = self._parameters(node.args)  # type: ignore[attr-defined]
+                self.params.setdefault(node.name, []).extend(names)  # type: ignore[attr-defined]
+                for value in self._returned(node.body):  # type: ignore[attr-defined]
+                    self._returns.append((node.name, value))  # type: ignore[attr-defined]
+            elif t is ast.Lambda:
+                self.lambda_params.extend(self._parameters(node.args))  # type: ignore[attr-defined]
+                self._returns.append((None, node.body))  # type: ignore[attr-defined]
+            elif t is ast.ClassDef:
+                self.classes.add(node.name)  # type: ignore[attr-defined]
+            elif t is ast.Match:
+                for sub in ast.walk(node):
+                    name = getattr(sub, "name", None) if type(sub) in (ast.MatchAs, ast.MatchStar) else getattr(sub, "rest", None)
+                    if isinstance(name, str):
+                        self._bindings.append((ast.Name(name), node.subject))  # type: ignore[attr-defined]
+        for target, _ in self._bindings:
+            for leaf in self._leaves(target):
+                self.variables.add(leaf)
+        # A parameter may hold whatever a caller passes, a function too.
+        self.variables.update(p for names in self.params.values() for p in names)
+        self.variables.update(self.lambda_params)
+
+    def _parameters(self, args: ast.arguments) -> list[str]:
+        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None]
+        for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+            self._defaults.append((names, default))
+        return names
+
+    @staticmethod
+    def _returned(body: list[ast.stmt]) -> list[ast.expr]:
+        """The values a def's own body returns or yields (not those of the defs and lambdas in it)."""
+        out: list[ast.expr] = []
+        todo: list[ast.AST] = list(body)
+        while todo:
+            node = todo.pop()
+            t = type(node)
+            if t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda):
+                continue
+            if t in (ast.Return, ast.Yield, ast.YieldFrom) and node.value is not None:  # type: ignore[attr-defined]
+                out.append(node.value)  # type: ignore[attr-defined]
+            todo.extend(ast.iter_child_nodes(node))
+        return out
+
+    @staticmethod
+    def _leaves(target: ast.expr) -> list[str]:
+        t = type(target)
+        if t is ast.Name:
+            return [target.id]  # type: ignore[attr-defined]
+        if t is ast.Attribute:
+            return [target.attr]  # type: ignore[attr-defined]
+        if t in (ast.Subscript, ast.Starred):
+            return LoaderFlow._leaves(target.value)  # type: ignore[attr-defined]
+        if t in (ast.Tuple, ast.List):
+            return [x for el in target.elts for x in LoaderFlow._leaves(el)]  # type: ignore[attr-defined]
+        return []
+
+    # -- what a value may be -------------------------------------------------------------
+
+    def _sources(self, tree: ast.Module) -> None:
+        """Bind what is one whatever values flow (the identifiers a statement makes one)."""
+
+    def _named(self, identifier: str) -> bool:
+        """Is any value of this name one (the model's guess from a name it cannot follow)?"""
+        raise NotImplementedError
+
+    def _construct(self, cls: str) -> bool:
+        """May building the file's class ``cls`` give one?"""
+        return False
+
+    def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        """May a call of a callable the file does not define (``name``, the callee's last
+        identifier; ``quals``: what its dotted name may resolve to) give one?"""
+        raise NotImplementedError
+
+    def _method(self, name: str, receiver: ast.expr) -> bool:
+        """May ``receiver.name(...)`` give one, whatever the file defines?"""
+        raise NotImplementedError
+
+    def holds(self, e: ast.expr) -> bool:
+        """May the model evaluate ``e`` to such a value (or to a container of them)?"""
+        t = type(e)
+        if t is ast.Name:
+            return self._named(e.id) or e.id in self.holders  # type: ignore[attr-defined]
+        if t is ast.Attribute:
+            return self._named(e.attr) or e.attr in self.holders  # type: ignore[attr-defined]
+        if t is ast.Call:
+            return self._call(e)  # type: ignore[arg-type]
+        if t is ast.Subscript:
+            return self._subscript(e)  # type: ignore[arg-type]
+        if t is ast.IfExp:
+            return self.holds(e.body) or self.holds(e.orelse)  # type: ignore[attr-defined]
+        if t is ast.BoolOp:
+            return any(self.holds(v) for v in e.values)  # type: ignore[attr-defined]
+        if t in (ast.NamedExpr, ast.Starred, ast.Await):
+            return self.holds(e.value)  # type: ignore[attr-defined]
+        if t in (ast.Tuple, ast.List, ast.Set):
+            return any(self.holds(v) for v in e.elts)  # type: ignore[attr-defined]
+        if t is ast.Dict:
+            return any(self.holds(v) for v in e.values)  # type: ignore[attr-defined]
+        return False  # constants, arithmetic, comparisons, comprehensions, lambdas, f-strings
+
+    def _any_function_returns(self) -> bool:
+        return bool(self.returning) or self.lambda_returns
+
+    def _call(self, call: ast.Call) -> bool:
+        func = call.func
+        t = type(func)
+        if t is ast.Name:
+            name = func.id  # type: ignore[attr-defined]
+            if name in self.params:
+                return name in self.returning
+            if name in self.classes:
+                return self._construct(name)  # an instance of the file's class
+            if name in self.variables:
+                return self._any_function_returns()  # a function held in a variable
+        elif t is ast.Attribute:
+            name = func.attr  # type: ignore[attr-defined]
+            if self._method(name, func.value):  # type: ignore[attr-defined]
+                return True
+            if name in self.params and name in self.returning:
+                return True  # a method of the file's classes
+            if name in self.variables and self._any_function_returns():
+                return True  # a function held in an attribute
+        else:
+            return self._any_function_returns() or any(self.holds(a) for a in call.args)
+        d = dotted_text(func)
+        return self._library(name, self.table.resolve(d) if d is not None else set(), call)
+
+    def _subscript(self, e: ast.Subscript) -> bool:
+        return self.holds(e.value)  # a container's item
+
+    # -- solving -------------------------------------------------------------------------
+
+    def _bind(self, target: ast.expr) -> None:
+        for leaf in self._leaves(target):
+            if leaf not in self.holders:
+                self.holders.add(leaf)
+                self._changed = True
+
+    def _pass_to(self, names: list[str]) -> None:
+        for p in names:
+            if p not in self.holders:
+                self.holders.add(p)
+                self._changed = True
+
+    def _solve(self) -> None:
+        self._changed = True
+        while self._changed:
+            self._changed = False
+            for target, value in self._bindings:
+                if self.holds(value):
+                    self._bind(target)
+            for names, default in self._defaults:
+                if self.holds(default):
+                    self._pass_to(names)
+            for owner, value in self._returns:
+                if owner is None:
+                    if not self.lambda_returns and self.holds(value):
+                        self.lambda_returns = self._changed = True
+                elif owner not in self.returning and self.holds(value):
+                    self.returning.add(owner)
+                    self._changed = True
+            for call in self._calls:
+                if not (any(self.holds(a) for a in call.args) or any(self.holds(k.value) for k in call.keywords)):
+                    continue
+                func = call.func
+                name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None  # type: ignore[attr-defined]
+                targets = [name, *_CALLED_THROUGH] if name is not None else list(_CALLED_THROUGH)
+                if name in self.classes:
+                    targets.extend(_CONSTRUCTORS)
+                if name is None or name in self.variables or name == "partial":
+                    # Through a variable (a function or a class held in it) or functools.partial.
+                    targets.extend(self.used_as_values)
+                    targets.extend(_CONSTRUCTORS)
+                    self._pass_to(self.lambda_params)
+                for target in targets:
+                    self._pass_to(self.params.get(target, []))
+
+
+class LoaderFlow(_Flow):
+    """Loaders: DataLoader(...) by any name, and whatever an identifier saying "loader" names."""
+
+    def _named(self, identifier: str) -> bool:
+        return _says_loader(identifier)
+
+    def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        # DataLoader (by whatever name it is imported as, conventional names included), and the
+        # calls that hand back their first argument (iter(), torch.compile).
+        if _says_loader(name) or any(_says_loader(q.rpartition(".")[2]) for q in quals):
+            return True
+        if call.args and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)):
+            return self.holds(call.args[0])
+        return False
+
+    def _method(self, name: str, receiver: ast.expr) -> bool:
+        return name == "__iter__" and self.holds(receiver)
+
+    def _subscript(self, e: ast.Subscript) -> bool:
+        # (The model takes ``x.loaders_cfg.train[0]`` for a loader by its dotted text.)
+        d = dotted_text(e.value)
+        return (d is not None and _says_loader(d)) or self.holds(e.value)
+
+    def loops_over_loader(self) -> bool:
+        """Does some ``for`` loop's iterable (or what enumerate/iter/tqdm wrap in it) may be a loader?"""
+        for it in self.loops:
+            while True:
+                if self.holds(it):
+                    return True
+                if type(it) is not ast.Call:
+                    break
+                if not it.args:  # type: ignore[attr-defined]
+                    if self._wrapper(it.func) and any(self.holds(k.value) for k in it.keywords):  # type: ignore[attr-defined]
+                        return True
+                    break
+                if not self._wrapper(it.func):  # type: ignore[attr-defined]
+                    break
+                # (libcst's first argument may be a keyword one: ``tqdm(iterable=loader)``.)
+                rest = [*it.args[1:], *(k.value for k in it.keywords)]  # type: ignore[attr-defined]
+                if any(self.holds(a) for a in rest):
+                    return True
+                it = it.args[0]  # type: ignore[attr-defined]
+        return False
+
+    def _wrapper(self, func: ast.expr) -> bool:
+        """enumerate(), iter() or tqdm (by any name it is imported as)."""
+        name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else ""  # type: ignore[attr-defined]
+        if name in _WRAPPERS or name.startswith(("tqdm", "trange")):
+            return True
+        d = dotted_text(func)
+        return d is not None and any(q.split(".", 1)[0] == "tqdm" for q in self.table.resolve(d))
+
+# Module methods that hand back the module itself (the model's _MODULE_SELF_METHODS, and moves).
+_SELF_METHODS = frozenset(
+    {"train", "eval", "float", "half", "double", "bfloat16", "requires_grad_", "share_memory", "type", "to", "cuda", "cpu"}
+)
+
+
+class ModeFlow(_Flow):
+    """Modules whose mode the model knows (see the module docstring)."""
+
+    def _sources(self, tree: ast.Module) -> None:
+        switches = False
+        for call in self._calls:
+            func = call.func
+            if type(func) is ast.Attribute and func.attr in ("train", "eval"):
+                switches = True
+                self.holders.update(self._leaves(func.value))
+        if not switches:
+            return
+        # A function of the file may switch the mode of a module it is given (the model's
+        # _mode_effects): what is passed to the file's functions (or through a variable) may
+        # come back with a known mode.
+        for call in self._calls:
+            func = call.func
+            name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
+            if name is None or name in self.params or name in self.variables:
+                for arg in (*call.args, *(k.value for k in call.keywords)):
+                    self.holders.update(self._leaves(arg.value if type(arg) is ast.Starred else arg))
+
+    def _named(self, identifier: str) -> bool:
+        return False  # the model's guess from a name is a module of unknown mode
+
+    def _construct(self, cls: str) -> bool:
+        return True  # a module class of the file, perhaps: a new module trains
+
+    def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        # A torch.nn class built (``nn.Linear(...)``; a document's ``nn`` needs no import: any
+        # capitalised callable the file does not bind may be one), or a wrapper of a module.
+        if any(_torch_module_class(q) for q in quals):
+            return True
+        if not quals and name[:1].isupper() and name not in self.variables:
+            return True
+        if call.args and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)):
+            return self.holds(call.args[0])
+        return False
+
+    def _method(self, name: str, receiver: ast.expr) -> bool:
+        return name in _SELF_METHODS and (name in ("train", "eval") or self.holds(receiver))
+
+    def called_in(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """Is some call of ``func``'s own body (nested defs aside) a call of such a module?"""
+        todo: list[ast.AST] = list(func.body)
+        while todo:
+            node = todo.pop()
+            t = type(node)
+            if t in (ast.FunctionDef, ast.AsyncFunctionDef):
+                continue
+            if t is ast.Call and type(node.func) in (ast.Name, ast.Attribute) and self.holds(node.func):  # type: ignore[attr-defined]
+                return True
+            todo.extend(ast.iter_child_nodes(node))
+        return False
+
+
+def _torch_module_class(qual: str) -> bool:
+    head, _, last = qual.rpartition(".")
+    return (head == "torch.nn" or head.startswith("torch.nn.")) and last[:1].isupper()
