@@ -530,12 +530,26 @@ def may_loop_over_loader(source: str) -> bool:
     """Might the program model see a ``for`` loop over a loader's batches (see analysis/value_flows.py)?
 
     Asked after :func:`may_hold_loader`: most files never name a loader at all."""
+    global _last_loops
+    if _last_loops is not None and _last_loops[0] is source:
+        return _last_loops[1]  # (TL104 and TL105 both ask)
     table = import_table(source)
     if table is None:
         return True
     from torchlint.analysis.value_flows import LoaderFlow
 
-    return LoaderFlow(python_ast(source, keep=True), table).loops_over_loader()
+    found = LoaderFlow(python_ast(source, keep=True), table).loops_over_loader()
+    _last_loops = (source, found)
+    return found
+
+
+_last_loops: tuple[str, bool] | None = None
+
+
+@per_lint
+def _forget_loops() -> None:
+    global _last_loops
+    _last_loops = None
 
 
 def may_call_known_mode_module(source: str, functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:

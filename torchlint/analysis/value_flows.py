@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ast
 
-from torchlint.gates import ImportTable, dotted_text
+from torchlint.gates import ImportTable, dotted_text, per_lint
 
 # Calls whose iteration the model sees through (``_element``): the loop runs over their first argument.
 _WRAPPERS = ("enumerate", "iter")
@@ -45,114 +45,145 @@ def _says_loader(identifier: str) -> bool:
     return "loader" in identifier.lower()
 
 
+class _Facts:
+    """What the flows read of a tree, gathered in one traversal (shared by the flows of one lint)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.params: dict[str, list[str]] = {}  # def name -> its parameters
+        self.classes: set[str] = set()
+        self.variables: set[str] = set()  # names and attributes bound by assignment, and parameters
+        self.lambda_params: list[str] = []
+        self.loops: list[ast.expr] = []  # the iterables of for loops
+        self.bindings: list[tuple[ast.expr, ast.expr]] = []  # (target, value)
+        self.defaults: list[tuple[list[str], ast.expr]] = []
+        self.returns: list[tuple[str | None, ast.expr]] = []  # (def name, or None for a lambda; value)
+        self.calls: list[ast.Call] = []
+        values: set[str] = set()  # identifiers read other than as a call's callee
+        callees: set[int] = set()
+        # (node, name of the def whose own body holds it: None at module level, "" in a lambda)
+        todo: list[tuple[ast.AST, str | None]] = [(tree, None)]
+        pop, push = todo.pop, todo.append
+        while todo:
+            node, owner = pop()
+            t = type(node)
+            inner = owner
+            if t is ast.Name:
+                if id(node) not in callees:
+                    values.add(node.id)  # type: ignore[attr-defined]
+                continue
+            if t is ast.Attribute:
+                if id(node) not in callees:
+                    values.add(node.attr)  # type: ignore[attr-defined]
+            elif t is ast.Assign:
+                for target in node.targets:  # type: ignore[attr-defined]
+                    self.bindings.append((target, node.value))  # type: ignore[attr-defined]
+            elif t is ast.AnnAssign or t is ast.AugAssign or t is ast.NamedExpr:
+                if node.value is not None:  # type: ignore[attr-defined]
+                    self.bindings.append((node.target, node.value))  # type: ignore[attr-defined]
+            elif t is ast.For or t is ast.AsyncFor:
+                self.loops.append(node.iter)  # type: ignore[attr-defined]
+                self.bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
+            elif t is ast.comprehension:
+                self.bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
+            elif t is ast.Call:
+                self.calls.append(node)  # type: ignore[arg-type]
+                callees.add(id(node.func))  # type: ignore[attr-defined]
+            elif t is ast.Return or t is ast.Yield or t is ast.YieldFrom:
+                if node.value is not None and owner is not None:  # type: ignore[attr-defined]
+                    self.returns.append((owner or None, node.value))  # type: ignore[attr-defined]
+            elif t is ast.FunctionDef or t is ast.AsyncFunctionDef:
+                names = self._parameters(node.args)  # type: ignore[attr-defined]
+                self.params.setdefault(node.name, []).extend(names)  # type: ignore[attr-defined]
+                inner = node.name  # type: ignore[attr-defined]
+            elif t is ast.Lambda:
+                self.lambda_params.extend(self._parameters(node.args))  # type: ignore[attr-defined]
+                self.returns.append((None, node.body))  # type: ignore[attr-defined]
+                inner = ""
+            elif t is ast.ClassDef:
+                self.classes.add(node.name)  # type: ignore[attr-defined]
+                inner = None
+            elif t is ast.Match:
+                for sub in ast.walk(node):
+                    name = getattr(sub, "name", None) if type(sub) in (ast.MatchAs, ast.MatchStar) else getattr(sub, "rest", None)
+                    if isinstance(name, str):
+                        self.bindings.append((ast.Name(name), node.subject))  # type: ignore[attr-defined]
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if type(value) is list:
+                    for item in value:
+                        if isinstance(item, ast.AST):
+                            push((item, inner))
+                elif isinstance(value, ast.AST) and field != "ctx":
+                    push((value, inner))
+        for target, _ in self.bindings:
+            self.variables.update(_leaves(target))
+        # A parameter may hold whatever a caller passes, a function too.
+        self.variables.update(p for names in self.params.values() for p in names)
+        self.variables.update(self.lambda_params)
+        # Functions used as values (callbacks, ``partial``, returned closures): a call through a
+        # variable may reach them.
+        self.used_as_values = values & self.params.keys()
+
+    def _parameters(self, args: ast.arguments) -> list[str]:
+        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None]
+        for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+            self.defaults.append((names, default))
+        return names
+
+
+def _leaves(target: ast.expr) -> list[str]:
+    t = type(target)
+    if t is ast.Name:
+        return [target.id]  # type: ignore[attr-defined]
+    if t is ast.Attribute:
+        return [target.attr]  # type: ignore[attr-defined]
+    if t is ast.Subscript or t is ast.Starred:
+        return _leaves(target.value)  # type: ignore[attr-defined]
+    if t is ast.Tuple or t is ast.List:
+        return [x for el in target.elts for x in _leaves(el)]  # type: ignore[attr-defined]
+    return []
+
+
+_last: tuple[ast.Module, _Facts] | None = None
+
+
+@per_lint
+def _forget() -> None:
+    global _last
+    _last = None
+
+
+def facts_of(tree: ast.Module) -> _Facts:
+    global _last
+    if _last is None or _last[0] is not tree:
+        _last = (tree, _Facts(tree))
+    return _last[1]
+
+
 class _Flow:
     """The identifiers that may hold a kind of value, solved once for a tree (see the module
     docstring); subclasses say what makes one: :meth:`_named`, :meth:`_library`, :meth:`_method`."""
 
     def __init__(self, tree: ast.Module, table: ImportTable) -> None:
         self.table = table
+        facts = facts_of(tree)
+        self.facts = facts
+        self.params = facts.params
+        self.classes = facts.classes
+        self.variables = facts.variables
+        self.lambda_params = facts.lambda_params
+        self.loops = facts.loops
+        self.used_as_values = facts.used_as_values
+        self._bindings = facts.bindings
+        self._defaults = facts.defaults
+        self._returns = facts.returns
+        self._calls = facts.calls
         self.holders: set[str] = set()  # identifiers (names, attribute names, parameters) bound to such a value
         self.returning: set[str] = set()  # functions of the file that may return one
         self.lambda_returns = False
-        self.params: dict[str, list[str]] = {}  # def name -> its parameters
-        self.classes: set[str] = set()
-        self.variables: set[str] = set()  # names and attributes bound by assignment (may hold a function)
-        self.lambda_params: list[str] = []
-        self.loops: list[ast.expr] = []
-        self._bindings: list[tuple[ast.expr, ast.expr]] = []  # (target, value)
-        self._defaults: list[tuple[list[str], ast.expr]] = []
-        self._returns: list[tuple[str | None, ast.expr]] = []  # (def name, or None for a lambda; value)
-        self._calls: list[ast.Call] = []
-        callees: set[int] = set()
-        self._collect(tree, callees)
+        self._quals: dict[str, set[str]] = {}
         self._sources(tree)
-        # Functions used as values (callbacks, ``partial``, returned closures): a call through a
-        # variable may reach them.
-        self.used_as_values: set[str] = set()
-        for node in ast.walk(tree):
-            t = type(node)
-            if t is ast.Name and node.id in self.params and id(node) not in callees:  # type: ignore[attr-defined]
-                self.used_as_values.add(node.id)  # type: ignore[attr-defined]
-            elif t is ast.Attribute and node.attr in self.params and id(node) not in callees:  # type: ignore[attr-defined]
-                self.used_as_values.add(node.attr)  # type: ignore[attr-defined]
         self._solve()
-
-    # -- what the file holds -------------------------------------------------------------
-
-    def _collect(self, tree: ast.Module, callees: set[int]) -> None:
-        for node in ast.walk(tree):
-            t = type(node)
-            if t is ast.Assign:
-                for target in node.targets:  # type: ignore[attr-defined]
-                    self._bindings.append((target, node.value))  # type: ignore[attr-defined]
-            elif t in (ast.AnnAssign, ast.AugAssign, ast.NamedExpr):
-                if node.value is not None:  # type: ignore[attr-defined]
-                    self._bindings.append((node.target, node.value))  # type: ignore[attr-defined]
-            elif t in (ast.For, ast.AsyncFor):
-                self.loops.append(node.iter)  # type: ignore[attr-defined]
-                self._bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
-            elif t is ast.comprehension:
-                self._bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
-            elif t is ast.Call:
-                self._calls.append(node)  # type: ignore[arg-type]
-                callees.add(id(node.func))  # type: ignore[attr-defined]
-            elif t in (ast.FunctionDef, ast.AsyncFunctionDef):
-                names = self._parameters(node.args)  # type: ignore[attr-defined]
-                self.params.setdefault(node.name, []).extend(names)  # type: ignore[attr-defined]
-                for value in self._returned(node.body):  # type: ignore[attr-defined]
-                    self._returns.append((node.name, value))  # type: ignore[attr-defined]
-            elif t is ast.Lambda:
-                self.lambda_params.extend(self._parameters(node.args))  # type: ignore[attr-defined]
-                self._returns.append((None, node.body))  # type: ignore[attr-defined]
-            elif t is ast.ClassDef:
-                self.classes.add(node.name)  # type: ignore[attr-defined]
-            elif t is ast.Match:
-                for sub in ast.walk(node):
-                    name = getattr(sub, "name", None) if type(sub) in (ast.MatchAs, ast.MatchStar) else getattr(sub, "rest", None)
-                    if isinstance(name, str):
-                        self._bindings.append((ast.Name(name), node.subject))  # type: ignore[attr-defined]
-        for target, _ in self._bindings:
-            for leaf in self._leaves(target):
-                self.variables.add(leaf)
-        # A parameter may hold whatever a caller passes, a function too.
-        self.variables.update(p for names in self.params.values() for p in names)
-        self.variables.update(self.lambda_params)
-
-    def _parameters(self, args: ast.arguments) -> list[str]:
-        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None]
-        for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
-            self._defaults.append((names, default))
-        return names
-
-    @staticmethod
-    def _returned(body: list[ast.stmt]) -> list[ast.expr]:
-        """The values a def's own body returns or yields (not those of the defs and lambdas in it)."""
-        out: list[ast.expr] = []
-        todo: list[ast.AST] = list(body)
-        while todo:
-            node = todo.pop()
-            t = type(node)
-            if t in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda):
-                continue
-            if t in (ast.Return, ast.Yield, ast.YieldFrom) and node.value is not None:  # type: ignore[attr-defined]
-                out.append(node.value)  # type: ignore[attr-defined]
-            todo.extend(ast.iter_child_nodes(node))
-        return out
-
-    @staticmethod
-    def _leaves(target: ast.expr) -> list[str]:
-        t = type(target)
-        if t is ast.Name:
-            return [target.id]  # type: ignore[attr-defined]
-        if t is ast.Attribute:
-            return [target.attr]  # type: ignore[attr-defined]
-        if t in (ast.Subscript, ast.Starred):
-            return LoaderFlow._leaves(target.value)  # type: ignore[attr-defined]
-        if t in (ast.Tuple, ast.List):
-            return [x for el in target.elts for x in LoaderFlow._leaves(el)]  # type: ignore[attr-defined]
-        return []
-
-    # -- what a value may be -------------------------------------------------------------
 
     def _sources(self, tree: ast.Module) -> None:
         """Bind what is one whatever values flow (the identifiers a statement makes one)."""
@@ -222,7 +253,12 @@ class _Flow:
         else:
             return self._any_function_returns() or any(self.holds(a) for a in call.args)
         d = dotted_text(func)
-        return self._library(name, self.table.resolve(d) if d is not None else set(), call)
+        if d is None:
+            return self._library(name, set(), call)
+        quals = self._quals.get(d)
+        if quals is None:
+            quals = self._quals[d] = self.table.resolve(d)
+        return self._library(name, quals, call)
 
     def _subscript(self, e: ast.Subscript) -> bool:
         return self.holds(e.value)  # a container's item
@@ -230,7 +266,7 @@ class _Flow:
     # -- solving -------------------------------------------------------------------------
 
     def _bind(self, target: ast.expr) -> None:
-        for leaf in self._leaves(target):
+        for leaf in _leaves(target):
             if leaf not in self.holders:
                 self.holders.add(leaf)
                 self._changed = True
@@ -242,37 +278,57 @@ class _Flow:
                 self._changed = True
 
     def _solve(self) -> None:
+        # Each pass takes up only what no earlier pass found holding: what holds stays so.
+        bindings, defaults, calls = self._bindings, self._defaults, self._calls
+        returns = [(owner, value) for owner, value in self._returns]
         self._changed = True
         while self._changed:
             self._changed = False
-            for target, value in self._bindings:
+            rest = []
+            for target, value in bindings:
                 if self.holds(value):
                     self._bind(target)
-            for names, default in self._defaults:
+                else:
+                    rest.append((target, value))
+            bindings = rest
+            rest_defaults = []
+            for names, default in defaults:
                 if self.holds(default):
                     self._pass_to(names)
-            for owner, value in self._returns:
-                if owner is None:
-                    if not self.lambda_returns and self.holds(value):
-                        self.lambda_returns = self._changed = True
-                elif owner not in self.returning and self.holds(value):
+                else:
+                    rest_defaults.append((names, default))
+            defaults = rest_defaults
+            rest_returns = []
+            for owner, value in returns:
+                if not self.holds(value):
+                    rest_returns.append((owner, value))
+                elif owner is None:
+                    self.lambda_returns = self._changed = True
+                elif owner not in self.returning:
                     self.returning.add(owner)
                     self._changed = True
-            for call in self._calls:
-                if not (any(self.holds(a) for a in call.args) or any(self.holds(k.value) for k in call.keywords)):
-                    continue
-                func = call.func
-                name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None  # type: ignore[attr-defined]
-                targets = [name, *_CALLED_THROUGH] if name is not None else list(_CALLED_THROUGH)
-                if name in self.classes:
-                    targets.extend(_CONSTRUCTORS)
-                if name is None or name in self.variables or name == "partial":
-                    # Through a variable (a function or a class held in it) or functools.partial.
-                    targets.extend(self.used_as_values)
-                    targets.extend(_CONSTRUCTORS)
-                    self._pass_to(self.lambda_params)
-                for target in targets:
-                    self._pass_to(self.params.get(target, []))
+            returns = rest_returns
+            rest_calls = []
+            for call in calls:
+                if any(self.holds(a) for a in call.args) or any(self.holds(k.value) for k in call.keywords):
+                    self._pass_arguments(call)
+                else:
+                    rest_calls.append(call)
+            calls = rest_calls
+
+    def _pass_arguments(self, call: ast.Call) -> None:
+        func = call.func
+        name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None  # type: ignore[attr-defined]
+        targets = [name, *_CALLED_THROUGH] if name is not None else list(_CALLED_THROUGH)
+        if name in self.classes:
+            targets.extend(_CONSTRUCTORS)
+        if name is None or name in self.variables or name == "partial":
+            # Through a variable (a function or a class held in it) or functools.partial.
+            targets.extend(self.used_as_values)
+            targets.extend(_CONSTRUCTORS)
+            self._pass_to(self.lambda_params)
+        for target in targets:
+            self._pass_to(self.params.get(target, []))
 
 
 class LoaderFlow(_Flow):
@@ -342,7 +398,7 @@ class ModeFlow(_Flow):
             func = call.func
             if type(func) is ast.Attribute and func.attr in ("train", "eval"):
                 switches = True
-                self.holders.update(self._leaves(func.value))
+                self.holders.update(_leaves(func.value))
         if not switches:
             return
         # A function of the file may switch the mode of a module it is given (the model's
@@ -353,7 +409,7 @@ class ModeFlow(_Flow):
             name = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
             if name is None or name in self.params or name in self.variables:
                 for arg in (*call.args, *(k.value for k in call.keywords)):
-                    self.holders.update(self._leaves(arg.value if type(arg) is ast.Starred else arg))
+                    self.holders.update(_leaves(arg.value if type(arg) is ast.Starred else arg))
 
     def _named(self, identifier: str) -> bool:
         return False  # the model's guess from a name is a module of unknown mode
