@@ -417,3 +417,27 @@ def test_value_flows_follow_loaders_and_known_modes(source, loops, calls):
     evaluate = next(s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "evaluate") if "def evaluate" in source else None
     if evaluate is not None:
         assert ModeFlow(tree, table).called_in(evaluate) is calls
+
+
+GRAPH_CASES = [
+    # A loss reaches the accumulator through a function's return, a loss function, forward(), a
+    # module passed as a parameter (analysis/value_flows.py: GradFlow) ...
+    ("import torch\ndef step(net, x, y):\n    return torch.nn.functional.cross_entropy(net(x), y)\ntotal = 0\n"
+     "for x, y in loader:\n    total += step(model, x, y)\n", True),
+    ("import torch\nnet = torch.nn.Linear(2, 2)\nhist = []\nfor x in xs:\n    out = net.forward(x)\n    loss = out.mean()\n    hist.append(loss)\n", True),
+    ("import torch\nfrom torch.nn import functional as F\ntotal = 0\nfor x, y in loader:\n    l = F.mse_loss(model(x), y)\n    l.backward()\n    total += l\n", True),
+    ("import torch\ndef run(fn, x):\n    return fn(x)\ntotal = 0\nfor x in xs:\n    total += run(model, x)\n", True),
+    # ... not sizes, lengths and numbers in a file that also calls modules (torch's own code).
+    ("import torch\nnet = torch.nn.Linear(2, 2)\noffset = 0\nfor p in net.parameters():\n    offset += p.numel()\n", False),
+    ("import torch\nmodel = torch.nn.Linear(2, 2)\nsizes = 0\nfor name in names:\n    sizes += len(name)\n", False),
+    ("import torch\nmodel = torch.nn.Linear(2, 2)\nout = model(x)\ntotal = 0\nfor i in range(3):\n    total += float(out.sum())\n", False),
+    ("import torch\nmodel = torch.nn.Linear(2, 2)\nfor b in blocks:\n    size = b['size']\n    total_loss_bytes = 0\n    for s in segs:\n"
+     "        total_loss_bytes += size\n", False),
+]
+
+
+@pytest.mark.parametrize("source, reported", GRAPH_CASES)
+def test_tl102_precheck_follows_the_graph_to_the_added_value(source, reported, monkeypatch):
+    gate = _active("TL102", source)  # (before _forced patches the pre-check away)
+    assert bool(_forced("TL102", source, monkeypatch)) is reported
+    assert gate is reported

@@ -564,6 +564,18 @@ def may_call_known_mode_module(source: str, functions: list[ast.FunctionDef | as
     return any(flow.called_in(f) for f in functions)
 
 
+def may_carry_graph_into(source: str, values: list[ast.expr]) -> bool:
+    """Might one of ``values`` (expressions of this text's tree) be a tensor carrying an autograd
+    graph to the program model (see analysis/value_flows.py)?"""
+    table = import_table(source)
+    if table is None:
+        return True
+    from torchlint.analysis.value_flows import GradFlow
+
+    flow = GradFlow(python_ast(source, keep=True), table)
+    return any(flow.holds(v) for v in values)
+
+
 def identifiers_on(tree: ast.Module, lines: list[int]) -> list[str]:
     """The identifiers of the code on ``lines`` (names, attributes, parameters, defs, imported names)."""
     return [x for node in nodes_on(tree, lines) for x in _identifiers(node)]

@@ -143,6 +143,12 @@ _AUG_ADD = re.compile(r"\+=")
 
 def may_report(tree: ast.Module, source: str) -> bool:
     """Could TL102 report anything in this file? False only where it surely cannot."""
+    return bool(candidate_values(tree, source))
+
+
+def candidate_values(tree: ast.Module, source: str) -> list[ast.expr]:
+    """The added or appended values that TL102 may report (the model then says whether each
+    carries a graph): none means the rule surely reports nothing in this file."""
     append_lines: set[int] = set()
     if "append" in source:
         append_lines = _lines_of(source, [m.start() for m in _APPEND.finditer(source)])
@@ -151,22 +157,22 @@ def may_report(tree: ast.Module, source: str) -> bool:
     # or `.append` hold none (they are not walked).
     finder.hot = sorted(append_lines.union(lines_matching(source, _AUG_ADD)))
     finder.block(tree.body, None, [])
-    if not finder.candidates:
-        return False
+    out: list[ast.expr] = []
     judged: dict[tuple[int, int, str], bool] = {}
     for value, acc, func, loop in finder.candidates:
         if _ast_never_a_tensor(value):
             continue
         if loop is None:
-            return True  # the rule asks the model straight away
+            out.append(value)  # the rule asks the model straight away
+            continue
         scope = func if func is not None else tree
         key = (id(loop), id(scope), acc)
         silent = judged.get(key)
         if silent is None:
             silent = judged[key] = _ast_rebound_in(loop, acc) or _ast_feeds_graph(scope, acc, finder.lines)
         if not silent:
-            return True
-    return False
+            out.append(value)
+    return out
 
 
 def _lines_of(source: str, offsets: list[int]) -> set[int]:
@@ -369,4 +375,4 @@ def _ast_feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
     return False
 
 
-__all__ = ["feeds_graph", "may_report", "never_a_tensor", "read_as_number_only", "rebound_in"]
+__all__ = ["candidate_values", "feeds_graph", "may_report", "never_a_tensor", "read_as_number_only", "rebound_in"]

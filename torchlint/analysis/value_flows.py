@@ -28,6 +28,7 @@ called; a module only named so (``model``) has no known mode.
 from __future__ import annotations
 
 import ast
+import builtins
 
 from torchlint.gates import ImportTable, dotted_text, per_lint
 
@@ -58,6 +59,7 @@ class _Facts:
         self.defaults: list[tuple[list[str], ast.expr]] = []
         self.returns: list[tuple[str | None, ast.expr]] = []  # (def name, or None for a lambda; value)
         self.calls: list[ast.Call] = []
+        self.selves: list[str] = []  # first parameters of the methods of classes with a base
         values: set[str] = set()  # identifiers read other than as a call's callee
         callees: set[int] = set()
         # (node, name of the def whose own body holds it: None at module level, "" in a lambda)
@@ -102,6 +104,10 @@ class _Facts:
             elif t is ast.ClassDef:
                 self.classes.add(node.name)  # type: ignore[attr-defined]
                 inner = None
+                if node.bases or node.keywords:  # type: ignore[attr-defined]
+                    for item in node.body:  # type: ignore[attr-defined]
+                        if type(item) is ast.FunctionDef or type(item) is ast.AsyncFunctionDef:
+                            self.selves.extend(a.arg for a in (*item.args.posonlyargs, *item.args.args)[:1])
             elif t is ast.Match:
                 for sub in ast.walk(node):
                     name = getattr(sub, "name", None) if type(sub) in (ast.MatchAs, ast.MatchStar) else getattr(sub, "rest", None)
@@ -211,9 +217,11 @@ class _Flow:
         if t is ast.Name:
             return self._named(e.id) or e.id in self.holders  # type: ignore[attr-defined]
         if t is ast.Attribute:
-            return self._named(e.attr) or e.attr in self.holders  # type: ignore[attr-defined]
+            return self._named(e.attr) or e.attr in self.holders or self._of_value(e)  # type: ignore[attr-defined]
         if t is ast.Call:
             return self._call(e)  # type: ignore[arg-type]
+        if t is ast.BinOp or t is ast.UnaryOp:
+            return self._operation(e)
         if t is ast.Subscript:
             return self._subscript(e)  # type: ignore[arg-type]
         if t is ast.IfExp:
@@ -228,11 +236,25 @@ class _Flow:
             return any(self.holds(v) for v in e.values)  # type: ignore[attr-defined]
         return False  # constants, arithmetic, comparisons, comprehensions, lambdas, f-strings
 
+    def _of_value(self, e: ast.Attribute) -> bool:
+        """May an attribute be one because its value is one (a tensor's ``x.T``)?"""
+        return False
+
+    def _operation(self, e: ast.BinOp | ast.UnaryOp) -> bool:
+        """May arithmetic give one?"""
+        return False
+
+    def _calls_value(self, func: ast.expr) -> bool:
+        """May calling what ``func`` evaluates to give one, whatever it is named?"""
+        return False
+
     def _any_function_returns(self) -> bool:
         return bool(self.returning) or self.lambda_returns
 
     def _call(self, call: ast.Call) -> bool:
         func = call.func
+        if self._calls_value(func):
+            return True
         t = type(func)
         if t is ast.Name:
             name = func.id  # type: ignore[attr-defined]
@@ -448,3 +470,104 @@ class ModeFlow(_Flow):
 def _torch_module_class(qual: str) -> bool:
     head, _, last = qual.rpartition(".")
     return (head == "torch.nn" or head.startswith("torch.nn.")) and last[:1].isupper()
+
+
+# -- tensors that carry a graph (TL102) --------------------------------------------------
+
+
+class ModuleFlow(_Flow):
+    """Callables that make a graph when called: modules and loss functions (the model's ModuleV
+    and LossFnV), whatever their mode. Unlike ModeFlow, a name says it: ``model``, ``criterion``."""
+
+    def _sources(self, tree: ast.Module) -> None:
+        # ``self`` in a method of a class with a base: a module, when the class is one.
+        self.holders.update(self.facts.selves)
+        self._names: dict[str, bool] = {}
+
+    def _named(self, identifier: str) -> bool:
+        said = self._names.get(identifier)
+        if said is None:
+            from torchlint.analysis.model import _MODEL_NAME
+            from torchlint.analysis.training import looks_like_loss_name
+
+            said = self._names[identifier] = looks_like_loss_name(identifier) or (
+                identifier[:1].islower() and _MODEL_NAME.search(identifier.lower()) is not None
+            )
+        return said
+
+    def _construct(self, cls: str) -> bool:
+        return True
+
+    def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        if any(q.startswith("torch.nn.") and q.rpartition(".")[2][:1].isupper() for q in quals):
+            return True  # a torch.nn module or loss class, DataParallel
+        if not quals and name[:1].isupper() and name not in self.variables:
+            return True  # a document's unimported nn.Linear
+        if call.args and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)):
+            return self.holds(call.args[0])
+        return False
+
+    def _method(self, name: str, receiver: ast.expr) -> bool:
+        # ``x.to(device)``/``x.cuda()`` on what the model does not know is taken to be a module.
+        return name in ("to", "cuda") or (name in _SELF_METHODS and self.holds(receiver))
+
+
+_FIRST_GRAPH = frozenset({"stack", "cat", "zeros_like", "ones_like", "randn_like", "rand_like", "Variable", "compile", "script"})
+_BUILTINS = frozenset(dir(builtins))
+# Attributes of a tensor that are not tensors carrying its graph.
+_NOT_TENSORS = frozenset({"shape", "device", "dtype", "ndim", "is_cuda", "grad_fn"})
+# Tensor methods whose result carries the receiver's graph (the model's _tensor_method).
+_KEEPS_GRAPH: frozenset[str] | None = None
+
+
+def _keeps_graph() -> frozenset[str]:
+    global _KEEPS_GRAPH
+    if _KEEPS_GRAPH is None:
+        from torchlint.analysis.model import _ACTIVATION_METHODS, _SHAPE_METHODS
+        from torchlint.analysis.training import DERIVING_METHODS
+
+        _KEEPS_GRAPH = (frozenset({"to", "cuda", "cpu"}) | DERIVING_METHODS | _ACTIVATION_METHODS | _SHAPE_METHODS) - {"detach", "detach_"}
+    return _KEEPS_GRAPH
+
+
+class GradFlow(_Flow):
+    """Tensors that may carry an autograd graph: what calling a module or a loss function gives
+    (a ``torch.nn.functional`` loss too, ``module.forward(...)``), and what is computed from it."""
+
+    def __init__(self, tree: ast.Module, table: ImportTable) -> None:
+        self.modules = ModuleFlow(tree, table)
+        super().__init__(tree, table)
+
+    def _named(self, identifier: str) -> bool:
+        return False  # a name the model cannot follow is never a tensor to it
+
+    def _calls_value(self, func: ast.expr) -> bool:
+        return self.modules.holds(func)
+
+    def _of_value(self, e: ast.Attribute) -> bool:
+        return e.attr not in _NOT_TENSORS and self.holds(e.value)
+
+    def _operation(self, e: ast.BinOp | ast.UnaryOp) -> bool:
+        if type(e) is ast.UnaryOp:
+            return self.holds(e.operand)  # type: ignore[union-attr]
+        return self.holds(e.left) or self.holds(e.right)  # type: ignore[union-attr]
+
+    def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        from torchlint.analysis.training import LOSS_FUNCTIONS, is_loss_function_qualname
+
+        if any(is_loss_function_qualname(q) for q in quals) or (not quals and name in LOSS_FUNCTIONS):
+            return True  # F.cross_entropy(...), imported or a document's unimported F
+        if not call.args:
+            return False
+        if quals:
+            # torch.stack/cat/*_like, Variable, torch.compile: their first argument's graph (other
+            # library calls give what the model does not know).
+            return any(q.startswith("torch.") and q.rpartition(".")[2] in _FIRST_GRAPH for q in quals) and self.holds(call.args[0])
+        if name in _BUILTINS and name not in self.variables:
+            return False  # len(), float(), sum(): nothing the model knows as a tensor
+        return self.holds(call.args[0])  # a name the file does not bind (a document's torch.stack)
+
+    def _method(self, name: str, receiver: ast.expr) -> bool:
+        if name == "forward":
+            return True
+        return name in _keeps_graph() and self.holds(receiver)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchlint.analysis.accumulators import feeds_graph, may_report, never_a_tensor, read_as_number_only, rebound_in
+from torchlint.analysis.accumulators import candidate_values, feeds_graph, never_a_tensor, read_as_number_only, rebound_in
 from torchlint.analysis.model import program_model
 from torchlint.analysis.values import TensorV
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
@@ -99,14 +99,16 @@ class LossAccumulatesGraph(Rule):
     def applies_to(cls, source: str) -> bool:
         # The candidates that need no model, judged on CPython's tree (shared with the other pre-checks).
         from torchlint.incremental import python_ast
-        from torchlint.gates import may_carry_graph
+        from torchlint.gates import may_carry_graph, may_carry_graph_into
 
         try:
             tree = python_ast(source, keep=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return True
-        # ... and something that makes a tensor carrying a graph (a module or a loss called).
-        return may_report(tree, source) and may_carry_graph(source)
+        # ... something that makes a tensor carrying a graph (a module or a loss called), and a
+        # candidate's value that such a tensor may reach (analysis/value_flows.py).
+        values = candidate_values(tree, source)
+        return bool(values) and may_carry_graph(source) and may_carry_graph_into(source, values)
 
     def __init__(self, context) -> None:
         super().__init__(context)
