@@ -248,6 +248,15 @@ class _Flow:
         """May calling what ``func`` evaluates to give one, whatever it is named?"""
         return False
 
+    def _passes_first(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        """A call that hands back its first argument (iter(), torch.compile) of one."""
+        return bool(call.args) and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)) and self.holds(call.args[0])
+
+    def _unbound_class(self, name: str, quals: set[str]) -> bool:
+        """A capitalised callable the file neither imports nor binds: a document's unimported
+        ``nn.Linear`` (conventional names need no import there) may be a torch class."""
+        return not quals and name[:1].isupper() and name not in self.variables
+
     def _any_function_returns(self) -> bool:
         return bool(self.returning) or self.lambda_returns
 
@@ -364,9 +373,7 @@ class LoaderFlow(_Flow):
         # calls that hand back their first argument (iter(), torch.compile).
         if _says_loader(name) or any(_says_loader(q.rpartition(".")[2]) for q in quals):
             return True
-        if call.args and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)):
-            return self.holds(call.args[0])
-        return False
+        return self._passes_first(name, quals, call)
 
     def _method(self, name: str, receiver: ast.expr) -> bool:
         return name == "__iter__" and self.holds(receiver)
@@ -444,11 +451,9 @@ class ModeFlow(_Flow):
         # capitalised callable the file does not bind may be one), or a wrapper of a module.
         if any(_torch_module_class(q) for q in quals):
             return True
-        if not quals and name[:1].isupper() and name not in self.variables:
+        if self._unbound_class(name, quals):
             return True
-        if call.args and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)):
-            return self.holds(call.args[0])
-        return False
+        return self._passes_first(name, quals, call)
 
     def _method(self, name: str, receiver: ast.expr) -> bool:
         return name in _SELF_METHODS and (name in ("train", "eval") or self.holds(receiver))
@@ -501,11 +506,9 @@ class ModuleFlow(_Flow):
     def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
         if any(q.startswith("torch.nn.") and q.rpartition(".")[2][:1].isupper() for q in quals):
             return True  # a torch.nn module or loss class, DataParallel
-        if not quals and name[:1].isupper() and name not in self.variables:
+        if self._unbound_class(name, quals):
             return True  # a document's unimported nn.Linear
-        if call.args and (name in _FIRST_ARGUMENT or any(q in _FIRST_ARGUMENT_QUALIFIED for q in quals)):
-            return self.holds(call.args[0])
-        return False
+        return self._passes_first(name, quals, call)
 
     def _method(self, name: str, receiver: ast.expr) -> bool:
         # ``x.to(device)``/``x.cuda()`` on what the model does not know is taken to be a module.
