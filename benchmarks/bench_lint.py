@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="cores for the parallel measurements")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--profile", type=int, metavar="N", help="afterwards, cProfile torchlint on one core (top N)")
-    ap.add_argument("--skip", action="append", default=[], help="skip a measurement: bare1, bare, torchlint, no-tl301, warm, ruff, torchfix")
+    ap.add_argument("--skip", action="append", default=[], help="skip a measurement: bare1, bare, torchlint, no-tl301, warm, ruff, pairs (alternated torchlint and ruff runs), torchfix")
     ap.add_argument(
         "--live",
         action="store_true",
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    pairs: dict[str, list[float]] = {}  # peer -> CPU-time ratios of alternated runs
 
     def measure(key: str, label: str, cmd: list[str], runs: int, ok=(0, 1)) -> None:
         if key in args.skip:
@@ -237,6 +238,17 @@ def main(argv: list[str] | None = None) -> int:
         if ruff:
             measure("ruff", "ruff check --select ALL, no cache", [ruff, "check", "--select", "ALL", "--no-cache", "--exit-zero",
                     "--quiet", "--no-respect-gitignore", *targets], args.runs, (0, 1, 2))
+            if "pairs" not in args.skip and "torchlint" not in args.skip:
+                # The same two commands again, alternated: on a machine whose speed drifts (other
+                # tenants, clocks), a torchlint run and the ruff run right after it see the same
+                # machine, and the median of the pairs' ratios is the steadier figure.
+                ratios = []
+                for _ in range(args.runs):
+                    timed(tl + ["--no-cache"], 1, env)
+                    mine = LAST_CPU[0]
+                    timed([ruff, "check", "--select", "ALL", "--no-cache", "--exit-zero", "--quiet", "--no-respect-gitignore", *targets], 1, env, (0, 1, 2))
+                    ratios.append(mine / LAST_CPU[0])
+                pairs["ruff"] = ratios
         else:
             print("ruff: not installed (pip install ruff) - skipped")
         torchfix = shutil.which("torchfix")
@@ -259,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"torchlint CPU time / torchlint at {args.baseline} CPU time: {cpu['torchlint'] / cpu['baseline']:.2f}x")
     if "torchlint" in cpu and "ruff" in cpu:
         print(f"torchlint CPU time / ruff --select ALL CPU time: {cpu['torchlint'] / cpu['ruff']:.2f}x  (target: <= 4x)")
+    if pairs.get("ruff"):
+        shown = ", ".join(f"{r:.2f}" for r in pairs["ruff"])
+        print(f"the same, runs alternated: median of {len(pairs['ruff'])} pairs {statistics.median(pairs['ruff']):.2f}x  ({shown})  (target: <= 4x)")
     if lint and tf:
         print(f"torchlint throughput / torchfix throughput: {tf / lint:.1f}x")
     if args.json:
