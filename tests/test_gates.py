@@ -441,3 +441,22 @@ def test_tl102_precheck_follows_the_graph_to_the_added_value(source, reported, m
     gate = _active("TL102", source)  # (before _forced patches the pre-check away)
     assert bool(_forced("TL102", source, monkeypatch)) is reported
     assert gate is reported
+
+
+@pytest.mark.parametrize(
+    "code, tail",
+    [
+        # A 6,000-term sum and a 6,000-link attribute chain: the flows recurse over expressions.
+        ("TL102", "total = 0\nfor x in loader:\n    total += " + "+".join(["model(x)"] * 6000) + "\n"),
+        ("TL102", "total = 0\nfor x in loader:\n    total += model(x)" + ".T" * 6000 + "\n"),
+        ("TL104", "model.eval()\nfor x in " + ".".join(["loader"] * 6000) + ":\n    model(x)\n"),
+    ],
+    ids=["sum", "attributes", "loader-chain"],
+)
+def test_value_flows_too_deep_leave_the_verdict_to_cpython(code, tail):
+    """Nesting deeper than the flows can follow opens the gate rather than crashing the lint: CPython's
+    verdict then judges the file (TL001 where it cannot compile it), as without the pre-check."""
+    source = "import torch\nmodel = torch.nn.Linear(2, 2)\n" + tail
+    report = lint_source(source, "x.py", LintOptions(codes=frozenset({code})))
+    assert report.errors == []
+    assert [f.code for f in report.findings] in ([], ["TL001"])

@@ -538,7 +538,10 @@ def may_loop_over_loader(source: str) -> bool:
         return True
     from torchlint.analysis.value_flows import LoaderFlow
 
-    found = LoaderFlow(python_ast(source, keep=True), table).loops_over_loader()
+    try:
+        found = LoaderFlow(python_ast(source, keep=True), table).loops_over_loader()
+    except RecursionError:
+        found = True  # nested deeper than the flows follow: cannot say no (the verdict may then say TL001)
     _last_loops = (source, found)
     return found
 
@@ -560,8 +563,11 @@ def may_call_known_mode_module(source: str, functions: list[ast.FunctionDef | as
         return True
     from torchlint.analysis.value_flows import ModeFlow
 
-    flow = ModeFlow(python_ast(source, keep=True), table)
-    return any(flow.called_in(f) for f in functions)
+    try:
+        flow = ModeFlow(python_ast(source, keep=True), table)
+        return any(flow.called_in(f) for f in functions)
+    except RecursionError:
+        return True  # (see may_loop_over_loader)
 
 
 def may_carry_graph_into(source: str, values: list[ast.expr]) -> bool:
@@ -572,8 +578,11 @@ def may_carry_graph_into(source: str, values: list[ast.expr]) -> bool:
         return True
     from torchlint.analysis.value_flows import GradFlow
 
-    flow = GradFlow(python_ast(source, keep=True), table)
-    return any(flow.holds(v) for v in values)
+    try:
+        flow = GradFlow(python_ast(source, keep=True), table)
+        return any(flow.holds(v) for v in values)
+    except RecursionError:
+        return True  # (see may_loop_over_loader)
 
 
 def identifiers_on(tree: ast.Module, lines: list[int]) -> list[str]:
