@@ -139,6 +139,14 @@ def test_tl108_precheck(source, reported, monkeypatch):
 
 # (rule, source, the rule reports it): calls the pre-checks look at on CPython's tree.
 CALL_CASES = [
+    ("TL403", "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence\np = pack_padded_sequence(x, torch.tensor([3, 2]).cuda())\n", True),
+    ("TL403", "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence\np = pack_padded_sequence(x, lengths=torch.tensor([3, 2]).cuda())\n", True),
+    ("TL403", "import torch\nRULES = {'torch.nn.utils.rnn.pack_padded_sequence': 1}\nx = torch.tensor([3, 2]).cuda()\n", False),
+    ("TL403", "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence as pps\nlengths = torch.tensor([3, 2]).cuda()\np = pps(x, lengths)\n", True),
+    # torchvision builders are known through imports; the word in a string is none.
+    ("TL202", "from torchvision.models import resnet18 as rn\nm = rn(True)\n", True),
+    ("TL202", "import torch\nm = torch.hub.load('pytorch/vision', 'resnet18', pretrained=True)\n", True),
+    ("TL202", "import torch\nOPS = ['torchvision::roi_align']\nm = resnet18(pretrained=True)\n", False),
     ("TL205", "import torch\nstate = torch.load(path)\n", True),
     ("TL205", "import torch\nstate = torch.load(path, weights_only=True)\n", False),
     ("TL205", "import torch\nstate = torch.load(path, **opts)\n", False),
@@ -204,6 +212,8 @@ MATH_CASES = [
     ("TL603", "import torch\ny = torch.log(torch.exp(x).sum(dim=1))\n", True),
     ("TL603", "import torch\ny = torch.log(torch.sum(torch.exp(x), dim=1))\n", True),
     ("TL603", "import torch\ny = torch.exp(x)\nz = torch.log(y.sum(1))\n", False),
+    ("TL603", "import torch\nz = torch.exp(x).sum(1)\nw = torch.log(z)\n", False),  # summed, then logged elsewhere
+    ("TL603", "import torch\nz = (\n    torch.exp(x).sum(dim=0)\n).log()\n", True),
 ]
 
 
@@ -211,6 +221,10 @@ MODEL_CASES = [
     ("TL103", "import torch.nn as nn\nimport torch.nn.functional as F\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(F.softmax(model(x), dim=1), y)\n", True),
     ("TL103", "import torch.nn.functional as F\nloss = F.nll_loss(F.softmax(model(x), dim=1), y)\n", True),
     ("TL103", "import torch.nn.functional as F\nloss = criterion(F.softmax(model(x), dim=1), y)\n", False),  # criterion: a loss, of no known kind
+    # The activation only in a docstring (torch's own loss classes document their inputs so).
+    ("TL103", 'import torch.nn.functional as F\ndef nll(x, y):\n    """x: the output of log_softmax, or Softmax then log."""\n'
+              "    return F.nll_loss(x, y)\n", False),
+    ("TL103", "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(2, 3), nn.Softmax(dim=1))\nloss = nn.CrossEntropyLoss()(model(x), y)\n", True),
     ("TL107", "import torch.nn as nn\nlayer = nn.Linear(2, 2)\ny = layer.forward(x)\n", True),
     ("TL107", "import torch.nn as nn\nclass Net(nn.Module):\n    def forward(self, x):\n        return x\nnet = Net()\ny = net.forward(x)\n", True),
     ("TL107", "y = model.forward(x)\n", False),  # a name is no known class
@@ -419,6 +433,34 @@ def test_value_flows_follow_loaders_and_known_modes(source, loops, calls):
         assert ModeFlow(tree, table).called_in(evaluate) is calls
 
 
+SCOPE_CASES = [
+    # (source, may a for loop run over a loader?): names resolve as Python resolves them.
+    ("def f():\n    global data\n    data = DataLoader(ds)\nfor x in data:\n    pass\n", True),
+    ("def f():\n    data = DataLoader(ds)\nfor x in data:\n    pass\n", False),  # f's own data
+    ("def outer():\n    data = None\n    def inner():\n        nonlocal data\n        data = DataLoader(ds)\n    for x in data:\n        pass\n", True),
+    ("def outer():\n    data = DataLoader(ds)\n    def inner():\n        for x in data:\n            pass\n", True),  # a closure
+    ("class C:\n    data = DataLoader(ds)\n    def run(self):\n        for x in self.data:\n            pass\n", True),  # a class attribute
+    ("class C:\n    data = DataLoader(ds)\n    def run(self):\n        for x in data:\n            pass\n", False),  # not seen from methods
+    ("batches = [(d := DataLoader(s)) for s in sets]\nfor x in d:\n    pass\n", True),  # := binds around the comprehension
+    ("pairs = [data for data in DataLoader(ds)]\nfor x in data:\n    pass\n", False),  # the comprehension's own data
+    ("f = lambda data=DataLoader(ds): data\nfor x in data:\n    pass\n", False),
+    ("f = lambda data=DataLoader(ds): [x for x in data]\nfor x in f():\n    pass\n", False),  # (a comprehension is no loader)
+    ("def run(data):\n    for x in data:\n        pass\ndef other(data):\n    return data\nother(DataLoader(ds))\n", False),
+    ("def run(data):\n    for x in data:\n        pass\nrun(DataLoader(ds))\n", True),
+]
+
+
+@pytest.mark.parametrize("source, loops", SCOPE_CASES)
+def test_value_flows_resolve_names_by_scope(source, loops):
+    import ast
+
+    from torchlint.analysis.value_flows import LoaderFlow
+    from torchlint.gates import import_table
+
+    source = "from torch.utils.data import DataLoader\n" + source
+    assert LoaderFlow(ast.parse(source), import_table(source)).loops_over_loader() is loops
+
+
 GRAPH_CASES = [
     # A loss reaches the accumulator through a function's return, a loss function, forward(), a
     # module passed as a parameter (analysis/value_flows.py: GradFlow) ...
@@ -433,6 +475,26 @@ GRAPH_CASES = [
     ("import torch\nmodel = torch.nn.Linear(2, 2)\nout = model(x)\ntotal = 0\nfor i in range(3):\n    total += float(out.sum())\n", False),
     ("import torch\nmodel = torch.nn.Linear(2, 2)\nfor b in blocks:\n    size = b['size']\n    total_loss_bytes = 0\n    for s in segs:\n"
      "        total_loss_bytes += size\n", False),
+    # Names are variables of their scope (analysis/value_flows.py, _Facts): a module's model read in a
+    # function, a method's result on self, a closure's enclosing variable reach the accumulator ...
+    ("import torch\nnet = torch.nn.Linear(2, 2)\ndef train(xs):\n    total = 0\n    for x in xs:\n        total += net(x).sum()\n"
+     "    print(total)\n", True),
+    ("import torch\nclass T:\n    def __init__(self):\n        self.net = torch.nn.Linear(2, 2)\n    def loss(self, x):\n"
+     "        return self.net(x).sum()\n    def run(self, xs):\n        total = 0\n        for x in xs:\n            total += self.loss(x)\n"
+     "        print(total)\n", True),
+    ("import torch\ndef train(xs):\n    net = torch.nn.Linear(2, 2)\n    def step(x):\n        return net(x).sum()\n    total = 0\n"
+     "    for x in xs:\n        total += step(x)\n    print(total)\n", True),
+    # ... but one function's `x` is not another's, an attribute is not a parameter of that name, a
+    # method of the file is not what a call of an unknown object's method of that name gives, and a
+    # call through a variable that never holds a function of the file (`log.info(...)`) passes nothing.
+    ("import torch\nnet = torch.nn.Linear(2, 2)\ndef a(i):\n    x = net(i)\n    x.sum().backward()\ndef b(names):\n    total = 0\n"
+     "    for n in names:\n        x = len(n)\n        total += x\n    print(total)\n", False),
+    ("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        self.out = self.model(x)\n        return self.out\n"
+     "def count(out):\n    total = 0\n    for o in out:\n        total += o\n    print(total)\ncount(sizes)\n", False),
+    ("import torch\nclass Flat:\n    def __init__(self):\n        self.net = torch.nn.Linear(2, 2)\n    def numel(self, x):\n"
+     "        return self.net(x)\ntotal = 0\nfor p in params:\n    total += p.numel()\nprint(total)\n", False),
+    ("import torch\nimport logging\nlog = logging.getLogger()\nnet = torch.nn.Linear(2, 2)\ndef keep(size):\n    return size\n"
+     "hooks = [keep]\ndef run(xs, info=None):\n    y = net(xs)\n    log.info('%s', y)\n    total = 0\n    for s in sizes:\n        total += keep(s)\n    print(total)\n", False),
 ]
 
 

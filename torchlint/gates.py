@@ -15,7 +15,7 @@ import ast
 import bisect
 import re
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from torchlint.incremental import python_ast
 
@@ -34,7 +34,7 @@ class ImportTable:
         self.bindings.setdefault(name, set()).add(qualified)
 
     def chains(self, qualified: str) -> set[str]:
-        """The dotted texts that NameResolver may resolve to ``qualified``."""
+        """The dotted texts that NameResolver may resolve to ``qualified`` (or to a name below it)."""
         out = set()
         for local, targets in self.bindings.items():
             for target in targets:
@@ -42,6 +42,8 @@ class ImportTable:
                     out.add(local)
                 elif qualified.startswith(target + "."):
                     out.add(local + qualified[len(target) :])
+                elif target.startswith(qualified + "."):
+                    out.add(local)  # `from torchvision.models import resnet18`: below torchvision.models
         for module in self.stars:  # `from m import *`: any free name may be m's
             if qualified.startswith(module + "."):
                 out.add(qualified[len(module) + 1 :])
@@ -220,6 +222,8 @@ def may_reference(source: str, qualified: frozenset[str], conventions: Mapping[s
     if table is None:
         return True
     for name in qualified:
+        if any(m == name or m.startswith(name + ".") for m in table.stars):
+            return True  # `from torchvision.models import *`: any free name may be one below
         for chain in table.chains(name):
             pattern = _chain_in(source, chain)
             if pattern is not None and pattern.search(source):
@@ -583,6 +587,35 @@ def may_carry_graph_into(source: str, values: list[ast.expr]) -> bool:
         return any(flow.holds(v) for v in values)
     except RecursionError:
         return True  # (see may_loop_over_loader)
+
+
+def passes_argument(source: str, name: str, qualified: frozenset[str], parameter: str, position: int) -> bool:
+    """Might a call of ``source`` pass ``parameter`` (by keyword, or positionally at ``position``) to a
+    callee resolving to ``qualified`` or named ``name`` (a document's conventional ``nn.utils.rnn.name``)?"""
+    calls = calls_to(source, qualified)
+    if calls is None:
+        return True
+    for node in nodes_on(python_ast(source, keep=True), lines_matching(source, _words_pattern((name,)))):
+        func = getattr(node, "func", None)
+        if type(node) is ast.Call and (func.attr if type(func) is ast.Attribute else getattr(func, "id", None)) == name:  # type: ignore[union-attr]
+            calls.append(node)  # type: ignore[arg-type]
+    for call in calls:
+        if any(k.arg == parameter for k in call.keywords):
+            return True
+        if len(call.args) > position and not any(type(a) is ast.Starred for a in call.args[: position + 1]):
+            return True
+    return False
+
+
+def names_in_code(source: str, words: tuple[str, ...]) -> bool:
+    """Does an identifier of the code (not a string or a comment) contain one of ``words``?"""
+    pattern = _words_pattern(words)
+    return any(pattern.search(i) for i in identifiers_on(python_ast(source, keep=True), lines_matching(source, pattern)))
+
+
+@cache
+def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(w) for w in words))
 
 
 def identifiers_on(tree: ast.Module, lines: list[int]) -> list[str]:

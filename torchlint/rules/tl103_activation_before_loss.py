@@ -7,7 +7,7 @@ import libcst as cst
 from torchlint.analysis.model import program_model
 from torchlint.analysis.training import last_part
 from torchlint.analysis.values import LossFnV, TensorV
-from torchlint.gates import resolved_under
+from torchlint.gates import names_in_code, resolved_under
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 
 # The loss -> the activation it applies itself (or, for NLL, the one it cannot take), and what to say.
@@ -108,9 +108,9 @@ class ActivationBeforeLoss(Rule):
 
     @classmethod
     def applies_to(cls, source: str) -> bool:
-        # A loss is known by its qualified name (a torch.nn loss class, or its functional form).
+        # A loss known by its qualified name (a torch.nn loss class, or its functional form), and an activation named in code (not only in docstrings, as torch's losses do).
         names = resolved_under(source, ("torch.nn.",))
-        return names is None or any(n.startswith("torch.nn.") and last_part(n) in _LOSSES for n in names)
+        return names is None or (any(n.startswith("torch.nn.") and last_part(n) in _LOSSES for n in names) and names_in_code(source, ("oftmax", "igmoid")))
     trigger_pattern = re.compile(r"[Cc]ross_?[Ee]ntropy|NLL|nll_loss|[Ww]ith_?[Ll]ogits")
     confirmable = True
 

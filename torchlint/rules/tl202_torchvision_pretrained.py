@@ -85,10 +85,10 @@ class TorchvisionPretrained(Rule):
     message = "`pretrained=` is deprecated since torchvision 0.13; use `weights=` with the builder's weights enum"
     severity = "warning"
     deprecated = True
-    # Confirmed by running the builder under the installed torchvision (when there is one).
-    confirmable = True
-    # Every way of reaching a builder goes through an import naming torchvision.
+    confirmable = True  # by running the builder under the installed torchvision (when there is one)
+    # Every way to a builder goes through an import naming torchvision (a string, `"torchvision::roi_align"`, is none).
     triggers = ("torchvision", "pytorch/vision")
+    qualified_triggers = frozenset({"torchvision.models", "torch.hub.load"})
 
     VALID = [
         # The modern API.

@@ -5,6 +5,7 @@ import libcst as cst
 from torchlint.analysis.apicalls import argument
 from torchlint.analysis.model import program_model
 from torchlint.analysis.values import TensorV
+from torchlint.gates import passes_argument
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 _PACK = frozenset({"torch.nn.utils.rnn.pack_padded_sequence"})
@@ -55,6 +56,11 @@ class PackedLengthsOnDevice(Rule):
     confirmable = True
     triggers = ("pack_padded_sequence",)
     qualified_triggers = _PACK
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        # A call of it that passes `lengths` (not only its name in a docstring or a table of names).
+        return passes_argument(source, "pack_padded_sequence", _PACK, "lengths", 1)
 
     VALID = [
         "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence\nlengths = torch.tensor([3, 2])\n"

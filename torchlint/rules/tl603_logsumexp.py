@@ -11,6 +11,7 @@ from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 
 _SUM = re.compile(r"\bsum\b")
+_LOG = re.compile(r"\blog\b")
 
 
 class Logsumexp(Rule):
@@ -73,10 +74,21 @@ class Logsumexp(Rule):
         ids = {id(c) for c in calls}
         if not ids:
             return False
+        sums = set()
         for c in calls_near(source, _SUM) or ():
             func = c.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if name == "sum" and ((isinstance(func, ast.Attribute) and id(func.value) in ids) or (c.args and id(c.args[0]) in ids)):
+                sums.add(id(c))
+        if not sums:
+            return False
+        # ... and the sum is logged: `(...).log()` or `log(...)`.
+        for c in calls_near(source, _LOG) or ():
+            func = c.func
+            if isinstance(func, ast.Attribute) and func.attr == "log" and not c.args and id(func.value) in sums:
+                return True
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name == "log" and len(c.args) == 1 and id(c.args[0]) in sums:
                 return True
         return False
     # A call of exp: not "except"/"expand".
