@@ -522,3 +522,39 @@ def test_value_flows_too_deep_leave_the_verdict_to_cpython(code, tail):
     report = lint_source(source, "x.py", LintOptions(codes=frozenset({code})))
     assert report.errors == []
     assert [f.code for f in report.findings] in ([], ["TL001"])
+
+
+_EDGES = [
+    "x.to(d)\n", "  self.to(d)\n", "self.x.to(d)\n", "a = b.to(c)\n", "\r\nx[0].cuda()\r", "y.to(x).cuda()\n", "self.to(x).cuda()\n",
+    "if a: x.cuda()\n", "\tnet.float()\nfor b in train_loader:\n    x = b.to(dev)\n", "it = iter(val_loader)\nx.cuda()\n",
+    "ds = DataLoader(d)\nm.to(0)", "async for b in loader:\n    b.to(d)\n", "for loader in x: pass\ny.to(d)", "x = loader.__iter__()\n.to(",
+    "for x in y:  # not a loader\ny.to(d)\n", "x.to (d)\n", "x.ToTensor()\n", "CrossEntropy NLL\n", "cross_entropy()\n", "withlogits\n",
+    "BCEWithLogitsLoss\n", "nll_loss\n", "# nothing\n", "",
+]
+
+
+def test_fast_trigger_patterns_match_where_their_plain_regexes_do():
+    """OnLines and WordsFirst (gates.py) search only where a literal is: the same answer as the regex
+    they stand for, which the regex engine tries at every character."""
+    import re
+    from pathlib import Path
+
+    from torchlint.rules import all_rules
+
+    plain = {
+        "TL402": re.compile(
+            r"(?:\A|[\r\n])[ \t]*(?!self\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\()"
+            r"[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\("
+        ),
+        "TL401": re.compile(
+            r"(?s)\A(?=.*?(?:(?:\A|[\r\n])[ \t]*(?:async[ \t]+)?for\b[^\r\n]*\bin\b[^\r\n]*oader|iter\([^\r\n]*oader|oader[^\r\n]*__iter__|DataLoader\())"
+        ),
+        "TL103": re.compile(r"[Cc]ross_?[Ee]ntropy|NLL|nll_loss|[Ww]ith_?[Ll]ogits"),
+    }
+    root = Path(__file__).resolve().parent.parent
+    texts = _EDGES + [p.read_text(encoding="utf-8", errors="replace") for p in sorted((root / "fixtures").rglob("*.py"))]
+    rules = all_rules()
+    for code, regex in plain.items():
+        fast = rules[code].trigger_pattern
+        for text in texts:
+            assert (fast.search(text) is not None) is (regex.search(text) is not None), (code, text[:80])

@@ -607,6 +607,41 @@ def passes_argument(source: str, name: str, qualified: frozenset[str], parameter
     return False
 
 
+class OnLines:
+    """A ``trigger_pattern`` confined to one line, searched only on the lines where ``finder`` matches
+    (a pattern with a literal first: the regex engine scans for it at C speed). A pattern without
+    one (``^[ \\t]*x.to(``, an alternation) is otherwise tried at every character of the text."""
+
+    def __init__(self, finder: str, line: str) -> None:
+        self.finder = re.compile(finder)
+        self.line = re.compile(line)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        m = self.finder.search(text)
+        while m is not None:
+            i = m.start()
+            start = max(text.rfind("\n", 0, i), text.rfind("\r", 0, i)) + 1
+            ends = [e for e in (text.find("\n", i), text.find("\r", i)) if e != -1]
+            end = min(ends) if ends else len(text)
+            found = self.line.search(text[start:end])
+            if found is not None:
+                return found
+            m = self.finder.search(text, end)
+        return None
+
+
+class WordsFirst:
+    """A ``trigger_pattern`` searched only in a text holding one of ``words`` (each of its
+    alternatives holds one): most texts are ruled out by substring tests at C speed."""
+
+    def __init__(self, words: tuple[str, ...], pattern: str) -> None:
+        self.words = words
+        self.pattern = re.compile(pattern)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.pattern.search(text) if any(w in text for w in self.words) else None
+
+
 def names_in_code(source: str, words: tuple[str, ...]) -> bool:
     """Does an identifier of the code (not a string or a comment) contain one of ``words``?"""
     pattern = _words_pattern(words)

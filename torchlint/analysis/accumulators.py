@@ -27,7 +27,7 @@ import libcst as cst
 
 from torchlint.gates import _first_line as first_line
 from torchlint.gates import _overlaps as overlaps
-from torchlint.gates import lines_matching
+from torchlint.gates import lines_matching, walk
 from torchlint.sources import python_lines
 from torchlint.walk import children as _children
 
@@ -159,6 +159,7 @@ def candidate_values(tree: ast.Module, source: str) -> list[ast.expr]:
     finder.block(tree.body, None, [])
     out: list[ast.expr] = []
     judged: dict[tuple[int, int, str], bool] = {}
+    scopes: dict[int, list] = {}  # a scope's statements, for each accumulator of it
     for value, acc, func, loop in finder.candidates:
         if _ast_never_a_tensor(value):
             continue
@@ -169,7 +170,7 @@ def candidate_values(tree: ast.Module, source: str) -> list[ast.expr]:
         key = (id(loop), id(scope), acc)
         silent = judged.get(key)
         if silent is None:
-            silent = judged[key] = _ast_rebound_in(loop, acc) or _ast_feeds_graph(scope, acc, finder.lines)
+            silent = judged[key] = _ast_rebound_in(loop, acc) or _ast_feeds_graph(scope, acc, finder.lines, scopes)
         if not silent:
             out.append(value)
     return out
@@ -332,11 +333,12 @@ def _ast_rebound_in(loop: ast.stmt, acc: str) -> bool:
 
 def _ast_names(node: ast.AST) -> set[str]:
     out = set()
-    for cur in ast.walk(node):
-        if isinstance(cur, ast.Name):
-            out.add(cur.id)
-        elif isinstance(cur, ast.Attribute):
-            out.add(cur.attr)
+    for cur in walk(node):
+        t = type(cur)
+        if t is ast.Name:
+            out.add(cur.id)  # type: ignore[attr-defined]
+        elif t is ast.Attribute:
+            out.add(cur.attr)  # type: ignore[attr-defined]
     return out
 
 
@@ -347,24 +349,30 @@ def _own_line(stmt: ast.stmt, lines: list[str]) -> bool:
     return not lines[stmt.lineno - 1].encode("utf-8")[: stmt.col_offset].strip()
 
 
-def _ast_feeds_graph(scope: ast.AST, acc: str, lines: list[str]) -> bool:
-    """The rule's test, on fewer statements: only those that begin a line, and every ``return``."""
-    simple = [
-        s for s in ast.walk(scope)
-        if isinstance(s, ast.stmt) and not isinstance(s, (*_DEFS, ast.ClassDef, *_LOOPS, ast.If, ast.With, ast.AsyncWith, ast.Try, ast.Match))
-        and (isinstance(s, ast.Return) or _own_line(s, lines))
-    ]  # fmt: skip
-    if hasattr(ast, "TryStar"):
-        simple = [s for s in simple if not isinstance(s, ast.TryStar)]
+def _ast_feeds_graph(scope: ast.AST, acc: str, lines: list[str], scopes: dict[int, list] | None = None) -> bool:
+    """The rule's test, on fewer statements: only those that begin a line, and every ``return``.
+    (``scopes``: the statements of each scope and the names they read, kept for its other accumulators.)"""
+    found = None if scopes is None else scopes.get(id(scope))
+    if found is None:
+        simple = [
+            s for s in ast.walk(scope)
+            if isinstance(s, ast.stmt) and not isinstance(s, (*_DEFS, ast.ClassDef, *_LOOPS, ast.If, ast.With, ast.AsyncWith, ast.Try, ast.Match))
+            and (isinstance(s, ast.Return) or _own_line(s, lines))
+        ]  # fmt: skip
+        if hasattr(ast, "TryStar"):
+            simple = [s for s in simple if not isinstance(s, ast.TryStar)]
+        found = [(s, _ast_names(s), _ast_names(s.value) if isinstance(s, ast.Assign) else None) for s in simple]
+        if scopes is not None:
+            scopes[id(scope)] = found
     derived = {acc}
     for _ in range(3):
-        for s in simple:
-            if isinstance(s, ast.Assign) and _ast_names(s.value) & derived:
-                derived |= {t.id for t in s.targets if isinstance(t, ast.Name)}
-    for s in simple:
-        if not _ast_names(s) & derived:
+        for s, _names, value_names in found:
+            if value_names is not None and value_names & derived:
+                derived |= {t.id for t in s.targets if isinstance(t, ast.Name)}  # type: ignore[attr-defined]
+    for s, names, _values in found:
+        if not names & derived:
             continue
-        for cur in ast.walk(s):
+        for cur in walk(s):
             if isinstance(cur, (ast.Return, ast.Yield, ast.YieldFrom)):
                 return True
             if isinstance(cur, ast.Call):

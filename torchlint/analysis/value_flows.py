@@ -58,6 +58,12 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 # skips values that are not nodes all the same (_FIELDS of a str is empty).
 _NOT_NODES = frozenset({"ctx", "op", "ops", "id", "attr", "name", "names", "module", "level", "arg", "simple", "conversion", "kind", "is_async", "type_comment", "type_ignores", "kwd_attrs", "rest"})
 _FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: (), ast.MatchSingleton: ()}
+# The nodes _Facts reads more of than their children (Name, Attribute and Call aside).
+_SPECIAL = frozenset(
+    {ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, *_COMPREHENSIONS, ast.Assign, ast.AnnAssign, ast.AugAssign,
+     ast.With, ast.AsyncWith, ast.NamedExpr, ast.For, ast.AsyncFor, ast.Return, ast.Yield, ast.YieldFrom, ast.Global,
+     ast.Nonlocal, ast.Import, ast.ImportFrom, ast.ExceptHandler, ast.Match}
+)  # fmt: skip
 
 
 class _Facts:
@@ -108,6 +114,28 @@ class _Facts:
                     self._local[scope].add(node.id)  # type: ignore[attr-defined]
                 if id(node) not in callees:
                     values.add(node.id)  # type: ignore[attr-defined]
+                continue
+            if t is ast.Attribute:
+                if id(node) not in callees:
+                    values.add(node.attr)  # type: ignore[attr-defined]
+                push((node.value, owner, scope))  # type: ignore[attr-defined]
+                continue
+            if t is ast.Call:
+                self.calls.append(node)  # type: ignore[arg-type]
+                callees.add(id(node.func))  # type: ignore[attr-defined]
+            if t not in _SPECIAL:
+                # (most nodes: only their children matter)
+                fields = _FIELDS.get(t)
+                if fields is None:
+                    fields = _FIELDS[t] = tuple(f for f in t._fields if f not in _NOT_NODES) if issubclass(t, ast.AST) else ()
+                for field in fields:
+                    value = getattr(node, field, None)
+                    if type(value) is list:
+                        for item in value:
+                            if item is not None:
+                                push((item, owner, scope))
+                    elif value is not None:
+                        push((value, owner, scope))
                 continue
             if t is ast.FunctionDef or t is ast.AsyncFunctionDef or t is ast.Lambda:
                 args = node.args  # type: ignore[attr-defined]
@@ -170,10 +198,7 @@ class _Facts:
                     if item is not None:
                         push((item, owner, inner_scope))
                 continue
-            if t is ast.Attribute:
-                if id(node) not in callees:
-                    values.add(node.attr)  # type: ignore[attr-defined]
-            elif t is ast.Assign:
+            if t is ast.Assign:
                 for target in node.targets:  # type: ignore[attr-defined]
                     self.bindings.append((target, node.value))  # type: ignore[attr-defined]
                     self._bound[scope].update(_names(target))
@@ -200,9 +225,6 @@ class _Facts:
                 self.loops.append(node.iter)  # type: ignore[attr-defined]
                 self.bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
                 self._bound[scope].update(_names(node.target))  # type: ignore[attr-defined]
-            elif t is ast.Call:
-                self.calls.append(node)  # type: ignore[arg-type]
-                callees.add(id(node.func))  # type: ignore[attr-defined]
             elif t is ast.Return or t is ast.Yield or t is ast.YieldFrom:
                 if node.value is not None and owner is not None:  # type: ignore[attr-defined]
                     self.returns.append((owner or None, node.value))  # type: ignore[attr-defined]

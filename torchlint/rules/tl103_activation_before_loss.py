@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import re
 
 import libcst as cst
 
 from torchlint.analysis.model import program_model
 from torchlint.analysis.training import last_part
 from torchlint.analysis.values import LossFnV, TensorV
-from torchlint.gates import names_in_code, resolved_under
+from torchlint.gates import WordsFirst, names_in_code, resolved_under
 from torchlint.rules.base import FixSpec, Invalid, RelatedSpec, Replace, Rule
 
 # The loss -> the activation it applies itself (or, for NLL, the one it cannot take), and what to say.
@@ -111,7 +110,7 @@ class ActivationBeforeLoss(Rule):
         # A loss known by its qualified name (a torch.nn loss class, or its functional form), and an activation named in code (not only in docstrings, as torch's losses do).
         names = resolved_under(source, ("torch.nn.",))
         return names is None or (any(n.startswith("torch.nn.") and last_part(n) in _LOSSES for n in names) and names_in_code(source, ("oftmax", "igmoid")))
-    trigger_pattern = re.compile(r"[Cc]ross_?[Ee]ntropy|NLL|nll_loss|[Ww]ith_?[Ll]ogits")
+    trigger_pattern = WordsFirst(("ntropy", "NLL", "nll_loss", "ogits"), r"[Cc]ross_?[Ee]ntropy|NLL|nll_loss|[Ww]ith_?[Ll]ogits")
     confirmable = True
 
     VALID = [

@@ -9,6 +9,7 @@ from torchlint.analysis.model import CallFact, program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.training import dotted_name
 from torchlint.analysis.values import Batch, ModuleV, Placement, TensorV
+from torchlint.gates import OnLines
 from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, RelatedSpec, Replace, Rule
 
 # Sequence lengths are meant to stay on the CPU (pack_padded_sequence, CTC).
@@ -76,10 +77,11 @@ class MissingToDevice(Rule):
     # rule needs (a loader and a move), so fewer files are parsed for it.
     triggers = ("oader",)
     # ... and a move, and a loop or iter() over something named *oader* (or a DataLoader built here).
-    trigger_pattern = re.compile(
-        r"(?s)\A(?=.*?(?:\.to\(|\.cuda\())"
-        r"(?=.*?(?:(?:\A|[\r\n])[ \t]*(?:async[ \t]+)?for\b[^\r\n]*\bin\b[^\r\n]*oader|iter\([^\r\n]*oader|oader[^\r\n]*__iter__|DataLoader\())"
-    )
+    trigger_pattern = OnLines("oader", r"^[ \t]*(?:async[ \t]+)?for\b[^\r\n]*\bin\b[^\r\n]*oader|iter\([^\r\n]*oader|oader[^\r\n]*__iter__|DataLoader\(")
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        return ".to(" in source or ".cuda(" in source
     confirmable = True
 
     VALID = [

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import ast
-import re
 
 import libcst as cst
 
 from torchlint.analysis.model import program_model
 from torchlint.analysis.positions import positions
 from torchlint.analysis.values import CPU, TensorV
-from torchlint.gates import all_statements
+from torchlint.gates import OnLines, all_statements
 from torchlint.incremental import python_ast
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
@@ -68,9 +67,10 @@ class DiscardedMove(Rule):
     triggers = (".to(", ".cuda(", ".cpu(", ".float(", ".half(", ".double(", ".bfloat16(", ".long(", ".int(", ".type(")
     # A line (any line ending) that starts with ``x.to(`` (``self.to(``, a module's own move, is left out):
     # files without one are not parsed for this rule.
-    trigger_pattern = re.compile(
-        r"(?:\A|[\r\n])[ \t]*(?!self\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\()"
-        r"[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\("
+    trigger_pattern = OnLines(
+        r"\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\(",
+        r"^[ \t]*(?!self\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\()"
+        r"[A-Za-z_][\w.]*(?:\[[^\]\n]*\])?\.(?:to|cuda|cpu|float|half|double|bfloat16|long|int|type)\(",
     )
     confirmable = True
 
