@@ -139,6 +139,14 @@ def test_tl108_precheck(source, reported, monkeypatch):
 
 # (rule, source, the rule reports it): calls the pre-checks look at on CPython's tree.
 CALL_CASES = [
+    # .next() on what may be an iterator (analysis/value_flows.py, IteratorFlow) ...
+    ("TL201", "it = iter(loader)\nx = it.next()\n", True),
+    ("TL201", "class C:\n    def __init__(self, loader):\n        self.it = iter(loader)\n    def get(self):\n        return self.it.next()\n", True),
+    ("TL201", "import itertools\nb = itertools.cycle(xs)\nb.next()\n", True),
+    ("TL201", "def batches(d):\n    return zip(d, d)\npairs = batches(data)\nfirst = pairs.next()\n", True),
+    # ... not on a cursor, a tokenizer or a parameter nobody passes an iterator.
+    ("TL201", "cur = db.cursor()\nrow = cur.next()\n", False),
+    ("TL201", "def f(tok):\n    return tok.next()\nit = iter(loader)\n", False),
     ("TL403", "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence\np = pack_padded_sequence(x, torch.tensor([3, 2]).cuda())\n", True),
     ("TL403", "import torch\nfrom torch.nn.utils.rnn import pack_padded_sequence\np = pack_padded_sequence(x, lengths=torch.tensor([3, 2]).cuda())\n", True),
     ("TL403", "import torch\nRULES = {'torch.nn.utils.rnn.pack_padded_sequence': 1}\nx = torch.tensor([3, 2]).cuda()\n", False),

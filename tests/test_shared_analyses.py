@@ -386,6 +386,23 @@ def test_import_paths_and_the_file_s_own_names(tmp_path):
     assert not inside_own_package("<stdin>", "torch.nn.Linear")
 
 
+def test_a_package_s_own_sources_concern_another_package_only_through_an_import(tmp_path):
+    """torch's own sources are checked against torchvision's API only where they import it: the word
+    in a string (`"torchvision::nms"`, an operator's name) or a comment lets nothing resolve there."""
+    from torchlint.analysis.api_exemptions import may_concern_other_packages
+
+    package = tmp_path / "torch"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    own = str(package / "ops.py")
+    packages = ("torch", "torchvision")
+    assert not may_concern_other_packages("import torch\nOPS = ['torchvision::nms']  # torchvision\n", own, packages)
+    assert may_concern_other_packages("import torch\ndef f():\n    import torchvision.ops\n", own, packages)
+    assert may_concern_other_packages("from torchvision.models import *\n", own, packages)
+    assert may_concern_other_packages("import torch\nOPS = ['torchvision::nms']\n", str(tmp_path / "train.py"), packages)
+    assert may_concern_other_packages("OPS = ['torchvision::nms'\n", own, packages)  # (unparsable: cannot say no)
+
+
 def test_knowledge_spells_a_class_by_its_public_name():
     from torchlint.knowledge import knowledge_for
 

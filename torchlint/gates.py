@@ -559,6 +559,31 @@ def _forget_loops() -> None:
     _last_loops = None
 
 
+_NEXT_CALL = re.compile(r"\.next\(")
+
+
+def may_call_next_on_iterator(source: str) -> bool:
+    """Might a ``x.next()`` of the file be called on what the program model knows as an iterator
+    (see analysis/value_flows.py, IteratorFlow)?"""
+    table = import_table(source)
+    if table is None:
+        return True
+    tree = python_ast(source, keep=True)
+    receivers = [
+        n.func.value for n in nodes_on(tree, lines_matching(source, _NEXT_CALL))  # type: ignore[attr-defined]
+        if type(n) is ast.Call and type(n.func) is ast.Attribute and n.func.attr == "next" and not n.args and not n.keywords  # type: ignore[attr-defined]
+    ]  # fmt: skip
+    if not receivers:
+        return False
+    from torchlint.analysis.value_flows import IteratorFlow
+
+    try:
+        flow = IteratorFlow(tree, table)
+        return any(flow.holds(r) for r in receivers)
+    except RecursionError:
+        return True  # (see may_loop_over_loader)
+
+
 def may_call_known_mode_module(source: str, functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
     """Might one of ``functions`` (of this text's tree) call a module whose train/eval mode the
     program model knows (see analysis/value_flows.py)?"""

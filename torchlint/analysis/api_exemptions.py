@@ -63,7 +63,16 @@ def may_concern_other_packages(source: str, path: str, packages: tuple[str, ...]
     own = [p for p in packages if inside_own_package(path, p)]
     if not own:
         return True
-    return any(p in source for p in packages if p not in own) or (also is not None and also.search(source) is not None)
+    if also is not None and also.search(source) is not None:
+        return True
+    others = [p for p in packages if p not in own and p in source]
+    if not others:
+        return False
+    # ... an import naming one, not a word in a string or a comment (`"torchvision::nms"`).
+    from torchlint.gates import import_table
+
+    table = import_table(source)
+    return table is None or any(m.split(".", 1)[0] in others for m in (*table.modules, *table.stars))
 
 
 # -- compatibility code ----------------------------------------------------------------

@@ -696,6 +696,29 @@ class CallableFlow(_Flow):
         return False
 
 
+# Calls the model takes to give an iterator (its IteratorV): builtins.iter and the iterators of
+# builtins and itertools (_BUILTIN_ITERATORS, _ITERTOOLS).
+_ITERATOR_CALLS = frozenset({"iter", "map", "zip", "filter", "enumerate", "reversed"})
+
+
+class IteratorFlow(_Flow):
+    """Iterators (TL201: ``.next()`` on one): ``iter(x)``, ``x.__iter__()``, ``map``/``zip``/
+    ``enumerate``/``filter``/``reversed``, ``itertools``' iterators and generator expressions, and
+    where they flow."""
+
+    def holds(self, e: ast.expr) -> bool:
+        return type(e) is ast.GeneratorExp or super().holds(e)
+
+    def _named(self, identifier: str) -> bool:
+        return False  # the model guesses no iterator from a name
+
+    def _library(self, name: str, quals: set[str], call: ast.Call) -> bool:
+        return name in _ITERATOR_CALLS or any(q.startswith("itertools.") for q in quals) or self._passes_first(name, quals, call)
+
+    def _method(self, name: str, receiver: ast.expr) -> bool:
+        return name == "__iter__"
+
+
 class LoaderFlow(_Flow):
     """Loaders: DataLoader(...) by any name, and whatever an identifier saying "loader" names."""
 

@@ -6,6 +6,7 @@ import libcst as cst
 
 from torchlint.analysis.model import program_model
 from torchlint.analysis.values import IteratorV, LoaderV
+from torchlint.gates import may_call_next_on_iterator
 from torchlint.rules.base import FixSpec, Invalid, Replace, Rule
 
 
@@ -55,6 +56,10 @@ class IteratorNextMethod(Rule):
     name = "iterator-next-method"
     message = "`{receiver}.next()` does not exist on Python 3 iterators; use `next({receiver})`"
     triggers = (".next(",)
+
+    @classmethod
+    def applies_to(cls, source: str) -> bool:
+        return may_call_next_on_iterator(source)  # on a value that may be an iterator (analysis/value_flows.py)
     confirmable = True
 
     VALID = [
