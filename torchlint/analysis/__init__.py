@@ -75,8 +75,9 @@ function of its arguments):
   ``read_as_number_only``, and ``may_report``/``candidate_values`` on CPython's tree (TL102).
 - :mod:`torchlint.analysis.value_flows` (on CPython's tree, for the pre-checks): ``LoaderFlow``
   (a ``for`` loop over a loader: TL104, TL105), ``ModeFlow`` (a module of known mode called:
-  TL105), ``GradFlow`` (a tensor carrying a graph: TL102), ``CallableFlow`` (a function or class
-  of the file held in a variable: where calls through variables and methods may go).
+  TL105), ``GradFlow`` (a tensor carrying a graph: TL102), ``IteratorFlow`` (an iterator: TL201),
+  ``CallableFlow`` (a function or class of the file held in a variable: where calls through
+  variables and methods may go).
 - :mod:`torchlint.analysis.module_init`: what ``__init__`` does before ``Module.__init__``
   (``init_statements``, ``self_stores``, ``hands_self_on``, ``calls_init``, ``is_layer``) (TL108).
 - :mod:`torchlint.analysis.api_exemptions`: ``inside_own_package``, ``version_test``,
