@@ -283,13 +283,56 @@ def test_a_notebook_is_compiled_by_cpython_as_often_as_a_py_file(monkeypatch):
     ],
 )
 def test_names_first_agrees_with_the_text_tests(cells):
-    """The facts test only names the code reads: the same trigger names as the text's tests kept to
-    those names, and the gate counts only their conventions."""
+    """The facts test only names the code reads as names (an attribute, ``obj.nn``, is given no
+    conventional module): the same trigger names as the text's tests kept to those names, and the
+    gate counts only their conventions."""
     conventions = dict(CONVENTIONAL_IMPORTS, né="x")
     doc = build(notebook(*cells), "nb.ipynb", "notebook")
-    names = doc._code_names()
     facts = doc.facts(conventions)
+    names = doc._code_names()
+    if cells[0].startswith("obj.nn"):
+        assert "nn" not in facts.read_conventions
     by_text = documents._unbound_conventional(doc.text, conventions)
     expected = by_text if names is None else by_text & names
     assert {n for n in conventions if conventional_import(n, conventions[n]) in facts.trigger_text.splitlines()} == expected
     assert set(facts.read_conventions) == (set(conventions) if names is None else set(conventions) & names)
+
+
+_CELLS = [
+    "%matplotlib inline", "x = !ls", "  !pip install x", "a != b", "x?", "obj.method??", "print('100%')", "y = 5 % 3",
+    "a, b = %time f()", "x =\n%time", "x\n= !ls", "a = b\n!ls", "\u00a0%timeit x", "d[k] = !cmd", "s = 'a ? b'", "x ?",
+    "f(x)?", "  ?x", "x = 1 if a else %b", "zz\x0c= !x", "a.b = %c", "a =% b", "a\u2028= !b", "",
+]
+
+
+def test_one_search_of_a_cell_finds_the_lines_the_line_tests_find():
+    """_may_need_neutralising searches a cell once (documents._IPYTHON_LINE) for what _ipython_hint
+    tests line by line: the same answer on edge cases and on every cell of the fixtures' notebooks."""
+    from pathlib import Path
+
+    from torchlint.sources import python_lines
+
+    cells = list(_CELLS)
+    for path in sorted((Path(__file__).resolve().parent.parent / "fixtures").rglob("*.ipynb")):
+        cells += [c for c in documents.cell_sources(path.read_text(encoding="utf-8")) or [] if "\r" not in c]
+    assert len(cells) > 40
+    for cell in cells:
+        assert (documents._IPYTHON_LINE.search(cell) is not None) is documents._ipython_hint(python_lines(cell)), cell
+
+
+@pytest.mark.parametrize(
+    "cells, read",
+    [
+        # An attribute, a parameter, a def's own variable or import: no conventional module is read.
+        (("def pick(models):\n    return models[0]", "n = len(report.models)"), False),
+        (("def build():\n    models = load()\n    return models", "report.models"), False),
+        (("def build():\n    import models\n    return models.x", "y.models"), False),
+        # Read where nothing binds it, at module level or in a def: it is.
+        (("def build():\n    return models.resnet18()", "x = 1"), True),
+        (("net = models.resnet18()",), True),
+    ],
+)
+def test_a_conventional_name_counts_where_it_is_read_unbound(cells, read):
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    facts = doc.facts(dict(CONVENTIONAL_IMPORTS))
+    assert ("models" in facts.read_conventions) is read

@@ -123,6 +123,13 @@ class Chunk:
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
+# _ipython_hint's tests on a whole text of \n-separated lines: a line starting (after whitespace)
+# with % or !, a _HELP line, an _ASSIGN_MAGIC line (its \s kept within the line).
+_IPYTHON_LINE = re.compile(
+    r"(?m)^[^\S\n]*[%!]"
+    r"|^[ \t]*(?:\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$"
+    r"|^[ \t]*[A-Za-z_](?:[\w.,\[\]]|[^\S\n])*?[^\S\n]*=[^\S\n]*[!%].*$"
+)
 
 
 def _whole_tree(text: str) -> ast.Module | None:
@@ -382,6 +389,10 @@ def _may_need_neutralising(lines: list[str], source: str | None = None) -> bool:
     most cells hold none of IPython's marks, which one search of the whole text rules out.)"""
     if source is not None and "%" not in source and "!" not in source and "?" not in source:
         return _ends_continued(lines)
+    if source is not None and "\r" not in source:
+        # One search of the cell for a line _ipython_hint would take (most cells with a `%` or a
+        # `!=` have none): the same tests, each kept to one line.
+        return _IPYTHON_LINE.search(source) is not None or _ends_continued(lines)
     return _ipython_hint(lines) or _ends_continued(lines)
 
 
@@ -665,6 +676,58 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str], names: froz
     return out
 
 
+def _read_as_name(tree: ast.Module, text: str, name: str) -> bool:
+    """Does the code read ``name`` as a name (not only as an attribute, ``self.datasets``, or as a
+    target, ``datasets: list = ...``)? Only the statements on lines where the word stands are
+    walked, up to the first one that reads it so."""
+    from torchlint.gates import lines_matching, nodes_on
+
+    if _conventional_patterns(name) is None:
+        return False
+    for line in lines_matching(text, _word(name)):
+        nodes = nodes_on(tree, [line])
+        updated = {id(n.target) for n in nodes if type(n) is ast.AugAssign}  # type: ignore[attr-defined]
+        for n in nodes:
+            if type(n) is ast.Name and n.id == name and (type(n.ctx) is ast.Load or id(n) in updated):  # type: ignore[attr-defined]
+                if not _bound_around(tree, n.lineno, name):  # type: ignore[attr-defined]
+                    return True
+    return False
+
+
+def _bound_around(tree: ast.Module, line: int, name: str) -> bool:
+    """Does a def around ``line`` bind ``name`` (a parameter, an assignment, ``global``)? Then a read
+    there is that def's variable, never the conventional module. Only the statements holding the
+    line are descended into."""
+    from torchlint.gates import walk
+
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        stmt = todo.pop()
+        if not stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            continue
+        if type(stmt) is ast.FunctionDef or type(stmt) is ast.AsyncFunctionDef:
+            for n in walk(stmt):
+                t = type(n)
+                if (t is ast.arg and n.arg == name) or (t is ast.Name and n.id == name and type(n.ctx) is not ast.Load):  # type: ignore[attr-defined]
+                    return True
+                if (t is ast.Global or t is ast.Nonlocal) and name in n.names:  # type: ignore[attr-defined]
+                    return True
+                if t is ast.alias and (n.asname or n.name.split(".", 1)[0]) == name:  # type: ignore[attr-defined]
+                    return True
+        for attr in ("body", "orelse", "finalbody"):
+            todo.extend(getattr(stmt, attr, None) or ())
+        for handler in getattr(stmt, "handlers", ()):
+            todo.extend(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            todo.extend(case.body)
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _word(name: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(name)}(?<=\b{re.escape(name)})(?!\w)")
+
+
 def _names_of(code: types.CodeType) -> frozenset[str]:
     names: set[str] = set()
     todo = [code]
@@ -738,6 +801,7 @@ class Document:
         self.notebook = notebook
         # CPython's tree of ``text`` when building the document parsed it: (text, tree).
         self._tree: tuple[str, ast.Module] | None = None
+        self._conventions: Mapping[str, str] | None = None
         self._broken_check([c for c in chunks if not c.unchecked])
         if not self._joint_check():
             self._layout()
@@ -897,6 +961,7 @@ class Document:
 
     def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
         labels = _Labels(self.line_map, self.chunks)
+        self._conventions = conventions
         names = self._code_names() if conventions else None
         used = _unbound_conventional(self.text, conventions, names)
         # The imports a reader would add: valid Python, so that pre-filters that parse (the
@@ -918,7 +983,15 @@ class Document:
         from torchlint.engine import compiled_tree
 
         code = compiled_tree(tree, self.path)
-        return None if code is None else _names_of(code)
+        if code is None:
+            return None
+        names = _names_of(code)
+        if self._conventions is not None:
+            # An attribute (``kb.models``, ``versions.torchvision``) or a name only assigned is in
+            # co_names too, but only a name read is given a conventional module: keep those.
+            attributes = {n for n in names & self._conventions.keys() if not _read_as_name(tree, self.text, n)}
+            names = names - attributes
+        return names
 
     def _import_line(self) -> int | None:
         for ci, c in enumerate(self.chunks):
