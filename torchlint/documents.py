@@ -684,8 +684,11 @@ def _read_as_name(tree: ast.Module, text: str, name: str) -> bool:
 
     if _conventional_patterns(name) is None:
         return False
-    for line in lines_matching(text, _word(name)):
-        nodes = nodes_on(tree, [line])
+    lines = lines_matching(text, _word(name))
+    # The first lines alone (a name read at all is read early, as a notebook's imports are), then
+    # the rest in one pass: a line apart descends into its class or def again each time.
+    for group in [*([line] for line in lines[:3]), lines[3:]]:
+        nodes = nodes_on(tree, group)
         updated = {id(n.target) for n in nodes if type(n) is ast.AugAssign}  # type: ignore[attr-defined]
         for n in nodes:
             if type(n) is ast.Name and n.id == name and (type(n.ctx) is ast.Load or id(n) in updated):  # type: ignore[attr-defined]
@@ -725,7 +728,8 @@ def _bound_around(tree: ast.Module, line: int, name: str) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _word(name: str) -> re.Pattern[str]:
-    return re.compile(rf"{re.escape(name)}(?<=\b{re.escape(name)})(?!\w)")
+    # The word, not after a dot (a name never is: `report.models` is an attribute), literal first.
+    return re.compile(rf"{re.escape(name)}(?<![\w.]{re.escape(name)})(?!\w)")
 
 
 def _names_of(code: types.CodeType) -> frozenset[str]:
