@@ -123,132 +123,119 @@ class _Facts:
             if t is ast.Call:
                 self.calls.append(node)  # type: ignore[arg-type]
                 callees.add(id(node.func))  # type: ignore[attr-defined]
-            if t not in _SPECIAL:
-                # (most nodes: only their children matter)
-                fields = _FIELDS.get(t)
-                if fields is None:
-                    fields = _FIELDS[t] = tuple(f for f in t._fields if f not in _NOT_NODES) if issubclass(t, ast.AST) else ()
-                for field in fields:
-                    value = getattr(node, field, None)
-                    if type(value) is list:
-                        for item in value:
-                            if item is not None:
-                                push((item, owner, scope))
-                    elif value is not None:
-                        push((value, owner, scope))
-                continue
-            if t is ast.FunctionDef or t is ast.AsyncFunctionDef or t is ast.Lambda:
-                args = node.args  # type: ignore[attr-defined]
-                inner_scope = self._open(scope, "def")
-                pnames = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None]
-                self._local[inner_scope].update(pnames)
-                self._params[inner_scope].update(pnames)
-                pkeys: list[Key] = [(inner_scope, n) for n in pnames]
-                self.variables.update(pnames)
-                # Defaults, annotations and decorators belong to the enclosing scope.
-                for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
-                    self.defaults.append((pkeys, default))
-                    push((default, owner, scope))
-                if t is ast.Lambda:
-                    self.lambda_params.extend(pkeys)
-                    self.returns.append((None, node.body))  # type: ignore[attr-defined]
-                    push((node.body, "", inner_scope))  # type: ignore[attr-defined]
-                    continue
-                self._local[scope].add(node.name)  # type: ignore[attr-defined]
-                self._bound[scope].add(node.name)  # type: ignore[attr-defined]
-                self.params.setdefault(node.name, []).extend(pkeys)  # type: ignore[attr-defined]
-                if self._kind[scope] == "class" and pkeys:
-                    self.receivers.append(pkeys[0])
-                    if based[scope]:
-                        self.selves.append(pkeys[0])
-                for item in node.decorator_list:  # type: ignore[attr-defined]
-                    push((item, owner, scope))
-                for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
-                    if a is not None and a.annotation is not None:
-                        push((a.annotation, owner, scope))
-                if node.returns is not None:  # type: ignore[attr-defined]
-                    push((node.returns, owner, scope))  # type: ignore[attr-defined]
-                for item in node.body:  # type: ignore[attr-defined]
-                    push((item, node.name, inner_scope))  # type: ignore[attr-defined]
-                continue
-            if t is ast.ClassDef:
-                self.classes.add(node.name)  # type: ignore[attr-defined]
-                self._local[scope].add(node.name)  # type: ignore[attr-defined]
-                self._bound[scope].add(node.name)  # type: ignore[attr-defined]
-                inner_scope = self._open(scope, "class")
-                based[inner_scope] = bool(node.bases or node.keywords)  # type: ignore[attr-defined]
-                for item in (*node.bases, *node.keywords, *node.decorator_list):  # type: ignore[attr-defined]
-                    push((item, owner, scope))
-                for item in node.body:  # type: ignore[attr-defined]
-                    push((item, None, inner_scope))
-                continue
-            if t in _COMPREHENSIONS:
-                generators = node.generators  # type: ignore[attr-defined]
-                inner_scope = self._open(scope, "comprehension")
-                push((generators[0].iter, owner, scope))  # the first iterable is the enclosing scope's
-                for i, gen in enumerate(generators):
-                    self.bindings.append((gen.target, gen.iter))
-                    push((gen.target, owner, inner_scope))
-                    if i:
-                        push((gen.iter, owner, inner_scope))
-                    for cond in gen.ifs:
-                        push((cond, owner, inner_scope))
-                for field in ("elt", "key", "value"):
-                    item = getattr(node, field, None)
-                    if item is not None:
-                        push((item, owner, inner_scope))
-                continue
-            if t is ast.Assign:
-                for target in node.targets:  # type: ignore[attr-defined]
-                    self.bindings.append((target, node.value))  # type: ignore[attr-defined]
-                    self._bound[scope].update(_names(target))
-                    self._dotted_targets(target)
-            elif t is ast.AnnAssign or t is ast.AugAssign:
-                if node.value is not None:  # type: ignore[attr-defined]
-                    self.bindings.append((node.target, node.value))  # type: ignore[attr-defined]
-                self._bound[scope].update(_names(node.target))  # type: ignore[attr-defined]
-                self._dotted_targets(node.target)  # type: ignore[attr-defined]
-            elif t is ast.With or t is ast.AsyncWith:
-                for item in node.items:  # type: ignore[attr-defined]
-                    if item.optional_vars is not None:
-                        self._bound[scope].update(_names(item.optional_vars))
-            elif t is ast.NamedExpr:
-                self.bindings.append((node.target, node.value))  # type: ignore[attr-defined]
-                # (x := v) binds x in the scope around any comprehensions it is in.
-                outer = scope
-                while self._kind[outer] == "comprehension":
-                    outer = self._parent[outer]
-                push((node.target, owner, outer))  # type: ignore[attr-defined]
-                push((node.value, owner, scope))  # type: ignore[attr-defined]
-                continue
-            elif t is ast.For or t is ast.AsyncFor:
-                self.loops.append(node.iter)  # type: ignore[attr-defined]
-                self.bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
-                self._bound[scope].update(_names(node.target))  # type: ignore[attr-defined]
-            elif t is ast.Return or t is ast.Yield or t is ast.YieldFrom:
-                if node.value is not None and owner is not None:  # type: ignore[attr-defined]
-                    self.returns.append((owner or None, node.value))  # type: ignore[attr-defined]
-            elif t is ast.Global or t is ast.Nonlocal:
-                kind = "global" if t is ast.Global else "nonlocal"
-                for name in node.names:  # type: ignore[attr-defined]
-                    self._declared[scope][name] = kind
-            elif t is ast.Import or t is ast.ImportFrom:
-                for alias in node.names:  # type: ignore[attr-defined]
-                    if alias.name != "*":
-                        self._local[scope].add(alias.asname or alias.name.split(".")[0])
-                        self._imported[scope].add(alias.asname or alias.name.split(".")[0])
-            elif t is ast.ExceptHandler:
-                if node.name:  # type: ignore[attr-defined]
+            if t in _SPECIAL:  # (the other nodes: only their children matter)
+                if t is ast.FunctionDef or t is ast.AsyncFunctionDef or t is ast.Lambda:
+                    args = node.args  # type: ignore[attr-defined]
+                    inner_scope = self._open(scope, "def")
+                    pnames = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg) if a is not None]
+                    self._local[inner_scope].update(pnames)
+                    self._params[inner_scope].update(pnames)
+                    pkeys: list[Key] = [(inner_scope, n) for n in pnames]
+                    self.variables.update(pnames)
+                    # Defaults, annotations and decorators belong to the enclosing scope.
+                    for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+                        self.defaults.append((pkeys, default))
+                        push((default, owner, scope))
+                    if t is ast.Lambda:
+                        self.lambda_params.extend(pkeys)
+                        self.returns.append((None, node.body))  # type: ignore[attr-defined]
+                        push((node.body, "", inner_scope))  # type: ignore[attr-defined]
+                        continue
                     self._local[scope].add(node.name)  # type: ignore[attr-defined]
                     self._bound[scope].add(node.name)  # type: ignore[attr-defined]
-            elif t is ast.Match:
-                for sub in ast.walk(node):
-                    name = getattr(sub, "name", None) if type(sub) in (ast.MatchAs, ast.MatchStar) else getattr(sub, "rest", None)
-                    if isinstance(name, str):
-                        capture = ast.Name(name, ast.Store())
-                        names.append((capture, scope))
-                        self._local[scope].add(name)
-                        self.bindings.append((capture, node.subject))  # type: ignore[attr-defined]
+                    self.params.setdefault(node.name, []).extend(pkeys)  # type: ignore[attr-defined]
+                    if self._kind[scope] == "class" and pkeys:
+                        self.receivers.append(pkeys[0])
+                        if based[scope]:
+                            self.selves.append(pkeys[0])
+                    for item in node.decorator_list:  # type: ignore[attr-defined]
+                        push((item, owner, scope))
+                    for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+                        if a is not None and a.annotation is not None:
+                            push((a.annotation, owner, scope))
+                    if node.returns is not None:  # type: ignore[attr-defined]
+                        push((node.returns, owner, scope))  # type: ignore[attr-defined]
+                    for item in node.body:  # type: ignore[attr-defined]
+                        push((item, node.name, inner_scope))  # type: ignore[attr-defined]
+                    continue
+                if t is ast.ClassDef:
+                    self.classes.add(node.name)  # type: ignore[attr-defined]
+                    self._local[scope].add(node.name)  # type: ignore[attr-defined]
+                    self._bound[scope].add(node.name)  # type: ignore[attr-defined]
+                    inner_scope = self._open(scope, "class")
+                    based[inner_scope] = bool(node.bases or node.keywords)  # type: ignore[attr-defined]
+                    for item in (*node.bases, *node.keywords, *node.decorator_list):  # type: ignore[attr-defined]
+                        push((item, owner, scope))
+                    for item in node.body:  # type: ignore[attr-defined]
+                        push((item, None, inner_scope))
+                    continue
+                if t in _COMPREHENSIONS:
+                    generators = node.generators  # type: ignore[attr-defined]
+                    inner_scope = self._open(scope, "comprehension")
+                    push((generators[0].iter, owner, scope))  # the first iterable is the enclosing scope's
+                    for i, gen in enumerate(generators):
+                        self.bindings.append((gen.target, gen.iter))
+                        push((gen.target, owner, inner_scope))
+                        if i:
+                            push((gen.iter, owner, inner_scope))
+                        for cond in gen.ifs:
+                            push((cond, owner, inner_scope))
+                    for field in ("elt", "key", "value"):
+                        item = getattr(node, field, None)
+                        if item is not None:
+                            push((item, owner, inner_scope))
+                    continue
+                if t is ast.Assign:
+                    for target in node.targets:  # type: ignore[attr-defined]
+                        self.bindings.append((target, node.value))  # type: ignore[attr-defined]
+                        self._bound[scope].update(_names(target))
+                        self._dotted_targets(target)
+                elif t is ast.AnnAssign or t is ast.AugAssign:
+                    if node.value is not None:  # type: ignore[attr-defined]
+                        self.bindings.append((node.target, node.value))  # type: ignore[attr-defined]
+                    self._bound[scope].update(_names(node.target))  # type: ignore[attr-defined]
+                    self._dotted_targets(node.target)  # type: ignore[attr-defined]
+                elif t is ast.With or t is ast.AsyncWith:
+                    for item in node.items:  # type: ignore[attr-defined]
+                        if item.optional_vars is not None:
+                            self._bound[scope].update(_names(item.optional_vars))
+                elif t is ast.NamedExpr:
+                    self.bindings.append((node.target, node.value))  # type: ignore[attr-defined]
+                    # (x := v) binds x in the scope around any comprehensions it is in.
+                    outer = scope
+                    while self._kind[outer] == "comprehension":
+                        outer = self._parent[outer]
+                    push((node.target, owner, outer))  # type: ignore[attr-defined]
+                    push((node.value, owner, scope))  # type: ignore[attr-defined]
+                    continue
+                elif t is ast.For or t is ast.AsyncFor:
+                    self.loops.append(node.iter)  # type: ignore[attr-defined]
+                    self.bindings.append((node.target, node.iter))  # type: ignore[attr-defined]
+                    self._bound[scope].update(_names(node.target))  # type: ignore[attr-defined]
+                elif t is ast.Return or t is ast.Yield or t is ast.YieldFrom:
+                    if node.value is not None and owner is not None:  # type: ignore[attr-defined]
+                        self.returns.append((owner or None, node.value))  # type: ignore[attr-defined]
+                elif t is ast.Global or t is ast.Nonlocal:
+                    kind = "global" if t is ast.Global else "nonlocal"
+                    for name in node.names:  # type: ignore[attr-defined]
+                        self._declared[scope][name] = kind
+                elif t is ast.Import or t is ast.ImportFrom:
+                    for alias in node.names:  # type: ignore[attr-defined]
+                        if alias.name != "*":
+                            self._local[scope].add(alias.asname or alias.name.split(".")[0])
+                            self._imported[scope].add(alias.asname or alias.name.split(".")[0])
+                elif t is ast.ExceptHandler:
+                    if node.name:  # type: ignore[attr-defined]
+                        self._local[scope].add(node.name)  # type: ignore[attr-defined]
+                        self._bound[scope].add(node.name)  # type: ignore[attr-defined]
+                elif t is ast.Match:
+                    for sub in ast.walk(node):
+                        name = getattr(sub, "name", None) if type(sub) in (ast.MatchAs, ast.MatchStar) else getattr(sub, "rest", None)
+                        if isinstance(name, str):
+                            capture = ast.Name(name, ast.Store())
+                            names.append((capture, scope))
+                            self._local[scope].add(name)
+                            self.bindings.append((capture, node.subject))  # type: ignore[attr-defined]
             fields = _FIELDS.get(t)
             if fields is None:
                 fields = _FIELDS[t] = tuple(f for f in t._fields if f not in _NOT_NODES) if issubclass(t, ast.AST) else ()
