@@ -298,28 +298,6 @@ def test_names_first_agrees_with_the_text_tests(cells):
     assert set(facts.read_conventions) == (set(conventions) if names is None else set(conventions) & names)
 
 
-_CELLS = [
-    "%matplotlib inline", "x = !ls", "  !pip install x", "a != b", "x?", "obj.method??", "print('100%')", "y = 5 % 3",
-    "a, b = %time f()", "x =\n%time", "x\n= !ls", "a = b\n!ls", "\u00a0%timeit x", "d[k] = !cmd", "s = 'a ? b'", "x ?",
-    "f(x)?", "  ?x", "x = 1 if a else %b", "zz\x0c= !x", "a.b = %c", "a =% b", "a\u2028= !b", "",
-]
-
-
-def test_one_search_of_a_cell_finds_the_lines_the_line_tests_find():
-    """_may_need_neutralising searches a cell once (documents._IPYTHON_LINE) for what _ipython_hint
-    tests line by line: the same answer on edge cases and on every cell of the fixtures' notebooks."""
-    from pathlib import Path
-
-    from torchlint.sources import python_lines
-
-    cells = list(_CELLS)
-    for path in sorted((Path(__file__).resolve().parent.parent / "fixtures").rglob("*.ipynb")):
-        cells += [c for c in documents.cell_sources(path.read_text(encoding="utf-8")) or [] if "\r" not in c]
-    assert len(cells) > 40
-    for cell in cells:
-        assert (documents._IPYTHON_LINE.search(cell) is not None) is documents._ipython_hint(python_lines(cell)), cell
-
-
 @pytest.mark.parametrize(
     "cells, read",
     [

@@ -123,13 +123,6 @@ class Chunk:
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
-# _ipython_hint's tests on a whole text of \n-separated lines: a line starting (after whitespace)
-# with % or !, a _HELP line, an _ASSIGN_MAGIC line (its \s kept within the line).
-_IPYTHON_LINE = re.compile(
-    r"(?m)^[^\S\n]*[%!]"
-    r"|^[ \t]*(?:\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$"
-    r"|^[ \t]*[A-Za-z_](?:[\w.,\[\]]|[^\S\n])*?[^\S\n]*=[^\S\n]*[!%].*$"
-)
 
 
 def _whole_tree(text: str) -> ast.Module | None:
@@ -389,10 +382,6 @@ def _may_need_neutralising(lines: list[str], source: str | None = None) -> bool:
     most cells hold none of IPython's marks, which one search of the whole text rules out.)"""
     if source is not None and "%" not in source and "!" not in source and "?" not in source:
         return _ends_continued(lines)
-    if source is not None and "\r" not in source:
-        # One search of the cell for a line _ipython_hint would take (most cells with a `%` or a
-        # `!=` have none): the same tests, each kept to one line.
-        return _IPYTHON_LINE.search(source) is not None or _ends_continued(lines)
     return _ipython_hint(lines) or _ends_continued(lines)
 
 
