@@ -308,6 +308,7 @@ def test_names_first_agrees_with_the_text_tests(cells):
         # Read where nothing binds it, at module level or in a def: it is.
         (("def build():\n    return models.resnet18()", "x = 1"), True),
         (("net = models.resnet18()",), True),
+        (("if False:\n    net = models.resnet18()",), True),  # code CPython drops: a reader still sees it
     ],
 )
 def test_a_conventional_name_counts_where_it_is_read_unbound(cells, read):
