@@ -21,7 +21,6 @@ unknown, not absent, so rules that reason about what is missing stay silent
 from __future__ import annotations
 
 import ast
-import dis
 import functools
 import json
 import re
@@ -666,35 +665,60 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str], names: froz
     return out
 
 
-# Instructions naming a co_names entry that do not read it as a variable: attributes, imports, stores.
-_NOT_READS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR", "LOAD_SUPER_ATTR", "IMPORT_NAME", "IMPORT_FROM", "STORE_NAME", "STORE_GLOBAL"})
+def _read_as_name(tree: ast.Module, text: str, name: str) -> bool:
+    """Does the code read ``name`` as a name (not only as an attribute, ``self.datasets``, or as a
+    target, ``datasets: list = ...``)? Only the statements on lines where the word stands are
+    walked, up to the first one that reads it so."""
+    from torchlint.gates import lines_matching, nodes_on
+
+    if _conventional_patterns(name) is None:
+        return False
+    lines = lines_matching(text, _word(name))
+    # The first lines alone (a name read at all is read early, as a notebook's imports are), then
+    # the rest in one pass: a line apart descends into its class or def again each time.
+    for group in [*([line] for line in lines[:3]), lines[3:]]:
+        nodes = nodes_on(tree, group)
+        updated = {id(n.target) for n in nodes if type(n) is ast.AugAssign}  # type: ignore[attr-defined]
+        for n in nodes:
+            if type(n) is ast.Name and n.id == name and (type(n.ctx) is ast.Load or id(n) in updated):  # type: ignore[attr-defined]
+                if not _bound_around(tree, n.lineno, name):  # type: ignore[attr-defined]
+                    return True
+    return False
 
 
-def _read_as_names(code: types.CodeType, candidates: set[str]) -> set[str]:
-    """The ``candidates`` that the code reads as variables where no def binds them (LOAD_GLOBAL,
-    LOAD_NAME: CPython's own scoping), not only as attributes (``report.models``) or targets. A
-    name in co_names that no instruction names stands in code the compiler dropped (``if False:``),
-    which a reader may still see: it counts. Only the code objects naming a candidate are read."""
-    out: set[str] = set()
-    todo = [code]
-    code_type = types.CodeType
+def _bound_around(tree: ast.Module, line: int, name: str) -> bool:
+    """Does a def around ``line`` bind ``name`` (a parameter, an assignment, ``global``)? Then a read
+    there is that def's variable, never the conventional module. Only the statements holding the
+    line are descended into."""
+    from torchlint.gates import walk
+
+    todo: list[ast.stmt] = list(tree.body)
     while todo:
-        c = todo.pop()
-        todo += [x for x in c.co_consts if type(x) is code_type]
-        here = candidates.intersection(c.co_names) - out
-        if not here:
+        stmt = todo.pop()
+        if not stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
             continue
-        named: set[str] = set()
-        for ins in dis.get_instructions(c):
-            if ins.opcode in _HAS_NAME and ins.argval in here:
-                named.add(ins.argval)
-                if ins.opname not in _NOT_READS:
-                    out.add(ins.argval)
-        out |= here - named
-    return out
+        if type(stmt) is ast.FunctionDef or type(stmt) is ast.AsyncFunctionDef:
+            for n in walk(stmt):
+                t = type(n)
+                if (t is ast.arg and n.arg == name) or (t is ast.Name and n.id == name and type(n.ctx) is not ast.Load):  # type: ignore[attr-defined]
+                    return True
+                if (t is ast.Global or t is ast.Nonlocal) and name in n.names:  # type: ignore[attr-defined]
+                    return True
+                if t is ast.alias and (n.asname or n.name.split(".", 1)[0]) == name:  # type: ignore[attr-defined]
+                    return True
+        for attr in ("body", "orelse", "finalbody"):
+            todo.extend(getattr(stmt, attr, None) or ())
+        for handler in getattr(stmt, "handlers", ()):
+            todo.extend(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            todo.extend(case.body)
+    return False
 
 
-_HAS_NAME = frozenset(dis.hasname)
+@functools.lru_cache(maxsize=256)
+def _word(name: str) -> re.Pattern[str]:
+    # The word, not after a dot (a name never is: `report.models` is an attribute), literal first.
+    return re.compile(rf"{re.escape(name)}(?<![\w.]{re.escape(name)})(?!\w)")
 
 
 def _names_of(code: types.CodeType) -> frozenset[str]:
@@ -958,9 +982,8 @@ class Document:
         if self._conventions is not None:
             # An attribute (``kb.models``, ``versions.torchvision``) or a name only assigned is in
             # co_names too, but only a name read is given a conventional module: keep those.
-            candidates = set(names & self._conventions.keys())
-            if candidates:
-                names = names - (candidates - _read_as_names(code, candidates))
+            attributes = {n for n in names & self._conventions.keys() if not _read_as_name(tree, self.text, n)}
+            names = names - attributes
         return names
 
     def _import_line(self) -> int | None:
