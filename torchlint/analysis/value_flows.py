@@ -255,7 +255,7 @@ class _Facts:
                 k = resolved[(node.id, scope)] = self._resolve(node.id, scope)
             keys[id(node)] = k
         for target, _ in self.bindings:
-            self.variables.update(_identifiers(target))
+            self.variables.update(_names(target, attributes=True))
         # Functions used as values (callbacks, ``partial``, returned closures): a call through a
         # variable may reach them.
         self.used_as_values = values & self.params.keys()
@@ -341,28 +341,18 @@ class _Facts:
         return []
 
 
-def _names(target: ast.expr) -> list[str]:
-    """The names (not attributes or items) an assignment to ``target`` binds."""
-    t = type(target)
-    if t is ast.Name:
-        return [target.id]  # type: ignore[attr-defined]
-    if t is ast.Starred:
-        return _names(target.value)  # type: ignore[attr-defined]
-    if t is ast.Tuple or t is ast.List:
-        return [x for el in target.elts for x in _names(el)]  # type: ignore[attr-defined]
-    return []
-
-
-def _identifiers(target: ast.expr) -> list[str]:
+def _names(target: ast.expr, attributes: bool = False) -> list[str]:
+    """The names an assignment to ``target`` binds (not items), and with ``attributes`` the names
+    of the attributes it sets too."""
     t = type(target)
     if t is ast.Name:
         return [target.id]  # type: ignore[attr-defined]
     if t is ast.Attribute:
-        return [target.attr]  # type: ignore[attr-defined]
-    if t is ast.Subscript or t is ast.Starred:
-        return _identifiers(target.value)  # type: ignore[attr-defined]
+        return [target.attr] if attributes else []  # type: ignore[attr-defined]
+    if t is ast.Starred or (attributes and t is ast.Subscript):
+        return _names(target.value, attributes)  # type: ignore[attr-defined]
     if t is ast.Tuple or t is ast.List:
-        return [x for el in target.elts for x in _identifiers(el)]  # type: ignore[attr-defined]
+        return [x for el in target.elts for x in _names(el, attributes)]  # type: ignore[attr-defined]
     return []
 
 
