@@ -88,7 +88,7 @@ def test_the_joint_check_alone_is_sound(cells, monkeypatch):
     # Every cell left to the joint check, IPython-looking or not: only the continuation rule stays.
     raw = notebook(*cells)
     reference = _shape(_built_alone(raw, monkeypatch))
-    monkeypatch.setattr(documents, "_ipython_hint", lambda lines: False)
+    monkeypatch.setattr(documents, "_ipython_hint", lambda lines, source=None: False)
     assert _shape(build(raw, "nb.ipynb", "notebook")) == reference
 
 
@@ -107,7 +107,7 @@ def test_random_notebooks_check_the_same_together_as_alone(monkeypatch):
         reference = _shape(_built_alone(raw, monkeypatch))
         assert _shape(build(raw, "nb.ipynb", "notebook")) == reference, cells
         with monkeypatch.context() as m:
-            m.setattr(documents, "_ipython_hint", lambda lines: False)
+            m.setattr(documents, "_ipython_hint", lambda lines, source=None: False)
             assert _shape(build(raw, "nb.ipynb", "notebook")) == reference, cells
 
 
@@ -309,9 +309,30 @@ def test_names_first_agrees_with_the_text_tests(cells):
         (("def build():\n    return models.resnet18()", "x = 1"), True),
         (("net = models.resnet18()",), True),
         (("if False:\n    net = models.resnet18()",), True),  # code CPython drops: a reader still sees it
+        # A lambda's parameter is its own; an annotation Python never evaluates reads nothing.
+        (("pick = lambda models: models[0]",), False),
+        (("def build():\n    net: models.ResNet = load()\n    return net",), False),
+        (("from __future__ import annotations\ndef build(net: models.ResNet) -> models.ResNet:\n    return net",), False),
+        (("def build(net: models.ResNet):\n    return net",), True),
+        # Past 128 names, a global's index in its instruction is led by EXTENDED_ARG.
+        (("def build():\n" + "".join(f"    print(v{i})\n" for i in range(300)) + "    return models.resnet18()",), True),
+        (("def build():\n" + "".join(f"    print(v{i})\n" for i in range(300)) + "    return report.models",), False),
     ],
 )
 def test_a_conventional_name_counts_where_it_is_read_unbound(cells, read):
     doc = build(notebook(*cells), "nb.ipynb", "notebook")
     facts = doc.facts(dict(CONVENTIONAL_IMPORTS))
     assert ("models" in facts.read_conventions) is read
+
+
+def test_the_ipython_marks_search_answers_as_the_line_tests():
+    """The search of a cell's text for IPython's marks (lines holding ``%``, ``!`` or ``?`` only)
+    answers as the test of every line does."""
+    rng = random.Random(3)
+    cells = [c for case in EDGE_CASES for c in case]
+    cells += ["x = '%d' % 3\ny = a != b\nz?", "  %time y = 1", "a = 1 # why?\nb = !ls", "print('!')\n!pip install x"]
+    for _ in range(300):
+        cells.append("\n".join(rng.choice(_SNIPPETS) for _ in range(rng.randint(0, 5))))
+    for source in cells:
+        lines = python_lines(source)
+        assert documents._ipython_hint(lines, source) == documents._ipython_hint(lines), source

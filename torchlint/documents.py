@@ -21,6 +21,7 @@ unknown, not absent, so rules that reason about what is missing stay silent
 from __future__ import annotations
 
 import ast
+import bisect
 import functools
 import json
 import re
@@ -382,17 +383,34 @@ def _may_need_neutralising(lines: list[str], source: str | None = None) -> bool:
     most cells hold none of IPython's marks, which one search of the whole text rules out.)"""
     if source is not None and "%" not in source and "!" not in source and "?" not in source:
         return _ends_continued(lines)
-    return _ipython_hint(lines) or _ends_continued(lines)
+    return _ipython_hint(lines, source) or _ends_continued(lines)
 
 
-def _ipython_hint(lines: list[str]) -> bool:
-    for line in lines:
-        if "%" not in line and "!" not in line and "?" not in line:
-            continue
-        s = line.lstrip()
-        if s[:1] in ("%", "!") or ("?" in s and _HELP.match(line)) or (("!" in s or "%" in s) and _ASSIGN_MAGIC.match(line)):
+def _ipython_hint(lines: list[str], source: str | None = None) -> bool:
+    """Might a line be IPython syntax? With the lines' text at hand (``source``, lines broken at
+    ``\n`` only), only the lines holding one of its marks are looked at: each mark's next place
+    is found at memchr speed (``%`` of a format string, ``!=``), and the search goes on after
+    its line."""
+    if source is None or "\r" in source:
+        return any(_ipython_line(line) for line in lines if "%" in line or "!" in line or "?" in line)
+    find = source.find
+    marks = ("%", "!", "?")
+    places = [find(mark) for mark in marks]
+    while True:
+        at = min((p for p in places if p >= 0), default=-1)
+        if at < 0:
+            return False
+        end = find("\n", at)
+        if end < 0:
+            end = len(source)
+        if _ipython_line(source[source.rfind("\n", 0, at) + 1 : end]):
             return True
-    return False
+        places = [find(mark, end) if 0 <= p < end else p for p, mark in zip(places, marks)]
+
+
+def _ipython_line(line: str) -> bool:
+    s = line.lstrip()
+    return s[:1] in ("%", "!") or ("?" in s and _HELP.match(line) is not None) or (("!" in s or "%" in s) and _ASSIGN_MAGIC.match(line) is not None)
 
 
 def _ends_continued(lines: list[str]) -> bool:
@@ -665,76 +683,94 @@ def _unbound_conventional(text: str, conventions: Mapping[str, str], names: froz
     return out
 
 
-def _read_as_name(tree: ast.Module, text: str, name: str) -> bool:
-    """Does the code read ``name`` as a name (not only as an attribute, ``self.datasets``, or as a
-    target, ``datasets: list = ...``)? Only the statements on lines where the word stands are
-    walked, up to the first one that reads it so."""
-    from torchlint.gates import lines_matching, nodes_on
-
-    if _conventional_patterns(name) is None:
-        return False
-    lines = lines_matching(text, _word(name))
-    # The first lines alone (a name read at all is read early, as a notebook's imports are), then
-    # the rest in one pass: a line apart descends into its class or def again each time.
-    for group in [*([line] for line in lines[:3]), lines[3:]]:
-        nodes = nodes_on(tree, group)
-        updated = {id(n.target) for n in nodes if type(n) is ast.AugAssign}  # type: ignore[attr-defined]
-        for n in nodes:
-            if type(n) is ast.Name and n.id == name and (type(n.ctx) is ast.Load or id(n) in updated):  # type: ignore[attr-defined]
-                if not _bound_around(tree, n.lineno, name):  # type: ignore[attr-defined]
-                    return True
-    return False
-
-
-def _bound_around(tree: ast.Module, line: int, name: str) -> bool:
-    """Does a def around ``line`` bind ``name`` (a parameter, an assignment, ``global``)? Then a read
-    there is that def's variable, never the conventional module. Only the statements holding the
-    line are descended into."""
-    from torchlint.gates import walk
-
-    todo: list[ast.stmt] = list(tree.body)
-    while todo:
-        stmt = todo.pop()
-        if not stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
-            continue
-        if type(stmt) is ast.FunctionDef or type(stmt) is ast.AsyncFunctionDef:
-            for n in walk(stmt):
-                t = type(n)
-                if (t is ast.arg and n.arg == name) or (t is ast.Name and n.id == name and type(n.ctx) is not ast.Load):  # type: ignore[attr-defined]
-                    return True
-                if (t is ast.Global or t is ast.Nonlocal) and name in n.names:  # type: ignore[attr-defined]
-                    return True
-                if t is ast.alias and (n.asname or n.name.split(".", 1)[0]) == name:  # type: ignore[attr-defined]
-                    return True
-        for attr in ("body", "orelse", "finalbody"):
-            todo.extend(getattr(stmt, attr, None) or ())
-        for handler in getattr(stmt, "handlers", ()):
-            todo.extend(handler.body)
-        for case in getattr(stmt, "cases", ()):
-            todo.extend(case.body)
-    return False
-
-
-@functools.lru_cache(maxsize=256)
-def _word(name: str) -> re.Pattern[str]:
-    # The word, not after a dot (a name never is: `report.models` is an attribute), literal first.
-    return re.compile(rf"{re.escape(name)}(?<![\w.]{re.escape(name)})(?!\w)")
-
-
-def _names_of(code: types.CodeType) -> frozenset[str]:
-    names: set[str] = set()
+def _read_as_names(code: types.CodeType, candidates: Iterable[str]) -> set[str]:
+    """The ``candidates`` that the code reads as variables where no def binds them (an instruction
+    loading a global or a module/class-level name: CPython's own scoping), not only as attributes
+    (``report.models``), imports or targets. An annotation CPython never evaluates (a local
+    variable's, or any under ``from __future__ import annotations``) reads nothing. A name in a code
+    object's co_names that none of its instructions names stands in code the compiler dropped
+    (``if False:``), which a reader may still see: it counts. Only the code objects naming a
+    candidate are read, each with a few byte searches (decoding every instruction costs more
+    than the lint's own walk)."""
+    reads, others, extended = _name_instructions()
+    wanted = frozenset(candidates)
+    out: set[str] = set()
     todo = [code]
     code_type = types.CodeType
     while todo:
         c = todo.pop()
-        names.update(c.co_names)
-        todo += [x for x in c.co_consts if type(x) is code_type]
-    return frozenset(names)
+        consts = c.co_consts
+        if code_type in map(type, consts):  # (most code objects hold none: one C-level scan)
+            todo += [x for x in consts if type(x) is code_type]
+        here = wanted.intersection(c.co_names)
+        if not here or here <= out:
+            continue
+        raw = c.co_code
+        for name in here - out:
+            index = c.co_names.index(name)
+            if _names_entry(raw, index, reads, extended) or not _names_entry(raw, index, others, extended):
+                out.add(name)
+    return out
+
+
+def _names_entry(raw: bytes, index: int, instructions: tuple[tuple[int, int], ...], extended: int) -> bool:
+    """Does an instruction among ``instructions`` ((opcode, shift of the index in its argument))
+    name co_names entry ``index``? Instructions are two bytes at even offsets; an argument over a
+    byte is led by EXTENDED_ARG."""
+    for op, shift in instructions:
+        for arg in range(index << shift, (index + 1) << shift):
+            if arg < 256:
+                pattern = bytes((op, arg))
+            elif arg < 65536:
+                pattern = bytes((extended, arg >> 8, op, arg & 255))
+            else:
+                return True  # never in practice; say yes rather than guess
+            at = raw.find(pattern)
+            while at >= 0:
+                if at % 2 == 0 and (at < 2 or raw[at - 2] != extended or (arg < 256 and raw[at - 1] == 0)):
+                    return True
+                at = raw.find(pattern, at + 1)
+    return False
+
+
+@functools.cache
+def _name_instructions() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...], int]:
+    """(the instructions reading a co_names entry as a variable, the other instructions naming one,
+    EXTENDED_ARG), each as (opcode, shift of the entry's index in its argument: 3.11 shifts
+    LOAD_GLOBAL's by one bit, 3.12 LOAD_ATTR's too). Learnt from this Python's own compiler: an
+    instruction it does not show here names nothing this reader sees, so a name it alone names
+    counts as read (the cautious answer)."""
+    import dis
+
+    fill = "a0, a1, a2, a3, a4"  # each probed name's index is past these: the shift is unambiguous
+    probe = compile(
+        f"{fill}\nimport m5\nfrom m6 import n7\ng8\ng8.at9\ng8.me10()\ng8.st11 = 1\ndel g8.de12\ns13 = 1\ndel s13\n"
+        f"class C14:\n    {fill}\n    v15 = g8\n    def f(self):\n        {fill}\n        global gl16\n"
+        f"        gl16 = g17\n        del gl16\n        return super().su18\n",
+        "<probe>",
+        "exec",
+    )
+    reading = {dis.opmap[n] for n in ("LOAD_NAME", "LOAD_GLOBAL", "LOAD_FROM_DICT_OR_GLOBALS") if n in dis.opmap}
+    named = set(dis.hasname)
+    seen: dict[int, int] = {}
+    todo = [probe]
+    while todo:
+        c = todo.pop()
+        todo += [x for x in c.co_consts if isinstance(x, types.CodeType)]
+        for ins in dis.get_instructions(c):
+            if ins.opcode not in named or not isinstance(ins.argval, str) or ins.argval not in c.co_names:
+                continue
+            index = c.co_names.index(ins.argval)
+            if index >= len(fill.split(",")):
+                seen[ins.opcode] = next(k for k in range(4) if ins.arg >> k == index)
+    reads = tuple((op, k) for op, k in seen.items() if op in reading)
+    others = tuple((op, k) for op, k in seen.items() if op not in reading)
+    return reads, others, dis.EXTENDED_ARG
 
 
 # CPython 3.11 names in co_names what code it then drops (``if False:``); where a compiler does
 # not, its code objects cannot say what the text reads.
-_NAMES_KEEP_DEAD_CODE = "nn" in _names_of(compile("if False:\n    nn.Linear\n", "<check>", "exec"))
+_NAMES_KEEP_DEAD_CODE = "nn" in compile("if False:\n    nn.Linear\n", "<check>", "exec").co_names
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -829,6 +865,20 @@ class Document:
         return False
 
     def _statements_within_chunks(self, tree: ast.Module) -> bool:
+        breaks = self._breaks
+        if breaks is not None:
+            # A notebook's cells are runs of lines between blank breaks: a statement within one
+            # cell spans no break. Each break is tested against the one statement that may span it.
+            body = tree.body
+            ends = [stmt.end_lineno or stmt.lineno for stmt in body]
+            for line in breaks:
+                k = bisect.bisect_left(ends, line)
+                if k < len(body):
+                    stmt = body[k]
+                    decorators = getattr(stmt, "decorator_list", None)
+                    if (min(d.lineno for d in decorators) if decorators else stmt.lineno) <= line:
+                        return False
+            return True
         line_map = self.line_map
         for stmt in tree.body:
             decorators = getattr(stmt, "decorator_list", None)
@@ -921,6 +971,8 @@ class Document:
         same_lines = self.kind != "notebook"
         out: list[str] = []
         self.line_map: list[tuple[int, int] | None] = [None]  # 1-based
+        # The text lines that end a notebook's cells (each a blank line of its own).
+        self._breaks: list[int] | None = None if same_lines else []
         if same_lines:
             total = len(python_lines(self.original))
             out = [""] * total
@@ -937,6 +989,7 @@ class Document:
                 # A blank line after each cell: "one past the cell's end" is its own line.
                 out.append("")
                 self.line_map.append(None)
+                self._breaks.append(len(out))  # type: ignore[union-attr]
                 continue
             for k, line in enumerate(lines):
                 n = c.origin + k
@@ -967,9 +1020,10 @@ class Document:
         return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak, read)
 
     def _code_names(self) -> frozenset[str] | None:
-        """Every global and attribute name the code reads (CPython's code object: never a string or a
-        comment), or None when the text has no tree or does not compile. The compile is the one the
-        lint's verdict then reuses (engine.compiled_tree)."""
+        """The conventional names the code reads as variables (CPython's code object: never in a
+        string or a comment, nor as an attribute, ``kb.models``, or a target), or None when the text
+        has no tree or does not compile. The compile is the one the lint's verdict then reuses
+        (engine.compiled_tree)."""
         tree = self.python_tree()
         if tree is None or not _NAMES_KEEP_DEAD_CODE:
             return None
@@ -978,13 +1032,7 @@ class Document:
         code = compiled_tree(tree, self.path)
         if code is None:
             return None
-        names = _names_of(code)
-        if self._conventions is not None:
-            # An attribute (``kb.models``, ``versions.torchvision``) or a name only assigned is in
-            # co_names too, but only a name read is given a conventional module: keep those.
-            attributes = {n for n in names & self._conventions.keys() if not _read_as_name(tree, self.text, n)}
-            names = names - attributes
-        return names
+        return frozenset(_read_as_names(code, CONVENTIONAL_IMPORTS if self._conventions is None else self._conventions))
 
     def _import_line(self) -> int | None:
         for ci, c in enumerate(self.chunks):
