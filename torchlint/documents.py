@@ -761,8 +761,9 @@ def _name_instructions() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, 
             if ins.opcode not in named or not isinstance(ins.argval, str) or ins.argval not in c.co_names:
                 continue
             index = c.co_names.index(ins.argval)
-            if index >= len(fill.split(",")):
-                seen[ins.opcode] = next(k for k in range(4) if ins.arg >> k == index)
+            shift = next((k for k in range(4) if ins.arg >> k == index), None)
+            if index >= len(fill.split(",")) and shift is not None:
+                seen[ins.opcode] = shift
     reads = tuple((op, k) for op, k in seen.items() if op in reading)
     others = tuple((op, k) for op, k in seen.items() if op not in reading)
     return reads, others, dis.EXTENDED_ARG
