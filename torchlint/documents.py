@@ -866,29 +866,22 @@ class Document:
         return False
 
     def _statements_within_chunks(self, tree: ast.Module) -> bool:
+        """Does each top-level statement lie within one cell? Only a notebook's cells are checked
+        together (the others' text keeps the document's lines: no breaks of their own)."""
         breaks = self._breaks
-        if breaks is not None:
-            # A notebook's cells are runs of lines between blank breaks: a statement within one
-            # cell spans no break. Each break is tested against the one statement that may span it.
-            body = tree.body
-            ends = [stmt.end_lineno or stmt.lineno for stmt in body]
-            for line in breaks:
-                k = bisect.bisect_left(ends, line)
-                if k < len(body):
-                    stmt = body[k]
-                    decorators = getattr(stmt, "decorator_list", None)
-                    if (min(d.lineno for d in decorators) if decorators else stmt.lineno) <= line:
-                        return False
-            return True
-        line_map = self.line_map
-        for stmt in tree.body:
-            decorators = getattr(stmt, "decorator_list", None)
-            first = min(d.lineno for d in decorators) if decorators else stmt.lineno
-            last = stmt.end_lineno or stmt.lineno
-            a = line_map[first] if 0 < first < len(line_map) else None
-            b = line_map[last] if 0 < last < len(line_map) else None
-            if a is None or b is None or a[0] != b[0]:
-                return False
+        if breaks is None:
+            return False
+        # A notebook's cells are runs of lines between blank breaks: a statement within one cell
+        # spans no break. Each break is tested against the one statement that may span it.
+        body = tree.body
+        ends = [stmt.end_lineno or stmt.lineno for stmt in body]
+        for line in breaks:
+            k = bisect.bisect_left(ends, line)
+            if k < len(body):
+                stmt = body[k]
+                decorators = getattr(stmt, "decorator_list", None)
+                if (min(d.lineno for d in decorators) if decorators else stmt.lineno) <= line:
+                    return False
         return True
 
     def python_tree(self, extra: str = "") -> ast.Module | None:
