@@ -336,3 +336,40 @@ def test_the_ipython_marks_search_answers_as_the_line_tests():
     for source in cells:
         lines = python_lines(source)
         assert documents._ipython_hint(lines, source) == documents._ipython_hint(lines), source
+
+
+UNDEFINED_CASES = [
+    ("import torch", "x = torch.zeros(3)", "print(x)"),
+    ("import torch", "y = F.relu(torch.ones(2))"),
+    ("print(model)", "model = 1"),
+    ("def f():\n    return helper()", "f()"),
+    ("from torch import *", "t = tensor([1])"),
+    ("%matplotlib inline\nimport torch", "imshow(torch.ones(1))"),
+    ("x = (1,", "2)", "print(x)"),
+]
+
+
+@pytest.mark.parametrize("cells", UNDEFINED_CASES)
+def test_the_undefined_name_gate_skips_no_finding(cells, monkeypatch):
+    from torchlint.rules.tl002_undefined_name import UndefinedName
+
+    raw = notebook(*cells)
+    found = lint_text(raw, "nb.ipynb", "notebook", None)
+    with monkeypatch.context() as m:
+        m.setattr(UndefinedName, "applies_to_document", classmethod(lambda cls, source, document: True))
+        forced = lint_text(raw, "nb.ipynb", "notebook", None)
+    assert found.findings == forced.findings and found.errors == forced.errors
+
+
+@pytest.mark.parametrize("undefined", [False, True])
+def test_a_document_that_defines_what_it_uses_gets_no_cst_parse_for_tl002(undefined, monkeypatch):
+    # TL002 answers on CPython's tree; only a name to report needs the CST (its node's range).
+    from torchlint import engine
+
+    calls = []
+    real = engine.parse
+    monkeypatch.setattr(engine, "parse", lambda source: calls.append(source) or real(source))
+    cells = ("import torch", "x = torch.zeros(3)", "print(y)" if undefined else "print(x)")
+    report = lint_text(notebook(*cells), "nb.ipynb", "notebook", frozenset({"TL002"}))
+    assert len(calls) == (1 if undefined else 0)
+    assert [(f.code, f.cell) for f in report.findings] == ([("TL002", 6)] if undefined else [])

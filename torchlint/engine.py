@@ -95,6 +95,7 @@ class LintOptions:
         ]
         classes.extend(self.extra_rules)
         conventions = None
+        code = source
         if self.document is not None:
             # ``models.resnet18(...)`` in a document means torchvision even where it never says so.
             source = source + self.document.trigger_text
@@ -109,6 +110,7 @@ class LintOptions:
             # Documents resolve conventional names without imports (``F``): they count as imports.
             and (not r.qualified_triggers or may_reference(source, r.qualified_triggers, conventions))
             and r.applies_to(source)
+            and (self.document is None or r.applies_to_document(code, self.document))
         ]
 
 

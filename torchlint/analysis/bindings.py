@@ -71,13 +71,17 @@ def module_bindings(context: Any) -> ModuleBindings | None:
     """The bindings of the text behind a rule ``Context``, built on first use and shared;
     None when CPython cannot parse it."""
     if _KEY not in context.cache:
-        try:
-            tree = python_ast(context.source, keep=True)  # (the document's own tree when building it parsed the text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            context.cache[_KEY] = None
-        else:
-            context.cache[_KEY] = ModuleBindings(tree)
+        context.cache[_KEY] = bindings_of(context.source)
     return context.cache[_KEY]
+
+
+def bindings_of(source: str) -> ModuleBindings | None:
+    """The bindings of ``source``; None when CPython cannot parse it."""
+    try:
+        tree = python_ast(source, keep=True)  # (the document's own tree when building it parsed the text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return ModuleBindings(tree)
 
 
 class _Collector(ast.NodeVisitor):
@@ -327,4 +331,4 @@ def _locals(node: ast.AST) -> set[str]:
         stack.extend(ast.iter_child_nodes(n))
     return names - declared
 
-__all__ = ["ModuleBindings", "NameRead", "Pos", "module_bindings"]
+__all__ = ["ModuleBindings", "NameRead", "Pos", "bindings_of", "module_bindings"]

@@ -259,6 +259,16 @@ class Rule:
         return True
 
     @classmethod
+    def applies_to_document(cls, source: str, document: Any) -> bool:
+        """For a document's code (``document``: its ``DocumentFacts``), a pre-filter that may read the
+        document's facts and CPython's tree of ``source`` (checked last): False skips the file, and
+        with it, where no other rule is left, the CST parse and walk.
+
+        It must never be False where the rule would report something.
+        """
+        return True
+
+    @classmethod
     def applies_to_path(cls, source: str, path: str) -> bool:
         """A pre-filter that may also look at where the file is (checked after ``triggers``, before
         ``trigger_pattern`` and :meth:`applies_to`): False skips the file.

@@ -4,7 +4,7 @@ import builtins
 
 import libcst as cst
 
-from torchlint.analysis.bindings import NameRead, module_bindings
+from torchlint.analysis.bindings import NameRead, bindings_of
 from torchlint.names import UNKNOWN_MODULE
 from torchlint.rules.base import FixSpec, InsertAtLine, Invalid, Rule
 
@@ -88,32 +88,14 @@ class UndefinedName(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._wanted: dict[str, tuple[NameRead, str]] = {}  # name -> (first bad read, message)
+        # name -> (first bad read, message); usually already found by the document gate.
+        self._wanted = _undefined(context.source, context.document) if context.document is not None else {}
         self._nodes: dict[str, list[cst.Name]] = {}
-        document = context.document
-        if document is None:
-            return
-        bindings = module_bindings(context)
-        if bindings is None:
-            return
-        conventions = document.conventions
-        for read in bindings.reads:
-            name = read.name
-            if read.pos[0] in document.weak_lines:
-                continue
-            if name in _BUILTINS or name in _IPYTHON or name in self._wanted or bindings.bound_at(read):
-                continue
-            later = bindings.later_binding(read)
-            if later is not None:
-                where = document.where(later[0])
-                message = f"`{name}` is used before it is defined (defined later, in {where})"
-            elif name in conventions:
-                from torchlint.documents import conventional_import
 
-                message = f"`{name}` is never imported; add `{conventional_import(name, conventions[name])}`"
-            else:
-                message = self.message.format(name=name)
-            self._wanted[name] = (read, message)
+    @classmethod
+    def applies_to_document(cls, source: str, document) -> bool:
+        # Most documents define what they use: then the CST is not needed at all.
+        return bool(_undefined(source, document))
 
     def visit_Name(self, node: cst.Name) -> None:
         if node.value in self._wanted:
@@ -144,6 +126,41 @@ class UndefinedName(Rule):
                 statement = conventional_import(name, conventions[name])
                 fix = FixSpec(f"Add `{statement}`", (InsertAtLine(document.import_line, statement + "\n"),))
             self.report(node, message, fix=fix, data={"name": name})
+
+
+# The answer for the text the gate last looked at, which the rule then reports (same text and
+# document objects: one lint). One entry: a document's answer is a few reads.
+_last: tuple[str, object, dict[str, tuple[NameRead, str]]] | None = None
+
+
+def _undefined(source: str, document) -> dict[str, tuple[NameRead, str]]:
+    """The names the document's code reads where nothing binds them: name -> (first such read, message)."""
+    global _last
+    if _last is not None and _last[0] is source and _last[1] is document:
+        return _last[2]
+    wanted: dict[str, tuple[NameRead, str]] = {}
+    bindings = bindings_of(source)
+    if bindings is not None:
+        conventions = document.conventions
+        weak = document.weak_lines
+        for read in bindings.reads:
+            name = read.name
+            if name in _BUILTINS or name in _IPYTHON or name in wanted or read.pos[0] in weak:
+                continue
+            if bindings.bound_at(read):
+                continue
+            later = bindings.later_binding(read)
+            if later is not None:
+                message = f"`{name}` is used before it is defined (defined later, in {document.where(later[0])})"
+            elif name in conventions:
+                from torchlint.documents import conventional_import
+
+                message = f"`{name}` is never imported; add `{conventional_import(name, conventions[name])}`"
+            else:
+                message = UndefinedName.message.format(name=name)
+            wanted[name] = (read, message)
+    _last = (source, document, wanted)
+    return wanted
 
 
 __all__ = ["UndefinedName", "UNKNOWN_MODULE"]
