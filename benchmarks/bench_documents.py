@@ -7,7 +7,7 @@ Markdown cell between code cells, outputs and metadata as Jupyter writes them), 
 - ``json``: ``json.loads`` of the notebook;
 - ``notebook``: linting the notebook (decode, cells to one Document, lint, map back).
 
-Prints the sums of each file's fastest run (CPU time) and the ratio notebook / (py + json).
+Prints the median of several runs of the whole sample (CPU time) and the ratio notebook / (py + json).
 
     python benchmarks/bench_documents.py                 # torchlint's own sources (whole modules, as notebooks are)
     python benchmarks/bench_documents.py --path src/ --runs 5
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def as_notebook(source: str) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--path", action="append", help="directories or files of Python code (default: torchlint/)")
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5)
     p.add_argument("--limit", type=int, default=120, help="at most this many files")
     args = p.parse_args()
     paths = [Path(x) for x in (args.path or [ROOT / "torchlint"])]
@@ -83,31 +84,30 @@ def main() -> int:
         fn()
         return time.process_time() - start
 
-    # Per file, the measurements alternate and the fastest of each is kept: on a shared
-    # machine the minimum is what the code costs, the rest is other load. CPU time of this
-    # process (all of it is one thread's work) rather than wall time, for the same reason.
+    # Each run times every file in each way, one after the other (so that a change of load on a
+    # shared machine falls on all four alike), and sums them; the figures are the medians of the
+    # runs. CPU time of this process (all of it is one thread's work) rather than wall time.
     lint_text(samples[0][1], "warm.ipynb", "notebook", None)  # imports and the rule registry
     same = default_codes() - {"TL002"}  # the rules a .py file gets (TL002 runs on documents only)
-    py = decode = notebook = notebook_all = 0.0
-    for text, nb in samples:
-        runs = [
-            (
-                once(lambda: lint_source(text, "f.py", options)),
-                once(lambda: json.loads(nb)),
-                once(lambda: lint_text(nb, "f.ipynb", "notebook", same)),
-                once(lambda: lint_text(nb, "f.ipynb", "notebook", None)),
-            )
-            for _ in range(args.runs)
-        ]
-        py += min(r[0] for r in runs)
-        decode += min(r[1] for r in runs)
-        notebook += min(r[2] for r in runs)
-        notebook_all += min(r[3] for r in runs)
-    print(f"{len(samples)} files, {lines} lines, fastest of {args.runs} runs per file (CPU time)")
+    totals = []
+    for _ in range(args.runs):
+        run = [0.0, 0.0, 0.0, 0.0]
+        for text, nb in samples:
+            run[0] += once(lambda: lint_source(text, "f.py", options))
+            run[1] += once(lambda: json.loads(nb))
+            run[2] += once(lambda: lint_text(nb, "f.ipynb", "notebook", same))
+            run[3] += once(lambda: lint_text(nb, "f.ipynb", "notebook", None))
+        totals.append(run)
+    py, decode, notebook, notebook_all = (statistics.median(r[i] for r in totals) for i in range(4))
+    ratios = sorted(r[2] / (r[0] + r[1]) for r in totals)
+    print(f"{len(samples)} files, {lines} lines, median of {args.runs} runs (CPU time)")
     print(f"  .py lint        {py * 1000:8.1f} ms")
     print(f"  JSON decode     {decode * 1000:8.1f} ms")
-    print(f"  notebook lint   {notebook * 1000:8.1f} ms  ({notebook / (py + decode):.2f}x of .py lint + JSON decode; the same rules)")
-    print(f"  + TL002         {notebook_all * 1000:8.1f} ms  ({notebook_all / (py + decode):.2f}x; TL002 runs on documents only)")
+    print(
+        f"  notebook lint   {notebook * 1000:8.1f} ms  ({notebook / (py + decode):.3f}x of .py lint + JSON decode, the same "
+        f"rules; per run {ratios[0]:.3f}x to {ratios[-1]:.3f}x)"
+    )
+    print(f"  + TL002         {notebook_all * 1000:8.1f} ms  ({notebook_all / (py + decode):.3f}x; TL002 runs on documents only)")
     return 0
 
 

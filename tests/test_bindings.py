@@ -50,6 +50,42 @@ def test_deleting_reads_the_name():
     assert _unbound("x = 1\ndel x\n") == []
 
 
+
+def _reads(source: str) -> list[tuple[str, tuple[int, int]]]:
+    return [(r.name, r.pos) for r in _bindings(source).reads]
+
+
+def test_a_functions_own_names_hold_for_its_whole_body_and_for_the_functions_nested_in_it():
+    src = "def f():\n    print(x)\n    x = 1\n    def g():\n        return x, y\n    return g\n"
+    assert _reads(src) == [("print", (2, 4)), ("y", (5, 18))]
+    # A comprehension's targets are the enclosing function's own names too; a lambda's are not.
+    assert _reads("def f():\n    print(i)\n    return [i for i in items]\n") == [("print", (2, 4)), ("items", (3, 23))]
+    assert _reads("def f():\n    g = lambda: [q for q in r]\n    return q\n") == [("r", (2, 28)), ("q", (3, 11))]
+    # A deleted or annotated name is the function's own; a ``global``/``nonlocal`` one is not.
+    assert _reads("def f():\n    del x\n    print(x)\n") == [("print", (3, 4))]
+    assert _reads("def f():\n    x: int\n    return x\n") == []
+    assert _reads("def f(t):\n    nonlocal v\n    print(v, t)\n    v = 1\n    return v\n") == [
+        ("print", (3, 4)), ("v", (3, 10))]
+
+
+def test_names_bound_in_a_function_without_being_its_own_count_from_the_binding_on():
+    b = _bindings("def f():\n    print(y)\n    global y\n    y = 1\n    print(y)\n")
+    assert [(r.name, r.pos) for r in b.reads] == [("print", (2, 4)), ("y", (2, 10)), ("print", (5, 4))]
+    assert b.everywhere == {"y"}
+    # A walrus in a lambda, or in a nested function's default, binds in the function (and the module).
+    b = _bindings("def f():\n    print(y)\n    g = lambda: (y := 1)\n    print(y)\n")
+    assert [(r.name, r.pos) for r in b.reads] == [("print", (2, 4)), ("y", (2, 10)), ("print", (4, 4))]
+    assert b.module == {"y": [(3, 23)], "f": [(4, 12)]}
+    src = "def f():\n    print(z)\n    def g(a=(z := 1)):\n        pass\n    print(z)\n"
+    assert _reads(src) == [("print", (2, 4)), ("z", (2, 10)), ("print", (5, 4))]
+
+
+def test_a_class_body_sees_its_names_in_order_and_its_methods_only_the_earlier_ones():
+    b = _bindings("class A:\n    print(n)\n    n = 1\n    def m(self):\n        return n, k\n    k = 2\n")
+    assert [(r.name, r.pos, r.deferred) for r in b.reads] == [
+        ("print", (2, 4), False), ("n", (2, 10), False), ("k", (5, 18), True)]
+
+
 class _Context:
     def __init__(self, source: str) -> None:
         self.source = source

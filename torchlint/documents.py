@@ -28,7 +28,8 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from itertools import repeat
+from itertools import compress, repeat
+from operator import is_
 
 from torchlint.gc_pause import gc_paused
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
@@ -701,7 +702,7 @@ def _read_as_names(code: types.CodeType, candidates: Iterable[str]) -> set[str]:
         c = todo.pop()
         consts = c.co_consts
         if code_type in map(type, consts):  # (most code objects hold none: one C-level scan)
-            todo += [x for x in consts if type(x) is code_type]
+            todo += compress(consts, map(is_, map(type, consts), repeat(code_type)))
         here = wanted.intersection(c.co_names)
         if not here or here <= out:
             continue

@@ -41,7 +41,8 @@ class ModuleBindings:
         self.module: dict[str, list[Pos]] = found.module  # name -> where each binding takes effect
         self.everywhere: set[str] = found.everywhere  # declared ``global`` in a function: bound some time
         self.stars: list[Pos] = found.stars  # star imports (a chunk that did not parse counts as one)
-        self.reads: list[NameRead] = found.reads  # in the order CPython's tree lists them
+        # in the order CPython's tree lists them
+        self.reads: list[NameRead] = [NameRead(*r) for r in found.reads if r is not None]
         self._starts = found.starts  # a binding's effective position -> where its statement starts
 
     def bound_at(self, read: NameRead) -> bool:
@@ -84,84 +85,171 @@ def bindings_of(source: str) -> ModuleBindings | None:
     return ModuleBindings(tree)
 
 
-class _Collector(ast.NodeVisitor):
+class _Collector:
     """Which names a module binds (and where), and every name it reads, with the scope it is read in.
 
     Module-level code runs in order, so a name read there must be bound earlier;
     a function body runs when called, so a name it reads only has to be bound
     somewhere. Names a function or comprehension binds are its own.
+
+    One walk of the tree, dispatched on the node's type (``_ON``). The scope sets
+    on the stack grow as the walk binds names, so they answer in order (a class
+    body sees only its earlier names). A function's own names (its parameters
+    and whatever its body stores, deletes, imports or defines, outside nested
+    function bodies and lambdas, less its ``global``/``nonlocal`` names) hold
+    for its whole body, but are only all known once the body has been walked: a
+    read there that no scope on the stack answers yet waits in the function's
+    ``pending`` list, and is dropped, or handed to the enclosing function, then.
     """
 
     def __init__(self) -> None:
         self.module: dict[str, list[Pos]] = {}
         self.everywhere: set[str] = set()  # bound by `global` in a function: somewhere, some time
         self.stars: list[Pos] = []  # star imports (a chunk that did not parse is one)
-        self.reads: list[NameRead] = []
+        self.reads: list[tuple[str, Pos, bool] | None] = []  # None: a read its function turned out to bind
         self.starts: dict[Pos, Pos] = {}  # a binding's effective position -> where its statement starts
-        self._stack: list[set[str]] = []  # local names of the enclosing functions/comprehensions/classes
-        self._deferred = 0
+        # per enclosing function/comprehension/class: the names it has bound so far (a comprehension: its targets)
+        self._stack: list[set[str]] = []
+        self._pending: list[int] | None = None  # reads (indexes) the innermost function body may bind
+        # The innermost function's own names and its global/nonlocal ones, while the walk is where they are
+        # taken from: its body, less nested functions' bodies and defaults, classes' bodies and bases, and
+        # lambdas (all of them walked with None).
+        self._local: set[str] | None = None
+        self._declared: set[str] | None = None
+
+    def visit(self, node: ast.AST) -> None:
+        _ON[type(node)](self, node)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        on = _ON
+        for field in _CHILDREN[type(node)]:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        on[type(item)](self, item)
+            elif isinstance(value, ast.AST):
+                on[type(value)](self, value)
+
+    def _visit_outside(self, nodes: list[Any]) -> None:
+        """Visit nodes that run in this scope but that the function's own names are not taken from."""
+        local, declared = self._local, self._declared
+        self._local = self._declared = None
+        for n in nodes:
+            if n is not None:
+                _ON[type(n)](self, n)
+        self._local, self._declared = local, declared
 
     # -- binding --
-    def _bind(self, name: str, pos: Pos) -> None:
+    def _bind(self, name: str, pos: Pos, own: bool = True) -> None:
         if self._stack:
             self._stack[-1].add(name)
         else:
             self.module.setdefault(name, []).append(pos)
+        if own and self._local is not None:
+            self._local.add(name)
 
-    def _bind_target(self, target: ast.AST, pos: Pos) -> None:
-        for node in ast.walk(target):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                self._bind(node.id, pos)
-            elif isinstance(node, ast.Starred):
-                continue
+    def _target(self, target: ast.AST, pos: Pos, visit: bool = True) -> None:
+        """An assignment target: (``visit``) read each subscript and attribute in it, as often as
+        ``ast.walk`` meets one (``x[0] = 1`` needs ``x``; ``a.b.c = 1`` reads ``a`` twice), then bind
+        the names it stores, in ``ast.walk``'s order."""
+        kind = type(target)
+        # The common shapes first, doing what the general walk below does.
+        if kind is ast.Name:
+            self._bind(target.id, pos)  # type: ignore[attr-defined]
+            return
+        if kind is ast.Attribute and type(target.value) is ast.Name:  # type: ignore[attr-defined]
+            if visit:
+                self.visit_Attribute(target)  # type: ignore[arg-type]
+            return
+        elts = target.elts if kind is ast.Tuple or kind is ast.List else None  # type: ignore[attr-defined]
+        if elts is not None and all(type(e) is ast.Name for e in elts):
+            for e in elts:
+                self._bind(e.id, pos)
+            return
+        walked = _walk(target)
+        if visit:
+            for n, in_lambda in walked:
+                if type(n) is ast.Subscript or type(n) is ast.Attribute:
+                    if in_lambda:
+                        self._visit_outside([n])
+                    else:
+                        _ON[type(n)](self, n)
+        for n, in_lambda in walked:
+            if type(n) is ast.Name and type(n.ctx) is ast.Store:  # type: ignore[attr-defined]
+                self._bind(n.id, pos, own=not in_lambda)  # type: ignore[attr-defined]
 
     @staticmethod
     def _end(node: ast.AST) -> Pos:
         return (getattr(node, "end_lineno", 0) or 0, getattr(node, "end_col_offset", 0) or 0)
 
     # -- scopes --
-    def _function(self, node: ast.AST, args: ast.arguments, body: list[ast.AST] | ast.AST) -> None:
-        # Defaults and decorators run now; the body when called.
-        for d in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
-            self.visit(d)
-        local = _locals(node)
-        self._stack.append(local)
-        self._deferred += 1
-        for stmt in body if isinstance(body, list) else [body]:
-            self.visit(stmt)
-        self._deferred -= 1
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, body: list[ast.stmt]) -> None:
+        # Defaults (and decorators) run now; the body when called.
+        args = node.args
+        self._visit_outside([*args.defaults, *args.kw_defaults])
+        local = {a.arg for a in args.posonlyargs}
+        local.update(a.arg for a in args.args)
+        local.update(a.arg for a in args.kwonlyargs)
+        for star in (args.vararg, args.kwarg):
+            if star is not None:
+                local.add(star.arg)
+        declared: set[str] = set()
+        pending: list[int] = []
+        outer = self._local, self._declared, self._pending
+        self._local, self._declared, self._pending = local, declared, pending
+        self._stack.append(set())
+        for stmt in body:
+            _ON[type(stmt)](self, stmt)
         self._stack.pop()
+        self._local, self._declared, self._pending = outer
+        # Its reads of its own names are no reads; the others may still be its enclosing function's.
+        own = local - declared if declared else local
+        reads, enclosing = self.reads, outer[2]
+        for i in pending:
+            if reads[i][0] in own:  # type: ignore[index]
+                reads[i] = None
+            elif enclosing is not None:
+                enclosing.append(i)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for d in node.decorator_list:
-            self.visit(d)
-        self._function(node, node.args, node.body)
+            _ON[type(d)](self, d)
+        self._function(node, node.body)
         self._bind(node.name, self._end(node))
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
-        self._function(node, node.args, node.body)
+        self._function(node, [node.body])  # type: ignore[list-item]
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        for d in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
-            self.visit(d)
-        # A class body runs now, with its own names.
+        for d in node.decorator_list:
+            _ON[type(d)](self, d)
+        # Bases and the body run now; the body with its own names (no function's own names).
+        local, declared = self._local, self._declared
+        self._local = self._declared = None
+        for d in [*node.bases, *(k.value for k in node.keywords)]:
+            _ON[type(d)](self, d)
         self._stack.append(set())
         for stmt in node.body:
-            self.visit(stmt)
+            _ON[type(stmt)](self, stmt)
         self._stack.pop()
+        self._local, self._declared = local, declared
         self._bind(node.name, self._end(node))
 
-    def _comprehension(self, node: ast.AST, elts: list[ast.AST]) -> None:
+    def _comprehension(self, node: ast.AST, elts: list[ast.expr]) -> None:
         gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
         self.visit(gens[0].iter)  # evaluated in the enclosing scope
-        local: set[str] = set()
+        names: set[str] = set()  # every name in the targets, stored or not
         for g in gens:
-            for n in ast.walk(g.target):
-                if isinstance(n, ast.Name):
-                    local.add(n.id)
-        self._stack.append(local)
+            if type(g.target) is ast.Name:
+                names.add(g.target.id)
+            else:
+                names.update(n.id for n, _ in _walk(g.target) if type(n) is ast.Name)  # type: ignore[attr-defined]
+            if self._local is not None:  # the stored ones are the enclosing function's own names too
+                self._local.update(_stored(g.target))
+        self._stack.append(names)
         for i, g in enumerate(gens):
             if i:
                 self.visit(g.iter)
@@ -182,32 +270,33 @@ class _Collector(ast.NodeVisitor):
 
     # -- statements that bind --
     def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)
-        self.starts[self._end(node)] = (node.lineno, node.col_offset)
+        _ON[type(node.value)](self, node.value)
+        end = self._end(node)
+        self.starts[end] = (node.lineno, node.col_offset)
         for t in node.targets:
-            self._visit_target(t)
-            self._bind_target(t, self._end(node))
-
-    def _visit_target(self, t: ast.AST) -> None:
-        # Subscripts and attributes in a target read their base: ``x[0] = 1`` needs ``x``.
-        for n in ast.walk(t):
-            if isinstance(n, (ast.Subscript, ast.Attribute)):
-                self.visit(n)
+            self._target(t, end)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
-        if isinstance(node.target, ast.Name):
-            self._use(node.target.id, (node.target.lineno, node.target.col_offset))
+        target = node.target
+        if type(target) is ast.Name:
+            self._use(target.id, (target.lineno, target.col_offset))
         else:
-            self.visit(node.target)
-        self.starts[self._end(node)] = (node.lineno, node.col_offset)
-        self._bind_target(node.target, self._end(node))
+            self.visit(target)
+        end = self._end(node)
+        self.starts[end] = (node.lineno, node.col_offset)
+        self._target(target, end, visit=False)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        # Nothing in the annotation is read, nor is a target without a value; what they store is still
+        # the function's own.
+        if self._local is not None:
+            self._local.update(_stored(node.annotation))
+            if node.value is None:
+                self._local.update(_stored(node.target))
         if node.value is not None:
             self.visit(node.value)
-            self._visit_target(node.target)
-            self._bind_target(node.target, self._end(node))
+            self._target(node.target, self._end(node))
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.visit(node.value)
@@ -216,26 +305,28 @@ class _Collector(ast.NodeVisitor):
         for scope in self._stack:
             scope.add(target)
         self.module.setdefault(target, []).append(self._end(node))
+        if self._local is not None:
+            self._local.add(target)
 
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self.visit(node.iter)
-        self._visit_target(node.target)
-        self._bind_target(node.target, self._end(node.target))
-        for stmt in [*node.body, *node.orelse]:
-            self.visit(stmt)
+        self._target(node.target, self._end(node.target))
+        for stmt in node.body:
+            _ON[type(stmt)](self, stmt)
+        for stmt in node.orelse:
+            _ON[type(stmt)](self, stmt)
 
-    visit_AsyncFor = visit_For  # type: ignore[assignment]
+    visit_AsyncFor = visit_For
 
     def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         for item in node.items:
             self.visit(item.context_expr)
             if item.optional_vars is not None:
-                self._visit_target(item.optional_vars)
-                self._bind_target(item.optional_vars, self._end(item))
+                self._target(item.optional_vars, self._end(item))  # (a withitem has no position: (0, 0))
         for stmt in node.body:
-            self.visit(stmt)
+            _ON[type(stmt)](self, stmt)
 
-    visit_AsyncWith = visit_With  # type: ignore[assignment]
+    visit_AsyncWith = visit_With
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.type is not None:
@@ -243,7 +334,7 @@ class _Collector(ast.NodeVisitor):
         if node.name:
             self._bind(node.name, (node.lineno, node.col_offset))
         for stmt in node.body:
-            self.visit(stmt)
+            _ON[type(stmt)](self, stmt)
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -258,6 +349,12 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Global(self, node: ast.Global) -> None:
         self.everywhere.update(node.names)
+        if self._declared is not None:
+            self._declared.update(node.names)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        if self._declared is not None:
+            self._declared.update(node.names)
 
     def visit_MatchAs(self, node: ast.MatchAs) -> None:
         if node.pattern is not None:
@@ -276,59 +373,89 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Delete(self, node: ast.Delete) -> None:
         for t in node.targets:
-            if isinstance(t, ast.Name):
+            if type(t) is ast.Name:
                 self._use(t.id, (t.lineno, t.col_offset))
+                if self._local is not None:
+                    self._local.add(t.id)
             else:
                 self.visit(t)
 
     # -- reading --
     def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
+        if type(node.ctx) is ast.Load:
             self._use(node.id, (node.lineno, node.col_offset))
+        elif self._local is not None:  # stored or deleted: the function's own
+            self._local.add(node.id)
 
     def _use(self, name: str, pos: Pos) -> None:
-        if any(name in s for s in self._stack):
-            return
-        self.reads.append(NameRead(name, pos, self._deferred > 0))
+        for scope in self._stack:
+            if name in scope:
+                return
+        if self._pending is None:
+            self.reads.append((name, pos, False))
+        else:
+            self._pending.append(len(self.reads))
+            self.reads.append((name, pos, True))
+
+    # The most common nodes, without the generic loop.
+    def visit_Constant(self, node: ast.Constant) -> None:
+        return None
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        _ON[type(node.value)](self, node.value)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        on = _ON
+        on[type(node.func)](self, node.func)
+        for a in node.args:
+            on[type(a)](self, a)
+        for k in node.keywords:
+            on[type(k.value)](self, k.value)
 
     # Annotations are not checked: often strings, often never evaluated.
     def visit_arg(self, node: ast.arg) -> None:
         return None
 
 
-def _locals(node: ast.AST) -> set[str]:
-    """Names a function (or lambda) binds: parameters and what its own body assigns or imports."""
-    args: ast.arguments = node.args  # type: ignore[attr-defined]
-    names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
-    for star in (args.vararg, args.kwarg):
-        if star is not None:
-            names.add(star.arg)
-    body = node.body if isinstance(node.body, list) else [node.body]  # type: ignore[attr-defined]
-    declared: set[str] = set()
-    stack = list(body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(n.name)
-            stack.extend(getattr(n, "decorator_list", []))
-            continue  # its body is its own scope
-        if isinstance(n, ast.Lambda):
-            continue
-        if isinstance(n, (ast.Global, ast.Nonlocal)):
-            declared.update(n.names)
-        elif isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
-            names.add(n.id)
-        elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            for alias in n.names:
-                if alias.name != "*":
-                    names.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(n, ast.ExceptHandler) and n.name:
-            names.add(n.name)
-        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
-            names.add(n.name)
-        elif isinstance(n, ast.MatchMapping) and n.rest:
-            names.add(n.rest)
-        stack.extend(ast.iter_child_nodes(n))
-    return names - declared
+class _Dispatch(dict):  # type: ignore[type-arg]
+    """Node type -> the _Collector method for it (``visit_<class name>``, else ``generic_visit``)."""
+
+    def __missing__(self, kind: type) -> Any:
+        self[kind] = getattr(_Collector, "visit_" + kind.__name__, _Collector.generic_visit)
+        return self[kind]
+
+
+class _Children(dict):  # type: ignore[type-arg]
+    """Node type -> its fields that may hold nodes to visit (a ``ctx`` is nothing to visit)."""
+
+    def __missing__(self, kind: type) -> tuple[str, ...]:
+        self[kind] = tuple(f for f in kind._fields if f != "ctx")
+        return self[kind]
+
+
+_ON: dict[type, Any] = _Dispatch()
+_CHILDREN: dict[type, tuple[str, ...]] = _Children()
+
+
+def _stored(node: ast.AST) -> list[str]:
+    """The names stored in ``node``, lambdas in it left out."""
+    if type(node) is ast.Name:
+        return [node.id] if type(node.ctx) is ast.Store else []
+    if type(node) is ast.Constant:
+        return []
+    return [n.id for n, in_lambda in _walk(node)  # type: ignore[attr-defined]
+            if type(n) is ast.Name and type(n.ctx) is ast.Store and not in_lambda]  # type: ignore[attr-defined]
+
+
+def _walk(node: ast.AST) -> list[tuple[ast.AST, bool]]:
+    """``ast.walk(node)``'s nodes in its order, each with whether it lies in a lambda under ``node``
+    (a function's own names are not taken from a lambda in it)."""
+    out = [(node, False)]
+    for n, in_lambda in out:  # (appending while iterating: breadth first, as ast.walk)
+        inner = in_lambda or type(n) is ast.Lambda
+        for child in ast.iter_child_nodes(n):
+            out.append((child, inner))
+    return out
+
 
 __all__ = ["ModuleBindings", "NameRead", "Pos", "bindings_of", "module_bindings"]
