@@ -26,10 +26,10 @@ import functools
 import json
 import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from itertools import compress, repeat
-from operator import is_
+from itertools import chain, compress, repeat
+from operator import attrgetter, not_
 
 from torchlint.gc_pause import gc_paused
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
@@ -179,7 +179,10 @@ def _cell_magic(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | N
     deltas = [0] * len(lines)
     editable = [True] * len(lines)
     out = list(lines)
-    first = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if lines and lines[0] and not lines[0][0].isspace():
+        first: int | None = 0  # (most cells: their first line is code)
+    else:
+        first = next((k for k, line in enumerate(lines) if line.strip()), None)
     if first is not None and lines[first].lstrip().startswith("%%"):
         m = _MAGIC.match(lines[first])
         name = m.group("name") if m else ""
@@ -366,10 +369,11 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
         source = _cell_text(cell.get("source"))
         if source is None:
             continue
-        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        vscode = meta.get("vscode") if isinstance(meta.get("vscode"), dict) else {}
-        if vscode.get("languageId", "python") not in ("python", "ipython"):
-            continue
+        meta = cell.get("metadata")
+        if isinstance(meta, dict) and "vscode" in meta:
+            vscode = meta["vscode"]
+            if isinstance(vscode, dict) and vscode.get("languageId", "python") not in ("python", "ipython"):
+                continue
         lines = python_lines(source)
         chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=not _may_need_neutralising(lines, source)))
     return chunks
@@ -389,24 +393,27 @@ def _may_need_neutralising(lines: list[str], source: str | None = None) -> bool:
 
 def _ipython_hint(lines: list[str], source: str | None = None) -> bool:
     """Might a line be IPython syntax? With the lines' text at hand (``source``, lines broken at
-    ``\n`` only), only the lines holding one of its marks are looked at: each mark's next place
-    is found at memchr speed (``%`` of a format string, ``!=``), and the search goes on after
-    its line."""
+    ``\n`` only), only the lines holding one of its marks are looked at: the next mark is found
+    by one search of a character class (``%`` of a format string, ``!=``), and the search goes
+    on after its line."""
     if source is None or "\r" in source:
         return any(_ipython_line(line) for line in lines if "%" in line or "!" in line or "?" in line)
-    find = source.find
-    marks = ("%", "!", "?")
-    places = [find(mark) for mark in marks]
+    find, search = source.find, _MARKS.search
+    at = 0
     while True:
-        at = min((p for p in places if p >= 0), default=-1)
-        if at < 0:
+        mark = search(source, at)
+        if mark is None:
             return False
+        at = mark.start()
         end = find("\n", at)
         if end < 0:
             end = len(source)
         if _ipython_line(source[source.rfind("\n", 0, at) + 1 : end]):
             return True
-        places = [find(mark, end) if 0 <= p < end else p for p, mark in zip(places, marks)]
+        at = end
+
+
+_MARKS = re.compile("[%!?]")
 
 
 def _ipython_line(line: str) -> bool:
@@ -629,7 +636,8 @@ class DocumentFacts:
     # text line -> (chunk label, original line, chunk number) for lines inside chunks.
     labels: Mapping[int, tuple[str, int]]
     conventions: Mapping[str, str]
-    import_line: int | None  # where an added import goes (a line of the first code chunk)
+    # Where an added import goes (a line of the first code chunk): see import_line.
+    where_imports_go: Callable[[], int | None] | int | None
     # The modules of conventional names the text uses, for rules' trigger words.
     trigger_text: str = ""
     # Text lines of weak chunks (see Chunk.weak).
@@ -643,6 +651,16 @@ class DocumentFacts:
     def __post_init__(self) -> None:
         if self.read_conventions is None:
             object.__setattr__(self, "read_conventions", self.conventions)
+
+    @property
+    def import_line(self) -> int | None:
+        """Where an added import goes (a line of the first code chunk), found when first asked:
+        only a fix asks."""
+        where = self.where_imports_go
+        if callable(where):
+            where = where()
+            object.__setattr__(self, "where_imports_go", where)
+        return where
 
     def where(self, line: int) -> str:
         """``block 7 (line 120)`` / ``cell 3``: where a text line is, for messages."""
@@ -696,15 +714,16 @@ def _read_as_names(code: types.CodeType, candidates: Iterable[str]) -> set[str]:
     reads, others, extended = _name_instructions()
     wanted = frozenset(candidates)
     out: set[str] = set()
-    todo = [code]
-    code_type = types.CodeType
-    while todo:
-        c = todo.pop()
-        consts = c.co_consts
-        if code_type in map(type, consts):  # (most code objects hold none: one C-level scan)
-            todo += compress(consts, map(is_, map(type, consts), repeat(code_type)))
+    # The code objects naming a candidate, found a nesting level at a time at C level (a file
+    # holds thousands of code objects, few of which name one).
+    naming: list[types.CodeType] = []
+    level = [code]
+    while level:
+        naming += compress(level, map(not_, map(wanted.isdisjoint, map(_CO_NAMES, level))))
+        level = list(filter(_IS_CODE, chain.from_iterable(map(_CO_CONSTS, level))))
+    for c in naming:
         here = wanted.intersection(c.co_names)
-        if not here or here <= out:
+        if here <= out:
             continue
         raw = c.co_code
         for name in here - out:
@@ -712,6 +731,10 @@ def _read_as_names(code: types.CodeType, candidates: Iterable[str]) -> set[str]:
             if _names_entry(raw, index, reads, extended) or not _names_entry(raw, index, others, extended):
                 out.add(name)
     return out
+
+
+_CO_NAMES, _CO_CONSTS = attrgetter("co_names"), attrgetter("co_consts")
+_IS_CODE = types.CodeType.__instancecheck__
 
 
 def _names_entry(raw: bytes, index: int, instructions: tuple[tuple[int, int], ...], extended: int) -> bool:
@@ -1012,7 +1035,7 @@ class Document:
         if any(c.weak for c in self.chunks):
             weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         read = None if names is None else {n: m for n, m in conventions.items() if n in names}
-        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line(), trigger_text, weak, read)
+        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line, trigger_text, weak, read)
 
     def _code_names(self) -> frozenset[str] | None:
         """The conventional names the code reads as variables (CPython's code object: never in a
