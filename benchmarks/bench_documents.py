@@ -11,6 +11,7 @@ Prints the median of several runs of the whole sample (CPU time) and the ratio n
 
     python benchmarks/bench_documents.py                 # torchlint's own sources (whole modules, as notebooks are)
     python benchmarks/bench_documents.py --path src/ --runs 5
+    python benchmarks/bench_documents.py --notebooks tutorials/   # real notebooks against their code as .py
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from torchlint import documents  # noqa: E402
 from torchlint.engine import LintOptions, lint_source  # noqa: E402
 from torchlint.rules import default_codes  # noqa: E402
 from torchlint.runner import lint_text  # noqa: E402
+from torchlint.sources import SourceError  # noqa: E402
 
 
 def as_notebook(source: str) -> str:
@@ -66,16 +69,31 @@ def main() -> int:
     p.add_argument("--path", action="append", help="directories or files of Python code (default: torchlint/)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--limit", type=int, default=120, help="at most this many files")
+    p.add_argument(
+        "--notebooks",
+        action="append",
+        help="directories of real notebooks instead: each is compared with its code cells as one .py file "
+        "(the Python text torchlint lints, IPython lines made Python, as jupytext or nbconvert would export it)",
+    )
     args = p.parse_args()
-    paths = [Path(x) for x in (args.path or [ROOT / "torchlint"])]
-    files = sorted(f for d in paths for f in ([d] if d.is_file() else d.rglob("*.py")))[: args.limit]
     samples = []
-    for f in files:
-        text = f.read_text(encoding="utf-8")
-        try:
-            samples.append((text, as_notebook(text)))
-        except SyntaxError:
-            continue
+    if args.notebooks:
+        for f in sorted(f for d in map(Path, args.notebooks) for f in ([d] if d.is_file() else d.rglob("*.ipynb")))[: args.limit]:
+            raw = f.read_text(encoding="utf-8")
+            try:
+                text = documents.build(raw, str(f), "notebook").text
+            except SourceError:
+                continue
+            if text.strip():
+                samples.append((text, raw))
+    else:
+        paths = [Path(x) for x in (args.path or [ROOT / "torchlint"])]
+        for f in sorted(f for d in paths for f in ([d] if d.is_file() else d.rglob("*.py")))[: args.limit]:
+            text = f.read_text(encoding="utf-8")
+            try:
+                samples.append((text, as_notebook(text)))
+            except SyntaxError:
+                continue
     lines = sum(t.count("\n") for t, _ in samples)
     options = LintOptions()
 

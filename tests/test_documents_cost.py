@@ -373,3 +373,29 @@ def test_a_document_that_defines_what_it_uses_gets_no_cst_parse_for_tl002(undefi
     report = lint_text(notebook(*cells), "nb.ipynb", "notebook", frozenset({"TL002"}))
     assert len(calls) == (1 if undefined else 0)
     assert [(f.code, f.cell) for f in report.findings] == ([("TL002", 6)] if undefined else [])
+
+
+@pytest.mark.parametrize("odd", ["x = (", "%matplotlib inline\n!ls", "%%time\ny = 1", "def broken(:\n    pass"])
+def test_a_notebook_checked_cell_by_cell_keeps_its_tree_for_the_lint(odd, monkeypatch):
+    # A cell that does not parse, or that holds IPython syntax, is checked on its own; the text the
+    # cells make is still parsed once while building the document, and the lint parses it no more
+    # (a .py file's lint parses it once).
+    cells = ("import torch\nfirst_marker = torch.ones(2)", odd, "last_marker = first_marker.sum().item()")
+    whole: list[int] = []
+    real = ast.parse
+
+    def parse(source, *args, **kwargs):
+        if isinstance(source, str) and "first_marker = " in source and "last_marker" in source:
+            whole.append(len(source))
+        return real(source, *args, **kwargs)
+
+    same = default_codes() - {"TL002"}
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    assert doc.python_tree() is not None
+    monkeypatch.setattr(ast, "parse", parse)
+    lint_source(doc.text, "f.py", LintOptions(codes=same))
+    assert len(whole) == 1
+    whole.clear()
+    report = documents.lint_document(doc, LintOptions(codes=same))
+    assert whole == []
+    assert [f.code for f in report.findings] == (["TL001"] if odd in ("x = (", "def broken(:\n    pass") else [])

@@ -856,6 +856,13 @@ class Document:
         self._broken_check([c for c in chunks if not c.unchecked])
         if not self._joint_check():
             self._layout()
+            if self._breaks is not None:
+                # A notebook whose cells were checked one by one (one does not parse, or holds IPython
+                # syntax): the lint parses the text they make all the same, so it is parsed here, once,
+                # for the lint's pre-checks, its verdict and the names the code reads to reuse.
+                tree = _whole_tree(self.text)
+                if tree is not None and self._statements_within_chunks(tree):
+                    self._tree = (self.text, tree)
 
     # -- building --
 

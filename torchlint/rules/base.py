@@ -122,19 +122,25 @@ class Context:
         regenerated (the engine publishes its statement index as
         ``cache["top_level_index"]``); without that index, the whole module once.
         """
-        from torchlint.positions import full_positions, positions_for
+        from torchlint.positions import full_positions, positions_for, statement_start_lines
 
         missing = [n for n in nodes if n not in self._ranges]
         if missing:
             index = self.cache.get("top_level_index")
             if isinstance(index, Mapping):
+                starts = self.cache.get("statement_starts")
+                if starts is None:
+                    # Found once per file, not once per question (a rule may ask for a line per finding).
+                    starts = statement_start_lines(self.module, self.source)
+                    if starts is not None:
+                        self.cache["statement_starts"] = starts
                 self._ranges.update(
                     positions_for(
                         self.module,
                         self.source,
                         missing,
                         index,
-                        starts=self.cache.get("statement_starts"),
+                        starts=starts,
                         parse_cache=self.cache.get("parse_cache"),
                         statements=self._statements,
                     )
