@@ -399,3 +399,49 @@ def test_a_notebook_checked_cell_by_cell_keeps_its_tree_for_the_lint(odd, monkey
     report = documents.lint_document(doc, LintOptions(codes=same))
     assert whole == []
     assert [f.code for f in report.findings] == (["TL001"] if odd in ("x = (", "def broken(:\n    pass") else [])
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = 1\n",
+        "return 1\n",
+        "await f()\n",
+        "yield 2\n",
+        "break\n",
+        "nonlocal x\n",
+        "def f(a, a):\n    pass\n",
+        "x = 1\nglobal x\n",
+        "from __future__ import braces\n",
+        "from __future__ import barry_as_FLUFL\n1 <> 2\n",
+        "1 <> 2\n",
+        "f(**x, *y)\n",
+        "x = (\n",
+        "%matplotlib inline\n",
+        "a" + "[0]" * 2000 + "\n",
+        "(" * 300 + ")" * 300 + "\n",
+        "x = '\\N{NOT A NAME}'\n",
+        "x = 1\x00\n",
+    ],
+)
+def test_the_cheap_parse_check_answers_as_the_parser(code):
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        expected = False
+    else:
+        expected = True
+    assert documents._parses(code) is expected
+
+
+def test_the_compilers_warnings_reach_no_one():
+    # CPython warns while compiling (`x is 1`): a linter's checks print nothing of the kind.
+    import warnings
+
+    code = "x = 1\nprint(x is 1)\n"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        lint_source(code, "f.py", LintOptions())
+        lint_text(notebook("%matplotlib inline\nx = 1", "print(x is 1)"), "nb.ipynb", "notebook", None)
+        documents._parses(code)
+    assert [str(w.message) for w in seen if issubclass(w.category, SyntaxWarning)] == []

@@ -13,6 +13,7 @@ import sys
 import threading
 import traceback
 import types
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -222,7 +223,9 @@ def _compile_under(source: "str | ast.Module", path: str, limit: int) -> types.C
         old = sys.getrecursionlimit()
         sys.setrecursionlimit(depth + 50 + limit)
         try:
-            return compile(source, path, "exec", dont_inherit=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the compiler's SyntaxWarnings are not findings: none on stderr
+                return compile(source, path, "exec", dont_inherit=True)
         finally:
             sys.setrecursionlimit(old)
 
