@@ -184,6 +184,26 @@ def test_broken_cell_makes_rules_less_confident_not_more():
     assert "TL101" in [f.code for f in report.findings]
 
 
+@pytest.mark.parametrize("kind", ["notebook", "markdown"])
+def test_a_broken_cells_error_column_is_the_parsers_whatever_the_file_holds(kind, tmp_path):
+    # CPython places a syntax error's column on the line it reads from the named file: a cell's
+    # line 1 is not the file's line 1 (here "{" or "```python"), so no file name is given it.
+    code = "learning_rate_schedule = "
+    if kind == "notebook":
+        raw = notebook(("code", code), ("code", "x = 1"))
+    else:
+        raw = "```python\n" + code + "\n```\n\n```python\nx = 1\n```\n"
+    path = tmp_path / ("nb.ipynb" if kind == "notebook" else "t.md")
+    path.write_text(raw, encoding="utf-8")
+    (error,) = [f for f in lint_text(raw, str(path), kind, None).findings if f.code == "TL001"]
+    try:
+        compile(code + "\n", "<cell>", "exec")
+    except SyntaxError as exc:
+        column = exc.offset - 1
+    start = 1 if kind == "notebook" else 2
+    assert (error.range.line, error.range.column) == (start, column) and column == len(code)
+
+
 def test_conventional_modules_let_rules_see_unimported_names():
     md = "```python\nnet = models.resnet18(pretrained=True)\n```\n"
     report = lint_text(md, "t.md", "markdown", None)

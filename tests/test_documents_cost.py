@@ -73,6 +73,12 @@ EDGE_CASES = [
     ("x = 1\r\ny = 2\r\n", "z = 3"),
     ("class A:\n    def f(self):\n        return 1\n", "    def g(self):\n        return 2"),
     ("ps = ", "import torch\nloader = torch.utils.data.DataLoader([1, 2])\nbatch = iter(loader).next()"),
+    # IPython-looking lines that are Python where they stand (a string, brackets): the cell is kept as it is.
+    ("s = '''\n%matplotlib inline\n!ls\n'''", "x = (1\n  % 2)", "y = (x\n  != 3)", "print(s, x, y)"),
+    # ... and some that are not: made Python, away from the start of a statement or nested in blocks.
+    ("x = [\n  !ls\n]", "z = f(\n  q?\n)", "for i in range(2):\n    !echo hi\n    %time y = i", "if x:\n    pass\nelse:\n    %pwd"),
+    # An exercise's blanks, one of them a body of comments only (the error is on the next cell's line).
+    ("import torch", "lr = ", "def g(x):\n    # to do", "print(g)", "model = ", "x = 1", "optim = # TODO", "y = 2"),
 ]
 
 
@@ -399,6 +405,48 @@ def test_a_notebook_checked_cell_by_cell_keeps_its_tree_for_the_lint(odd, monkey
     report = documents.lint_document(doc, LintOptions(codes=same))
     assert whole == []
     assert [f.code for f in report.findings] == (["TL001"] if odd in ("x = (", "def broken(:\n    pass") else [])
+
+
+def _cell_parses(monkeypatch) -> list[str]:
+    """Record the cells (or parts of them) checked on their own while a document is built."""
+    calls: list[str] = []
+    real = documents._parses
+    monkeypatch.setattr(documents, "_parses", lambda code: calls.append(code) or real(code))
+    return calls
+
+
+def test_cells_with_ipython_syntax_are_checked_with_the_others(monkeypatch):
+    # Their lines are made Python first and the whole text is parsed once; none is parsed alone,
+    # as its first changed line starts a statement (where `%`, `!` or `obj?` cannot stand).
+    cells = ("%matplotlib inline\nimport torch", "!pip install torch", "x = torch.ones(2)\nx?", "%time y = x.sum()", "files = !ls")
+    raw = notebook(*cells)
+    reference = _shape(_built_alone(raw, monkeypatch))
+    calls = _cell_parses(monkeypatch)
+    doc = build(raw, "nb.ipynb", "notebook")
+    assert calls == []
+    assert _shape(doc) == reference
+    assert doc.python_tree() is not None
+    # A cell whose `%` line is Python where it stands (in a string) is asked, and kept as it is.
+    doc = build(notebook("s = '''\n%matplotlib inline\n'''", "y = s"), "nb.ipynb", "notebook")
+    assert calls == ["s = '''\n%matplotlib inline\n'''\n"]
+    assert doc.chunks[0].lines == ["s = '''", "%matplotlib inline", "'''"] and doc.chunks[0].parses
+    assert doc.python_tree() is not None
+
+
+def test_a_cell_that_does_not_parse_leaves_the_others_checked_together(monkeypatch):
+    # The parse of the whole text fails in the exercise's blanks: each is found from the error's
+    # line (the cell it is in, or the one before) and the others are parsed together again.
+    clean = [f"step_{i} = {i}\nprint(step_{i})" for i in range(8)]
+    cells = (*clean[:3], "model = ", *clean[3:5], "def train(model):\n    # your code here", *clean[5:])
+    raw = notebook(*cells)
+    reference = _shape(_built_alone(raw, monkeypatch))
+    calls = _cell_parses(monkeypatch)
+    doc = build(raw, "nb.ipynb", "notebook")
+    assert _shape(doc) == reference
+    # (the cell after the comments-only body, where the error is, parses alone: the one asked)
+    assert [code for code in calls if "step_" in code] == [clean[5] + "\n"]
+    assert [c.state for c in doc.chunks].count("broken") == 2
+    assert doc.python_tree() is not None
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,9 @@ import json
 import re
 import types
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain, compress, repeat
+from itertools import chain, compress
 from operator import attrgetter, not_
 
 from torchlint.gc_pause import gc_paused
@@ -114,6 +114,13 @@ class Chunk:
     unchecked: bool = False
     # Original lines (for notebooks: the cell's source lines), to re-indent multi-line inserts.
     originals: list[str] = field(default_factory=list)
+    # The text ``lines`` were cut from, while they are as cut (no ``\r``): a notebook's text is
+    # joined from its cells' texts, not from their lines again. Whatever changes ``lines`` clears it.
+    source: str | None = None
+    # A cell with IPython syntax whose lines were made Python before knowing whether they parse as
+    # they are (see Document._joint_check): its lines before that, and the first line changed.
+    before: tuple[list[str], list[int], list[bool]] | None = None
+    first_change: int = -1
 
     @property
     def label(self) -> str:
@@ -125,6 +132,7 @@ class Chunk:
 
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
+_BLANK_ASSIGNMENT = re.compile(r"=[ \t]*(?:#[^\n]*)?$", re.M)
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
 
 
@@ -132,23 +140,58 @@ def _whole_tree(text: str) -> ast.Module | None:
     """``ast.parse(text)``, or None when it does not parse or when its statements might not parse
     apart (a parser that honoured ``from __future__ import barry_as_FLUFL``, legal only among the
     module's first statements, would accept ``<>`` after it; CPython's does not, within one text)."""
+    return _tree_or_error(text)[0]
+
+
+def _tree_or_error(text: str) -> tuple[ast.Module | None, int | None]:
+    """``_whole_tree(text)`` and, when the text does not parse, the line of the parser's error."""
     with gc_paused():
         try:
             tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return None
+        except SyntaxError as exc:
+            return None, exc.lineno
+        except (ValueError, RecursionError, MemoryError):
+            return None, None
     if "barry_as_FLUFL" in text and any(
         isinstance(node, ast.ImportFrom) and node.module == "__future__" and any(a.name == "barry_as_FLUFL" for a in node.names)
         for node in tree.body
     ):
-        return None
-    return tree
+        return None, None
+    return tree, None
+
+
+_END_LINE = attrgetter("end_lineno")
+# Document._joint_check parses the text again after each cell that does not parse (an exercise's
+# blanks) until the failed parses have cost about this many times the text: then each cell is
+# checked on its own (about one parse of the text, and compiling it).
+_JOINT_BUDGET = 1
+
+
+def _starts_statement(body: list[ast.stmt], line: int, column: int) -> bool:
+    """Does a statement of ``body``, or of a block within it, start at ``line``, ``column``?"""
+    while body:
+        k = bisect.bisect_left(list(map(_END_LINE, body)), line)
+        if k == len(body) or body[k].lineno > line:
+            return False
+        stmt = body[k]
+        if stmt.lineno == line and stmt.col_offset == column:
+            return True
+        blocks = [getattr(stmt, name, None) or [] for name in ("body", "orelse", "finalbody")]
+        blocks += [h.body for h in getattr(stmt, "handlers", ())] + [case.body for case in getattr(stmt, "cases", ())]
+        body = next((b for b in blocks if b and b[0].lineno <= line <= (b[-1].end_lineno or 0)), [])
+    return False
 
 
 def _parses(code: str) -> bool:
     """Does ``ast.parse`` accept the code? Compiling it first answers yes for most code at a third of
     the cost (no tree of Python objects is built); what the compiler alone rejects (``return``
-    outside a function, a top-level ``await``, nesting too deep for it) is asked of the parser."""
+    outside a function, a top-level ``await``, nesting too deep for it) is asked of the parser. The
+    parser's last refusal is remembered: a broken cell is asked again as it is (nothing in it to make
+    Python) and its TL001 is that refusal (_syntax_error)."""
+    global _refused
+    refused = _refused
+    if refused is not None and refused[0] == code:
+        return False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (the compiler's SyntaxWarnings: nothing for the user here)
@@ -159,9 +202,16 @@ def _parses(code: str) -> bool:
         return True
     try:
         ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError) as exc:
+        _refused = (code, exc.with_traceback(None))
+        return False
+    except (RecursionError, MemoryError):  # (how deep the parser may go depends on the caller's stack)
         return False
     return True
+
+
+# The last code _parses found the parser refuses, and the parser's exception.
+_refused: tuple[str, BaseException] | None = None
 
 
 def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | None:
@@ -212,6 +262,13 @@ def _neutralise_lines(out: list[str], deltas: list[int], editable: list[bool]) -
     (the caller parses the result)."""
     if _parses("\n".join(out) + "\n"):
         return True
+    _make_python(out, deltas, editable)
+    return False  # changed: the caller parses the result
+
+
+def _make_python(out: list[str], deltas: list[int], editable: list[bool]) -> int:
+    """Make the IPython lines Python, in place; the index of the first line changed, or -1."""
+    first = -1
     for k, line in enumerate(out):
         if not editable[k]:
             continue
@@ -241,7 +298,9 @@ def _neutralise_lines(out: list[str], deltas: list[int], editable: list[bool]) -
             if m and m.group("lhs").count("=") == 1:
                 # files = !ls, x = %sx cmd: the name is bound, to something we do not model.
                 out[k], editable[k] = m.group("lhs") + "...", False
-    return False  # changed: the caller parses the result
+        if first < 0 and out[k] is not line:
+            first = k
+    return first
 
 
 # --- notebooks -------------------------------------------------------------------------------
@@ -378,51 +437,85 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
     for i, cell in enumerate(nb["cells"], start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = _cell_text(cell.get("source"))
-        if source is None:
-            continue
+        source = cell.get("source")
+        if type(source) is not str:
+            source = _cell_text(source)
+            if source is None:
+                continue
         meta = cell.get("metadata")
-        if isinstance(meta, dict) and "vscode" in meta:
+        if meta and isinstance(meta, dict) and "vscode" in meta:
             vscode = meta["vscode"]
             if isinstance(vscode, dict) and vscode.get("languageId", "python") not in ("python", "ipython"):
                 continue
         lines = python_lines(source)
-        chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=not _may_need_neutralising(lines, source)))
+        if _may_need_neutralising(lines, source):
+            chunks.append(_chunk(i, 1, lines, lines, cell=i))
+        elif ("%" in source or "!" in source or "?" in source) and _ipython_hint(lines, source):
+            chunks.append(_ipython_cell(i, lines))
+        elif _BLANK_ASSIGNMENT.search(source) is not None:
+            # An exercise's ``model = `` (or ``lr = # TODO``): a cell that will not parse, checked
+            # on its own now rather than failing the parse of the whole text first.
+            chunks.append(_chunk(i, 1, lines, lines, cell=i))
+        elif "\r" in source or "%%" in source:
+            chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=True))
+        else:
+            # Checked with the other cells, by one parse of the whole text. It has no cell magic to
+            # blank: its lines are as cut, and its text is kept (the lines are shared with
+            # ``originals`` until a change: see _settle_alone).
+            n = len(lines)
+            chunks.append(Chunk(i, 1, lines, [0] * n, [True] * n, i, originals=lines, unchecked=True, source=source))
     return chunks
+
+
+def _ipython_cell(i: int, lines: list[str]) -> Chunk:
+    """A cell that may hold IPython syntax, its lines made Python now and checked with the other
+    cells (whether they parse as they are is asked only if the whole text says nothing)."""
+    done = _cell_magic(lines)
+    if done is None:
+        return Chunk(i, 1, list(lines), [0] * len(lines), [False] * len(lines), i, state="skipped", originals=lines)
+    out, deltas, editable = done
+    before = (list(out), list(deltas), list(editable))
+    first = _make_python(out, deltas, editable)
+    chunk = Chunk(i, 1, out, deltas, editable, i, originals=lines, unchecked=True)
+    if first >= 0:
+        chunk.before, chunk.first_change = before, first
+    return chunk
 
 
 def _may_need_neutralising(lines: list[str], source: str | None = None) -> bool:
     """Is the cell to be checked on its own? The others are checked together, by one parse of the
-    notebook's text (Document._joint_check): cells that may hold IPython syntax (``!pip``,
-    ``%matplotlib``, ``obj?``, ``x = !ls``), which would fail that parse (only a matter of cost:
-    either way gives the same chunks), and cells that end in a line continuation, whose end parses
-    differently alone and followed by other lines. (``source``: the lines' text, when at hand:
-    most cells hold none of IPython's marks, which one search of the whole text rules out.)"""
-    if source is not None and "%" not in source and "!" not in source and "?" not in source:
-        return _ends_continued(lines)
-    return _ipython_hint(lines, source) or _ends_continued(lines)
+    notebook's text (Document._joint_check), those with IPython syntax (``!pip``, ``%matplotlib``,
+    ``obj?``, ``x = !ls``) made Python first. A cell that ends in a line continuation is not: its end
+    parses differently alone and followed by other lines. (``source``: the lines' text, when at hand:
+    most cells hold no backslash, which one search rules out.)"""
+    if source is not None and "\\" not in source:
+        return False
+    return _ends_continued(lines)
 
 
 def _ipython_hint(lines: list[str], source: str | None = None) -> bool:
     """Might a line be IPython syntax? With the lines' text at hand (``source``, lines broken at
     ``\n`` only), only the lines holding one of its marks are looked at: each mark's next place
     is found at memchr speed (``%`` of a format string, ``!=``), and the search goes on after
-    its line."""
+    its line. Each mark asks of its lines only what it can make them: ``%`` and ``!`` a line
+    that starts with it or assigns it (``x = !ls``), ``?`` help (``obj?``)."""
     if source is None or "\r" in source:
         return any(_ipython_line(line) for line in lines if "%" in line or "!" in line or "?" in line)
-    find = source.find
-    marks = ("%", "!", "?")
-    places = [find(mark) for mark in marks]
-    while True:
-        at = min((p for p in places if p >= 0), default=-1)
-        if at < 0:
-            return False
-        end = find("\n", at)
-        if end < 0:
-            end = len(source)
-        if _ipython_line(source[source.rfind("\n", 0, at) + 1 : end]):
-            return True
-        places = [find(mark, end) if 0 <= p < end else p for p, mark in zip(places, marks)]
+    find, rfind = source.find, source.rfind
+    for mark in ("%", "!", "?"):
+        at = find(mark)
+        while at >= 0:
+            end = find("\n", at)
+            line = source[rfind("\n", 0, at) + 1 : end if end >= 0 else None]
+            if mark == "?":
+                if _HELP.match(line) is not None:
+                    return True
+            elif line.lstrip()[:1] == mark or _ASSIGN_MAGIC.match(line) is not None:
+                return True
+            if end < 0:
+                break
+            at = find(mark, end)
+    return False
 
 
 def _ipython_line(line: str) -> bool:
@@ -835,7 +928,7 @@ class _Labels(Mapping[int, tuple[str, int]]):
 
     __slots__ = ("_line_map", "_chunks")
 
-    def __init__(self, line_map: list[tuple[int, int] | None], chunks: list[Chunk]) -> None:
+    def __init__(self, line_map: Sequence[tuple[int, int] | None], chunks: list[Chunk]) -> None:
         self._line_map = line_map
         self._chunks = chunks
 
@@ -851,6 +944,61 @@ class _Labels(Mapping[int, tuple[str, int]]):
 
     def __len__(self) -> int:
         return sum(1 for entry in self._line_map if entry is not None)
+
+
+class _CellLines(Sequence[tuple[int, int] | None]):
+    """``Document.line_map`` of a notebook's text, where each cell's lines follow the previous cell's
+    and a blank line: where each cell starts answers for all of its lines (no entry per line to build)."""
+
+    __slots__ = ("_starts", "_chunks", "ends", "_len")
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []  # the text line of each laid-out chunk's line 0
+        self._chunks: list[int] = []  # its index in Document.chunks
+        self.ends: list[int] = []  # one past its last line: the blank line that follows it
+        self._len = 1  # (line 0: none)
+
+    def add(self, ci: int, count: int) -> None:
+        self._starts.append(self._len)
+        self._chunks.append(ci)
+        self._len += count
+        self.ends.append(self._len)
+        self._len += 1
+
+    def close(self) -> None:
+        self._len += 1  # one line past the text's end, as the list Markdown's map is
+
+    def start_of(self, ci: int) -> int | None:
+        i = bisect.bisect_left(self._chunks, ci)
+        return self._starts[i] if i < len(self._chunks) and self._chunks[i] == ci else None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, n):  # type: ignore[override]
+        if not isinstance(n, int):
+            raise TypeError("line numbers only")
+        if n < 0:
+            n += self._len
+        if not 0 <= n < self._len:
+            raise IndexError(n)
+        i = bisect.bisect_right(self._starts, n) - 1
+        if i >= 0 and n < self.ends[i]:
+            return (self._chunks[i], n - self._starts[i])
+        return None
+
+    def __iter__(self) -> Iterator[tuple[int, int] | None]:
+        n = 0
+        for start, ci, end in zip(self._starts, self._chunks, self.ends):
+            while n < start:
+                yield None
+                n += 1
+            for k in range(end - start):
+                yield (ci, k)
+            n = end
+        while n < self._len:
+            yield None
+            n += 1
 
 
 class Document:
@@ -887,23 +1035,102 @@ class Document:
         logical line at column 0, with no bracket, string or continuation open; an indented first
         line would continue the previous chunk's block, or fail), except at its end, where alone
         it meets the end of input, and in the text a blank line: that differs only for a line
-        continuation, which such chunks do not end with (see _may_need_neutralising). Otherwise
-        each is checked on its own, as other chunks are."""
+        continuation, which such chunks do not end with (see _may_need_neutralising).
+
+        When the text does not parse, the cell the error is in is checked on its own: a cell that
+        does not parse alone (an exercise's ``model = ``) is settled as such and the others are
+        checked together again, without it; otherwise (or after a few rounds) each is checked on
+        its own, as other chunks are. Either way each chunk ends as it would checked alone."""
         pending = [c for c in self.chunks if c.unchecked]
         if not pending:
             return False
+        spent = 0  # lines parsed up to an error (each failed parse is about twice that)
+        while True:
+            self._layout()
+            tree, error_line = _tree_or_error(self.text)
+            if tree is not None and self._statements_within_chunks(tree):
+                self._settle_together(pending, tree)
+                return self._tree is not None
+            if tree is not None or error_line is None:
+                break
+            spent += error_line
+            # The error is in its line's cell, or in the cell before, left open (a ``def`` line whose
+            # body is all comments: its error is on the next statement's line).
+            suspects = [c for c in self._cells_near(error_line) if c.unchecked]
+            found = False
+            for c in suspects:
+                pending.remove(c)
+                self._settle_alone([c])
+                if c.state != "code" or c.error is not None:
+                    found = True
+                    break
+            if not pending:
+                return False
+            if not found or spent > self.text.count("\n") * _JOINT_BUDGET:
+                break
+        self._settle_alone(pending)
+        return False
+
+    def _settle_alone(self, chunks: list[Chunk]) -> None:
+        """Check chunks on their own, as a Markdown document's blocks are."""
+        for c in chunks:
+            c.unchecked = False
+            if c.before is not None:
+                # IPython syntax made Python before knowing whether the lines parse as they are.
+                c.lines, c.deltas, c.editable = c.before
+                c.before = None
+            elif c.lines is c.originals:
+                c.lines = list(c.lines)  # (changed in place below)
+            c.parses = _neutralise_lines(c.lines, c.deltas, c.editable)
+            if not c.parses:
+                c.source = None
+        self._broken_check(chunks)
+
+    def _settle_together(self, pending: list[Chunk], tree: ast.Module) -> None:
+        """The text parses, each of its statements within one chunk: each chunk parses alone (see
+        _joint_check). A cell whose IPython lines were made Python might have parsed as it was
+        (``%`` starting a line inside brackets or a string): it did not if its first changed line
+        starts a statement, where a line of ``%``, ``!`` or ``obj?`` cannot (the lines before are
+        the same); otherwise it is asked."""
+        reverted = False
+        for c in pending:
+            c.unchecked, c.parses = False, True
+            if c.before is None:
+                continue
+            start = self.text_line(self.chunks.index(c), c.first_change)
+            line = c.lines[c.first_change]
+            if start is not None and _starts_statement(tree.body, start, len(line) - len(line.lstrip())):
+                c.parses = False  # (as a cell checked alone whose lines were changed)
+            elif _parses("\n".join(c.before[0]) + "\n"):
+                c.lines, c.deltas, c.editable = c.before
+                reverted = True
+            else:
+                c.parses = False
+            c.before = None
+        if not reverted:
+            self._tree = (self.text, tree)
+            return
+        # A cell's lines changed back: its text is parsed again (all chunks are settled).
         self._layout()
         tree = _whole_tree(self.text)
         if tree is not None and self._statements_within_chunks(tree):
-            for c in pending:
-                c.unchecked, c.parses = False, True
             self._tree = (self.text, tree)
-            return True
-        for c in pending:
-            c.unchecked = False
-            c.parses = _neutralise_lines(c.lines, c.deltas, c.editable)
-        self._broken_check(pending)
-        return False
+
+    def _cells_near(self, line: int) -> list[Chunk]:
+        """The cell a text line is in (a cell's break line: none) and the cell laid out before it."""
+        line_map = self.line_map
+        if not 0 < line < len(line_map):
+            return []
+        entry = line_map[line]
+        if entry is None:
+            entry = line_map[line - 1]  # the break after a cell
+            return [] if entry is None else [self.chunks[entry[0]]]
+        out = [self.chunks[entry[0]]]
+        before = line - entry[1] - 2  # the last line of the cell before, past its break
+        entry = line_map[before] if before > 0 else None
+        if entry is not None:
+            out.append(self.chunks[entry[0]])
+        return out
 
     def _statements_within_chunks(self, tree: ast.Module) -> bool:
         """Does each top-level statement lie within one cell? Only a notebook's cells are checked
@@ -914,7 +1141,7 @@ class Document:
         # A notebook's cells are runs of lines between blank breaks: a statement within one cell
         # spans no break. Each break is tested against the one statement that may span it.
         body = tree.body
-        ends = [stmt.end_lineno or stmt.lineno for stmt in body]
+        ends = list(map(_END_LINE, body))
         for line in breaks:
             k = bisect.bisect_left(ends, line)
             if k < len(body):
@@ -976,7 +1203,7 @@ class Document:
             editable[a : b] = [False] * (b - a)
         if not kept or not _parses("\n".join(lines) + "\n"):
             return False
-        c.lines, c.editable = lines, editable
+        c.lines, c.editable, c.source = lines, editable, None
         c.deltas = [0 if line == UNKNOWN_LINE else d for line, d in zip(lines, c.deltas)]
         return True
 
@@ -995,6 +1222,7 @@ class Document:
         for n in candidates:
             if _parses("\n".join(c.lines + [" " * n + "..."]) + "\n"):
                 c.lines.append(" " * n + "...")
+                c.source = None
                 c.deltas.append(0)
                 c.editable.append(False)
                 return True
@@ -1002,28 +1230,19 @@ class Document:
 
     def _layout(self) -> None:
         """Build ``text`` and the per-line map (text line -> (chunk index, k))."""
-        same_lines = self.kind != "notebook"
-        out: list[str] = []
-        self.line_map: list[tuple[int, int] | None] = [None]  # 1-based
+        if self.kind == "notebook":
+            self._layout_cells()
+            return
         # The text lines that end a notebook's cells (each a blank line of its own).
-        self._breaks: list[int] | None = None if same_lines else []
-        if same_lines:
-            total = len(python_lines(self.original))
-            out = [""] * total
-            self.line_map = [None] * (total + 2)
+        self._breaks: list[int] | None = None
+        total = len(python_lines(self.original))
+        out = [""] * total
+        self.line_map: Sequence[tuple[int, int] | None] = [None] * (total + 2)  # 1-based
         for ci, c in enumerate(self.chunks):
             if c.state == "skipped":
                 continue
             lines = c.lines if c.state == "code" else [UNKNOWN_LINE] + [""] * (len(c.lines) - 1)
             if not lines:
-                continue
-            if not same_lines:
-                out.extend(lines)
-                self.line_map.extend(zip(repeat(ci), range(len(lines))))
-                # A blank line after each cell: "one past the cell's end" is its own line.
-                out.append("")
-                self.line_map.append(None)
-                self._breaks.append(len(out))  # type: ignore[union-attr]
                 continue
             for k, line in enumerate(lines):
                 n = c.origin + k
@@ -1036,6 +1255,33 @@ class Document:
                 self.line_map[n] = (ci, k)
         self.text = "\n".join(out) + "\n" if out else ""
         self.line_map.append(None)
+
+    def _layout_cells(self) -> None:
+        """A notebook's text: its cells' lines one after the other, a blank line after each ("one
+        past the cell's end" is its own line). A cell's text as it was cut into lines is copied
+        whole."""
+        cells = _CellLines()
+        pieces: list[str] = []
+        for ci, c in enumerate(self.chunks):
+            if c.state == "skipped":
+                continue
+            if c.state == "code" and c.source is not None:
+                if not c.lines:
+                    continue
+                pieces.append(c.source)
+                pieces.append("\n" if c.source.endswith("\n") else "\n\n")
+                cells.add(ci, len(c.lines))
+                continue
+            lines = c.lines if c.state == "code" else [UNKNOWN_LINE] + [""] * (len(c.lines) - 1)
+            if not lines:
+                continue
+            pieces.append("\n".join(lines))
+            pieces.append("\n\n")
+            cells.add(ci, len(lines))
+        cells.close()
+        self.line_map = cells
+        self._breaks = cells.ends
+        self.text = "".join(pieces)
 
     # -- facts for rules --
 
@@ -1110,9 +1356,9 @@ class Document:
 
     def text_line(self, ci: int, k: int) -> int | None:
         """The text line of line k (0-based) of chunk ``ci`` (one past its end allowed)."""
-        if self.kind == "notebook":
+        if isinstance(self.line_map, _CellLines):
             # A cell's lines follow each other in the text, from its line 0.
-            start = next((n for n, entry in enumerate(self.line_map) if entry is not None and entry[0] == ci), None)
+            start = self.line_map.start_of(ci)
             return None if start is None else start + k
         for n, entry in enumerate(self.line_map):
             if entry == (ci, k):
@@ -1402,16 +1648,21 @@ def build(text: str, path: str, kind: str) -> Document:
 
 
 def _syntax_error(code: str, path: str, c: Chunk) -> Finding | None:
-    from torchlint.engine import syntax_error_finding
+    from torchlint.engine import parser_error_finding
 
-    try:
-        ast.parse(code, filename=path)
-    except SyntaxError as exc:
-        f = syntax_error_finding(code, path, exc)
-    except (ValueError, RecursionError, MemoryError) as exc:
-        f = syntax_error_finding(code, path, exc)
+    refused = _refused
+    if refused is not None and refused[0] == code:
+        exc = refused[1]  # (the parser's answer: asked again, it gives the same)
     else:
-        return None
+        try:
+            # (No file name: for a file's own text CPython reads the error's line from the file to
+            # place the column, and a cell's line N is not the notebook's line N.)
+            ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            exc = err
+        else:
+            return None
+    f = parser_error_finding(code, exc)
     # An error at the end of input points past the chunk: show it on its last code line.
     last = len(c.lines)
     while last > 1 and not c.lines[last - 1].strip():

@@ -320,6 +320,16 @@ def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
     return _tl001(source, line, col, f"SyntaxError: {message}")
 
 
+def parser_error_finding(source: str, exc: BaseException) -> Finding:
+    """:func:`syntax_error_finding` for what CPython's parser raised on ``source`` itself (no second parse)."""
+    line, col, message = 1, 0, str(exc).splitlines()[0] if str(exc) else "invalid syntax"
+    if isinstance(exc, SyntaxError):
+        message = exc.msg
+        if exc.lineno:
+            line, col = exc.lineno, max((exc.offset or 1) - 1, 0)
+    return _tl001(source, line, col, f"SyntaxError: {message}")
+
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
