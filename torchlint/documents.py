@@ -450,13 +450,9 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
         lines = python_lines(source)
         if _may_need_neutralising(lines, source):
             chunks.append(_chunk(i, 1, lines, lines, cell=i))
-        elif ("%" in source or "!" in source or "?" in source) and _ipython_hint(lines, source):
+        elif ((percent := "%" in source) or "!" in source or "?" in source) and _ipython_hint(lines, source):
             chunks.append(_ipython_cell(i, lines))
-        elif _BLANK_ASSIGNMENT.search(source) is not None:
-            # An exercise's ``model = `` (or ``lr = # TODO``): a cell that will not parse, checked
-            # on its own now rather than failing the parse of the whole text first.
-            chunks.append(_chunk(i, 1, lines, lines, cell=i))
-        elif "\r" in source or "%%" in source:
+        elif "\r" in source or (percent and "%%" in source):
             chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=True))
         else:
             # Checked with the other cells, by one parse of the whole text. It has no cell magic to
@@ -1053,6 +1049,16 @@ class Document:
                 return self._tree is not None
             if tree is not None or error_line is None:
                 break
+            if not spent:
+                # An exercise's ``model = `` (or ``lr = # TODO``) in any cell: checked on its own now
+                # rather than found by a failed parse each.
+                blanks = [c for c in pending if c.source is not None and _BLANK_ASSIGNMENT.search(c.source)]
+                for c in blanks:
+                    pending.remove(c)
+                self._settle_alone(blanks)
+                if blanks:
+                    spent = 1
+                    continue
             spent += error_line
             # The error is in its line's cell, or in the cell before, left open (a ``def`` line whose
             # body is all comments: its error is on the next statement's line).
