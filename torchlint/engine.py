@@ -312,9 +312,9 @@ def syntax_error_finding(source: str, path: str, exc: Exception) -> Finding:
     try:
         ast.parse(source, filename=path)
     except SyntaxError as err:
-        message = err.msg
         if err.lineno:
-            line, col = err.lineno, max((err.offset or 1) - 1, 0)
+            return parser_error_finding(source, err)
+        message = err.msg
     except (ValueError, RecursionError, MemoryError):
         pass
     return _tl001(source, line, col, f"SyntaxError: {message}")
