@@ -411,7 +411,7 @@ def _cell_parses(monkeypatch) -> list[str]:
     """Record the cells (or parts of them) checked on their own while a document is built."""
     calls: list[str] = []
     real = documents._parses
-    monkeypatch.setattr(documents, "_parses", lambda code: calls.append(code) or real(code))
+    monkeypatch.setattr(documents, "_parses", lambda code, *args: calls.append(code) or real(code, *args))
     return calls
 
 
@@ -433,18 +433,91 @@ def test_cells_with_ipython_syntax_are_checked_with_the_others(monkeypatch):
     assert doc.python_tree() is not None
 
 
-def test_a_cell_that_does_not_parse_leaves_the_others_checked_together(monkeypatch):
-    # The parse of the whole text fails in the exercise's blanks: each is found from the error's
-    # line (the cell it is in, or the one before) and the others are parsed together again.
+def _whole_parses(monkeypatch) -> list[str]:
+    """Record the texts parsed whole (a notebook's cells together) while a document is built."""
+    texts: list[str] = []
+    real = documents._tree_or_error
+    monkeypatch.setattr(documents, "_tree_or_error", lambda text: texts.append(text) or real(text))
+    return texts
+
+
+def test_an_exercises_blanks_are_checked_alone_before_the_cells_are_parsed_together(monkeypatch):
+    # `model = `, `lr = # TODO` and a `def` whose body is all comments would each fail the whole
+    # text's parse: such cells are checked on their own first, and the text is parsed once.
     clean = [f"step_{i} = {i}\nprint(step_{i})" for i in range(8)]
-    cells = (*clean[:3], "model = ", *clean[3:5], "def train(model):\n    # your code here", *clean[5:])
+    cells = (*clean[:3], "model = ", *clean[3:5], "def train(model):\n    # your code here", clean[5], "lr = # TODO\nopt = 1", *clean[6:])
     raw = notebook(*cells)
     reference = _shape(_built_alone(raw, monkeypatch))
-    calls = _cell_parses(monkeypatch)
+    calls, texts = _cell_parses(monkeypatch), _whole_parses(monkeypatch)
     doc = build(raw, "nb.ipynb", "notebook")
     assert _shape(doc) == reference
-    # (the cell after the comments-only body, where the error is, parses alone: the one asked)
-    assert [code for code in calls if "step_" in code] == [clean[5] + "\n"]
+    assert [code for code in calls if "step_" in code] == []
+    assert len(texts) == 1
+    assert [c.state for c in doc.chunks].count("broken") == 2
+    assert doc.python_tree() is not None
+
+
+def test_a_broken_cell_is_parsed_once(monkeypatch):
+    # The parser's refusal is remembered for the whole build (checked alone, then asked again for
+    # its TL001, a cell would otherwise be parsed again each time; the compiler is not asked first
+    # of a cell that looks unfinished, as its refusal costs what the parser's does).
+    cells = ("import torch", "model = ", "x = torch.ones(2)", "def train(m):\n    # TODO", "lr = # TODO")
+    parsed: list[str] = []
+    compiled: list[str] = []
+    real_parse, real_compile = ast.parse, builtins.compile
+
+    def parse(source, *args, **kwargs):
+        parsed.append(source)
+        return real_parse(source, *args, **kwargs)
+
+    def compile_(source, *args, **kwargs):
+        if not (len(args) > 2 and args[2] & ast.PyCF_ONLY_AST):  # (ast.parse's own call)
+            compiled.append(source)
+        return real_compile(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", parse)
+    monkeypatch.setattr(builtins, "compile", compile_)
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    broken = [c for c in doc.chunks if c.state == "broken"]
+    assert len(broken) == 3
+    for c in broken:
+        code = "\n".join(c.originals) + "\n"
+        assert parsed.count(code) == 1, code
+        assert compiled.count(code) == 0, code
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "# lr = \n# model = # TODO\nlr = 0.1",  # (commented out)
+        "x = 1  # y =\nz = 2",
+        "loss = f(x=\n    2)",  # (a keyword argument's value on the next line)
+        "d = {'a':\n     1}",
+        "for x in y:\n    pass  # end:",
+    ],
+)
+def test_cells_that_only_look_unfinished_are_checked_with_the_others(cell, monkeypatch):
+    raw = notebook("import torch", cell, "print(torch)")
+    calls = _cell_parses(monkeypatch)
+    doc = build(raw, "nb.ipynb", "notebook")
+    assert calls == []
+    assert all(c.parses and c.state == "code" for c in doc.chunks)
+
+
+def test_a_cell_that_does_not_parse_leaves_the_others_checked_together(monkeypatch):
+    # A cell that does not look unfinished but fails the whole text's parse is found from the
+    # error's line (the cell it is in, or the one before, left open) and the others are parsed
+    # together again.
+    clean = [f"step_{i} = {i}\nprint(step_{i})" for i in range(8)]
+    cells = (clean[0], "try:\n    x = 1", *clean[1:3], "one_hot = pass", *clean[3:])
+    raw = notebook(*cells)
+    reference = _shape(_built_alone(raw, monkeypatch))
+    calls, texts = _cell_parses(monkeypatch), _whole_parses(monkeypatch)
+    doc = build(raw, "nb.ipynb", "notebook")
+    assert _shape(doc) == reference
+    # (the cell after the `try` block, where the error is, parses alone: the one asked)
+    assert [code for code in calls if "step_" in code] == [clean[1] + "\n"]
+    assert len(texts) == 3
     assert [c.state for c in doc.chunks].count("broken") == 2
     assert doc.python_tree() is not None
 

@@ -87,7 +87,7 @@ def conventional_import(name: str, qualified: str) -> str:
 # --- chunks ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # (a chunk is itself: equal lines in two cells are two chunks)
 class Chunk:
     """One code cell or code block.
 
@@ -133,6 +133,8 @@ class Chunk:
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
 _BLANK_ASSIGNMENT = re.compile(r"=[ \t]*(?:#[^\n]*)?$", re.M)
+# A block header followed by blank or comment lines only (in a notebook's text, a cell's end is one).
+_OPEN_HEADER = re.compile(r":[ \t]*(?:#[^\n]*)?\n(?:[ \t]*(?:#[^\n]*)?\n)+")
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
 
 
@@ -182,36 +184,39 @@ def _starts_statement(body: list[ast.stmt], line: int, column: int) -> bool:
     return False
 
 
-def _parses(code: str) -> bool:
+def _parses(code: str, likely_refused: bool = False) -> bool:
     """Does ``ast.parse`` accept the code? Compiling it first answers yes for most code at a third of
     the cost (no tree of Python objects is built); what the compiler alone rejects (``return``
-    outside a function, a top-level ``await``, nesting too deep for it) is asked of the parser. The
-    parser's last refusal is remembered: a broken cell is asked again as it is (nothing in it to make
-    Python) and its TL001 is that refusal (_syntax_error)."""
-    global _refused
-    refused = _refused
-    if refused is not None and refused[0] == code:
+    outside a function, a top-level ``await``, nesting too deep for it) is asked of the parser. Code
+    likely to be refused (a cell that held up the whole text's parse) is asked of the parser only: a
+    refusal costs the compiler what it costs the parser. The parser's refusals are remembered: a
+    broken cell is asked again as it is (nothing in it to make Python) and its TL001 is that refusal
+    (_syntax_error)."""
+    if code in _refused:
         return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # (the compiler's SyntaxWarnings: nothing for the user here)
-            compile(code, "<chunk>", "exec", dont_inherit=True)
-    except Exception:  # noqa: BLE001 (any failure: the parser's answer is the one that counts)
-        pass
-    else:
-        return True
+    if not likely_refused:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (the compiler's SyntaxWarnings: nothing for the user here)
+                compile(code, "<chunk>", "exec", dont_inherit=True)
+        except Exception:  # noqa: BLE001 (any failure: the parser's answer is the one that counts)
+            pass
+        else:
+            return True
     try:
         ast.parse(code)
     except (SyntaxError, ValueError) as exc:
-        _refused = (code, exc.with_traceback(None))
+        if len(_refused) >= 64:
+            _refused.clear()
+        _refused[code] = exc.with_traceback(None)
         return False
     except (RecursionError, MemoryError):  # (how deep the parser may go depends on the caller's stack)
         return False
     return True
 
 
-# The last code _parses found the parser refuses, and the parser's exception.
-_refused: tuple[str, BaseException] | None = None
+# The code _parses found the parser refuses while building a document, and the parser's exception.
+_refused: dict[str, BaseException] = {}
 
 
 def neutralise(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | None:
@@ -257,10 +262,10 @@ def _cell_magic(lines: list[str]) -> tuple[list[str], list[int], list[bool]] | N
     return out, deltas, editable
 
 
-def _neutralise_lines(out: list[str], deltas: list[int], editable: list[bool]) -> bool:
+def _neutralise_lines(out: list[str], deltas: list[int], editable: list[bool], likely_refused: bool = False) -> bool:
     """Does the chunk parse as it is? If not, its IPython lines are made Python in place
     (the caller parses the result)."""
-    if _parses("\n".join(out) + "\n"):
+    if _parses("\n".join(out) + "\n", likely_refused):
         return True
     _make_python(out, deltas, editable)
     return False  # changed: the caller parses the result
@@ -1040,25 +1045,24 @@ class Document:
         pending = [c for c in self.chunks if c.unchecked]
         if not pending:
             return False
+        self._layout()
+        # An exercise's blanks would each cost a failed parse of the whole text (about twice the
+        # parse): the cells that look unfinished are checked on their own first.
+        exercises = self._unfinished_cells()
+        if exercises:
+            self._settle_alone(exercises, likely_refused=True)
+            pending = [c for c in pending if c.unchecked]
+            if not pending:
+                return False
+            self._layout()
         spent = 0  # lines parsed up to an error (each failed parse is about twice that)
         while True:
-            self._layout()
             tree, error_line = _tree_or_error(self.text)
             if tree is not None and self._statements_within_chunks(tree):
                 self._settle_together(pending, tree)
                 return self._tree is not None
             if tree is not None or error_line is None:
                 break
-            if not spent:
-                # An exercise's ``model = `` (or ``lr = # TODO``) in any cell: checked on its own now
-                # rather than found by a failed parse each.
-                blanks = [c for c in pending if c.source is not None and _BLANK_ASSIGNMENT.search(c.source)]
-                for c in blanks:
-                    pending.remove(c)
-                self._settle_alone(blanks)
-                if blanks:
-                    spent = 1
-                    continue
             spent += error_line
             # The error is in its line's cell, or in the cell before, left open (a ``def`` line whose
             # body is all comments: its error is on the next statement's line).
@@ -1066,7 +1070,7 @@ class Document:
             found = False
             for c in suspects:
                 pending.remove(c)
-                self._settle_alone([c])
+                self._settle_alone([c], likely_refused=True)
                 if c.state != "code" or c.error is not None:
                     found = True
                     break
@@ -1074,11 +1078,41 @@ class Document:
                 return False
             if not found or spent > self.text.count("\n") * _JOINT_BUDGET:
                 break
+            self._layout()
         self._settle_alone(pending)
         return False
 
-    def _settle_alone(self, chunks: list[Chunk]) -> None:
-        """Check chunks on their own, as a Markdown document's blocks are."""
+    def _unfinished_cells(self) -> list[Chunk]:
+        """The unchecked cells that look like an exercise left for the reader: an assignment with
+        nothing to assign (``model = ``, ``lr = # TODO``) or a block header that ends the cell (a
+        ``def`` whose body is all comments). A guess, from one search of the text for each: it
+        only decides which cells are parsed on their own first."""
+        text, line_map, chunks = self.text, self.line_map, self.chunks
+        found: dict[int, Chunk] = {}
+
+        def note(line: int) -> None:
+            entry = line_map[line] if 0 < line < len(line_map) else None
+            if entry is not None and chunks[entry[0]].unchecked:
+                found[entry[0]] = chunks[entry[0]]
+
+        for m in _BLANK_ASSIGNMENT.finditer(text):
+            start = text.rfind("\n", 0, m.start()) + 1
+            head = text[start : m.start()]
+            # (not in a comment, ``# lr = ``; nor a call's keyword argument, ``f(x=`` then its value)
+            if head.strip() and "#" not in head and head.count("(") <= head.count(")") and head.count("[") <= head.count("]"):
+                note(text.count("\n", 0, start) + 1)
+        for m in _OPEN_HEADER.finditer(text):
+            start = text.rfind("\n", 0, m.start()) + 1
+            if "#" in text[start : m.start()]:
+                continue  # (a colon in a comment)
+            header = text.count("\n", 0, start) + 1
+            if any(line_map[n] is None for n in range(header + 1, min(header + m.group().count("\n"), len(line_map)))):
+                note(header)  # (a cell's break among the lines after it)
+        return [found[ci] for ci in sorted(found)]
+
+    def _settle_alone(self, chunks: list[Chunk], likely_refused: bool = False) -> None:
+        """Check chunks on their own, as a Markdown document's blocks are (``likely_refused``: chunks
+        that look unfinished or held up the whole text's parse)."""
         for c in chunks:
             c.unchecked = False
             if c.before is not None:
@@ -1087,10 +1121,10 @@ class Document:
                 c.before = None
             elif c.lines is c.originals:
                 c.lines = list(c.lines)  # (changed in place below)
-            c.parses = _neutralise_lines(c.lines, c.deltas, c.editable)
+            c.parses = _neutralise_lines(c.lines, c.deltas, c.editable, likely_refused)
             if not c.parses:
                 c.source = None
-        self._broken_check(chunks)
+        self._broken_check(chunks, likely_refused)
 
     def _settle_together(self, pending: list[Chunk], tree: ast.Module) -> None:
         """The text parses, each of its statements within one chunk: each chunk parses alone (see
@@ -1170,12 +1204,12 @@ class Document:
             return None
         return ast.Module(body=[*tree.body, *more.body], type_ignores=[])
 
-    def _broken_check(self, chunks: list[Chunk]) -> None:
+    def _broken_check(self, chunks: list[Chunk], likely_refused: bool = False) -> None:
         for c in chunks:
             if c.state != "code" or c.parses:
                 continue
             code = c.code()
-            if _parses(code):
+            if _parses(code, likely_refused):
                 continue
             if self.kind != "notebook" and self._repair_elision(c):
                 continue
@@ -1645,6 +1679,7 @@ def _indent_unit(raw: str) -> str:
 
 def build(text: str, path: str, kind: str) -> Document:
     """The Document of a file's text. Raises :class:`SourceError` for an unreadable notebook."""
+    _refused.clear()  # (what one build learnt: a file's cells are not another's)
     if kind == "notebook":
         nb = read_notebook(text, path)
         return Document(kind, path, text, notebook_chunks(nb), notebook=nb)
@@ -1656,10 +1691,8 @@ def build(text: str, path: str, kind: str) -> Document:
 def _syntax_error(code: str, path: str, c: Chunk) -> Finding | None:
     from torchlint.engine import parser_error_finding
 
-    refused = _refused
-    if refused is not None and refused[0] == code:
-        exc = refused[1]  # (the parser's answer: asked again, it gives the same)
-    else:
+    exc = _refused.get(code)  # (the parser's answer: asked again, it gives the same)
+    if exc is None:
         try:
             # (No file name: for a file's own text CPython reads the error's line from the file to
             # place the column, and a cell's line N is not the notebook's line N.)

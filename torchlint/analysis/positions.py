@@ -22,7 +22,7 @@ _KEY = "analysis.positions"
 class Positions:
     def __init__(self, context: Context) -> None:
         self._context = context
-        self._lines = python_lines(context.source)
+        self._lines: list[str] | None = None  # (split only for a rule that asks for an indentation)
 
     def range(self, node: cst.CSTNode) -> CodeRange:
         return self._context.range_of(node)
@@ -33,9 +33,20 @@ class Positions:
     def end_line(self, node: cst.CSTNode) -> int:
         return self.range(node).end.line
 
+    def statement_line(self, index: int) -> int:
+        """The line of the first token of the module's top-level statement ``index``: from where its
+        code starts (CPython's tree), without regenerating the statement's code as ``line`` does."""
+        stmt = self._context.module.body[index]
+        starts = self._context.statement_starts()
+        if starts is None:
+            return self.line(stmt)
+        return starts[index] + len(stmt.leading_lines)
+
     def indent(self, node: cst.CSTNode) -> str:
         """The whitespace before ``node`` on its first line (the statement's indentation)."""
         start = self.range(node).start
+        if self._lines is None:
+            self._lines = python_lines(self._context.source)
         text = self._lines[start.line - 1] if start.line - 1 < len(self._lines) else ""
         prefix = text[: start.column]
         return prefix if prefix.strip() == "" else ""

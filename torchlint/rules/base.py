@@ -122,18 +122,13 @@ class Context:
         regenerated (the engine publishes its statement index as
         ``cache["top_level_index"]``); without that index, the whole module once.
         """
-        from torchlint.positions import full_positions, positions_for, statement_start_lines
+        from torchlint.positions import full_positions, positions_for
 
         missing = [n for n in nodes if n not in self._ranges]
         if missing:
             index = self.cache.get("top_level_index")
             if isinstance(index, Mapping):
-                starts = self.cache.get("statement_starts")
-                if starts is None:
-                    # Found once per file, not once per question (a rule may ask for a line per finding).
-                    starts = statement_start_lines(self.module, self.source)
-                    if starts is not None:
-                        self.cache["statement_starts"] = starts
+                starts = self.statement_starts()
                 self._ranges.update(
                     positions_for(
                         self.module,
@@ -148,6 +143,19 @@ class Context:
             else:
                 self._ranges.update(full_positions(self.module))
         return self._ranges
+
+    def statement_starts(self) -> "list[int] | None":
+        """The line where each top-level statement's code (its leading comments included) starts,
+        from CPython's tree (no codegen), or None when that tree does not match the module."""
+        from torchlint.positions import statement_start_lines
+
+        starts = self.cache.get("statement_starts")
+        if starts is None:
+            # Found once per file, not once per question (a rule may ask for a line per finding).
+            starts = statement_start_lines(self.module, self.source)
+            if starts is not None:
+                self.cache["statement_starts"] = starts
+        return starts
 
     def range_of(self, node: cst.CSTNode) -> "CodeRange":
         return self.ranges((node,))[node]

@@ -175,14 +175,14 @@ class DiscardedMove(Rule):
         pos = positions(self.context)
         out: set[int] = set()
         body = list(module.body)
-        candidates = {id(call) for call in self._candidates}  # (a position costs a codegen: only theirs)
+        candidates = {id(call) for call in self._candidates}
         for i, stmt in enumerate(body):
             if not (isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[-1], cst.Expr)):
                 continue
             value = stmt.body[-1].value
             if id(value) not in candidates:
                 continue
-            nxt = doc.chunk_of(pos.line(body[i + 1])) if i + 1 < len(body) else None
-            if nxt is None or nxt != doc.chunk_of(pos.line(stmt)):
+            nxt = doc.chunk_of(pos.statement_line(i + 1)) if i + 1 < len(body) else None
+            if nxt is None or nxt != doc.chunk_of(pos.statement_line(i)):
                 out.add(id(value))
         return out
