@@ -29,8 +29,8 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain, compress
-from operator import attrgetter, not_
+from itertools import chain, compress, repeat
+from operator import attrgetter, le, not_
 
 from torchlint.gc_pause import gc_paused
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
@@ -163,6 +163,7 @@ def _tree_or_error(text: str) -> tuple[ast.Module | None, int | None]:
 
 
 _END_LINE = attrgetter("end_lineno")
+_LINENO = attrgetter("lineno")
 # Document._joint_check parses the text again after each cell that does not parse (an exercise's
 # blanks) until the failed parses have cost about this many times the text: then each cell is
 # checked on its own (about one parse of the text, and compiling it).
@@ -440,19 +441,27 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
     if not _notebook_language(nb).startswith("python"):
         return chunks  # an R or Julia notebook: nothing here is Python
     for i, cell in enumerate(nb["cells"], start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        if type(cell) is not dict or cell.get("cell_type") != "code":
             continue
         source = cell.get("source")
-        if type(source) is not str:
-            source = _cell_text(source)
-            if source is None:
-                continue
+        if type(source) is list:
+            try:
+                source = "".join(source)
+            except TypeError:
+                continue  # an item that is not a string
+        elif type(source) is not str:
+            continue
         meta = cell.get("metadata")
-        if meta and isinstance(meta, dict) and "vscode" in meta:
+        if meta and type(meta) is dict and "vscode" in meta:
             vscode = meta["vscode"]
             if isinstance(vscode, dict) and vscode.get("languageId", "python") not in ("python", "ipython"):
                 continue
-        lines = python_lines(source)
+        if "\r" in source:
+            lines = python_lines(source)
+        else:
+            lines = source.split("\n")  # (python_lines at C speed: a final "\n" ends the last line)
+            if not lines[-1]:
+                lines.pop()
         if _may_need_neutralising(lines, source):
             chunks.append(_chunk(i, 1, lines, lines, cell=i))
         elif ((percent := "%" in source) or "!" in source or "?" in source) and _ipython_hint(lines, source):
@@ -1087,7 +1096,7 @@ class Document:
         nothing to assign (``model = ``, ``lr = # TODO``) or a block header that ends the cell (a
         ``def`` whose body is all comments). A guess, from one search of the text for each: it
         only decides which cells are parsed on their own first."""
-        text, line_map, chunks = self.text, self.line_map, self.chunks
+        text, line_map, chunks, breaks = self.text, self.line_map, self.chunks, self._breaks or []
         found: dict[int, Chunk] = {}
 
         def note(line: int) -> None:
@@ -1106,7 +1115,8 @@ class Document:
             if "#" in text[start : m.start()]:
                 continue  # (a colon in a comment)
             header = text.count("\n", 0, start) + 1
-            if any(line_map[n] is None for n in range(header + 1, min(header + m.group().count("\n"), len(line_map)))):
+            k = bisect.bisect_right(breaks, header)
+            if k < len(breaks) and breaks[k] < header + m.group().count("\n"):
                 note(header)  # (a cell's break among the lines after it)
         return [found[ci] for ci in sorted(found)]
 
@@ -1181,13 +1191,21 @@ class Document:
         # A notebook's cells are runs of lines between blank breaks: a statement within one cell
         # spans no break. Each break is tested against the one statement that may span it.
         body = tree.body
+        if not body:
+            return True
         ends = list(map(_END_LINE, body))
-        for line in breaks:
-            k = bisect.bisect_left(ends, line)
-            if k < len(body):
-                stmt = body[k]
-                decorators = getattr(stmt, "decorator_list", None)
-                if (min(d.lineno for d in decorators) if decorators else stmt.lineno) <= line:
+        # The statement each break may fall in (the first to end at or after it, for the breaks
+        # before the last one's end), found and asked at C level; a decorated one starts at its first
+        # decorator's line (rare: asked apart).
+        breaks = breaks[: bisect.bisect_right(breaks, ends[-1])]
+        n = len(breaks)
+        stmts = list(map(body.__getitem__, map(bisect.bisect_left, repeat(ends, n), breaks)))
+        if any(map(le, map(_LINENO, stmts), breaks)):
+            return False
+        decorated = list(map(getattr, stmts, repeat("decorator_list", n), repeat(None, n)))
+        if any(decorated):
+            for line, decorators in zip(breaks, decorated):
+                if decorators and min(d.lineno for d in decorators) <= line:
                     return False
         return True
 
@@ -1301,26 +1319,30 @@ class Document:
         past the cell's end" is its own line). A cell's text as it was cut into lines is copied
         whole."""
         cells = _CellLines()
+        starts, indexes, ends = cells._starts, cells._chunks, cells.ends
         pieces: list[str] = []
+        n = 1  # (line 0: none)
         for ci, c in enumerate(self.chunks):
-            if c.state == "skipped":
+            state = c.state
+            if state == "skipped":
                 continue
-            if c.state == "code" and c.source is not None:
-                if not c.lines:
-                    continue
-                pieces.append(c.source)
-                pieces.append("\n" if c.source.endswith("\n") else "\n\n")
-                cells.add(ci, len(c.lines))
+            count = len(c.lines)
+            if not count:
                 continue
-            lines = c.lines if c.state == "code" else [UNKNOWN_LINE] + [""] * (len(c.lines) - 1)
-            if not lines:
-                continue
-            pieces.append("\n".join(lines))
-            pieces.append("\n\n")
-            cells.add(ci, len(lines))
-        cells.close()
+            source = c.source
+            if source is not None and state == "code":
+                pieces += (source, "\n" if source[-1] == "\n" else "\n\n")
+            else:
+                lines = c.lines if state == "code" else [UNKNOWN_LINE] + [""] * (count - 1)
+                pieces += ("\n".join(lines), "\n\n")
+            starts.append(n)
+            indexes.append(ci)
+            n += count
+            ends.append(n)
+            n += 1
+        cells._len = n + 1  # (one line past the text's end, as the list Markdown's map is)
         self.line_map = cells
-        self._breaks = cells.ends
+        self._breaks = ends
         self.text = "".join(pieces)
 
     # -- facts for rules --
