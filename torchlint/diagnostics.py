@@ -14,6 +14,14 @@ Applicability = Literal["safe", "unsafe"]
 Severity = Literal["error", "warning", "info"]
 
 
+def evolve(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for these frozen dataclasses (no ``__post_init__``, no ``InitVar``),
+    at the cost of one dict copy: a notebook's findings are each copied into cell coordinates."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__, **changes)
+    return new
+
+
 @dataclass(frozen=True, order=True)
 class Range:
     line: int

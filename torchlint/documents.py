@@ -33,7 +33,7 @@ from itertools import chain, compress, repeat
 from operator import attrgetter, le, not_
 
 from torchlint.gc_pause import gc_paused
-from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related
+from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related, evolve
 from torchlint.names import UNKNOWN_MODULE
 from torchlint.sources import SourceError, python_lines
 
@@ -1356,7 +1356,7 @@ class Document:
         # knowledge prescan) see the conventional names bound, not a syntax error.
         trigger_text = "".join("\n" + conventional_import(n, conventions[n]) for n in sorted(used))
         weak = frozenset()
-        if any(c.weak for c in self.chunks):
+        if self.kind != "notebook" and any(c.weak for c in self.chunks):  # (only unlabelled fences are weak)
             weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         read = None if names is None else {n: m for n, m in conventions.items() if n in names}
         return DocumentFacts(self.kind, labels, dict(conventions), self._import_line, trigger_text, weak, read)
@@ -1434,8 +1434,10 @@ class Document:
 
     def _locate(self, line: int, column: int, end: bool = False) -> tuple[Chunk, int, int] | None:
         """(chunk, original line, original column) of a text position."""
-        if 0 < line < len(self.line_map) and self.line_map[line] is not None:
-            ci, k = self.line_map[line]  # type: ignore[misc]
+        line_map = self.line_map
+        entry = line_map[line] if 0 < line < len(line_map) else None
+        if entry is not None:
+            ci, k = entry
             c = self.chunks[ci]
             if k >= len(c.originals) or (c.state == "code" and c.lines[k] and not c.editable[k] and c.deltas[k] == 0):
                 # A neutralised line: point at the whole original line.
@@ -1445,8 +1447,9 @@ class Document:
             return c, c.origin + k, min(col, len(c.originals[k]))
         # A position just past a chunk (the end of its last line, an insertion after it).
         prev = line - 1
-        if 0 < prev < len(self.line_map) and self.line_map[prev] is not None and column == 0:
-            ci, k = self.line_map[prev]  # type: ignore[misc]
+        entry = line_map[prev] if column == 0 and 0 < prev < len(line_map) else None
+        if entry is not None:
+            ci, k = entry
             c = self.chunks[ci]
             orig = c.originals[k] if k < len(c.originals) else ""
             return c, c.origin + k, len(orig)
@@ -1485,8 +1488,10 @@ class Document:
         return Edit(Range(a[1], a[2], b[1], b[2]), content, cell=c.cell)
 
     def _edit_point(self, line: int, column: int) -> tuple[Chunk, int, int] | None:
-        if 0 < line < len(self.line_map) and self.line_map[line] is not None:
-            ci, k = self.line_map[line]  # type: ignore[misc]
+        line_map = self.line_map
+        entry = line_map[line] if 0 < line < len(line_map) else None
+        if entry is not None:
+            ci, k = entry
             c = self.chunks[ci]
             if c.state != "code" or k >= len(c.originals):
                 return None
@@ -1494,8 +1499,9 @@ class Document:
                 return None
             return c, c.origin + k, column + c.deltas[k]
         prev = line - 1
-        if column == 0 and 0 < prev < len(self.line_map) and self.line_map[prev] is not None:
-            ci, k = self.line_map[prev]  # type: ignore[misc]
+        entry = line_map[prev] if column == 0 and 0 < prev < len(line_map) else None
+        if entry is not None:
+            ci, k = entry
             c = self.chunks[ci]
             if c.state != "code" or c.console:
                 return None
@@ -1526,7 +1532,7 @@ class Document:
             w = self.map_range(r.range)
             if w is not None:
                 related.append(Related(w[1], r.message, cell=w[0]))
-        return replace(f, range=rng, cell=cell, fix=self.map_fix(f.fix), related=tuple(related), message=self.relabel(f.message))
+        return evolve(f, range=rng, cell=cell, fix=self.map_fix(f.fix), related=tuple(related), message=self.relabel(f.message))
 
     def relabel(self, text: str) -> str:
         """A notebook's "line N" (of the joined Python text, in a rule's message or a runtime verdict) as
@@ -1550,14 +1556,14 @@ class Document:
         """The TL001 of every chunk that does not parse, in original coordinates."""
         out = []
         for c in self.chunks:
-            if c.state in ("broken", "code") and c.error is not None:
+            if c.error is not None and c.state in ("broken", "code"):
                 r = c.error.range
                 k = min(max(r.line - 1, 0), max(len(c.originals) - 1, 0))
                 orig = c.originals[k] if c.originals else ""
                 delta = c.deltas[k] if k < len(c.deltas) else 0
                 col = min(r.column + delta, len(orig))
                 end = min(max(r.end_column + delta, col), len(orig)) if r.end_line == r.line else len(orig)
-                out.append(replace(c.error, range=Range(c.origin + k, col, c.origin + k, end), cell=c.cell))
+                out.append(evolve(c.error, range=Range(c.origin + k, col, c.origin + k, end), cell=c.cell))
         return out
 
     # -- fixing --
@@ -1759,7 +1765,7 @@ def lint_document(doc: Document, options, conventions: Mapping[str, str] | None 
         return report
     facts = doc.facts(table)
     _hand_tree(doc, facts)
-    inner = lint_source(doc.text, doc.path, replace(options, document=facts))
+    inner = lint_source(doc.text, doc.path, evolve(options, document=facts))
     findings = inner.findings
     errors = list(inner.errors)
     if any(f.code == SYNTAX_ERROR_CODE for f in findings):
