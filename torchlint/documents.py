@@ -962,21 +962,11 @@ class _CellLines(Sequence[tuple[int, int] | None]):
 
     __slots__ = ("_starts", "_chunks", "ends", "_len")
 
-    def __init__(self) -> None:
-        self._starts: list[int] = []  # the text line of each laid-out chunk's line 0
-        self._chunks: list[int] = []  # its index in Document.chunks
-        self.ends: list[int] = []  # one past its last line: the blank line that follows it
-        self._len = 1  # (line 0: none)
-
-    def add(self, ci: int, count: int) -> None:
-        self._starts.append(self._len)
-        self._chunks.append(ci)
-        self._len += count
-        self.ends.append(self._len)
-        self._len += 1
-
-    def close(self) -> None:
-        self._len += 1  # one line past the text's end, as the list Markdown's map is
+    def __init__(self, starts: list[int], chunks: list[int], ends: list[int], length: int) -> None:
+        self._starts = starts  # the text line of each laid-out chunk's line 0
+        self._chunks = chunks  # its index in Document.chunks
+        self.ends = ends  # one past its last line: the blank line that follows it
+        self._len = length  # lines, line 0 and one past the text's end included (as Markdown's map)
 
     def start_of(self, ci: int) -> int | None:
         i = bisect.bisect_left(self._chunks, ci)
@@ -1318,30 +1308,33 @@ class Document:
         """A notebook's text: its cells' lines one after the other, a blank line after each ("one
         past the cell's end" is its own line). A cell's text as it was cut into lines is copied
         whole."""
-        cells = _CellLines()
-        starts, indexes, ends = cells._starts, cells._chunks, cells.ends
+        starts: list[int] = []
+        indexes: list[int] = []
+        ends: list[int] = []
         pieces: list[str] = []
         n = 1  # (line 0: none)
         for ci, c in enumerate(self.chunks):
             state = c.state
             if state == "skipped":
                 continue
-            count = len(c.lines)
-            if not count:
-                continue
             source = c.source
-            if source is not None and state == "code":
-                pieces += (source, "\n" if source[-1] == "\n" else "\n\n")
+            if state == "code":
+                count = len(c.lines)
+                if not count:
+                    continue
+                if source is not None:
+                    pieces += (source, "\n" if source[-1:] == "\n" else "\n\n")
+                else:
+                    pieces += ("\n".join(c.lines), "\n\n")
             else:
-                lines = c.lines if state == "code" else [UNKNOWN_LINE] + [""] * (count - 1)
-                pieces += ("\n".join(lines), "\n\n")
+                count = max(len(c.lines), 1)
+                pieces += ("\n".join([UNKNOWN_LINE] + [""] * (count - 1)), "\n\n")
             starts.append(n)
             indexes.append(ci)
             n += count
             ends.append(n)
             n += 1
-        cells._len = n + 1  # (one line past the text's end, as the list Markdown's map is)
-        self.line_map = cells
+        self.line_map = _CellLines(starts, indexes, ends, n + 1)
         self._breaks = ends
         self.text = "".join(pieces)
 
