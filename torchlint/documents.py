@@ -444,24 +444,16 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
         if type(cell) is not dict or cell.get("cell_type") != "code":
             continue
         source = cell.get("source")
-        if type(source) is list:
-            try:
-                source = "".join(source)
-            except TypeError:
-                continue  # an item that is not a string
-        elif type(source) is not str:
-            continue
+        if type(source) is not str:
+            source = _cell_text(source)
+            if source is None:
+                continue
         meta = cell.get("metadata")
         if meta and type(meta) is dict and "vscode" in meta:
             vscode = meta["vscode"]
             if isinstance(vscode, dict) and vscode.get("languageId", "python") not in ("python", "ipython"):
                 continue
-        if "\r" in source:
-            lines = python_lines(source)
-        else:
-            lines = source.split("\n")  # (python_lines at C speed: a final "\n" ends the last line)
-            if not lines[-1]:
-                lines.pop()
+        lines = python_lines(source)
         if _may_need_neutralising(lines, source):
             chunks.append(_chunk(i, 1, lines, lines, cell=i))
         elif ((percent := "%" in source) or "!" in source or "?" in source) and _ipython_hint(lines, source):
