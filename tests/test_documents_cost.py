@@ -32,17 +32,30 @@ def _shape(doc: documents.Document) -> tuple:
     return doc.text, [(c.state, c.lines, c.deltas, c.editable, c.parses, c.error) for c in doc.chunks]
 
 
+def _each_cell_alone(m) -> None:
+    """Every code cell checked on its own, as a Markdown block is: the cells left to the joint
+    check are made again by ``_chunk`` from their source lines."""
+    real = documents.notebook_chunks
+
+    def alone(nb: dict) -> list[documents.Chunk]:
+        return [documents._chunk(c.number, 1, c.originals, c.originals, cell=c.cell) if c.unchecked else c for c in real(nb)]
+
+    m.setattr(documents, "notebook_chunks", alone)
+
+
 def _built_alone(raw: str, monkeypatch) -> documents.Document:
     """The document with every cell checked on its own (the reference)."""
     with monkeypatch.context() as m:
-        m.setattr(documents, "_may_need_neutralising", lambda lines, source=None: True)
-        return build(raw, "nb.ipynb", "notebook")
+        _each_cell_alone(m)
+        doc = build(raw, "nb.ipynb", "notebook")
+    assert not any(c.unchecked for c in doc.chunks)
+    return doc
 
 
 def _lint(raw: str, monkeypatch, alone: bool) -> list:
     with monkeypatch.context() as m:
         if alone:
-            m.setattr(documents, "_may_need_neutralising", lambda lines, source=None: True)
+            _each_cell_alone(m)
         report = lint_text(raw, "nb.ipynb", "notebook", None)
     return [(f.cell, f.range, f.code, f.message, f.fix) for f in report.findings] + report.errors
 
@@ -455,6 +468,55 @@ def test_an_exercises_blanks_are_checked_alone_before_the_cells_are_parsed_toget
     assert len(texts) == 1
     assert [c.state for c in doc.chunks].count("broken") == 2
     assert doc.python_tree() is not None
+
+
+def test_an_exercise_after_many_headers_is_still_found_by_its_line(monkeypatch):
+    # Each open header's line is counted on from the one before; those with no empty line after
+    # them cannot end a cell and are passed over. Decoys: a comment after a header, an empty line
+    # inside a cell after one, and an unfinished `def` in the middle and at the end.
+    decoys = [
+        f"for i in range({i}):\n    # step {i}\n    print(i)" if i % 2 else f"def f{i}():\n    # helper\n\n    return {i}"
+        for i in range(12)
+    ]
+    cells = (*decoys[:7], "def train(model):\n    # your code here", *decoys[7:], "class Net:\n    # TODO")
+    raw = notebook(*cells)
+    reference = _shape(_built_alone(raw, monkeypatch))
+    texts = _whole_parses(monkeypatch)
+    doc = build(raw, "nb.ipynb", "notebook")
+    assert _shape(doc) == reference
+    assert len(texts) == 1
+    assert [c.number for c in doc.chunks if c.state == "broken"] == [16, 28]
+
+
+def _laid_out(doc: documents.Document) -> tuple[str, list]:
+    """A notebook's text and line map as their definition says: each cell's lines (a cell that does
+    not parse: the unknown marker, then blank lines), then an empty line."""
+    text, line_map = "", [None]
+    for ci, c in enumerate(doc.chunks):
+        if c.state == "skipped" or (c.state == "code" and not c.lines):
+            continue
+        lines = c.lines if c.state == "code" else [documents.UNKNOWN_LINE] + [""] * (max(len(c.lines), 1) - 1)
+        text += "".join(line + "\n" for line in lines) + "\n"
+        line_map += [(ci, k) for k in range(len(lines))] + [None]
+    return text, line_map + [None]
+
+
+@pytest.mark.parametrize("cells", [*EDGE_CASES, ("", "x = 1", "\n", "y = 2\n\n"), ("%matplotlib inline\nimport torch", "x = 1\n"), ("x = 1",)])
+def test_a_notebooks_text_is_its_cells_lines_each_followed_by_an_empty_line(cells):
+    doc = build(notebook(*cells), "nb.ipynb", "notebook")
+    text, line_map = _laid_out(doc)
+    assert doc.text == text
+    assert list(doc.line_map) == line_map and len(doc.line_map) == len(line_map)
+    assert doc._breaks == [n for n, entry in enumerate(line_map) if entry is None][1:-1]
+
+
+def test_random_notebooks_are_laid_out_as_their_definition_says():
+    rng = random.Random(11)
+    for _ in range(300):
+        cells = ["\n".join(rng.choice(_SNIPPETS) for _ in range(rng.randint(0, 4))) + rng.choice(["", "\n", "\n\n"]) for _ in range(rng.randint(1, 6))]
+        doc = build(notebook(*cells), "nb.ipynb", "notebook")
+        text, line_map = _laid_out(doc)
+        assert (doc.text, list(doc.line_map)) == (text, line_map), cells
 
 
 def test_a_broken_cell_is_parsed_once(monkeypatch):

@@ -29,8 +29,8 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import chain, compress, repeat
-from operator import attrgetter, le, not_
+from itertools import accumulate, chain, compress, repeat
+from operator import add, attrgetter, contains, is_, le, not_
 
 from torchlint.gc_pause import gc_paused
 from torchlint.diagnostics import Edit, FileReport, Finding, Fix, Range, Related, evolve
@@ -163,6 +163,7 @@ def _tree_or_error(text: str) -> tuple[ast.Module | None, int | None]:
 
 
 _END_LINE = attrgetter("end_lineno")
+_SOURCE, _LINES, _STATE = attrgetter("source"), attrgetter("lines"), attrgetter("state")
 _LINENO = attrgetter("lineno")
 # Document._joint_check parses the text again after each cell that does not parse (an exercise's
 # blanks) until the failed parses have cost about this many times the text: then each cell is
@@ -275,7 +276,13 @@ def _neutralise_lines(out: list[str], deltas: list[int], editable: list[bool], l
 def _make_python(out: list[str], deltas: list[int], editable: list[bool]) -> int:
     """Make the IPython lines Python, in place; the index of the first line changed, or -1."""
     first = -1
-    for k, line in enumerate(out):
+    # Only a line holding ``!``, ``%`` or ``?`` can be IPython syntax (found at C level: a cell's
+    # other lines are most of it).
+    marked: set[int] = set()
+    for mark in ("!", "%", "?"):
+        marked.update(compress(range(len(out)), map(contains, out, repeat(mark))))
+    for k in sorted(marked):
+        line = out[k]
         if not editable[k]:
             continue
         stripped = line.lstrip()
@@ -440,6 +447,7 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
     chunks: list[Chunk] = []
     if not _notebook_language(nb).startswith("python"):
         return chunks  # an R or Julia notebook: nothing here is Python
+    append = chunks.append
     for i, cell in enumerate(nb["cells"], start=1):
         if type(cell) is not dict or cell.get("cell_type") != "code":
             continue
@@ -453,20 +461,31 @@ def notebook_chunks(nb: dict) -> list[Chunk]:
             vscode = meta["vscode"]
             if isinstance(vscode, dict) and vscode.get("languageId", "python") not in ("python", "ipython"):
                 continue
-        lines = python_lines(source)
-        if _may_need_neutralising(lines, source):
-            chunks.append(_chunk(i, 1, lines, lines, cell=i))
-        elif ((percent := "%" in source) or "!" in source or "?" in source) and _ipython_hint(lines, source):
-            chunks.append(_ipython_cell(i, lines))
-        elif "\r" in source or (percent and "%%" in source):
-            chunks.append(_chunk(i, 1, lines, lines, cell=i, defer=True))
-        else:
-            # Checked with the other cells, by one parse of the whole text. It has no cell magic to
-            # blank: its lines are as cut, and its text is kept (the lines are shared with
-            # ``originals`` until a change: see _settle_alone).
-            n = len(lines)
-            chunks.append(Chunk(i, 1, lines, [0] * n, [True] * n, i, originals=lines, unchecked=True, source=source))
+        if "%" in source or "!" in source or "?" in source or "\\" in source or "\r" in source:
+            append(_marked_cell(i, source))
+            continue
+        # Checked with the other cells, by one parse of the notebook's text. It has no cell magic to
+        # blank: its lines are as cut, and its text is kept (the lines are shared with ``originals``
+        # until a change: see _settle_alone).
+        lines = source.split("\n")  # (python_lines: no "\r" here)
+        if not lines[-1]:
+            lines.pop()
+        n = len(lines)
+        append(Chunk(i, 1, lines, [0] * n, [True] * n, i, originals=lines, unchecked=True, source=source))
     return chunks
+
+
+def _marked_cell(i: int, source: str) -> Chunk:
+    """The chunk of a cell whose text holds a mark of IPython syntax, a backslash or a ``\\r``."""
+    lines = python_lines(source)
+    if _may_need_neutralising(lines, source):
+        return _chunk(i, 1, lines, lines, cell=i)
+    if ((percent := "%" in source) or "!" in source or "?" in source) and _ipython_hint(lines, source):
+        return _ipython_cell(i, lines)
+    if "\r" in source or (percent and "%%" in source):
+        return _chunk(i, 1, lines, lines, cell=i, defer=True)
+    n = len(lines)
+    return Chunk(i, 1, lines, [0] * n, [True] * n, i, originals=lines, unchecked=True, source=source)
 
 
 def _ipython_cell(i: int, lines: list[str]) -> Chunk:
@@ -1086,19 +1105,32 @@ class Document:
             if entry is not None and chunks[entry[0]].unchecked:
                 found[entry[0]] = chunks[entry[0]]
 
+        # A match's line is counted on from the previous match's (matches come in order of place).
+        counted = [0, 1]  # (offset, its line)
+
+        def line_of(start: int) -> int:
+            line = counted[1] + text.count("\n", counted[0], start)
+            counted[:] = start, line
+            return line
+
         for m in _BLANK_ASSIGNMENT.finditer(text):
             start = text.rfind("\n", 0, m.start()) + 1
             head = text[start : m.start()]
             # (not in a comment, ``# lr = ``; nor a call's keyword argument, ``f(x=`` then its value)
             if head.strip() and "#" not in head and head.count("(") <= head.count(")") and head.count("[") <= head.count("]"):
-                note(text.count("\n", 0, start) + 1)
+                note(line_of(start))
+        counted[:] = 0, 1
         for m in _OPEN_HEADER.finditer(text):
+            lines_after = m.group()
+            # A cell's break is an empty line: one among the lines after the header shows as "\n\n".
+            if "\n\n" not in lines_after:
+                continue
             start = text.rfind("\n", 0, m.start()) + 1
             if "#" in text[start : m.start()]:
                 continue  # (a colon in a comment)
-            header = text.count("\n", 0, start) + 1
+            header = line_of(start)
             k = bisect.bisect_right(breaks, header)
-            if k < len(breaks) and breaks[k] < header + m.group().count("\n"):
+            if k < len(breaks) and breaks[k] < header + lines_after.count("\n"):
                 note(header)  # (a cell's break among the lines after it)
         return [found[ci] for ci in sorted(found)]
 
@@ -1300,7 +1332,22 @@ class Document:
         """A notebook's text: its cells' lines one after the other, a blank line after each ("one
         past the cell's end" is its own line). A cell's text as it was cut into lines is copied
         whole."""
-        starts: list[int] = []
+        chunks = self.chunks
+        counts = list(map(len, map(_LINES, chunks)))
+        if chunks and 0 not in counts and set(map(_STATE, chunks)) == {"code"}:
+            # (most notebooks: every cell is code, laid out at C level) A cell's text and its break:
+            # the text less a final "\n", then "\n\n"; a cell whose lines were changed, its lines.
+            sources = list(map(_SOURCE, chunks))
+            for k in compress(range(len(chunks)), map(is_, sources, repeat(None))):
+                sources[k] = "\n".join(chunks[k].lines) + "\n"
+            starts = list(accumulate(map(add, counts, repeat(1)), initial=1))
+            n = starts.pop()
+            ends = list(map(add, starts, counts))
+            self.line_map = _CellLines(starts, list(range(len(chunks))), ends, n + 1)
+            self._breaks = ends
+            self.text = "\n\n".join(map(str.removesuffix, sources, repeat("\n"))) + "\n\n"
+            return
+        starts = []
         indexes: list[int] = []
         ends: list[int] = []
         pieces: list[str] = []
