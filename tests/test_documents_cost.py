@@ -488,6 +488,23 @@ def test_an_exercise_after_many_headers_is_still_found_by_its_line(monkeypatch):
     assert [c.number for c in doc.chunks if c.state == "broken"] == [16, 28]
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "def train(model):\n    # your code\n\n    # and here",
+        "if ready:  # check: later\n    # your code",
+        "class Net:\t\n",
+        "for batch in loader:\n    x = batch\n    with torch.no_grad():",
+    ],
+)
+def test_a_block_header_that_ends_its_cell_is_checked_alone_first(cell, monkeypatch):
+    raw = notebook("import torch", cell, "print(torch)")
+    texts = _whole_parses(monkeypatch)
+    doc = build(raw, "nb.ipynb", "notebook")
+    assert len(texts) == 1
+    assert [c.state for c in doc.chunks] == ["code", "broken", "code"]
+
+
 def _laid_out(doc: documents.Document) -> tuple[str, list]:
     """A notebook's text and line map as their definition says: each cell's lines (a cell that does
     not parse: the unknown marker, then blank lines), then an empty line."""
@@ -556,6 +573,7 @@ def test_a_broken_cell_is_parsed_once(monkeypatch):
         "loss = f(x=\n    2)",  # (a keyword argument's value on the next line)
         "d = {'a':\n     1}",
         "for x in y:\n    pass  # end:",
+        "x = 1  # note:\ny = 2",
     ],
 )
 def test_cells_that_only_look_unfinished_are_checked_with_the_others(cell, monkeypatch):

@@ -133,8 +133,6 @@ class Chunk:
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
 _BLANK_ASSIGNMENT = re.compile(r"=[ \t]*(?:#[^\n]*)?$", re.M)
-# A block header followed by blank or comment lines only (in a notebook's text, a cell's end is one).
-_OPEN_HEADER = re.compile(r":[ \t]*(?:#[^\n]*)?\n(?:[ \t]*(?:#[^\n]*)?\n)+")
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
 
 
@@ -1095,43 +1093,36 @@ class Document:
     def _unfinished_cells(self) -> list[Chunk]:
         """The unchecked cells that look like an exercise left for the reader: an assignment with
         nothing to assign (``model = ``, ``lr = # TODO``) or a block header that ends the cell (a
-        ``def`` whose body is all comments). A guess, from one search of the text for each: it
-        only decides which cells are parsed on their own first."""
-        text, line_map, chunks, breaks = self.text, self.line_map, self.chunks, self._breaks or []
+        ``def`` whose body is all comments). A guess, from one search of the text for the first and
+        a look at each cell's last lines for the second: it only decides which cells are parsed on
+        their own first."""
+        text, line_map, chunks = self.text, self.line_map, self.chunks
         found: dict[int, Chunk] = {}
-
-        def note(line: int) -> None:
-            entry = line_map[line] if 0 < line < len(line_map) else None
-            if entry is not None and chunks[entry[0]].unchecked:
-                found[entry[0]] = chunks[entry[0]]
-
-        # A match's line is counted on from the previous match's (matches come in order of place).
-        counted = [0, 1]  # (offset, its line)
-
-        def line_of(start: int) -> int:
-            line = counted[1] + text.count("\n", counted[0], start)
-            counted[:] = start, line
-            return line
-
+        line, counted = 1, 0  # (a match's line, counted on from the previous match's)
         for m in _BLANK_ASSIGNMENT.finditer(text):
             start = text.rfind("\n", 0, m.start()) + 1
             head = text[start : m.start()]
             # (not in a comment, ``# lr = ``; nor a call's keyword argument, ``f(x=`` then its value)
             if head.strip() and "#" not in head and head.count("(") <= head.count(")") and head.count("[") <= head.count("]"):
-                note(line_of(start))
-        counted[:] = 0, 1
-        for m in _OPEN_HEADER.finditer(text):
-            lines_after = m.group()
-            # A cell's break is an empty line: one among the lines after the header shows as "\n\n".
-            if "\n\n" not in lines_after:
+                line += text.count("\n", counted, start)
+                counted = start
+                entry = line_map[line] if 0 < line < len(line_map) else None
+                if entry is not None and chunks[entry[0]].unchecked:
+                    found[entry[0]] = chunks[entry[0]]
+        # A block header that ends its cell: the cell's last line that is not blank or a comment
+        # ends with a colon (before a comment; not a colon within the comment: ``x = 1  # note:``).
+        for ci, c in enumerate(chunks):
+            if not c.unchecked:
                 continue
-            start = text.rfind("\n", 0, m.start()) + 1
-            if "#" in text[start : m.start()]:
-                continue  # (a colon in a comment)
-            header = line_of(start)
-            k = bisect.bisect_right(breaks, header)
-            if k < len(breaks) and breaks[k] < header + lines_after.count("\n"):
-                note(header)  # (a cell's break among the lines after it)
+            lines = c.lines
+            k = len(lines) - 1
+            while k >= 0 and lines[k].lstrip(" \t")[:1] in ("", "#"):
+                k -= 1
+            if k >= 0:
+                line = lines[k]
+                comment = line.find("#")
+                if (line if comment < 0 else line[:comment]).rstrip(" \t").endswith(":"):
+                    found[ci] = c
         return [found[ci] for ci in sorted(found)]
 
     def _settle_alone(self, chunks: list[Chunk], likely_refused: bool = False) -> None:
