@@ -455,10 +455,10 @@ def _whole_parses(monkeypatch) -> list[str]:
 
 
 def test_an_exercises_blanks_are_checked_alone_before_the_cells_are_parsed_together(monkeypatch):
-    # `model = `, `lr = # TODO` and a `def` whose body is all comments would each fail the whole
+    # `model = `, `lr = # TODO`, `one_hot = pass` and a `def` whose body is all comments would each fail the whole
     # text's parse: such cells are checked on their own first, and the text is parsed once.
     clean = [f"step_{i} = {i}\nprint(step_{i})" for i in range(8)]
-    cells = (*clean[:3], "model = ", *clean[3:5], "def train(model):\n    # your code here", clean[5], "lr = # TODO\nopt = 1", *clean[6:])
+    cells = (*clean[:3], "model = ", *clean[3:5], "def train(model):\n    # your code here", clean[5], "lr = # TODO\nopt = 1", *clean[6:7], "one_hot = pass", *clean[7:])
     raw = notebook(*cells)
     reference = _shape(_built_alone(raw, monkeypatch))
     calls, texts = _cell_parses(monkeypatch), _whole_parses(monkeypatch)
@@ -466,7 +466,7 @@ def test_an_exercises_blanks_are_checked_alone_before_the_cells_are_parsed_toget
     assert _shape(doc) == reference
     assert [code for code in calls if "step_" in code] == []
     assert len(texts) == 1
-    assert [c.state for c in doc.chunks].count("broken") == 2
+    assert [c.state for c in doc.chunks].count("broken") == 3
     assert doc.python_tree() is not None
 
 
@@ -565,6 +565,31 @@ def test_a_broken_cell_is_parsed_once(monkeypatch):
         assert compiled.count(code) == 0, code
 
 
+def test_the_statement_at_a_cells_error_is_asked_of_the_parser_only(monkeypatch):
+    # A cell that does not parse keeps its statements that do (each asked on its own); the one at
+    # the parser's error is asked of the parser directly: compiling it first would fail as well.
+    parsed: list[str] = []
+    compiled: list[str] = []
+    real_parse, real_compile = ast.parse, builtins.compile
+
+    def parse(source, *args, **kwargs):
+        parsed.append(source)
+        return real_parse(source, *args, **kwargs)
+
+    def compile_(source, *args, **kwargs):
+        if not (len(args) > 2 and args[2] & ast.PyCF_ONLY_AST):  # (ast.parse's own call)
+            compiled.append(source)
+        return real_compile(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", parse)
+    monkeypatch.setattr(builtins, "compile", compile_)
+    doc = build(notebook("import torch", "x = it.next()\nz = 1 +\ny = 2"), "nb.ipynb", "notebook")
+    cell = doc.chunks[1]
+    assert cell.state == "code" and cell.error is not None and cell.error.range.line == 2
+    assert parsed.count("z = 1 +\n") == 1 and compiled.count("z = 1 +\n") == 0
+    assert compiled.count("x = it.next()\n") == 1
+
+
 @pytest.mark.parametrize(
     "cell",
     [
@@ -589,7 +614,7 @@ def test_a_cell_that_does_not_parse_leaves_the_others_checked_together(monkeypat
     # error's line (the cell it is in, or the one before, left open) and the others are parsed
     # together again.
     clean = [f"step_{i} = {i}\nprint(step_{i})" for i in range(8)]
-    cells = (clean[0], "try:\n    x = 1", *clean[1:3], "one_hot = pass", *clean[3:])
+    cells = (clean[0], "try:\n    x = 1", *clean[1:3], "one_hot = 1 +", *clean[3:])
     raw = notebook(*cells)
     reference = _shape(_built_alone(raw, monkeypatch))
     calls, texts = _cell_parses(monkeypatch), _whole_parses(monkeypatch)

@@ -132,7 +132,8 @@ class Chunk:
 
 _MAGIC = re.compile(r"^(?P<indent>[ \t]*)(?P<pct>%{1,2})(?P<name>[A-Za-z_][\w.]*)(?P<rest>.*)$")
 _ASSIGN_MAGIC = re.compile(r"^(?P<lhs>[ \t]*[A-Za-z_][\w.,\s\[\]]*?\s*=\s*)(?P<magic>[!%].*)$")
-_BLANK_ASSIGNMENT = re.compile(r"=[ \t]*(?:#[^\n]*)?$", re.M)
+# An assignment with nothing to assign (``model = ``, ``lr = # TODO``, ``x = pass``: an exercise's blank).
+_BLANK_ASSIGNMENT = re.compile(r"=[ \t]*(?:pass[ \t]*)?(?:#[^\n]*)?$", re.M)
 _HELP = re.compile(r"^[ \t]*(\?{1,2}[\w.\[\]()*]+|[\w.\[\]()*]+\?{1,2})[ \t]*$")
 
 
@@ -1237,15 +1238,17 @@ class Document:
             if self.kind != "notebook" and self._repair_elision(c):
                 continue
             error = _syntax_error(code, self.path, c)
-            if self._salvage(c):
+            if self._salvage(c, None if error is None else error.range.line - 1):
                 c.error = error  # its TL001 stands; the statements that parse are linted
                 continue
             c.state = "broken"
             c.error = error
 
-    def _salvage(self, c: Chunk) -> bool:
+    def _salvage(self, c: Chunk, error_line: int | None = None) -> bool:
         """Keep the top-level statements of a chunk that parse (an exercise cell's ``ps = `` placeholder
-        must not hide the ``it.next()`` above it); each one that does not becomes an unknown marker."""
+        must not hide the ``it.next()`` above it); each one that does not becomes an unknown marker.
+        (``error_line``: the chunk's line, 0-based, of the parser's error: its statement is asked of
+        the parser directly.)"""
         starts = []
         previous = ""
         for k, line in enumerate(c.lines):
@@ -1259,7 +1262,7 @@ class Document:
         lines, editable = list(c.lines), list(c.editable)
         kept = False
         for a, b in zip(starts, starts[1:] + [len(lines)]):
-            if _parses("\n".join(c.lines[a:b]) + "\n"):
+            if _parses("\n".join(c.lines[a:b]) + "\n", error_line is not None and a <= error_line < b):
                 kept = kept or any(line.strip() and not line.lstrip().startswith("#") for line in c.lines[a:b])
                 continue
             lines[a : b] = [UNKNOWN_LINE] + [""] * (b - a - 1)
