@@ -1093,7 +1093,7 @@ class Document:
 
     def _unfinished_cells(self) -> list[Chunk]:
         """The unchecked cells that look like an exercise left for the reader: an assignment with
-        nothing to assign (``model = ``, ``lr = # TODO``) or a block header that ends the cell (a
+        nothing to assign (``model = ``, ``lr = # TODO``, ``x = pass``) or a block header that ends the cell (a
         ``def`` whose body is all comments). A guess, from one search of the text for the first and
         a look at each cell's last lines for the second: it only decides which cells are parsed on
         their own first."""
@@ -1120,9 +1120,9 @@ class Document:
             while k >= 0 and lines[k].lstrip(" \t")[:1] in ("", "#"):
                 k -= 1
             if k >= 0:
-                line = lines[k]
-                comment = line.find("#")
-                if (line if comment < 0 else line[:comment]).rstrip(" \t").endswith(":"):
+                last = lines[k]
+                comment = last.find("#")
+                if (last if comment < 0 else last[:comment]).rstrip(" \t").endswith(":"):
                     found[ci] = c
         return [found[ci] for ci in sorted(found)]
 
