@@ -536,11 +536,8 @@ def test_random_notebooks_are_laid_out_as_their_definition_says():
         assert (doc.text, list(doc.line_map)) == (text, line_map), cells
 
 
-def test_a_broken_cell_is_parsed_once(monkeypatch):
-    # The parser's refusal is remembered for the whole build (checked alone, then asked again for
-    # its TL001, a cell would otherwise be parsed again each time; the compiler is not asked first
-    # of a cell that looks unfinished, as its refusal costs what the parser's does).
-    cells = ("import torch", "model = ", "x = torch.ones(2)", "def train(m):\n    # TODO", "lr = # TODO")
+def _parser_and_compiler_calls(monkeypatch) -> tuple[list[str], list[str]]:
+    """Record the texts given to the parser (``ast.parse``) and to the compiler (a code object)."""
     parsed: list[str] = []
     compiled: list[str] = []
     real_parse, real_compile = ast.parse, builtins.compile
@@ -556,6 +553,15 @@ def test_a_broken_cell_is_parsed_once(monkeypatch):
 
     monkeypatch.setattr(ast, "parse", parse)
     monkeypatch.setattr(builtins, "compile", compile_)
+    return parsed, compiled
+
+
+def test_a_broken_cell_is_parsed_once(monkeypatch):
+    # The parser's refusal is remembered for the whole build (checked alone, then asked again for
+    # its TL001, a cell would otherwise be parsed again each time; the compiler is not asked first
+    # of a cell that looks unfinished, as its refusal costs what the parser's does).
+    cells = ("import torch", "model = ", "x = torch.ones(2)", "def train(m):\n    # TODO", "lr = # TODO")
+    parsed, compiled = _parser_and_compiler_calls(monkeypatch)
     doc = build(notebook(*cells), "nb.ipynb", "notebook")
     broken = [c for c in doc.chunks if c.state == "broken"]
     assert len(broken) == 3
@@ -568,21 +574,7 @@ def test_a_broken_cell_is_parsed_once(monkeypatch):
 def test_the_statement_at_a_cells_error_is_asked_of_the_parser_only(monkeypatch):
     # A cell that does not parse keeps its statements that do (each asked on its own); the one at
     # the parser's error is asked of the parser directly: compiling it first would fail as well.
-    parsed: list[str] = []
-    compiled: list[str] = []
-    real_parse, real_compile = ast.parse, builtins.compile
-
-    def parse(source, *args, **kwargs):
-        parsed.append(source)
-        return real_parse(source, *args, **kwargs)
-
-    def compile_(source, *args, **kwargs):
-        if not (len(args) > 2 and args[2] & ast.PyCF_ONLY_AST):  # (ast.parse's own call)
-            compiled.append(source)
-        return real_compile(source, *args, **kwargs)
-
-    monkeypatch.setattr(ast, "parse", parse)
-    monkeypatch.setattr(builtins, "compile", compile_)
+    parsed, compiled = _parser_and_compiler_calls(monkeypatch)
     doc = build(notebook("import torch", "x = it.next()\nz = 1 +\ny = 2"), "nb.ipynb", "notebook")
     cell = doc.chunks[1]
     assert cell.state == "code" and cell.error is not None and cell.error.range.line == 2
