@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from torchlint import documents
+from torchlint import documents, gates
 from torchlint.documents import CONVENTIONAL_IMPORTS, build, conventional_import
 from torchlint.engine import LintOptions, lint_source
 from torchlint.rules import default_codes
@@ -303,18 +303,33 @@ def test_a_notebook_is_compiled_by_cpython_as_often_as_a_py_file(monkeypatch):
 )
 def test_names_first_agrees_with_the_text_tests(cells):
     """The facts test only names the code reads as names (an attribute, ``obj.nn``, is given no
-    conventional module): the same trigger names as the text's tests kept to those names, and the
-    gate counts only their conventions."""
+    conventional module) and that no import binds to their own module (``import numpy as np``):
+    the same trigger names as the text's tests kept to those names, and the gate counts only
+    their conventions, which extend its import table as all the names the code reads would."""
     conventions = dict(CONVENTIONAL_IMPORTS, né="x")
     doc = build(notebook(*cells), "nb.ipynb", "notebook")
     facts = doc.facts(conventions)
-    names = doc._code_names()
+    names = doc._code_names(conventions)
     if cells[0].startswith("obj.nn"):
         assert "nn" not in facts.read_conventions
+    tree = doc.python_tree()
+    base = gates.ImportTable()
+    if tree is not None:
+        gates._scan(tree.body, base)
+    unbound = {n for n, m in conventions.items() if m not in base.bindings.get(n, ())}
     by_text = documents._unbound_conventional(doc.text, conventions)
-    expected = by_text if names is None else by_text & names
+    expected = by_text & unbound if names is None else by_text & names & unbound
     assert {n for n in conventions if conventional_import(n, conventions[n]) in facts.trigger_text.splitlines()} == expected
-    assert set(facts.read_conventions) == (set(conventions) if names is None else set(conventions) & names)
+    assert set(facts.read_conventions) == (set(conventions) if names is None else set(conventions) & names & unbound)
+
+    def extended(read: set[str]) -> dict[str, set[str]]:
+        out = {n: set(ms) for n, ms in base.bindings.items()}
+        for n in read:
+            out.setdefault(n, set()).add(conventions[n])
+        return out
+
+    if names is not None:
+        assert extended(set(facts.read_conventions)) == extended(set(conventions) & names)
 
 
 @pytest.mark.parametrize(

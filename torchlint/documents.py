@@ -1376,7 +1376,19 @@ class Document:
     def facts(self, conventions: Mapping[str, str]) -> DocumentFacts:
         labels = _Labels(self.line_map, self.chunks)
         self._conventions = conventions
-        names = self._code_names() if conventions else None
+        tree = self.python_tree() if conventions else None
+        if tree is not None:
+            # A conventional name that an import binds to its own module (``import torch.nn as nn``)
+            # changes nothing: the engine's gate counts that import already, and where the resolver
+            # gives the name its convention, the module is the import's. Only the others are looked
+            # at. (The import table is the one the gate then asks for: see gates.imports_of.)
+            from torchlint.gates import imports_of
+
+            bound = imports_of(self.text, tree).bindings
+            conventions = {n: m for n, m in conventions.items() if m not in bound.get(n, ())}
+            names = self._code_names(conventions) if conventions else frozenset()
+        else:
+            names = None
         used = _unbound_conventional(self.text, conventions, names)
         # The imports a reader would add: valid Python, so that pre-filters that parse (the
         # knowledge prescan) see the conventional names bound, not a syntax error.
@@ -1385,12 +1397,12 @@ class Document:
         if self.kind != "notebook" and any(c.weak for c in self.chunks):  # (only unlabelled fences are weak)
             weak = frozenset(n for n, e in enumerate(self.line_map) if e is not None and self.chunks[e[0]].weak)
         read = None if names is None else {n: m for n, m in conventions.items() if n in names}
-        return DocumentFacts(self.kind, labels, dict(conventions), self._import_line, trigger_text, weak, read)
+        return DocumentFacts(self.kind, labels, dict(self._conventions), self._import_line, trigger_text, weak, read)
 
-    def _code_names(self) -> frozenset[str] | None:
-        """The conventional names the code reads as variables (CPython's code object: never in a
-        string or a comment, nor as an attribute, ``kb.models``, or a target), or None when the text
-        has no tree or does not compile. The compile is the one the lint's verdict then reuses
+    def _code_names(self, candidates: Iterable[str]) -> frozenset[str] | None:
+        """The ``candidates`` the code reads as variables (CPython's code object: never in a string
+        or a comment, nor as an attribute, ``kb.models``, or a target), or None when the text has no
+        tree or does not compile. The compile is the one the lint's verdict then reuses
         (engine.compiled_tree)."""
         tree = self.python_tree()
         if tree is None or not _NAMES_KEEP_DEAD_CODE:
@@ -1400,7 +1412,7 @@ class Document:
         code = compiled_tree(tree, self.path)
         if code is None:
             return None
-        return frozenset(_read_as_names(code, CONVENTIONAL_IMPORTS if self._conventions is None else self._conventions))
+        return frozenset(_read_as_names(code, candidates))
 
     def _import_line(self) -> int | None:
         for ci, c in enumerate(self.chunks):

@@ -193,6 +193,18 @@ def import_table(source: str, conventions: Mapping[str, str] | None = None) -> I
     return extended
 
 
+def imports_of(source: str, tree: ast.Module) -> ImportTable:
+    """The import table of ``source``, read from ``tree``, its CPython tree (a document's, which
+    building it parsed), and kept as :func:`import_table`'s answer for this very text until the
+    lint ends."""
+    global _last
+    if _last is None or _last[0] is not source or _last[1] is None:
+        table = ImportTable()
+        _scan(tree.body, table)
+        _last = (source, table)
+    return _last[1]  # type: ignore[return-value]
+
+
 def python_tree_ok(source: str) -> bool:
     """Can CPython parse the text (then the pre-checks may judge it)?"""
     return import_table(source) is not None
