@@ -8,6 +8,7 @@ import builtins
 import json
 import random
 import re
+import sys
 
 import pytest
 
@@ -678,3 +679,16 @@ def test_the_compilers_warnings_reach_no_one():
         lint_text(notebook("%matplotlib inline\nx = 1", "print(x is 1)"), "nb.ipynb", "notebook", None)
         documents._parses(code)
     assert [str(w.message) for w in seen if issubclass(w.category, SyntaxWarning)] == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="possessive quantifiers: Python 3.11 on")
+def test_the_blank_assignment_search_finds_what_its_backtracking_form_finds():
+    """The unfinished-cell search's pattern is possessive where Python allows it (no backtracking
+    after each failed attempt): it must match exactly where the plain pattern of the older Pythons does."""
+    plain = re.compile(r"=[ \t]*(?:pass[ \t]*)?(?:#[^\n]*)?$", re.M)
+    assert documents._BLANK_ASSIGNMENT.pattern != plain.pattern
+    pieces = ["=", "==", " ", "\t", "pass", "pas", "p", "#", "# c", "x", "\n", "= pass", "(", ")"]
+    rnd = random.Random(11)
+    for _ in range(20000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
+        assert [m.span() for m in documents._BLANK_ASSIGNMENT.finditer(text)] == [m.span() for m in plain.finditer(text)], repr(text)
