@@ -692,3 +692,25 @@ def test_the_blank_assignment_search_finds_what_its_backtracking_form_finds():
     for _ in range(20000):
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
         assert [m.span() for m in documents._BLANK_ASSIGNMENT.finditer(text)] == [m.span() for m in plain.finditer(text)], repr(text)
+
+
+def test_a_notebooks_decoded_json_is_let_go_once_its_cells_are_read(monkeypatch):
+    """Most of a notebook's JSON is outputs: the document keeps its cells' text, not the decoded
+    JSON, so the lint's own objects can reuse that memory."""
+    import weakref
+
+    class Decoded(dict):  # (a dict that can be referred to weakly)
+        pass
+
+    decoded = []
+    real = json.loads
+
+    def loads(text, *args, **kwargs):
+        out = Decoded(real(text, *args, **kwargs))
+        decoded.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(documents.json, "loads", loads)
+    doc = build(notebook("import torch", "x = torch.ones(2)"), "nb.ipynb", "notebook")
+    assert len(decoded) == 1 and decoded[0]() is None
+    assert "x = torch.ones(2)" in doc.text

@@ -769,10 +769,11 @@ class DocumentFacts:
     trigger_text: str = ""
     # Text lines of weak chunks (see Chunk.weak).
     weak_lines: frozenset[int] = frozenset()
-    # The conventions of the names the compiled code reads (all of them where that is unknown): the
-    # engine's qualified-name gate counts only these as imports. A name the code never reads resolves
-    # nothing, and testing its chains on the text (``F.dropout``, ``nn.utils.rnn...`` in a docstring)
-    # costs a search each and wakes rules for nothing.
+    # The conventions of the names the compiled code reads (all of them where that is unknown), but
+    # for those an import binds to their own module already: the engine's qualified-name gate counts
+    # only these as imports. A name the code never reads resolves nothing, and testing its chains on
+    # the text (``F.dropout``, ``nn.utils.rnn...`` in a docstring) costs a search each and wakes
+    # rules for nothing; a name an import binds to its own module adds nothing to the gate's table.
     read_conventions: Mapping[str, str] | None = None  # (None: set to ``conventions``)
 
     def __post_init__(self) -> None:
@@ -1019,12 +1020,11 @@ class _CellLines(Sequence[tuple[int, int] | None]):
 class Document:
     """A file's original text, the Python text that is linted, and the map between them."""
 
-    def __init__(self, kind: str, path: str, original: str, chunks: list[Chunk], *, notebook: dict | None = None) -> None:
+    def __init__(self, kind: str, path: str, original: str, chunks: list[Chunk]) -> None:
         self.kind = kind
         self.path = path
         self.original = original
         self.chunks = chunks
-        self.notebook = notebook
         # CPython's tree of ``text`` when building the document parsed it: (text, tree).
         self._tree: tuple[str, ast.Module] | None = None
         self._conventions: Mapping[str, str] | None = None
@@ -1752,8 +1752,9 @@ def build(text: str, path: str, kind: str) -> Document:
     """The Document of a file's text. Raises :class:`SourceError` for an unreadable notebook."""
     _refused.clear()  # (what one build learnt: a file's cells are not another's)
     if kind == "notebook":
-        nb = read_notebook(text, path)
-        return Document(kind, path, text, notebook_chunks(nb), notebook=nb)
+        # (The decoded JSON goes once its cells are read: most of it is outputs, which, kept through
+        # the lint, would hold memory the lint's own objects could reuse.)
+        return Document(kind, path, text, notebook_chunks(read_notebook(text, path)))
     if kind == "rst":
         return Document(kind, path, text, rst_chunks(text))
     return Document("markdown", path, text, markdown_chunks(text))

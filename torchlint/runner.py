@@ -107,7 +107,7 @@ def lint_document_text(
     text: str, path: str, language: str, options: LintOptions = LintOptions(), conventions: Mapping[str, str] | None = None
 ) -> FileReport:
     # No cyclic GC from the parse that builds the document to the end of its lint, nor while
-    # the document is still there to be scanned (its cells, its JSON).
+    # the document is still there to be scanned (its cells).
     with documents.gc_paused():
         try:
             doc = documents.build(text, path, language)
