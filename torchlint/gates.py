@@ -176,10 +176,9 @@ def import_table(source: str, conventions: Mapping[str, str] | None = None) -> I
             tree = python_ast(source, keep=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             table = None
+            _last = (source, None)
         else:
-            table = ImportTable()
-            _scan(tree.body, table)
-        _last = (source, table)
+            table = imports_of(source, tree)
     if table is None or not conventions:
         return table
     if _last_with is not None and _last_with[0] is table and _last_with[1] is conventions:
